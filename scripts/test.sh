@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The one test command: the whole suite on SQLite, then again on a throwaway PostgreSQL cluster
+# when the server binaries are installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "=== yingji tests on SQLite"
+YINGJI_TEST_DATABASE_URL= cargo test --all-targets "$@"
+
+PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+if [ ! -x "$PG_BIN/initdb" ]; then
+  echo "!!! ================================================================="
+  echo "!!! PostgreSQL server binaries not found in $PG_BIN:"
+  echo "!!! ran the suite on SQLite ONLY. Install postgresql-15 to test both."
+  echo "!!! ================================================================="
+  exit 0
+fi
+
+pgdir=$(mktemp -d /tmp/yingji-pg.XXXXXX)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+# The server refuses to run as root: run it as the unprivileged `postgres` user when we are root.
+if [ "$(id -u)" = 0 ]; then
+  chown postgres: "$pgdir"
+  as_pg() { runuser -u postgres -- "$@"; }
+else
+  as_pg() { "$@"; }
+fi
+stop_pg() {
+  as_pg "$PG_BIN/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$pgdir"
+}
+trap stop_pg EXIT
+
+as_pg "$PG_BIN/initdb" -D "$pgdir/data" -U postgres -A trust -E UTF8 --no-locale >/dev/null
+as_pg "$PG_BIN/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w \
+  -o "-p $port -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+  start >/dev/null
+
+echo "=== yingji tests on PostgreSQL (port $port)"
+YINGJI_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres" cargo test --all-targets "$@"

@@ -1,0 +1,125 @@
+//! The running service: configuration, shared state, start-up (connect, migrate, seed) and
+//! graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::clock::SharedClock;
+use crate::db::{Db, DbOptions};
+use crate::http::router::Router;
+use crate::metrics::Metrics;
+
+/// Service configuration (from flags and environment variables; see `yingji serve --help`).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Database to use.
+    pub db: DbOptions,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest JSON body accepted, bytes.
+    pub max_body_bytes: u64,
+    /// Largest CSV import accepted, bytes.
+    pub max_import_bytes: u64,
+    /// Whether to load the shipped data (banner regions, …) into an empty database.
+    pub seed: bool,
+}
+
+impl Config {
+    /// Defaults for the given database URL (used by tests and the CLI).
+    pub fn new(database_url: impl Into<String>) -> Config {
+        Config {
+            db: DbOptions { url: database_url.into(), max_connections: 8 },
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1024 * 1024,
+            max_import_bytes: 64 * 1024 * 1024,
+            seed: true,
+        }
+    }
+}
+
+/// State shared by every request and background task.
+pub struct AppState {
+    /// Database pool.
+    pub db: Db,
+    /// Source of "now".
+    pub clock: SharedClock,
+    /// Configuration.
+    pub config: Config,
+    /// Request metrics.
+    pub metrics: Metrics,
+    /// Served routes.
+    pub router: Router,
+    /// Flips to true when shutdown starts; background tasks watch it.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Opens the database, applies migrations, and loads the shipped data into an empty database.
+pub async fn prepare_db(config: &Config, clock: &SharedClock) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.db).await?;
+    db.migrate().await?;
+    if config.seed {
+        crate::seed::load_shipped(&db, clock).await?;
+    }
+    Ok(db)
+}
+
+/// A running service.
+pub struct Server {
+    /// The address it listens on (useful with port 0).
+    pub addr: SocketAddr,
+    /// Shared state.
+    pub state: Arc<AppState>,
+    shutdown_tx: watch::Sender<bool>,
+    handle: JoinHandle<()>,
+}
+
+impl Server {
+    /// Starts graceful shutdown: stop accepting, finish in-flight requests, stop background
+    /// tasks, close the database. Returns when all of that is done.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown_tx.send(true);
+        let _ = self.handle.await;
+    }
+
+    /// Waits until the server stops (after a shutdown signal).
+    pub async fn wait(self) {
+        let _ = self.handle.await;
+    }
+
+    /// A sender that triggers shutdown when sent `true`.
+    pub fn shutdown_trigger(&self) -> watch::Sender<bool> {
+        self.shutdown_tx.clone()
+    }
+}
+
+/// Starts the service on `config.listen` (port 0 picks a free port).
+pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Server> {
+    let db = prepare_db(&config, &clock).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let state = Arc::new(AppState {
+        db,
+        clock,
+        config,
+        metrics: Metrics::default(),
+        router: crate::routes::router(),
+        shutdown: shutdown_rx.clone(),
+    });
+    let filter = crate::http::filter(state.clone());
+    let mut rx = shutdown_rx;
+    let signal = async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let st = state.clone();
+    let handle = tokio::spawn(async move {
+        warp::serve(filter).incoming(listener).graceful(signal).run().await;
+        tracing::info!("HTTP server stopped; closing database");
+        st.db.close().await;
+    });
+    tracing::info!(%addr, backend = ?state.db.backend(), "yingji listening");
+    Ok(Server { addr, state, shutdown_tx, handle })
+}

@@ -1,0 +1,287 @@
+//! The command line: `serve` (default), `migrate`, `token create|list|revoke`, `regions import`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{self, Config};
+use crate::audit::Actor;
+use crate::auth::Role;
+use crate::clock::{SharedClock, SystemClock};
+use crate::db::DbOptions;
+use crate::error::ApiError;
+use crate::regions::{self, RegionCode};
+use crate::time::Timestamp;
+use crate::with_db;
+
+/// yingji 应急准备服务 — 苏尼特左旗应急预案、物资、社会应急力量与演练管理。
+#[derive(Debug, Parser)]
+#[command(name = "yingji", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Options shared by every subcommand.
+#[derive(Debug, Args)]
+struct Global {
+    /// Database: a SQLite file (`sqlite://yingji.db`, created if missing) or `postgres://user:pass@host/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://yingji.db", global = true)]
+    database_url: String,
+    /// Maximum database connections in the pool.
+    #[arg(long, env = "YINGJI_DB_POOL_SIZE", default_value_t = 8, global = true)]
+    db_pool_size: u32,
+    /// Log format: `text` or `json`. Log level comes from `RUST_LOG` (default `info`).
+    #[arg(long, env = "YINGJI_LOG_FORMAT", default_value = "text", global = true, value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service (the default when no subcommand is given).
+    Serve(ServeArgs),
+    /// Apply database migrations and load the shipped data, then exit.
+    Migrate,
+    /// Issue, list and revoke API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Administrative divisions.
+    #[command(subcommand)]
+    Regions(RegionsCommand),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "YINGJI_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Largest JSON request body, in bytes.
+    #[arg(long, env = "YINGJI_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    max_body_bytes: u64,
+    /// Largest CSV import body, in bytes.
+    #[arg(long, env = "YINGJI_MAX_IMPORT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    max_import_bytes: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Issue a token; the token is printed as the last line of output, shown only once.
+    Create {
+        /// User name (created if new).
+        #[arg(long)]
+        name: String,
+        /// Role: admin, planner, operator or viewer.
+        #[arg(long, value_parser = ["admin", "planner", "operator", "viewer"])]
+        role: String,
+        /// Jurisdiction: the 12-digit code of a region (e.g. 152523000000 for the whole banner).
+        #[arg(long)]
+        region: String,
+        /// What the token is for.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke {
+        /// Token id (from `token list`).
+        id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RegionsCommand {
+    /// Import an official division list (CSV: code,name,level,parent_code[,lon,lat]); all or nothing.
+    Import {
+        /// The CSV file.
+        file: std::path::PathBuf,
+    },
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let mut cli = Cli::parse();
+    if cli.command.is_none() {
+        // `serve` is the default: parse again with it appended so its flags and environment
+        // variables apply.
+        cli = Cli::parse_from(std::env::args_os().chain([std::ffi::OsString::from("serve")]));
+    }
+    init_logging(&cli.global.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("无法启动运行时：{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("错误：{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let clock: SharedClock = Arc::new(SystemClock);
+    let mut config = Config::new(cli.global.database_url.clone());
+    config.db = DbOptions { url: cli.global.database_url, max_connections: cli.global.db_pool_size.max(1) };
+    let Some(command) = cli.command else { anyhow::bail!("no command") };
+    match command {
+        Command::Serve(args) => {
+            config.listen = args.listen;
+            config.max_body_bytes = args.max_body_bytes;
+            config.max_import_bytes = args.max_import_bytes;
+            serve(config, clock).await
+        }
+        Command::Migrate => {
+            let db = app::prepare_db(&config, &clock).await?;
+            println!("数据库已迁移到最新版本 ({:?})", db.backend());
+            db.close().await;
+            Ok(())
+        }
+        Command::Token(cmd) => token(config, clock, cmd).await,
+        Command::Regions(RegionsCommand::Import { file }) => {
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("读取 {} 失败：{e}", file.display()))?;
+            let db = app::prepare_db(&config, &clock).await?;
+            let result = regions::import::import(&db, &Actor::cli(), Timestamp(clock.now()), None, &text).await;
+            db.close().await;
+            match result {
+                Ok(s) => {
+                    println!("导入完成：{} 行，新增 {}，更新 {}，未变 {}", s.rows, s.created, s.updated, s.unchanged);
+                    Ok(())
+                }
+                Err(e) => Err(describe(e)),
+            }
+        }
+    }
+}
+
+fn describe(e: ApiError) -> anyhow::Error {
+    match e {
+        ApiError::Validation { detail, errors } | ApiError::BadRequest { detail, errors } => {
+            let mut s = detail;
+            for err in errors {
+                s.push_str("\n  ");
+                s.push_str(&err.message);
+            }
+            anyhow::anyhow!(s)
+        }
+        ApiError::Internal(e) => e,
+        other => anyhow::anyhow!(other.problem(None).detail),
+    }
+}
+
+async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
+    let server = app::start(config, clock).await?;
+    let users: i64 =
+        with_db!(&server.state.db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(p).await)?;
+    println!("yingji 已启动：http://{}  (接口说明 http://{}/api/docs)", server.addr, server.addr);
+    if users == 0 {
+        println!(
+            "还没有任何用户。创建首个管理员令牌（另开一个终端）：\n  cargo run --release -- token create --name admin --role admin --region {}",
+            regions::BANNER_CODE
+        );
+    }
+    let trigger = server.shutdown_trigger();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown signal received; finishing in-flight requests");
+        let _ = trigger.send(true);
+    });
+    server.wait().await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+async fn token(config: Config, clock: SharedClock, cmd: TokenCommand) -> anyhow::Result<()> {
+    let db = app::prepare_db(&config, &clock).await?;
+    let now = Timestamp(clock.now());
+    let result = match cmd {
+        TokenCommand::Create { name, role, region, label } => {
+            let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("角色 {role} 无效"))?;
+            let region = RegionCode::parse(&region).map_err(|m| anyhow::anyhow!(m))?;
+            match crate::auth::tokens::issue(&db, &Actor::cli(), now, &name, role, &region, label.as_deref()).await {
+                Ok(t) => {
+                    println!(
+                        "已为用户 {}（{}，辖区 {}）签发令牌 #{}。令牌只显示这一次，请妥善保存：",
+                        t.info.user_name,
+                        role.label(),
+                        region,
+                        t.info.id
+                    );
+                    println!("{}", t.token);
+                    Ok(())
+                }
+                Err(e) => Err(describe(e)),
+            }
+        }
+        TokenCommand::List => {
+            let (items, _) = crate::auth::tokens::list(&db, ("000000000000", "999999999999"), 100_000, 0).await?;
+            println!("{:>5}  {:<20} {:<9} {:<13} {:<26} 状态", "编号", "用户", "角色", "辖区", "签发时间");
+            for t in items {
+                let state = match t.revoked_at {
+                    Some(at) => format!("已吊销 {}", at.local_display()),
+                    None => "有效".to_string(),
+                };
+                println!(
+                    "{:>5}  {:<20} {:<9} {:<13} {:<26} {}",
+                    t.id,
+                    t.user_name,
+                    t.role,
+                    t.region_code,
+                    t.created_at.local_display(),
+                    state
+                );
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { id } => match crate::auth::tokens::revoke(&db, &Actor::cli(), now, id).await {
+            Ok(t) => {
+                println!("令牌 #{} 已吊销", t.id);
+                Ok(())
+            }
+            Err(e) => Err(describe(e)),
+        },
+    };
+    db.close().await;
+    result
+}

@@ -1,0 +1,211 @@
+//! What a handler gets: the app, the caller, path parameters, query, headers and body; and the
+//! helpers that turn input into typed values with problem+json errors on the way.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
+use warp::reply::Response;
+
+use crate::app::AppState;
+use crate::audit::Actor;
+use crate::auth::{Perm, Principal};
+use crate::error::{ApiError, FieldError};
+use crate::time::Timestamp;
+
+/// Default and maximum page sizes of list endpoints.
+pub const DEFAULT_LIMIT: u32 = 100;
+/// Largest accepted `limit`.
+pub const MAX_LIMIT: u32 = 1000;
+
+/// A request as a handler sees it.
+pub struct Ctx {
+    /// Shared application state.
+    pub app: Arc<AppState>,
+    /// The authenticated caller (None on public routes).
+    pub principal: Option<Principal>,
+    /// Path parameters by template name.
+    pub params: Vec<(&'static str, String)>,
+    /// Raw query string (without `?`).
+    pub query: String,
+    /// Request headers.
+    pub headers: HeaderMap,
+    /// Body (empty for routes without one).
+    pub body: Bytes,
+    /// Request id.
+    pub request_id: String,
+}
+
+impl Ctx {
+    /// The caller; routes with token access always have one.
+    pub fn principal(&self) -> Result<&Principal, ApiError> {
+        self.principal.as_ref().ok_or_else(|| ApiError::Unauthorized("需要登录令牌".into()))
+    }
+
+    /// The caller, after checking the role carries `perm`.
+    pub fn require(&self, perm: Perm) -> Result<&Principal, ApiError> {
+        let p = self.principal()?;
+        p.require(perm)?;
+        Ok(p)
+    }
+
+    /// The audit actor for this request.
+    pub fn actor(&self) -> Result<Actor, ApiError> {
+        Ok(Actor::user(self.principal()?, &self.request_id))
+    }
+
+    /// The current time from the app's clock.
+    pub fn now(&self) -> Timestamp {
+        Timestamp(self.app.clock.now())
+    }
+
+    /// A path parameter.
+    pub fn param(&self, name: &str) -> &str {
+        self.params.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+
+    /// A path parameter parsed as an integer id.
+    pub fn id_param(&self, name: &str) -> Result<i64, ApiError> {
+        let raw = self.param(name);
+        raw.parse::<i64>()
+            .ok()
+            .filter(|v| *v > 0)
+            .ok_or_else(|| ApiError::NotFound(format!("{name} {raw:?} 不是有效的编号")))
+    }
+
+    /// Parses the query string strictly: unknown parameters and bad values are 400s naming them.
+    pub fn query<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(self.query.as_bytes()));
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let message = format!("查询参数无效：{}", e.inner());
+            ApiError::BadRequest {
+                detail: message.clone(),
+                errors: vec![FieldError::field(if field == "." { "query".into() } else { field }, message)],
+            }
+        })
+    }
+
+    /// Parses the JSON body strictly: syntax errors are 400 with line and column; wrong types,
+    /// missing and unknown fields are 422 naming the field.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        parse_json(&self.body)
+    }
+
+    /// The body as UTF-8 text with any byte-order mark removed (CSV imports).
+    pub fn text(&self) -> Result<&str, ApiError> {
+        let body = self.body.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(&self.body);
+        std::str::from_utf8(body).map_err(|e| {
+            let upto = &body[..e.valid_up_to()];
+            let line = upto.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+            ApiError::BadRequest {
+                detail: format!("第 {line} 行不是有效的 UTF-8 文本；请以 UTF-8 编码保存 CSV"),
+                errors: vec![FieldError::line(line, None, "不是有效的 UTF-8")],
+            }
+        })
+    }
+}
+
+/// Parses JSON strictly (see [`Ctx::json`]).
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ApiError::BadRequest { detail: "请求体为空，应为 JSON 对象".into(), errors: vec![] });
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    let value = match result {
+        Ok(v) => de.end().map(|_| v).map_err(|e| (String::new(), e)),
+        Err(e) => Err((e.path().to_string(), e.into_inner())),
+    };
+    value.map_err(|(path, e)| {
+        use serde_json::error::Category;
+        let at = format!("第 {} 行第 {} 列", e.line(), e.column());
+        match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => ApiError::BadRequest {
+                detail: format!("请求体不是有效的 JSON（{at}）：{e}"),
+                errors: vec![FieldError {
+                    field: None,
+                    line: Some(e.line() as u64),
+                    column: Some(e.column() as u64),
+                    message: e.to_string(),
+                }],
+            },
+            Category::Data => {
+                let field = if path.is_empty() || path == "." { "body".to_string() } else { path };
+                let msg = describe_data_error(&e.to_string());
+                ApiError::Validation {
+                    detail: format!("字段 {field} 无效：{msg}"),
+                    errors: vec![FieldError::field(field, msg)],
+                }
+            }
+        }
+    })
+}
+
+/// Turns serde's English messages into Chinese ones a person can act on, keeping the original.
+fn describe_data_error(msg: &str) -> String {
+    let msg = msg.split(" at line ").next().unwrap_or(msg);
+    if let Some(rest) = msg.strip_prefix("unknown field ") {
+        format!("未知字段 {rest}")
+    } else if let Some(rest) = msg.strip_prefix("missing field ") {
+        format!("缺少必填字段 {rest}")
+    } else if let Some(rest) = msg.strip_prefix("invalid type: ") {
+        format!("类型错误：{rest}")
+    } else if let Some(rest) = msg.strip_prefix("unknown variant ") {
+        format!("取值无效：{rest}")
+    } else {
+        msg.to_string()
+    }
+}
+
+/// Resolves `limit`/`offset` with the defaults and bounds every list shares.
+pub fn page(limit: Option<u32>, offset: Option<u32>) -> Result<(i64, i64), ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::BadRequest {
+            detail: format!("limit 应在 1 到 {MAX_LIMIT} 之间"),
+            errors: vec![FieldError::field("limit", format!("应在 1 到 {MAX_LIMIT} 之间"))],
+        });
+    }
+    Ok((limit as i64, offset.unwrap_or(0) as i64))
+}
+
+/// A page of a list: `{"items": [...], "total": N}`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Page<T> {
+    /// This page's items.
+    pub items: Vec<T>,
+    /// How many items match in all.
+    pub total: i64,
+}
+
+/// A JSON response with status 200.
+pub fn json<T: Serialize>(v: &T) -> Result<Response, ApiError> {
+    json_status(StatusCode::OK, v)
+}
+
+/// A JSON response with the given status.
+pub fn json_status<T: Serialize>(status: StatusCode, v: &T) -> Result<Response, ApiError> {
+    let body = serde_json::to_vec(v).map_err(|e| ApiError::Internal(e.into()))?;
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(r)
+}
+
+/// A response with a body of the given media type.
+pub fn body(content_type: &'static str, data: impl Into<Vec<u8>>) -> Response {
+    let mut r = Response::new(data.into().into());
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// A 204 No Content response.
+pub fn no_content() -> Response {
+    let mut r = Response::new(Vec::<u8>::new().into());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}

@@ -1,0 +1,209 @@
+//! HTTP: one warp filter that hands every request to the route table, with request ids,
+//! authentication, body limits, metrics and logging around it.
+
+pub mod ctx;
+pub mod router;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use warp::Filter;
+use warp::http::{HeaderMap, HeaderValue, Method, header};
+use warp::reply::Response;
+
+pub use ctx::{Ctx, Page};
+use router::{Access, BodyKind, Match};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// The single warp filter serving every route.
+pub fn filter(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::any()
+        .map(move || state.clone())
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(
+            |state: Arc<AppState>,
+             method: Method,
+             path: warp::path::FullPath,
+             query: String,
+             headers: HeaderMap,
+             body| async move { handle(state, method, path.as_str().to_string(), query, headers, body).await },
+        )
+}
+
+/// Picks the request id: the client's `X-Request-Id` when it is short and plain, else a new one.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(crate::auth::tokens::random_hex16)
+}
+
+async fn handle<S, B>(
+    state: Arc<AppState>,
+    method: Method,
+    path: String,
+    query: String,
+    headers: HeaderMap,
+    body: S,
+) -> Response
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
+    B: Buf,
+{
+    let started = Instant::now();
+    let rid = request_id(&headers);
+    let (route_label, result) = match state.router.find(&method, &path) {
+        Match::NotFound => (
+            "unmatched".to_string(),
+            Err(ApiError::NotFound(format!("没有这个接口：{path}；接口列表见 /api/v1/openapi.json"))),
+        ),
+        Match::WrongMethod(allowed) => (path.clone(), Err(ApiError::MethodNotAllowed(allowed))),
+        Match::Found(route, params) => {
+            let label = route.path.to_string();
+            let tz = display_tz(&headers);
+            let r = match tz {
+                Err(e) => Err(e),
+                Ok(tz) => {
+                    crate::time::DISPLAY_TZ
+                        .scope(tz, run_route(state.clone(), route, params, query, headers, body, rid.clone()))
+                        .await
+                }
+            };
+            (label, r)
+        }
+    };
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => e.into_response(&rid),
+    };
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    let status = resp.status().as_u16();
+    let elapsed = started.elapsed();
+    state.metrics.observe(method.as_str(), &route_label, status, elapsed);
+    tracing::info!(request_id = %rid, %method, route = %route_label, status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, "request");
+    resp
+}
+
+fn display_tz(headers: &HeaderMap) -> Result<chrono_tz::Tz, ApiError> {
+    match headers.get("x-timezone").map(|v| v.to_str()) {
+        None => Ok(crate::time::LOCAL_TZ),
+        Some(Ok(name)) => name.parse::<chrono_tz::Tz>().map_err(|_| ApiError::BadRequest {
+            detail: format!("X-Timezone {name:?} 不是有效的 IANA 时区名，例如 Asia/Shanghai 或 UTC"),
+            errors: vec![],
+        }),
+        Some(Err(_)) => Err(ApiError::BadRequest { detail: "X-Timezone 请求头无效".into(), errors: vec![] }),
+    }
+}
+
+async fn run_route<S, B>(
+    state: Arc<AppState>,
+    route: &router::Route,
+    params: Vec<(&'static str, String)>,
+    query: String,
+    headers: HeaderMap,
+    body: S,
+    request_id: String,
+) -> Result<Response, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
+    B: Buf,
+{
+    let principal = match route.access {
+        Access::Public => None,
+        Access::Token => Some(authenticate(&state, &headers, &request_id).await?),
+        Access::FeedToken => None,
+    };
+    let body = match route.body {
+        BodyKind::None => Bytes::new(),
+        BodyKind::Json => {
+            check_content_type(&headers, "application/json")?;
+            read_body(&headers, body, state.config.max_body_bytes).await?
+        }
+        BodyKind::Csv => {
+            check_content_type(&headers, "text/csv")?;
+            read_body(&headers, body, state.config.max_import_bytes).await?
+        }
+    };
+    let ctx = Ctx { app: state, principal, params, query, headers, body, request_id };
+    (route.handler)(ctx).await
+}
+
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    request_id: &str,
+) -> Result<crate::auth::Principal, ApiError> {
+    let fail = |reason: &'static str, msg: &str| {
+        state.metrics.auth_failure(reason);
+        tracing::warn!(request_id, reason, "authentication failed");
+        ApiError::Unauthorized(msg.to_string())
+    };
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(fail("missing", "缺少 Authorization 请求头；请使用 Authorization: Bearer <令牌>"));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        return Err(fail("malformed", "Authorization 请求头格式应为 Bearer <令牌>"));
+    };
+    match crate::auth::tokens::authenticate(&state.db, token).await? {
+        Some(p) => Ok(p),
+        None => Err(fail("invalid", "令牌无效或已吊销")),
+    }
+}
+
+fn check_content_type(headers: &HeaderMap, expected: &'static str) -> Result<(), ApiError> {
+    let ok = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(expected))
+        .unwrap_or(false);
+    if ok { Ok(()) } else { Err(ApiError::UnsupportedMediaType(format!("{expected}; charset=utf-8"))) }
+}
+
+async fn read_body<S, B>(headers: &HeaderMap, mut body: S, limit: u64) -> Result<Bytes, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
+    B: Buf,
+{
+    if let Some(len) =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+        && len > limit
+    {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk
+            .map_err(|e| ApiError::BadRequest { detail: format!("读取请求体失败：{e}"), errors: vec![] })?;
+        if buf.len() as u64 + chunk.remaining() as u64 > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            let n = part.len();
+            buf.extend_from_slice(part);
+            chunk.advance(n);
+        }
+    }
+    Ok(buf.freeze())
+}

@@ -1,0 +1,226 @@
+//! The route table: one entry per served route, carrying its handler and its documentation, so
+//! the OpenAPI document is built from exactly what is served.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use warp::http::Method;
+use warp::reply::Response;
+
+use super::Ctx;
+use crate::error::ApiError;
+
+/// A handler's future.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Response, ApiError>> + Send>>;
+
+/// A route handler.
+pub type Handler = fn(Ctx) -> HandlerFuture;
+
+/// A schema generator for a documented type.
+pub type SchemaFn = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
+
+/// Returns the schema generator for `T`.
+pub fn schema<T: schemars::JsonSchema>() -> SchemaFn {
+    |g| g.subschema_for::<T>()
+}
+
+/// What a route accepts as body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body is read.
+    None,
+    /// `application/json`, up to the JSON size limit.
+    Json,
+    /// `text/csv` (UTF-8, BOM allowed), up to the import size limit.
+    Csv,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No authentication (health, metrics, API description).
+    Public,
+    /// `Authorization: Bearer <token>` required.
+    Token,
+    /// A calendar feed token in the `token` query parameter (subscribing apps cannot send headers).
+    FeedToken,
+}
+
+/// Documentation of a route, for the OpenAPI document.
+#[derive(Clone, Copy)]
+pub struct Doc {
+    /// Group (OpenAPI tag).
+    pub tag: &'static str,
+    /// One-line summary (Chinese).
+    pub summary: &'static str,
+    /// Longer description: who may call it, what it does.
+    pub description: &'static str,
+    /// Query parameters, as the schema of the query struct.
+    pub query: Option<SchemaFn>,
+    /// Request body schema (JSON routes).
+    pub request: Option<SchemaFn>,
+    /// Success status.
+    pub status: u16,
+    /// Success response schema (JSON), or None for non-JSON responses.
+    pub response: Option<SchemaFn>,
+    /// Media type of a non-JSON success response.
+    pub response_type: Option<&'static str>,
+}
+
+impl Doc {
+    /// A doc with the given tag and summary; the rest defaulted.
+    pub const fn new(tag: &'static str, summary: &'static str) -> Doc {
+        Doc {
+            tag,
+            summary,
+            description: "",
+            query: None,
+            request: None,
+            status: 200,
+            response: None,
+            response_type: None,
+        }
+    }
+}
+
+/// One served route.
+#[derive(Clone)]
+pub struct Route {
+    /// HTTP method.
+    pub method: Method,
+    /// Path template: literal segments and `{name}` parameters (a segment may add a literal
+    /// suffix, e.g. `{kind}.csv`).
+    pub path: &'static str,
+    /// Authentication.
+    pub access: Access,
+    /// Body.
+    pub body: BodyKind,
+    /// Documentation.
+    pub doc: Doc,
+    /// The handler.
+    pub handler: Handler,
+}
+
+/// Builds a [`Route`] (used by each domain module's `routes()`).
+pub fn route(method: Method, path: &'static str, access: Access, body: BodyKind, doc: Doc, handler: Handler) -> Route {
+    Route { method, path, access, body, doc, handler }
+}
+
+/// The outcome of matching a request path.
+pub enum Match<'a> {
+    /// A route matched, with its path parameters.
+    Found(&'a Route, Vec<(&'static str, String)>),
+    /// The path exists but not for this method.
+    WrongMethod(Vec<String>),
+    /// No route has this path.
+    NotFound,
+}
+
+/// All served routes.
+#[derive(Clone, Default)]
+pub struct Router {
+    routes: Vec<Route>,
+}
+
+impl Router {
+    /// A router over these routes.
+    pub fn new(routes: Vec<Route>) -> Router {
+        Router { routes }
+    }
+
+    /// The routes, in registration order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Finds the route for a request. Where several templates match, the one with the most
+    /// literal segments wins (so `/depots.geojson` beats `/depots/{code}`-like templates).
+    pub fn find(&self, method: &Method, path: &str) -> Match<'_> {
+        let segs: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        let mut best: Option<(usize, &Route, Vec<(&'static str, String)>)> = None;
+        let mut allowed = Vec::new();
+        for r in &self.routes {
+            let Some((score, params)) = match_path(r.path, &segs) else { continue };
+            if &r.method != method {
+                allowed.push(r.method.to_string());
+                continue;
+            }
+            if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
+                best = Some((score, r, params));
+            }
+        }
+        match best {
+            Some((_, r, params)) => Match::Found(r, params),
+            None if !allowed.is_empty() => {
+                allowed.sort();
+                allowed.dedup();
+                Match::WrongMethod(allowed)
+            }
+            None => Match::NotFound,
+        }
+    }
+}
+
+fn match_path(template: &'static str, segs: &[&str]) -> Option<(usize, Vec<(&'static str, String)>)> {
+    let tsegs: Vec<&'static str> = template.split('/').collect();
+    if tsegs.len() != segs.len() {
+        return None;
+    }
+    let mut literal = 0;
+    let mut params = Vec::new();
+    for (t, s) in tsegs.iter().zip(segs) {
+        match (t.find('{'), t.find('}')) {
+            (Some(open), Some(close)) if open < close => {
+                let (prefix, suffix) = (&t[..open], &t[close + 1..]);
+                let name = &t[open + 1..close];
+                if s.len() < prefix.len() + suffix.len() + 1 || !s.starts_with(prefix) || !s.ends_with(suffix) {
+                    return None;
+                }
+                let raw = &s[prefix.len()..s.len() - suffix.len()];
+                params.push((name, percent_decode(raw)?));
+            }
+            _ => {
+                if t != s {
+                    return None;
+                }
+                literal += 1;
+            }
+        }
+    }
+    Some((literal, params))
+}
+
+/// Decodes `%XX` escapes in a path segment; None when the result is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_with_params_and_suffixes() {
+        let segs: Vec<&str> = "/api/v1/export/stock.csv".split('/').collect();
+        let (score, params) = match_path("/api/v1/export/{kind}.csv", &segs).unwrap();
+        assert_eq!(score, 4);
+        assert_eq!(params, vec![("kind", "stock".to_string())]);
+        assert!(match_path("/api/v1/regions/{code}", &segs).is_none());
+        let segs: Vec<&str> = "/api/v1/regions/%E6%BB%A1".split('/').collect();
+        let (_, params) = match_path("/api/v1/regions/{code}", &segs).unwrap();
+        assert_eq!(params[0].1, "满");
+    }
+}

@@ -1,0 +1,21 @@
+//! yingji (应急): emergency readiness for 苏尼特左旗 — plans, supplies, social rescue forces,
+//! drills, and the scheduler that keeps them current.
+//!
+//! `main.rs` only wires; each domain lives in its own module with its types, storage and routes.
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod csvio;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod openapi;
+pub mod regions;
+pub mod routes;
+pub mod seed;
+pub mod system;
+pub mod time;

@@ -1,0 +1,156 @@
+//! The OpenAPI 3.1 document, built from the route table so that every served route is described,
+//! and a plain HTML page listing the same routes.
+
+use schemars::generate::SchemaSettings;
+use serde_json::{Map, Value, json};
+
+use crate::http::router::{Access, BodyKind, Router};
+
+fn path_params(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter_map(|seg| {
+            let open = seg.find('{')?;
+            let close = seg.find('}')?;
+            Some(seg[open + 1..close].to_string())
+        })
+        .collect()
+}
+
+/// Builds the OpenAPI document.
+pub fn document(router: &Router) -> Value {
+    let mut settings = SchemaSettings::draft2020_12();
+    settings.definitions_path = "/components/schemas".into();
+    let mut generator = settings.into_generator();
+    let problem = generator.subschema_for::<crate::error::Problem>();
+    let mut paths: Map<String, Value> = Map::new();
+    for r in router.routes() {
+        let d = &r.doc;
+        let mut params: Vec<Value> = path_params(r.path)
+            .into_iter()
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        if let Some(q) = d.query {
+            let s = q(&mut generator);
+            let resolved = resolve(&generator, s.as_value());
+            let required: Vec<&str> = resolved
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if let Some(props) = resolved.get("properties").and_then(Value::as_object) {
+                for (name, schema) in props {
+                    params.push(json!({
+                        "name": name,
+                        "in": "query",
+                        "required": required.contains(&name.as_str()),
+                        "description": schema.get("description").cloned().unwrap_or(Value::Null),
+                        "schema": schema,
+                    }));
+                }
+            }
+        }
+        if r.access == Access::FeedToken {
+            params.push(json!({"name": "token", "in": "query", "required": true, "description": "订阅令牌", "schema": {"type": "string"}}));
+        }
+        let mut op = json!({
+            "tags": [d.tag],
+            "summary": d.summary,
+            "description": d.description,
+            "operationId": format!("{} {}", r.method, r.path),
+            "parameters": params,
+        });
+        match r.body {
+            BodyKind::None => {}
+            BodyKind::Json => {
+                let schema = d.request.map(|f| f(&mut generator).to_value()).unwrap_or(json!({}));
+                op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema}}});
+            }
+            BodyKind::Csv => {
+                op["requestBody"] = json!({"required": true, "content": {"text/csv": {"schema": {"type": "string"}}}});
+            }
+        }
+        let mut responses = Map::new();
+        let ok = match (d.response, d.response_type) {
+            (Some(f), _) => {
+                json!({"description": "成功", "content": {"application/json": {"schema": f(&mut generator).to_value()}}})
+            }
+            (None, Some(t)) => json!({"description": "成功", "content": {t: {"schema": {"type": "string"}}}}),
+            (None, None) => json!({"description": "成功（无内容）"}),
+        };
+        responses.insert(d.status.to_string(), ok);
+        let mut errors: Vec<(&str, &str)> = vec![("400", "请求格式错误"), ("404", "未找到")];
+        if r.access != Access::Public {
+            errors.push(("401", "缺少或无效的令牌"));
+            errors.push(("403", "角色或辖区不允许"));
+        }
+        if r.body != BodyKind::None {
+            errors.extend([("413", "请求体过大"), ("415", "内容类型不对"), ("422", "输入未通过校验")]);
+        }
+        if r.method != warp::http::Method::GET {
+            errors.push(("409", "状态冲突"));
+        }
+        errors.push(("405", "方法不允许"));
+        for (code, desc) in errors {
+            responses.insert(
+                code.to_string(),
+                json!({"description": desc, "content": {"application/problem+json": {"schema": problem.clone().to_value()}}}),
+            );
+        }
+        op["responses"] = Value::Object(responses);
+        if r.access == Access::Token {
+            op["security"] = json!([{"bearer": []}]);
+        }
+        let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
+        entry[r.method.as_str().to_ascii_lowercase()] = op;
+    }
+    let schemas = generator.take_definitions(true);
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "yingji 应急准备服务 API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "苏尼特左旗应急预案、应急物资、社会应急力量与应急演练管理。所有 /api/v1 接口（本文档除外）需要 Authorization: Bearer <令牌>。时间以 RFC 3339 表示，默认 Asia/Shanghai (+08:00)。错误以 application/problem+json (RFC 9457) 返回。",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    })
+}
+
+/// Follows a `$ref` into the generator's definitions (for flattening query structs).
+fn resolve(generator: &schemars::SchemaGenerator, v: &Value) -> Value {
+    if let Some(r) = v.get("$ref").and_then(Value::as_str)
+        && let Some(name) = r.rsplit('/').next()
+        && let Some(def) = generator.definitions().get(name)
+    {
+        return def.clone();
+    }
+    v.clone()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// A plain HTML page listing every route (no external assets).
+pub fn html(router: &Router) -> String {
+    let mut rows = String::new();
+    for r in router.routes() {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            escape(r.doc.tag),
+            r.method,
+            escape(r.path),
+            escape(r.doc.summary),
+            escape(r.doc.description)
+        ));
+    }
+    format!(
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>yingji 接口说明</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}</style></head>\
+         <body><h1>yingji 应急准备服务接口</h1><p>机器可读的完整描述见 <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a>。除运维接口外均需 <code>Authorization: Bearer &lt;令牌&gt;</code>。</p>\
+         <table><tr><th>分组</th><th>方法</th><th>路径</th><th>说明</th><th>详情</th></tr>\n{rows}</table></body></html>"
+    )
+}

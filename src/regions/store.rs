@@ -1,0 +1,95 @@
+//! Region storage.
+
+use super::{Level, Region};
+use crate::db::{Db, Tx};
+use crate::{with_db, with_tx};
+
+const SELECT: &str = "SELECT code, name, level, parent_code, lon, lat, boundary, created_at, updated_at FROM regions";
+
+/// One region by code.
+pub async fn get(db: &Db, code: &str) -> Result<Option<Region>, sqlx::Error> {
+    let sql = format!("{SELECT} WHERE code = $1");
+    with_db!(db, |p| sqlx::query_as::<_, Region>(&sql).bind(code).fetch_optional(p).await)
+}
+
+/// One region by code, inside a transaction (locks nothing; for read-your-writes).
+pub async fn get_tx(tx: &mut Tx, code: &str) -> Result<Option<Region>, sqlx::Error> {
+    let sql = format!("{SELECT} WHERE code = $1");
+    with_tx!(tx, |c| sqlx::query_as::<_, Region>(&sql).bind(code).fetch_optional(c).await)
+}
+
+/// Regions within the bounds, optionally under a parent and at a level, ordered by code.
+pub async fn list(
+    db: &Db,
+    bounds: (&str, &str),
+    parent: Option<&str>,
+    level: Option<Level>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Region>, i64), sqlx::Error> {
+    const WHERE: &str =
+        "WHERE code >= $1 AND code <= $2 AND ($3 IS NULL OR parent_code = $3) AND ($4 IS NULL OR level = $4)";
+    let sql = format!("{SELECT} {WHERE} ORDER BY code LIMIT $5 OFFSET $6");
+    let count = format!("SELECT COUNT(*) FROM regions {WHERE}");
+    let level = level.map(Level::as_str);
+    with_db!(db, |p| {
+        let items = sqlx::query_as::<_, Region>(&sql)
+            .bind(bounds.0)
+            .bind(bounds.1)
+            .bind(parent)
+            .bind(level)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(p)
+            .await?;
+        let total: i64 =
+            sqlx::query_scalar(&count).bind(bounds.0).bind(bounds.1).bind(parent).bind(level).fetch_one(p).await?;
+        Ok((items, total))
+    })
+}
+
+/// Every region (code, name, level, parent, lon, lat) — the tree is small (tens of thousands at
+/// most), and import and readiness need all of it.
+pub async fn all(db: &Db) -> Result<Vec<Region>, sqlx::Error> {
+    let sql = format!("{SELECT} ORDER BY code");
+    with_db!(db, |p| sqlx::query_as::<_, Region>(&sql).fetch_all(p).await)
+}
+
+/// Inserts a region.
+pub async fn insert(tx: &mut Tx, r: &Region) -> Result<(), sqlx::Error> {
+    with_tx!(tx, |c| {
+        sqlx::query(
+            "INSERT INTO regions (code, name, level, parent_code, lon, lat, boundary, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&r.code)
+        .bind(&r.name)
+        .bind(r.level.as_str())
+        .bind(&r.parent_code)
+        .bind(r.lon)
+        .bind(r.lat)
+        .bind(&r.boundary)
+        .bind(r.created_at)
+        .bind(r.updated_at)
+        .execute(c)
+        .await
+        .map(|_| ())
+    })
+}
+
+/// Writes a region's mutable fields (name, parent, location, boundary, updated_at).
+pub async fn update(tx: &mut Tx, r: &Region) -> Result<(), sqlx::Error> {
+    with_tx!(tx, |c| {
+        sqlx::query("UPDATE regions SET name = $2, parent_code = $3, lon = $4, lat = $5, boundary = $6, updated_at = $7 WHERE code = $1")
+            .bind(&r.code)
+            .bind(&r.name)
+            .bind(&r.parent_code)
+            .bind(r.lon)
+            .bind(r.lat)
+            .bind(&r.boundary)
+            .bind(r.updated_at)
+            .execute(c)
+            .await
+            .map(|_| ())
+    })
+}
