@@ -11,6 +11,7 @@ use crate::clock::SharedClock;
 use crate::db::{Db, DbOptions};
 use crate::http::router::Router;
 use crate::metrics::Metrics;
+use crate::personal::Cipher;
 
 /// Service configuration (from flags and environment variables; see `yingji serve --help`).
 #[derive(Debug, Clone)]
@@ -25,6 +26,11 @@ pub struct Config {
     pub max_import_bytes: u64,
     /// Whether to load the shipped data (banner regions, …) into an empty database.
     pub seed: bool,
+    /// Key protecting personal data at rest (64 hex digits); when None, read from (or created
+    /// in) `pii_key_file`.
+    pub pii_key: Option<String>,
+    /// Where the personal-data key lives when not given directly.
+    pub pii_key_file: std::path::PathBuf,
 }
 
 impl Config {
@@ -36,6 +42,8 @@ impl Config {
             max_body_bytes: 1024 * 1024,
             max_import_bytes: 64 * 1024 * 1024,
             seed: true,
+            pii_key: None,
+            pii_key_file: "yingji.key".into(),
         }
     }
 }
@@ -54,6 +62,35 @@ pub struct AppState {
     pub router: Router,
     /// Flips to true when shutdown starts; background tasks watch it.
     pub shutdown: watch::Receiver<bool>,
+    /// Encrypts personal data at rest.
+    pub cipher: Cipher,
+}
+
+/// Loads the personal-data key: from configuration, else from the key file, which is created
+/// (mode 0600) with a random key on first start. Several instances sharing PostgreSQL must share
+/// the key: set `YINGJI_PII_KEY` (or the same key file) on all of them.
+pub fn load_cipher(config: &Config) -> anyhow::Result<Cipher> {
+    if let Some(k) = &config.pii_key {
+        return Cipher::from_hex(k).map_err(|e| anyhow::anyhow!(e));
+    }
+    let path = &config.pii_key_file;
+    match std::fs::read_to_string(path) {
+        Ok(k) => Cipher::from_hex(&k).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let k = Cipher::generate_hex();
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            use std::io::Write;
+            opts.open(path)
+                .and_then(|mut f| f.write_all(k.as_bytes()))
+                .map_err(|e| anyhow::anyhow!("cannot create key file {}: {e}", path.display()))?;
+            tracing::warn!(path = %path.display(), "created a new personal-data key file; back it up: without it, ID numbers and phones cannot be read");
+            Cipher::from_hex(&k).map_err(|e| anyhow::anyhow!(e))
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot read key file {}: {e}", path.display())),
+    }
 }
 
 /// Opens the database, applies migrations, and loads the shipped data into an empty database.
@@ -97,6 +134,7 @@ impl Server {
 
 /// Starts the service on `config.listen` (port 0 picks a free port).
 pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Server> {
+    let cipher = load_cipher(&config)?;
     let db = prepare_db(&config, &clock).await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
@@ -108,6 +146,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Server>
         metrics: Metrics::default(),
         router: crate::routes::router(),
         shutdown: shutdown_rx.clone(),
+        cipher,
     });
     let filter = crate::http::filter(state.clone());
     let mut rx = shutdown_rx;

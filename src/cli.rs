@@ -35,6 +35,12 @@ struct Global {
     /// Maximum database connections in the pool.
     #[arg(long, env = "YINGJI_DB_POOL_SIZE", default_value_t = 8, global = true)]
     db_pool_size: u32,
+    /// Personal-data encryption key (64 hex digits). Overrides --pii-key-file.
+    #[arg(long, env = "YINGJI_PII_KEY", global = true, hide_env_values = true)]
+    pii_key: Option<String>,
+    /// File holding the personal-data key; created with a random key on first start if missing.
+    #[arg(long, env = "YINGJI_PII_KEY_FILE", default_value = "yingji.key", global = true)]
+    pii_key_file: std::path::PathBuf,
     /// Log format: `text` or `json`. Log level comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "YINGJI_LOG_FORMAT", default_value = "text", global = true, value_parser = ["text", "json"])]
     log_format: String,
@@ -141,6 +147,8 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let clock: SharedClock = Arc::new(SystemClock);
     let mut config = Config::new(cli.global.database_url.clone());
+    config.pii_key = cli.global.pii_key;
+    config.pii_key_file = cli.global.pii_key_file;
     config.db = DbOptions { url: cli.global.database_url, max_connections: cli.global.db_pool_size.max(1) };
     let Some(command) = cli.command else { anyhow::bail!("no command") };
     match command {
@@ -190,6 +198,8 @@ fn describe(e: ApiError) -> anyhow::Error {
 }
 
 async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
+    // Install the handlers before anything is announced, so an early SIGTERM is not fatal.
+    let signal = shutdown_signal()?;
     let server = app::start(config, clock).await?;
     let users: i64 =
         with_db!(&server.state.db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(p).await)?;
@@ -202,7 +212,7 @@ async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
     }
     let trigger = server.shutdown_trigger();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signal.await;
         tracing::info!("shutdown signal received; finishing in-flight requests");
         let _ = trigger.send(true);
     });
@@ -211,25 +221,26 @@ async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Registers SIGTERM and SIGINT handlers now; the returned future resolves on either.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    })
+}
+
+/// Registers the Ctrl-C handler; the returned future resolves on it.
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 async fn token(config: Config, clock: SharedClock, cmd: TokenCommand) -> anyhow::Result<()> {

@@ -29,7 +29,7 @@ impl Column {
 
     fn matches(&self, header: &str) -> bool {
         let h = header.trim();
-        h.eq_ignore_ascii_case(self.name) || h == self.zh || self.aliases.iter().any(|a| h == *a)
+        h.eq_ignore_ascii_case(self.name) || h == self.zh || self.aliases.contains(&h)
     }
 }
 

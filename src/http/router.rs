@@ -106,6 +106,9 @@ pub fn route(method: Method, path: &'static str, access: Access, body: BodyKind,
     Route { method, path, access, body, doc, handler }
 }
 
+/// Path parameters by template name.
+pub type Params = Vec<(&'static str, String)>;
+
 /// The outcome of matching a request path.
 pub enum Match<'a> {
     /// A route matched, with its path parameters.
@@ -137,11 +140,11 @@ impl Router {
     /// literal segments wins (so `/depots.geojson` beats `/depots/{code}`-like templates).
     pub fn find(&self, method: &Method, path: &str) -> Match<'_> {
         let segs: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-        let mut best: Option<(usize, &Route, Vec<(&'static str, String)>)> = None;
+        let mut best: Option<(usize, &Route, Params)> = None;
         let mut allowed = Vec::new();
         for r in &self.routes {
             let Some((score, params)) = match_path(r.path, &segs) else { continue };
-            if &r.method != method {
+            if r.method != method {
                 allowed.push(r.method.to_string());
                 continue;
             }

@@ -113,7 +113,7 @@ async fn list(c: Ctx) -> ApiResult<Response> {
 
 async fn load(c: &Ctx, perm: Perm) -> ApiResult<Region> {
     let p = c.require(perm)?;
-    let code = RegionCode::parse(c.param("code")).map_err(|m| ApiError::NotFound(m))?;
+    let code = RegionCode::parse(c.param("code")).map_err(ApiError::NotFound)?;
     p.require_region(code.as_str())?;
     store::get(&c.app.db, code.as_str()).await?.ok_or_else(|| ApiError::NotFound(format!("区划 {code} 不存在")))
 }

@@ -22,6 +22,9 @@ pub const MANDULATU: &str = "152523100000";
 /// 查干敖包镇.
 pub const CHAGANAOBAO: &str = "152523101000";
 
+/// The personal-data key tests run with.
+pub const TEST_PII_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
 /// A fresh database for one test.
 pub struct TestDb {
     /// Connection URL.
@@ -90,6 +93,7 @@ impl TestApp {
         let mut config = Config::new(db.url.clone());
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.max_import_bytes = 8 * 1024 * 1024;
+        config.pii_key = Some(TEST_PII_KEY.to_string());
         let shared: SharedClock = clock.clone();
         let server = app::start(config, shared).await.expect("service starts");
         TestApp {

@@ -307,7 +307,7 @@ async fn openapi_describes_every_served_route() {
     let admin = app.admin().await;
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for method in ops.as_object().unwrap().keys() {
-            let concrete = path.replace("{code}", MANDULATU).replace("{id}", "1").replace('{', "").replace('}', "");
+            let concrete = path.replace("{code}", MANDULATU).replace("{id}", "1").replace(['{', '}'], "");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let r = app.send(m, &concrete, Some(&admin), None).await;
             assert!(r.status != 404 || !r.text.contains("没有这个接口"), "{method} {path} documented but not served");
@@ -376,6 +376,7 @@ async fn the_binary_stops_cleanly_on_sigterm() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_yingji"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("DATABASE_URL", &db.url)
+        .env("YINGJI_PII_KEY", TEST_PII_KEY)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
