@@ -404,3 +404,22 @@ async fn the_binary_stops_cleanly_on_sigterm() {
     let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert!(exit.success(), "exit status {exit:?}");
 }
+
+#[tokio::test]
+async fn instances_starting_together_share_one_database() {
+    let db = fresh_db().await;
+    let start = |url: String| async move {
+        let mut config = yingji::app::Config::new(url);
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.pii_key = Some(TEST_PII_KEY.to_string());
+        let clock: yingji::clock::SharedClock = std::sync::Arc::new(yingji::clock::SystemClock);
+        yingji::app::start(config, clock).await
+    };
+    let (a, b, c) = tokio::join!(start(db.url.clone()), start(db.url.clone()), start(db.url.clone()));
+    let (a, b, c) = (a.expect("first starts"), b.expect("second starts"), c.expect("third starts"));
+    let (regions, _) = yingji::regions::store::list(&a.state.db, ("0", "9"), None, None, 1000, 0).await.unwrap();
+    assert_eq!(regions.len(), 10, "seeded exactly once");
+    for s in [a, b, c] {
+        s.shutdown().await;
+    }
+}
