@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod personal;
 pub mod regions;
 pub mod routes;
+pub mod scheduler;
 pub mod seed;
 pub mod system;
 pub mod time;
