@@ -13,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod openapi;
 pub mod personal;
 pub mod regions;

@@ -366,7 +366,7 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     assert!(tokio::net::TcpStream::connect(&addr).await.is_err(), "no longer accepting");
     // The write landed: reopen the database and look.
     let db =
-        yingji::db::Db::connect(&yingji::db::DbOptions { url: app.db.url.clone(), max_connections: 1 }).await.unwrap();
+        yingji::db::Db::connect(&yingji::db::DbOptions { url: app.db_url.clone(), max_connections: 1 }).await.unwrap();
     assert!(yingji::regions::store::get(&db, "152523100202").await.unwrap().is_some());
 }
 
@@ -393,6 +393,8 @@ async fn the_binary_stops_cleanly_on_sigterm() {
             }
         }
         let line = String::from_utf8_lossy(&buf).to_string();
+        // Keep draining stdout so the service never writes to a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
         line.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_string()
     })
     .await

@@ -3,3 +3,6 @@
 
 mod common;
 mod foundation;
+mod notify;
+mod receiver;
+mod scheduler;
