@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod csvio;
 pub mod db;
+pub mod drills;
 pub mod error;
 pub mod http;
 pub mod metrics;

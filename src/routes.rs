@@ -10,5 +10,6 @@ pub fn router() -> Router {
     all.extend(crate::regions::routes::routes());
     all.extend(crate::scheduler::routes::routes());
     all.extend(crate::notify::routes::routes());
+    all.extend(crate::drills::routes::routes());
     Router::new(all)
 }

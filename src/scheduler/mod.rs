@@ -58,12 +58,12 @@ pub fn spawn(state: Arc<AppState>) -> JoinHandle<()> {
 
 /// The next moment anything is due: a schedule occurrence or a delivery attempt.
 async fn next_wake(state: &AppState) -> Result<Option<Timestamp>, sqlx::Error> {
-    let a = schedules::earliest_due(&state.db).await?;
-    let b = crate::notify::outbox::earliest_due(&state.db).await?;
-    Ok(match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    })
+    let candidates = [
+        schedules::earliest_due(&state.db).await?,
+        crate::drills::reminders::earliest_due(&state.db).await?,
+        crate::notify::outbox::earliest_due(&state.db).await?,
+    ];
+    Ok(candidates.into_iter().flatten().min())
 }
 
 /// One pass: enqueue due occurrences, run claimed jobs, deliver due notifications. Safe to call
@@ -79,6 +79,8 @@ pub async fn tick(state: &AppState, now: Timestamp) -> anyhow::Result<()> {
         }
         runs::finish(&state.db, run.id, Timestamp(state.clock.now()), result).await?;
     }
+    // Reminders fire at their own moment, not only when the drill_reminders sweep runs.
+    crate::drills::reminders::enqueue_due(&state.db, now).await?;
     crate::notify::dispatch::deliver_due(state, now).await?;
     Ok(())
 }
@@ -150,7 +152,11 @@ async fn run_job(state: &AppState, schedule_id: i64, due_at: Timestamp, now: Tim
         .ok_or("schedule vanished")?;
     tracing::info!(job = job.as_str(), due = %due_at, "running job");
     match job {
-        Job::DrillReminders => Ok(json!({"reminders": 0})),
+        Job::DrillReminders => {
+            let (sent, skipped) =
+                crate::drills::reminders::enqueue_due(&state.db, now).await.map_err(|e| e.to_string())?;
+            Ok(json!({"reminders_sent": sent, "reminders_skipped": skipped}))
+        }
         Job::ReadinessCheck => Ok(json!({"regions": 0})),
         Job::ExpirySweep => Ok(json!({"checked_at": now})),
     }

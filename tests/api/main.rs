@@ -2,6 +2,7 @@
 //! ephemeral port with a fresh database and speaks HTTP to it.
 
 mod common;
+mod drills;
 mod foundation;
 mod notify;
 mod receiver;
