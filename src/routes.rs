@@ -11,5 +11,6 @@ pub fn router() -> Router {
     all.extend(crate::scheduler::routes::routes());
     all.extend(crate::notify::routes::routes());
     all.extend(crate::drills::routes::routes());
+    all.extend(crate::readiness::routes::routes());
     Router::new(all)
 }

@@ -157,7 +157,7 @@ async fn run_job(state: &AppState, schedule_id: i64, due_at: Timestamp, now: Tim
                 crate::drills::reminders::enqueue_due(&state.db, now).await.map_err(|e| e.to_string())?;
             Ok(json!({"reminders_sent": sent, "reminders_skipped": skipped}))
         }
-        Job::ReadinessCheck => Ok(json!({"regions": 0})),
+        Job::ReadinessCheck => crate::readiness::engine::run(state, "schedule").await.map_err(|e| format!("{e:#}")),
         Job::ExpirySweep => Ok(json!({"checked_at": now})),
     }
 }

@@ -5,5 +5,6 @@ mod common;
 mod drills;
 mod foundation;
 mod notify;
+mod readiness;
 mod receiver;
 mod scheduler;
