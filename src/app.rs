@@ -31,6 +31,11 @@ pub struct Config {
     pub pii_key: Option<String>,
     /// Where the personal-data key lives when not given directly.
     pub pii_key_file: std::path::PathBuf,
+    /// Directory of `YYYY.toml` working-day calendar files added to (or replacing years of) the
+    /// shipped calendar.
+    pub calendar_dir: Option<std::path::PathBuf>,
+    /// Directory of plan files loaded on first start instead of the shipped (compiled-in) set.
+    pub plans_dir: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -44,6 +49,8 @@ impl Config {
             seed: true,
             pii_key: None,
             pii_key_file: "yingji.key".into(),
+            calendar_dir: None,
+            plans_dir: None,
         }
     }
 }
@@ -64,6 +71,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Encrypts personal data at rest.
     pub cipher: Cipher,
+    /// Working days (official holidays and make-up days) for deadlines.
+    pub calendar: crate::plans::calendar::Calendar,
 }
 
 /// Loads the personal-data key: from configuration, else from the key file, which is created
@@ -98,7 +107,7 @@ pub async fn prepare_db(config: &Config, clock: &SharedClock) -> anyhow::Result<
     let db = Db::connect(&config.db).await?;
     db.migrate().await?;
     if config.seed {
-        crate::seed::load_shipped(&db, clock).await?;
+        crate::seed::load_shipped(&db, clock, config.plans_dir.as_deref()).await?;
     }
     Ok(db)
 }
@@ -135,6 +144,7 @@ impl Server {
 /// Starts the service on `config.listen` (port 0 picks a free port).
 pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Server> {
     let cipher = load_cipher(&config)?;
+    let calendar = crate::plans::calendar::Calendar::load(config.calendar_dir.as_deref())?;
     let db = prepare_db(&config, &clock).await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
@@ -147,6 +157,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Server>
         router: crate::routes::router(),
         shutdown: shutdown_rx.clone(),
         cipher,
+        calendar,
     });
     let filter = crate::http::filter(state.clone());
     let mut rx = shutdown_rx;

@@ -15,6 +15,7 @@ pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod personal;
+pub mod plans;
 pub mod regions;
 pub mod routes;
 pub mod seed;
