@@ -19,5 +19,6 @@ pub mod routes;
 pub mod store;
 pub mod types;
 pub mod validate;
+pub mod view;
 
 pub use types::*;
