@@ -35,6 +35,11 @@ pub struct Config {
     pub scheduler: bool,
     /// Delivery attempts before a notification is marked failed.
     pub max_delivery_attempts: i64,
+    /// Directory of `YYYY.toml` working-day calendar files added to (or replacing years of) the
+    /// shipped calendar.
+    pub calendar_dir: Option<std::path::PathBuf>,
+    /// Directory of plan files loaded on first start instead of the shipped (compiled-in) set.
+    pub plans_dir: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -50,6 +55,8 @@ impl Config {
             pii_key_file: "yingji.key".into(),
             scheduler: true,
             max_delivery_attempts: 8,
+            calendar_dir: None,
+            plans_dir: None,
         }
     }
 }
@@ -76,6 +83,8 @@ pub struct AppState {
     pub instance_id: String,
     /// HTTP client for webhooks.
     pub http: reqwest::Client,
+    /// Working days (official holidays and make-up days) for deadlines.
+    pub calendar: crate::plans::calendar::Calendar,
 }
 
 /// Loads the personal-data key: from configuration, else from the key file, which is created
@@ -107,10 +116,11 @@ pub fn load_cipher(config: &Config) -> anyhow::Result<Cipher> {
 
 /// Opens the database, applies migrations, and loads the shipped data into an empty database.
 pub async fn prepare_db(config: &Config, clock: &SharedClock) -> anyhow::Result<Db> {
-    let db = Db::connect(&config.db).await?;
-    db.migrate().await?;
+    use anyhow::Context as _;
+    let db = Db::connect(&config.db).await.context("connecting to the database")?;
+    db.migrate().await.context("migrating the database")?;
     if config.seed {
-        crate::seed::load_shipped(&db, clock).await?;
+        crate::seed::load_shipped(&db, clock, config.plans_dir.as_deref()).await.context("loading the shipped data")?;
     }
     Ok(db)
 }
@@ -151,6 +161,7 @@ impl Server {
 /// Starts the service on `config.listen` (port 0 picks a free port).
 pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Server> {
     let cipher = load_cipher(&config)?;
+    let calendar = crate::plans::calendar::Calendar::load(config.calendar_dir.as_deref())?;
     let db = prepare_db(&config, &clock).await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
@@ -166,6 +177,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Server>
         wake: tokio::sync::Notify::new(),
         instance_id: format!("{}-{}", hostname(), crate::auth::tokens::random_hex16()),
         http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?,
+        calendar,
     });
     let filter = crate::http::filter(state.clone());
     let mut rx = shutdown_rx;

@@ -1,4 +1,5 @@
-//! The command line: `serve` (default), `migrate`, `token create|list|revoke`, `regions import`.
+//! The command line: `serve` (default), `migrate`, `token create|list|revoke`, `regions import`,
+//! `plans check|import`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -44,6 +45,12 @@ struct Global {
     /// Log format: `text` or `json`. Log level comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "YINGJI_LOG_FORMAT", default_value = "text", global = true, value_parser = ["text", "json"])]
     log_format: String,
+    /// Directory of working-day calendar files (`YYYY.toml`) that add to or replace the shipped years.
+    #[arg(long, env = "YINGJI_CALENDAR_DIR", global = true)]
+    calendar_dir: Option<std::path::PathBuf>,
+    /// Directory of plan files loaded into an empty database instead of the shipped plan set.
+    #[arg(long, env = "YINGJI_PLANS_DIR", global = true)]
+    plans_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +65,23 @@ enum Command {
     /// Administrative divisions.
     #[command(subcommand)]
     Regions(RegionsCommand),
+    /// Emergency plan files (plans/ directory).
+    #[command(subcommand)]
+    Plans(PlansCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PlansCommand {
+    /// Check every plan file in DIR (and DIR/templates); print each error as file:line:column; exit 1 on any error.
+    Check {
+        /// The directory, e.g. plans/.
+        dir: std::path::PathBuf,
+    },
+    /// Import the plan files in DIR: new keys create plans, changed files create new draft versions, unchanged files nothing.
+    Import {
+        /// The directory, e.g. plans/.
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +179,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = Config::new(cli.global.database_url.clone());
     config.pii_key = cli.global.pii_key;
     config.pii_key_file = cli.global.pii_key_file;
+    config.calendar_dir = cli.global.calendar_dir;
+    config.plans_dir = cli.global.plans_dir;
     config.db = DbOptions { url: cli.global.database_url, max_connections: cli.global.db_pool_size.max(1) };
     let Some(command) = cli.command else { anyhow::bail!("no command") };
     match command {
@@ -173,6 +199,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(cmd) => token(config, clock, cmd).await,
+        Command::Plans(cmd) => plans(config, clock, cmd).await,
         Command::Regions(RegionsCommand::Import { file }) => {
             let text =
                 std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("读取 {} 失败：{e}", file.display()))?;
@@ -186,6 +213,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 Err(e) => Err(describe(e)),
             }
+        }
+    }
+}
+
+async fn plans(config: Config, clock: SharedClock, cmd: PlansCommand) -> anyhow::Result<()> {
+    let dir = match &cmd {
+        PlansCommand::Check { dir } | PlansCommand::Import { dir } => dir.clone(),
+    };
+    let files = match crate::plans::files::check_dir(&dir) {
+        Ok(f) => f,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            anyhow::bail!("{} 处错误", errors.len());
+        }
+    };
+    match cmd {
+        PlansCommand::Check { .. } => {
+            let templates = files.iter().filter(|f| f.template).count();
+            println!("检查通过：{} 个预案文件，{} 个模板", files.len() - templates, templates);
+            Ok(())
+        }
+        PlansCommand::Import { .. } => {
+            let db = app::prepare_db(&config, &clock).await?;
+            let result = crate::plans::files::import(&db, &Actor::cli(), Timestamp(clock.now()), &files).await;
+            db.close().await;
+            let s = result.map_err(describe)?;
+            println!(
+                "导入完成：{} 个文件，新建 {}，新版本 {}，未变 {}（跳过模板 {}）",
+                s.files, s.created, s.revised, s.unchanged, s.templates
+            );
+            Ok(())
         }
     }
 }
@@ -211,18 +271,20 @@ async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
     let server = app::start(config, clock).await?;
     let users: i64 =
         with_db!(&server.state.db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(p).await)?;
-    // stdout may be a closed pipe (a supervisor that stopped reading): never die of that.
-    use std::io::Write;
-    let mut out = std::io::stdout();
-    let _ = writeln!(out, "yingji 已启动：http://{}  (接口说明 http://{}/api/docs)", server.addr, server.addr);
+    let mut banner = format!("yingji 已启动：http://{}  (接口说明 http://{}/api/docs)\n", server.addr, server.addr);
     if users == 0 {
-        let _ = writeln!(
-            out,
-            "还没有任何用户。创建首个管理员令牌（另开一个终端）：\n  cargo run --release -- token create --name admin --role admin --region {}",
+        banner.push_str(&format!(
+            "还没有任何用户。创建首个管理员令牌（另开一个终端）：\n  cargo run --release -- token create --name admin --role admin --region {}\n",
             regions::BANNER_CODE
-        );
+        ));
     }
-    let _ = out.flush();
+    // One write, and a closed stdout (a supervisor that read the first line and went away) must
+    // not kill the service: println! would panic on EPIPE.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|_| out.flush());
+    }
     let trigger = server.shutdown_trigger();
     tokio::spawn(async move {
         signal.await;

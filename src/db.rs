@@ -99,6 +99,9 @@ impl Db {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(15));
+        // The first connection creates the file and switches it to WAL, which needs an exclusive
+        // lock that SQLite does not wait for: processes starting together take turns.
+        let _guard = sqlite_file_lock(connect.get_filename()).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(opts.max_connections)
             .acquire_timeout(Duration::from_secs(15))
@@ -123,28 +126,12 @@ impl Db {
             Db::Sqlite(p) => {
                 // sqlx takes no lock on SQLite, so two processes starting together could both
                 // apply a migration: hold an exclusive lock on a file beside the database.
-                let _guard = self.sqlite_migration_lock().await?;
+                let _guard = sqlite_file_lock(p.connect_options().get_filename()).await?;
                 sqlx::migrate!("migrations/sqlite").run(p).await?
             }
             Db::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await?,
         }
         Ok(())
-    }
-
-    async fn sqlite_migration_lock(&self) -> anyhow::Result<Option<std::fs::File>> {
-        let Db::Sqlite(p) = self else { return Ok(None) };
-        let file = p.connect_options().get_filename().to_path_buf();
-        if file.as_os_str().is_empty() || file.to_string_lossy().contains(":memory:") {
-            return Ok(None);
-        }
-        let lock_path = format!("{}.migrate-lock", file.display());
-        let f = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-            let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
-            f.lock()?;
-            Ok(f)
-        })
-        .await??;
-        Ok(Some(f))
     }
 
     /// Starts a transaction.
@@ -190,6 +177,22 @@ impl Tx {
             Tx::Postgres(_) => Backend::Postgres,
         }
     }
+}
+
+/// Holds an exclusive lock on a file beside the SQLite database (released on drop), serialising
+/// set-up steps that SQLite itself does not wait for. None for in-memory databases.
+async fn sqlite_file_lock(db_file: &std::path::Path) -> anyhow::Result<Option<std::fs::File>> {
+    if db_file.as_os_str().is_empty() || db_file.to_string_lossy().contains(":memory:") {
+        return Ok(None);
+    }
+    let lock_path = format!("{}.migrate-lock", db_file.display());
+    let f = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+        f.lock()?;
+        Ok(f)
+    })
+    .await??;
+    Ok(Some(f))
 }
 
 /// True when the error is a unique-constraint violation (on either backend).

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod notify;
 pub mod openapi;
 pub mod personal;
+pub mod plans;
 pub mod readiness;
 pub mod regions;
 pub mod routes;

@@ -12,5 +12,6 @@ pub fn router() -> Router {
     all.extend(crate::notify::routes::routes());
     all.extend(crate::drills::routes::routes());
     all.extend(crate::readiness::routes::routes());
+    all.extend(crate::plans::routes::routes());
     Router::new(all)
 }

@@ -418,7 +418,11 @@ async fn instances_starting_together_share_one_database() {
         yingji::app::start(config, clock).await
     };
     let (a, b, c) = tokio::join!(start(db.url.clone()), start(db.url.clone()), start(db.url.clone()));
-    let (a, b, c) = (a.expect("first starts"), b.expect("second starts"), c.expect("third starts"));
+    let (a, b, c) = (
+        a.map_err(|e| format!("{e:#}")).expect("first starts"),
+        b.map_err(|e| format!("{e:#}")).expect("second starts"),
+        c.map_err(|e| format!("{e:#}")).expect("third starts"),
+    );
     let (regions, _) = yingji::regions::store::list(&a.state.db, ("0", "9"), None, None, 1000, 0).await.unwrap();
     assert_eq!(regions.len(), 10, "seeded exactly once");
     for s in [a, b, c] {

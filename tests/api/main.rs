@@ -5,6 +5,7 @@ mod common;
 mod drills;
 mod foundation;
 mod notify;
+mod plans;
 mod readiness;
 mod receiver;
 mod scheduler;

@@ -1,0 +1,407 @@
+//! Lifecycle transitions, each inside the caller's transaction and audited there:
+//! create → (update)* → submit → approve (previous version in force → superseded) → file;
+//! revise (new draft version of an approved/filed plan); reject (review → draft); retire;
+//! evaluate. Permission and jurisdiction are checked by the routes before calling in.
+
+use chrono::NaiveDate;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::store::{self, PlanRow};
+use super::validate;
+use super::{Evaluation, PlanContent, PlanStatus, PlanVersion, RevisionReason};
+use crate::audit::{self, Actor, Change};
+use crate::db::Tx;
+use crate::error::ApiError;
+use crate::time::Timestamp;
+
+/// Body of `POST /api/v1/plans/{id}/approve`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// Issue date (印发日期); filing is due 20 working days later.
+    pub issued_on: NaiveDate,
+    /// Issuing body (印发机关), e.g. 苏尼特左旗人民政府办公室.
+    pub issuing_body: String,
+}
+
+/// Body of `POST /api/v1/plans/{id}/file`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Filing {
+    /// Filed with whom (备案机关), e.g. 锡林郭勒盟应急管理局.
+    pub filed_with: String,
+    /// Filing date (not before the issue date).
+    pub filed_on: NaiveDate,
+    /// Receipt number (备案回执编号).
+    pub receipt_no: String,
+}
+
+/// Body of `POST /api/v1/plans/{id}/revise`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Revision {
+    /// Why the plan is revised (the legal trigger).
+    pub reason: RevisionReason,
+    /// Explanation (required when the reason is `other`).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Body of `reject` and `retire`: an optional note.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Note {
+    /// Why.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Body of `POST /api/v1/plans/{id}/evaluations`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluationInput {
+    /// Date of the evaluation (not in the future).
+    pub evaluated_on: NaiveDate,
+    /// Who evaluated.
+    pub evaluator: String,
+    /// Conclusion.
+    pub conclusion: String,
+    /// Whether the plan needs revision.
+    pub revision_needed: bool,
+    /// The trigger, required when revision is needed.
+    #[serde(default)]
+    pub revision_reason: Option<RevisionReason>,
+    /// Explanation.
+    #[serde(default)]
+    pub revision_note: Option<String>,
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(v).map_err(|e| ApiError::Internal(e.into()))
+}
+
+async fn audit_plan(
+    tx: &mut Tx,
+    actor: &Actor,
+    now: Timestamp,
+    action: &str,
+    plan: &PlanRow,
+    before: Option<&PlanVersion>,
+    after: Option<&PlanVersion>,
+) -> Result<(), ApiError> {
+    let id = plan.id.to_string();
+    let change = Change {
+        action,
+        entity_type: "plan",
+        entity_id: &id,
+        region_code: Some(&plan.region_code),
+        before: before.map(to_value).transpose()?,
+        after: after.map(to_value).transpose()?,
+    };
+    audit::record(tx, actor, now, change).await?;
+    Ok(())
+}
+
+/// Locks a plan and its latest version.
+pub async fn load(tx: &mut Tx, id: i64) -> Result<(PlanRow, PlanVersion), ApiError> {
+    let plan = store::lock(tx, id).await?.ok_or_else(|| ApiError::NotFound(format!("预案 {id} 不存在")))?;
+    let latest = store::version_tx(tx, id, plan.latest_version)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("plan {id} lacks version {}", plan.latest_version)))?;
+    Ok((plan, latest))
+}
+
+fn state_error(v: &PlanVersion, wanted: &str) -> ApiError {
+    ApiError::Conflict(format!("预案第 {} 版当前状态为「{}」，{wanted}", v.version, v.status.label()))
+}
+
+fn new_version(version: i64, content: PlanContent, actor: &Actor, now: Timestamp) -> PlanVersion {
+    PlanVersion {
+        version,
+        status: PlanStatus::Draft,
+        status_label: PlanStatus::Draft.label(),
+        revision_reason: None,
+        revision_note: None,
+        issued_on: None,
+        issuing_body: None,
+        approved_by: None,
+        filed_with: None,
+        filed_on: None,
+        filing_receipt: None,
+        content,
+        created_by: actor.name.clone(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn set_status(v: &mut PlanVersion, s: PlanStatus, now: Timestamp) {
+    v.status = s;
+    v.status_label = s.label();
+    v.updated_at = now;
+}
+
+/// Creates a plan with version 1 as a draft. The owner region must exist; the key, when
+/// given, must be unused.
+pub async fn create(tx: &mut Tx, actor: &Actor, now: Timestamp, content: PlanContent) -> Result<i64, ApiError> {
+    if crate::regions::store::get_tx(tx, content.region.as_str()).await?.is_none() {
+        return Err(ApiError::invalid("region", format!("区划 {} 不存在；请先导入官方区划", content.region)));
+    }
+    if let Some(key) = &content.key
+        && store::by_key_tx(tx, key).await?.is_some()
+    {
+        return Err(ApiError::Conflict(format!("已有 key 为 {key} 的预案")));
+    }
+    let id = store::insert_plan(tx, &content, now).await?;
+    let v = new_version(1, content, actor, now);
+    store::insert_version(tx, id, &v).await?;
+    let plan = store::lock(tx, id).await?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("plan vanished")))?;
+    audit_plan(tx, actor, now, "create", &plan, None, Some(&v)).await?;
+    Ok(id)
+}
+
+/// Checks that a new content keeps the plan's identity (key, kind, region).
+pub fn check_identity(plan: &PlanRow, c: &PlanContent) -> Result<(), ApiError> {
+    if c.kind != plan.kind {
+        return Err(ApiError::invalid("kind", "预案类别不可更改；如需其他类别，请新建预案"));
+    }
+    if c.region.as_str() != plan.region_code {
+        return Err(ApiError::invalid("region", "所属区划不可更改；如需其他区划，请新建预案"));
+    }
+    if c.key != plan.plan_key {
+        return Err(ApiError::invalid("key", "key 不可更改"));
+    }
+    Ok(())
+}
+
+/// Replaces the content of the latest version, which must be a draft.
+pub async fn update(tx: &mut Tx, actor: &Actor, now: Timestamp, id: i64, content: PlanContent) -> Result<(), ApiError> {
+    let (mut plan, before) = load(tx, id).await?;
+    if before.status != PlanStatus::Draft {
+        return Err(state_error(&before, "只有草稿可以修改；已印发或已备案的预案请先修订（revise）生成新版本"));
+    }
+    check_identity(&plan, &content)?;
+    let mut after = before.clone();
+    after.content = content;
+    after.updated_at = now;
+    store::update_version(tx, id, &after).await?;
+    plan.updated_at = now;
+    store::update_pointers(tx, &plan).await?;
+    audit_plan(tx, actor, now, "update", &plan, Some(&before), Some(&after)).await
+}
+
+/// Moves the latest version `from` → `to` (submit, reject).
+pub async fn simple_transition(
+    tx: &mut Tx,
+    actor: &Actor,
+    now: Timestamp,
+    id: i64,
+    action: &str,
+    from: PlanStatus,
+    to: PlanStatus,
+) -> Result<(), ApiError> {
+    let (mut plan, before) = load(tx, id).await?;
+    if before.status != from {
+        return Err(state_error(&before, &format!("只有「{}」状态可以执行此操作", from.label())));
+    }
+    let mut after = before.clone();
+    set_status(&mut after, to, now);
+    store::update_version(tx, id, &after).await?;
+    plan.updated_at = now;
+    store::update_pointers(tx, &plan).await?;
+    audit_plan(tx, actor, now, action, &plan, Some(&before), Some(&after)).await
+}
+
+/// Approves the version under review; the version previously in force becomes superseded.
+pub async fn approve(tx: &mut Tx, actor: &Actor, now: Timestamp, id: i64, a: &Approval) -> Result<(), ApiError> {
+    if a.issuing_body.trim().is_empty() {
+        return Err(ApiError::invalid("issuing_body", "印发机关不能为空"));
+    }
+    let (mut plan, before) = load(tx, id).await?;
+    if before.status != PlanStatus::Review {
+        return Err(state_error(&before, "只有审核中的预案可以批准"));
+    }
+    if let Some(cur) = plan.current_version {
+        let old = store::version_tx(tx, id, cur).await?;
+        if let Some(old) = old {
+            if a.issued_on < old.issued_on.unwrap_or(NaiveDate::MIN) {
+                return Err(ApiError::invalid("issued_on", "新版本的印发日期不能早于被替代版本的印发日期"));
+            }
+            let mut sup = old.clone();
+            set_status(&mut sup, PlanStatus::Superseded, now);
+            store::update_version(tx, id, &sup).await?;
+            audit_plan(tx, actor, now, "supersede", &plan, Some(&old), Some(&sup)).await?;
+        }
+    }
+    let mut after = before.clone();
+    set_status(&mut after, PlanStatus::Approved, now);
+    after.issued_on = Some(a.issued_on);
+    after.issuing_body = Some(a.issuing_body.trim().to_string());
+    after.approved_by = Some(actor.name.clone());
+    store::update_version(tx, id, &after).await?;
+    plan.current_version = Some(after.version);
+    plan.updated_at = now;
+    store::update_pointers(tx, &plan).await?;
+    audit_plan(tx, actor, now, "approve", &plan, Some(&before), Some(&after)).await
+}
+
+/// Records the filing (备案) of the approved version in force.
+pub async fn file(tx: &mut Tx, actor: &Actor, now: Timestamp, id: i64, f: &Filing) -> Result<(), ApiError> {
+    for (field, v) in [("filed_with", &f.filed_with), ("receipt_no", &f.receipt_no)] {
+        if v.trim().is_empty() {
+            return Err(ApiError::invalid(field, format!("{field} 不能为空")));
+        }
+    }
+    let (mut plan, latest) = load(tx, id).await?;
+    let Some(cur) = plan.current_version else {
+        return Err(state_error(&latest, "尚无已印发的版本，不能登记备案"));
+    };
+    let before =
+        store::version_tx(tx, id, cur).await?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("missing version")))?;
+    if before.status != PlanStatus::Approved {
+        return Err(state_error(&before, "只有已印发、未备案的版本可以登记备案"));
+    }
+    if before.issued_on.is_some_and(|i| f.filed_on < i) {
+        return Err(ApiError::invalid("filed_on", "备案日期不能早于印发日期"));
+    }
+    let mut after = before.clone();
+    set_status(&mut after, PlanStatus::Filed, now);
+    after.filed_with = Some(f.filed_with.trim().to_string());
+    after.filed_on = Some(f.filed_on);
+    after.filing_receipt = Some(f.receipt_no.trim().to_string());
+    store::update_version(tx, id, &after).await?;
+    plan.updated_at = now;
+    store::update_pointers(tx, &plan).await?;
+    audit_plan(tx, actor, now, "file", &plan, Some(&before), Some(&after)).await
+}
+
+/// Starts a revision: a new draft version with the content of the version in force (or, with
+/// `content`, new content: file imports). The latest version must be approved or filed, or
+/// (imports only, `allow_draft`) a draft, which is then superseded by the new one.
+#[allow(clippy::too_many_arguments)]
+pub async fn revise(
+    tx: &mut Tx,
+    actor: &Actor,
+    now: Timestamp,
+    id: i64,
+    r: &Revision,
+    content: Option<PlanContent>,
+    allow_draft: bool,
+) -> Result<i64, ApiError> {
+    let note = r.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    if r.reason == RevisionReason::Other && note.is_none() {
+        return Err(ApiError::invalid("note", "修订原因为「其他」时须说明原因"));
+    }
+    let (mut plan, latest) = load(tx, id).await?;
+    let draft_replaced = allow_draft && latest.status == PlanStatus::Draft;
+    if !latest.status.in_force() && !draft_replaced {
+        return Err(state_error(&latest, "只有已印发或已备案的预案可以修订；草稿可直接修改"));
+    }
+    if let Some(c) = &content {
+        check_identity(&plan, c)?;
+    }
+    if draft_replaced {
+        let mut sup = latest.clone();
+        set_status(&mut sup, PlanStatus::Superseded, now);
+        store::update_version(tx, id, &sup).await?;
+        audit_plan(tx, actor, now, "supersede", &plan, Some(&latest), Some(&sup)).await?;
+    }
+    let mut v = new_version(latest.version + 1, content.unwrap_or_else(|| latest.content.clone()), actor, now);
+    v.revision_reason = Some(r.reason);
+    v.revision_note = note.map(str::to_string);
+    store::insert_version(tx, id, &v).await?;
+    plan.latest_version = v.version;
+    plan.updated_at = now;
+    store::update_pointers(tx, &plan).await?;
+    audit_plan(tx, actor, now, "revise", &plan, Some(&latest), Some(&v)).await?;
+    Ok(v.version)
+}
+
+/// Retires the plan: every version not already superseded or retired becomes retired, and
+/// nothing is in force any more.
+pub async fn retire(tx: &mut Tx, actor: &Actor, now: Timestamp, id: i64, note: &Note) -> Result<(), ApiError> {
+    let (mut plan, latest) = load(tx, id).await?;
+    if latest.status == PlanStatus::Retired {
+        return Err(state_error(&latest, "预案已废止"));
+    }
+    let mut numbers = vec![plan.latest_version];
+    if let Some(cur) = plan.current_version.filter(|c| *c != plan.latest_version) {
+        numbers.push(cur);
+    }
+    for n in numbers {
+        let Some(before) = store::version_tx(tx, id, n).await? else { continue };
+        if matches!(before.status, PlanStatus::Superseded | PlanStatus::Retired) {
+            continue;
+        }
+        let mut after = before.clone();
+        set_status(&mut after, PlanStatus::Retired, now);
+        after.revision_note = note.note.clone().or(after.revision_note);
+        store::update_version(tx, id, &after).await?;
+        audit_plan(tx, actor, now, "retire", &plan, Some(&before), Some(&after)).await?;
+    }
+    plan.current_version = None;
+    plan.updated_at = now;
+    store::update_pointers(tx, &plan).await.map_err(ApiError::from)
+}
+
+/// Records an evaluation of the version in force.
+pub async fn evaluate(
+    tx: &mut Tx,
+    actor: &Actor,
+    now: Timestamp,
+    today: NaiveDate,
+    id: i64,
+    e: &EvaluationInput,
+) -> Result<Evaluation, ApiError> {
+    for (field, v) in [("evaluator", &e.evaluator), ("conclusion", &e.conclusion)] {
+        if v.trim().is_empty() {
+            return Err(ApiError::invalid(field, format!("{field} 不能为空")));
+        }
+    }
+    if e.evaluated_on > today {
+        return Err(ApiError::invalid("evaluated_on", "评估日期不能晚于今天"));
+    }
+    if e.revision_needed && e.revision_reason.is_none() {
+        return Err(ApiError::invalid("revision_reason", "需要修订时须给出修订原因"));
+    }
+    let (plan, latest) = load(tx, id).await?;
+    let Some(cur) = plan.current_version else {
+        return Err(state_error(&latest, "尚无已印发的版本可评估"));
+    };
+    let mut ev = Evaluation {
+        id: 0,
+        plan_id: id,
+        version: cur,
+        evaluated_on: e.evaluated_on,
+        evaluator: e.evaluator.trim().to_string(),
+        conclusion: e.conclusion.trim().to_string(),
+        revision_needed: e.revision_needed,
+        revision_reason: e.revision_reason,
+        revision_note: e.revision_note.clone(),
+        created_by: actor.name.clone(),
+        created_at: now,
+    };
+    ev.id = store::insert_evaluation(tx, &ev).await?;
+    let id_s = id.to_string();
+    audit::record(
+        tx,
+        actor,
+        now,
+        Change {
+            action: "evaluate",
+            entity_type: "plan",
+            entity_id: &id_s,
+            region_code: Some(&plan.region_code),
+            before: None,
+            after: Some(to_value(&ev)?),
+        },
+    )
+    .await?;
+    Ok(ev)
+}
+
+/// Validates API content (422 by field path).
+pub fn check(content: &PlanContent) -> Result<(), ApiError> {
+    validate::check_api(content)
+}
