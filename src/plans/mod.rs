@@ -17,6 +17,7 @@ pub mod files;
 pub mod lifecycle;
 pub mod routes;
 pub mod store;
+pub mod strict;
 pub mod types;
 pub mod validate;
 pub mod view;
