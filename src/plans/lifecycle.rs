@@ -153,7 +153,14 @@ pub async fn create(tx: &mut Tx, actor: &Actor, now: Timestamp, content: PlanCon
     {
         return Err(ApiError::Conflict(format!("已有 key 为 {key} 的预案")));
     }
-    let id = store::insert_plan(tx, &content, now).await?;
+    let id = store::insert_plan(tx, &content, now).await.map_err(|e| {
+        // Two requests creating the same key at once: the loser sees the unique constraint.
+        if crate::db::is_unique_violation(&e) {
+            ApiError::Conflict(format!("已有 key 为 {} 的预案", content.key.as_deref().unwrap_or("")))
+        } else {
+            e.into()
+        }
+    })?;
     let v = new_version(1, content, actor, now);
     store::insert_version(tx, id, &v).await?;
     let plan = store::lock(tx, id).await?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("plan vanished")))?;
@@ -214,9 +221,20 @@ pub async fn simple_transition(
 }
 
 /// Approves the version under review; the version previously in force becomes superseded.
-pub async fn approve(tx: &mut Tx, actor: &Actor, now: Timestamp, id: i64, a: &Approval) -> Result<(), ApiError> {
+/// The issue date may not lie after `today`.
+pub async fn approve(
+    tx: &mut Tx,
+    actor: &Actor,
+    now: Timestamp,
+    today: NaiveDate,
+    id: i64,
+    a: &Approval,
+) -> Result<(), ApiError> {
     if a.issuing_body.trim().is_empty() {
         return Err(ApiError::invalid("issuing_body", "印发机关不能为空"));
+    }
+    if a.issued_on > today {
+        return Err(ApiError::invalid("issued_on", "印发日期不能晚于今天"));
     }
     let (mut plan, before) = load(tx, id).await?;
     if before.status != PlanStatus::Review {
@@ -246,8 +264,19 @@ pub async fn approve(tx: &mut Tx, actor: &Actor, now: Timestamp, id: i64, a: &Ap
     audit_plan(tx, actor, now, "approve", &plan, Some(&before), Some(&after)).await
 }
 
-/// Records the filing (备案) of the approved version in force.
-pub async fn file(tx: &mut Tx, actor: &Actor, now: Timestamp, id: i64, f: &Filing) -> Result<(), ApiError> {
+/// Records the filing (备案) of the approved version in force. The filing date may not lie
+/// after `today` nor before the issue date.
+pub async fn file(
+    tx: &mut Tx,
+    actor: &Actor,
+    now: Timestamp,
+    today: NaiveDate,
+    id: i64,
+    f: &Filing,
+) -> Result<(), ApiError> {
+    if f.filed_on > today {
+        return Err(ApiError::invalid("filed_on", "备案日期不能晚于今天"));
+    }
     for (field, v) in [("filed_with", &f.filed_with), ("receipt_no", &f.receipt_no)] {
         if v.trim().is_empty() {
             return Err(ApiError::invalid(field, format!("{field} 不能为空")));

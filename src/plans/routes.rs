@@ -301,7 +301,7 @@ async fn approve(c: Ctx) -> ApiResult<Response> {
     let a: Approval = c.json()?;
     let (_, plan) = load(&c, Perm::Approve).await?;
     let mut tx = c.app.db.begin().await?;
-    lifecycle::approve(&mut tx, &c.actor()?, c.now(), plan.id, &a).await?;
+    lifecycle::approve(&mut tx, &c.actor()?, c.now(), view::today(c.now()), plan.id, &a).await?;
     tx.commit().await?;
     json(&view::view(&c, plan.id).await?)
 }
@@ -310,7 +310,7 @@ async fn file(c: Ctx) -> ApiResult<Response> {
     let f: Filing = c.json()?;
     let (_, plan) = load(&c, Perm::Approve).await?;
     let mut tx = c.app.db.begin().await?;
-    lifecycle::file(&mut tx, &c.actor()?, c.now(), plan.id, &f).await?;
+    lifecycle::file(&mut tx, &c.actor()?, c.now(), view::today(c.now()), plan.id, &f).await?;
     tx.commit().await?;
     json(&view::view(&c, plan.id).await?)
 }

@@ -158,6 +158,8 @@ async fn a_plan_goes_from_draft_to_superseded_with_history_diff_and_audit() {
     // A planner cannot approve or file.
     let approval = json!({"issued_on": "2026-11-20", "issuing_body": "苏尼特左旗人民政府办公室"});
     app.post(&planner, &format!("{path}/approve"), &approval).await.problem(403);
+    let future = json!({"issued_on": "2026-12-01", "issuing_body": "苏尼特左旗人民政府办公室"});
+    app.post(&admin, &format!("{path}/approve"), &future).await.problem(422);
     let v = app.post(&admin, &format!("{path}/approve"), &approval).await.expect(200).json();
     assert_eq!((v["status"].as_str(), v["current_version"].as_i64()), (Some("approved"), Some(1)));
     assert_eq!(v["version"]["issuing_body"], "苏尼特左旗人民政府办公室");
