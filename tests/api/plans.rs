@@ -67,6 +67,17 @@ async fn a_fresh_start_has_the_shipped_plan_set() {
     let fire = list["items"].as_array().unwrap().iter().find(|p| p["key"] == "grassland-fire").unwrap();
     assert_eq!(fire["status"], "draft");
     assert_eq!(fire["kind"], "special");
+    let view = app.get(&admin, &format!("/api/v1/plans/{}", fire["id"])).await.expect(200).json();
+    assert_eq!(view["requirements"]["drill_interval_months"], 12, "the file's own drill requirement");
+    assert_eq!(view["requirements"]["drill_is_default"], false);
+    assert_eq!(view["version"]["content"]["response_levels"][0]["forces"][0]["specialty"], "grassland_fire");
+    assert_eq!(view["deadlines"]["filing_due"], Value::Null, "a draft has no deadlines yet");
+    let doc = app.get(&admin, &format!("/api/v1/plans/{}/document", fire["id"])).await.expect(200);
+    assert!(doc.text.contains("<h1>苏尼特左旗草原火灾应急预案</h1>") && doc.text.contains("风力灭火机（2-02-01-01）"));
+    let town = list["items"].as_array().unwrap().iter().find(|p| p["key"] == "mandulatu-township").unwrap();
+    let view = app.get(&admin, &format!("/api/v1/plans/{}", town["id"])).await.expect(200).json();
+    assert_eq!(view["requirements"]["drill_interval_months"], 24, "township default");
+    assert_eq!(view["requirements"]["evaluation_interval_months"], 36);
     // Filters.
     let town = app.get(&admin, &format!("/api/v1/plans?region={MANDULATU}")).await.expect(200).json();
     assert_eq!(town["total"], 1);
