@@ -198,7 +198,9 @@ pub async fn update(tx: &mut Tx, actor: &Actor, now: Timestamp, id: i64, content
     audit_plan(tx, actor, now, "update", &plan, Some(&before), Some(&after)).await
 }
 
-/// Moves the latest version `from` → `to` (submit, reject).
+/// Moves the latest version `from` → `to` (submit, reject); a note (why a review was sent
+/// back) is kept in the audit row.
+#[allow(clippy::too_many_arguments)]
 pub async fn simple_transition(
     tx: &mut Tx,
     actor: &Actor,
@@ -207,6 +209,7 @@ pub async fn simple_transition(
     action: &str,
     from: PlanStatus,
     to: PlanStatus,
+    note: Option<&str>,
 ) -> Result<(), ApiError> {
     let (mut plan, before) = load(tx, id).await?;
     if before.status != from {
@@ -217,7 +220,21 @@ pub async fn simple_transition(
     store::update_version(tx, id, &after).await?;
     plan.updated_at = now;
     store::update_pointers(tx, &plan).await?;
-    audit_plan(tx, actor, now, action, &plan, Some(&before), Some(&after)).await
+    let mut after_value = to_value(&after)?;
+    if let (Some(n), Some(obj)) = (note.map(str::trim).filter(|n| !n.is_empty()), after_value.as_object_mut()) {
+        obj.insert("note".into(), serde_json::Value::String(n.to_string()));
+    }
+    let id_s = id.to_string();
+    let change = Change {
+        action,
+        entity_type: "plan",
+        entity_id: &id_s,
+        region_code: Some(&plan.region_code),
+        before: Some(to_value(&before)?),
+        after: Some(after_value),
+    };
+    audit::record(tx, actor, now, change).await?;
+    Ok(())
 }
 
 /// Approves the version under review; the version previously in force becomes superseded.

@@ -280,19 +280,28 @@ async fn submit(c: Ctx) -> ApiResult<Response> {
     let (_, plan) = load(&c, Perm::Plan).await?;
     let mut tx = c.app.db.begin().await?;
     let (actor, now) = (c.actor()?, c.now());
-    lifecycle::simple_transition(&mut tx, &actor, now, plan.id, "submit", PlanStatus::Draft, PlanStatus::Review)
+    lifecycle::simple_transition(&mut tx, &actor, now, plan.id, "submit", PlanStatus::Draft, PlanStatus::Review, None)
         .await?;
     tx.commit().await?;
     json(&view::view(&c, plan.id).await?)
 }
 
 async fn reject(c: Ctx) -> ApiResult<Response> {
-    let _note: Note = c.json()?;
+    let note: Note = c.json()?;
     let (_, plan) = load(&c, Perm::Approve).await?;
     let mut tx = c.app.db.begin().await?;
     let (actor, now) = (c.actor()?, c.now());
-    lifecycle::simple_transition(&mut tx, &actor, now, plan.id, "reject", PlanStatus::Review, PlanStatus::Draft)
-        .await?;
+    lifecycle::simple_transition(
+        &mut tx,
+        &actor,
+        now,
+        plan.id,
+        "reject",
+        PlanStatus::Review,
+        PlanStatus::Draft,
+        note.note.as_deref(),
+    )
+    .await?;
     tx.commit().await?;
     json(&view::view(&c, plan.id).await?)
 }

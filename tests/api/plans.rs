@@ -269,6 +269,19 @@ async fn roles_and_jurisdiction_are_enforced() {
     let chagan = app.token("admin", CHAGANAOBAO).await;
     app.post(&chagan, &format!("/api/v1/plans/{own}/approve"), &approval).await.problem(403);
     let town_admin = app.token("admin", MANDULATU).await;
+    app.post(&town_planner, &format!("/api/v1/plans/{own}/reject"), &json!({})).await.problem(403);
+    let v = app
+        .post(&town_admin, &format!("/api/v1/plans/{own}/reject"), &json!({"note": "补充风险点清单"}))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(v["status"], "draft");
+    let audit =
+        app.get(&town_admin, &format!("/api/v1/audit?entity_type=plan&entity_id={own}")).await.expect(200).json();
+    let reject = audit["items"].as_array().unwrap().iter().find(|r| r["action"] == "reject").unwrap();
+    assert_eq!(reject["after_state"]["note"], "补充风险点清单");
+    assert_eq!(reject["after_state"]["status"], "draft");
+    app.post(&town_planner, &format!("/api/v1/plans/{own}/submit"), &json!({})).await.expect(200);
     app.post(&town_admin, &format!("/api/v1/plans/{own}/approve"), &approval).await.expect(200);
     // Validation: every problem named by field.
     let mut bad = plan_body("", "township", BANNER);
