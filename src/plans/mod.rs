@@ -13,6 +13,7 @@ pub mod calendar;
 pub mod deadlines;
 pub mod diff;
 pub mod document;
+pub mod evaluations;
 pub mod files;
 pub mod lifecycle;
 pub mod routes;

@@ -6,7 +6,8 @@ use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 use super::diff::{self, Change};
-use super::lifecycle::{self, Approval, EvaluationInput, Filing, Note, Revision};
+use super::evaluations::{self, EvaluationInput};
+use super::lifecycle::{self, Approval, Filing, Note, Revision};
 use super::store::{self, PlanRow};
 use super::view::{self, PlanQuery, PlanSummary, PlanView};
 use super::{Evaluation, PlanContent, PlanStatus, PlanVersion, document};
@@ -381,7 +382,7 @@ async fn render(c: Ctx) -> ApiResult<Response> {
 
 async fn evaluations(c: Ctx) -> ApiResult<Response> {
     let (_, plan) = load(&c, Perm::Read).await?;
-    let items = store::evaluations(&c.app.db, plan.id).await?;
+    let items = evaluations::list(&c.app.db, plan.id).await?;
     json(&Page { total: items.len() as i64, items })
 }
 
@@ -389,7 +390,7 @@ async fn evaluate(c: Ctx) -> ApiResult<Response> {
     let e: EvaluationInput = c.json()?;
     let (_, plan) = load(&c, Perm::Plan).await?;
     let mut tx = c.app.db.begin().await?;
-    let ev = lifecycle::evaluate(&mut tx, &c.actor()?, c.now(), view::today(c.now()), plan.id, &e).await?;
+    let ev = evaluations::record(&mut tx, &c.actor()?, c.now(), view::today(c.now()), plan.id, &e).await?;
     tx.commit().await?;
     json_status(StatusCode::CREATED, &ev)
 }
