@@ -207,6 +207,27 @@ mod tests {
     }
 
     #[test]
+    fn a_configured_directory_adds_and_replaces_years() {
+        let dir = std::env::temp_dir().join(format!("yingji-cal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("2027.toml"),
+            "year = 2027\nsource = \"test\"\n[[holidays]]\nname = \"国庆节\"\nfrom = 2027-10-01\nto = 2027-10-07\n",
+        )
+        .unwrap();
+        let c = Calendar::load(Some(&dir)).unwrap();
+        assert_eq!(c.years(), vec![2026, 2027]);
+        assert!(!c.is_working_day(d(2027, 10, 4)));
+        std::fs::write(dir.join("2026.toml"), "year = 2026\nsource = \"x\"\n").unwrap();
+        let c = Calendar::load(Some(&dir)).unwrap();
+        assert!(c.is_working_day(d(2026, 9, 25)), "the configured 2026 replaces the shipped one");
+        std::fs::write(dir.join("bad.toml"), "year = \"x\"\n").unwrap();
+        let e = Calendar::load(Some(&dir)).unwrap_err().to_string();
+        assert!(e.contains("bad.toml"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn months_clamp_to_month_end() {
         assert_eq!(add_months(d(2026, 1, 31), 1), d(2026, 2, 28));
         assert_eq!(add_months(d(2026, 9, 24), 36), d(2029, 9, 24));

@@ -121,6 +121,10 @@ fn span_of_str(root: &DeValue<'_>, root_span: Range<usize>, path: &str) -> Range
     span
 }
 
+fn field_prefix(path: &str) -> String {
+    if path.is_empty() || path == "." { String::new() } else { format!("字段 {path}：") }
+}
+
 fn describe(msg: &str) -> String {
     let msg = msg.trim();
     if let Some(rest) = msg.strip_prefix("unknown field ") {
@@ -137,8 +141,8 @@ fn describe(msg: &str) -> String {
 }
 
 /// Parses and validates one plan file. Every error carries the file and line; a file that does
-/// not parse reports its first error (TOML syntax, unknown field, wrong type or value), a file
-/// that parses reports every rule it breaks.
+/// has a TOML syntax error reports that error; otherwise every unknown or missing field, wrong
+/// type, bad value and broken rule is reported.
 pub fn parse(file: &str, text: &str, template: bool) -> Result<PlanContent, Vec<FileError>> {
     let at = |offset: Option<usize>, message: String| {
         let pos = offset.map(|o| position(text, o));
@@ -153,8 +157,20 @@ pub fn parse(file: &str, text: &str, template: bool) -> Result<PlanContent, Vec<
         let inner = e.into_inner();
         let offset =
             inner.span().map(|s| s.start).unwrap_or_else(|| span_of_str(&root, root_span.clone(), &path).start);
-        let field = if path.is_empty() || path == "." { String::new() } else { format!("字段 {path}：") };
-        vec![at(Some(offset), format!("{field}{}", describe(inner.message())))]
+        let first = at(Some(offset), format!("{}{}", field_prefix(&path), describe(inner.message())));
+        // Serde stops at the first error; look at each part on its own to report them all.
+        let mut all: Vec<FileError> = super::strict::errors(text)
+            .into_iter()
+            .map(|(path, msg)| {
+                let offset = span_of_str(&root, root_span.clone(), &path).start;
+                at(Some(offset), format!("{}{}", field_prefix(&path), describe(&msg)))
+            })
+            .collect();
+        if !all.iter().any(|e| e.line == first.line && e.message == first.message) {
+            all.push(first);
+        }
+        all.sort_by_key(|e| (e.line, e.column));
+        all
     })?;
     let mut errors: Vec<FileError> = validate(&content, template)
         .into_iter()

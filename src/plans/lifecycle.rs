@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::store::{self, PlanRow};
 use super::validate;
-use super::{Evaluation, PlanContent, PlanStatus, PlanVersion, RevisionReason};
+use super::{PlanContent, PlanStatus, PlanVersion, RevisionReason};
 use crate::audit::{self, Actor, Change};
 use crate::db::Tx;
 use crate::error::ApiError;
@@ -57,27 +57,7 @@ pub struct Note {
     pub note: Option<String>,
 }
 
-/// Body of `POST /api/v1/plans/{id}/evaluations`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EvaluationInput {
-    /// Date of the evaluation (not in the future).
-    pub evaluated_on: NaiveDate,
-    /// Who evaluated.
-    pub evaluator: String,
-    /// Conclusion.
-    pub conclusion: String,
-    /// Whether the plan needs revision.
-    pub revision_needed: bool,
-    /// The trigger, required when revision is needed.
-    #[serde(default)]
-    pub revision_reason: Option<RevisionReason>,
-    /// Explanation.
-    #[serde(default)]
-    pub revision_note: Option<String>,
-}
-
-fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
+pub(super) fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
     serde_json::to_value(v).map_err(|e| ApiError::Internal(e.into()))
 }
 
@@ -112,7 +92,7 @@ pub async fn load(tx: &mut Tx, id: i64) -> Result<(PlanRow, PlanVersion), ApiErr
     Ok((plan, latest))
 }
 
-fn state_error(v: &PlanVersion, wanted: &str) -> ApiError {
+pub(super) fn state_error(v: &PlanVersion, wanted: &str) -> ApiError {
     ApiError::Conflict(format!("预案第 {} 版当前状态为「{}」，{wanted}", v.version, v.status.label()))
 }
 
@@ -153,7 +133,14 @@ pub async fn create(tx: &mut Tx, actor: &Actor, now: Timestamp, content: PlanCon
     {
         return Err(ApiError::Conflict(format!("已有 key 为 {key} 的预案")));
     }
-    let id = store::insert_plan(tx, &content, now).await?;
+    let id = store::insert_plan(tx, &content, now).await.map_err(|e| {
+        // Two requests creating the same key at once: the loser sees the unique constraint.
+        if crate::db::is_unique_violation(&e) {
+            ApiError::Conflict(format!("已有 key 为 {} 的预案", content.key.as_deref().unwrap_or("")))
+        } else {
+            e.into()
+        }
+    })?;
     let v = new_version(1, content, actor, now);
     store::insert_version(tx, id, &v).await?;
     let plan = store::lock(tx, id).await?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("plan vanished")))?;
@@ -191,7 +178,9 @@ pub async fn update(tx: &mut Tx, actor: &Actor, now: Timestamp, id: i64, content
     audit_plan(tx, actor, now, "update", &plan, Some(&before), Some(&after)).await
 }
 
-/// Moves the latest version `from` → `to` (submit, reject).
+/// Moves the latest version `from` → `to` (submit, reject); a note (why a review was sent
+/// back) is kept in the audit row.
+#[allow(clippy::too_many_arguments)]
 pub async fn simple_transition(
     tx: &mut Tx,
     actor: &Actor,
@@ -200,6 +189,7 @@ pub async fn simple_transition(
     action: &str,
     from: PlanStatus,
     to: PlanStatus,
+    note: Option<&str>,
 ) -> Result<(), ApiError> {
     let (mut plan, before) = load(tx, id).await?;
     if before.status != from {
@@ -210,13 +200,38 @@ pub async fn simple_transition(
     store::update_version(tx, id, &after).await?;
     plan.updated_at = now;
     store::update_pointers(tx, &plan).await?;
-    audit_plan(tx, actor, now, action, &plan, Some(&before), Some(&after)).await
+    let mut after_value = to_value(&after)?;
+    if let (Some(n), Some(obj)) = (note.map(str::trim).filter(|n| !n.is_empty()), after_value.as_object_mut()) {
+        obj.insert("note".into(), serde_json::Value::String(n.to_string()));
+    }
+    let id_s = id.to_string();
+    let change = Change {
+        action,
+        entity_type: "plan",
+        entity_id: &id_s,
+        region_code: Some(&plan.region_code),
+        before: Some(to_value(&before)?),
+        after: Some(after_value),
+    };
+    audit::record(tx, actor, now, change).await?;
+    Ok(())
 }
 
 /// Approves the version under review; the version previously in force becomes superseded.
-pub async fn approve(tx: &mut Tx, actor: &Actor, now: Timestamp, id: i64, a: &Approval) -> Result<(), ApiError> {
+/// The issue date may not lie after `today`.
+pub async fn approve(
+    tx: &mut Tx,
+    actor: &Actor,
+    now: Timestamp,
+    today: NaiveDate,
+    id: i64,
+    a: &Approval,
+) -> Result<(), ApiError> {
     if a.issuing_body.trim().is_empty() {
         return Err(ApiError::invalid("issuing_body", "印发机关不能为空"));
+    }
+    if a.issued_on > today {
+        return Err(ApiError::invalid("issued_on", "印发日期不能晚于今天"));
     }
     let (mut plan, before) = load(tx, id).await?;
     if before.status != PlanStatus::Review {
@@ -246,8 +261,19 @@ pub async fn approve(tx: &mut Tx, actor: &Actor, now: Timestamp, id: i64, a: &Ap
     audit_plan(tx, actor, now, "approve", &plan, Some(&before), Some(&after)).await
 }
 
-/// Records the filing (备案) of the approved version in force.
-pub async fn file(tx: &mut Tx, actor: &Actor, now: Timestamp, id: i64, f: &Filing) -> Result<(), ApiError> {
+/// Records the filing (备案) of the approved version in force. The filing date may not lie
+/// after `today` nor before the issue date.
+pub async fn file(
+    tx: &mut Tx,
+    actor: &Actor,
+    now: Timestamp,
+    today: NaiveDate,
+    id: i64,
+    f: &Filing,
+) -> Result<(), ApiError> {
+    if f.filed_on > today {
+        return Err(ApiError::invalid("filed_on", "备案日期不能晚于今天"));
+    }
     for (field, v) in [("filed_with", &f.filed_with), ("receipt_no", &f.receipt_no)] {
         if v.trim().is_empty() {
             return Err(ApiError::invalid(field, format!("{field} 不能为空")));
@@ -343,62 +369,6 @@ pub async fn retire(tx: &mut Tx, actor: &Actor, now: Timestamp, id: i64, note: &
     plan.current_version = None;
     plan.updated_at = now;
     store::update_pointers(tx, &plan).await.map_err(ApiError::from)
-}
-
-/// Records an evaluation of the version in force.
-pub async fn evaluate(
-    tx: &mut Tx,
-    actor: &Actor,
-    now: Timestamp,
-    today: NaiveDate,
-    id: i64,
-    e: &EvaluationInput,
-) -> Result<Evaluation, ApiError> {
-    for (field, v) in [("evaluator", &e.evaluator), ("conclusion", &e.conclusion)] {
-        if v.trim().is_empty() {
-            return Err(ApiError::invalid(field, format!("{field} 不能为空")));
-        }
-    }
-    if e.evaluated_on > today {
-        return Err(ApiError::invalid("evaluated_on", "评估日期不能晚于今天"));
-    }
-    if e.revision_needed && e.revision_reason.is_none() {
-        return Err(ApiError::invalid("revision_reason", "需要修订时须给出修订原因"));
-    }
-    let (plan, latest) = load(tx, id).await?;
-    let Some(cur) = plan.current_version else {
-        return Err(state_error(&latest, "尚无已印发的版本可评估"));
-    };
-    let mut ev = Evaluation {
-        id: 0,
-        plan_id: id,
-        version: cur,
-        evaluated_on: e.evaluated_on,
-        evaluator: e.evaluator.trim().to_string(),
-        conclusion: e.conclusion.trim().to_string(),
-        revision_needed: e.revision_needed,
-        revision_reason: e.revision_reason,
-        revision_note: e.revision_note.clone(),
-        created_by: actor.name.clone(),
-        created_at: now,
-    };
-    ev.id = store::insert_evaluation(tx, &ev).await?;
-    let id_s = id.to_string();
-    audit::record(
-        tx,
-        actor,
-        now,
-        Change {
-            action: "evaluate",
-            entity_type: "plan",
-            entity_id: &id_s,
-            region_code: Some(&plan.region_code),
-            before: None,
-            after: Some(to_value(&ev)?),
-        },
-    )
-    .await?;
-    Ok(ev)
 }
 
 /// Validates API content (422 by field path).

@@ -6,7 +6,8 @@ use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 use super::diff::{self, Change};
-use super::lifecycle::{self, Approval, EvaluationInput, Filing, Note, Revision};
+use super::evaluations::{self, EvaluationInput};
+use super::lifecycle::{self, Approval, Filing, Note, Revision};
 use super::store::{self, PlanRow};
 use super::view::{self, PlanQuery, PlanSummary, PlanView};
 use super::{Evaluation, PlanContent, PlanStatus, PlanVersion, document};
@@ -280,19 +281,28 @@ async fn submit(c: Ctx) -> ApiResult<Response> {
     let (_, plan) = load(&c, Perm::Plan).await?;
     let mut tx = c.app.db.begin().await?;
     let (actor, now) = (c.actor()?, c.now());
-    lifecycle::simple_transition(&mut tx, &actor, now, plan.id, "submit", PlanStatus::Draft, PlanStatus::Review)
+    lifecycle::simple_transition(&mut tx, &actor, now, plan.id, "submit", PlanStatus::Draft, PlanStatus::Review, None)
         .await?;
     tx.commit().await?;
     json(&view::view(&c, plan.id).await?)
 }
 
 async fn reject(c: Ctx) -> ApiResult<Response> {
-    let _note: Note = c.json()?;
+    let note: Note = c.json()?;
     let (_, plan) = load(&c, Perm::Approve).await?;
     let mut tx = c.app.db.begin().await?;
     let (actor, now) = (c.actor()?, c.now());
-    lifecycle::simple_transition(&mut tx, &actor, now, plan.id, "reject", PlanStatus::Review, PlanStatus::Draft)
-        .await?;
+    lifecycle::simple_transition(
+        &mut tx,
+        &actor,
+        now,
+        plan.id,
+        "reject",
+        PlanStatus::Review,
+        PlanStatus::Draft,
+        note.note.as_deref(),
+    )
+    .await?;
     tx.commit().await?;
     json(&view::view(&c, plan.id).await?)
 }
@@ -301,7 +311,7 @@ async fn approve(c: Ctx) -> ApiResult<Response> {
     let a: Approval = c.json()?;
     let (_, plan) = load(&c, Perm::Approve).await?;
     let mut tx = c.app.db.begin().await?;
-    lifecycle::approve(&mut tx, &c.actor()?, c.now(), plan.id, &a).await?;
+    lifecycle::approve(&mut tx, &c.actor()?, c.now(), view::today(c.now()), plan.id, &a).await?;
     tx.commit().await?;
     json(&view::view(&c, plan.id).await?)
 }
@@ -310,7 +320,7 @@ async fn file(c: Ctx) -> ApiResult<Response> {
     let f: Filing = c.json()?;
     let (_, plan) = load(&c, Perm::Approve).await?;
     let mut tx = c.app.db.begin().await?;
-    lifecycle::file(&mut tx, &c.actor()?, c.now(), plan.id, &f).await?;
+    lifecycle::file(&mut tx, &c.actor()?, c.now(), view::today(c.now()), plan.id, &f).await?;
     tx.commit().await?;
     json(&view::view(&c, plan.id).await?)
 }
@@ -372,7 +382,7 @@ async fn render(c: Ctx) -> ApiResult<Response> {
 
 async fn evaluations(c: Ctx) -> ApiResult<Response> {
     let (_, plan) = load(&c, Perm::Read).await?;
-    let items = store::evaluations(&c.app.db, plan.id).await?;
+    let items = evaluations::list(&c.app.db, plan.id).await?;
     json(&Page { total: items.len() as i64, items })
 }
 
@@ -380,7 +390,7 @@ async fn evaluate(c: Ctx) -> ApiResult<Response> {
     let e: EvaluationInput = c.json()?;
     let (_, plan) = load(&c, Perm::Plan).await?;
     let mut tx = c.app.db.begin().await?;
-    let ev = lifecycle::evaluate(&mut tx, &c.actor()?, c.now(), view::today(c.now()), plan.id, &e).await?;
+    let ev = evaluations::record(&mut tx, &c.actor()?, c.now(), view::today(c.now()), plan.id, &e).await?;
     tx.commit().await?;
     json_status(StatusCode::CREATED, &ev)
 }

@@ -5,7 +5,7 @@
 use chrono::NaiveDate;
 use sqlx::types::Json;
 
-use super::{Evaluation, PlanContent, PlanKind, PlanStatus, PlanVersion, ResponseLevel, RevisionReason};
+use super::{PlanContent, PlanKind, PlanStatus, PlanVersion, ResponseLevel, RevisionReason};
 use crate::db::{Backend, Db, Tx};
 use crate::time::Timestamp;
 use crate::{with_db, with_tx};
@@ -379,78 +379,4 @@ pub async fn list(db: &Db, bounds: (&str, &str), f: &ListFilter<'_>) -> Result<V
         .bind(status)
         .fetch_all(p)
         .await)
-}
-
-#[derive(Debug, sqlx::FromRow)]
-struct EvaluationRow {
-    id: i64,
-    plan_id: i64,
-    version: i64,
-    evaluated_on: NaiveDate,
-    evaluator: String,
-    conclusion: String,
-    revision_needed: bool,
-    revision_reason: Option<String>,
-    revision_note: Option<String>,
-    created_by: String,
-    created_at: Timestamp,
-}
-
-/// Evaluations of a plan, newest first.
-pub async fn evaluations(db: &Db, plan_id: i64) -> Result<Vec<Evaluation>, sqlx::Error> {
-    let rows = with_db!(db, |p| {
-        sqlx::query_as::<_, EvaluationRow>(
-        "SELECT id, plan_id, version, evaluated_on, evaluator, conclusion, revision_needed, revision_reason, revision_note, created_by, created_at
-         FROM plan_evaluations WHERE plan_id = $1 ORDER BY evaluated_on DESC, id DESC"
-    )
-    .bind(plan_id)
-    .fetch_all(p)
-    .await
-    })?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Evaluation {
-            id: r.id,
-            plan_id: r.plan_id,
-            version: r.version,
-            evaluated_on: r.evaluated_on,
-            evaluator: r.evaluator,
-            conclusion: r.conclusion,
-            revision_needed: r.revision_needed,
-            revision_reason: r.revision_reason.as_deref().and_then(RevisionReason::parse),
-            revision_note: r.revision_note,
-            created_by: r.created_by,
-            created_at: r.created_at,
-        })
-        .collect())
-}
-
-/// Latest evaluation date of a plan.
-pub async fn last_evaluated_on(db: &Db, plan_id: i64) -> Result<Option<NaiveDate>, sqlx::Error> {
-    with_db!(db, |p| sqlx::query_scalar("SELECT MAX(evaluated_on) FROM plan_evaluations WHERE plan_id = $1")
-        .bind(plan_id)
-        .fetch_one(p)
-        .await)
-}
-
-/// Inserts an evaluation; returns its id.
-pub async fn insert_evaluation(tx: &mut Tx, e: &Evaluation) -> Result<i64, sqlx::Error> {
-    with_tx!(tx, |c| {
-        sqlx::query_scalar(
-        "INSERT INTO plan_evaluations (plan_id, version, evaluated_on, evaluator, conclusion, revision_needed, revision_reason, revision_note, created_by, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id"
-    )
-    .bind(e.plan_id)
-    .bind(e.version)
-    .bind(e.evaluated_on)
-    .bind(&e.evaluator)
-    .bind(&e.conclusion)
-    .bind(e.revision_needed)
-    .bind(e.revision_reason.map(RevisionReason::code))
-    .bind(&e.revision_note)
-    .bind(&e.created_by)
-    .bind(e.created_at)
-    .fetch_one(c)
-    .await
-    })
 }

@@ -116,7 +116,7 @@ pub async fn view(c: &Ctx, id: i64) -> ApiResult<PlanView> {
         filed_on: current.as_ref().and_then(|v| v.filed_on),
         drill_months: basis.content.drill_months(),
         evaluation_months: basis.content.evaluation_months(),
-        last_evaluated_on: store::last_evaluated_on(db, id).await?,
+        last_evaluated_on: super::evaluations::last_evaluated_on(db, id).await?,
         last_drilled_on: plan.last_drilled_on,
     };
     Ok(PlanView {

@@ -67,6 +67,17 @@ async fn a_fresh_start_has_the_shipped_plan_set() {
     let fire = list["items"].as_array().unwrap().iter().find(|p| p["key"] == "grassland-fire").unwrap();
     assert_eq!(fire["status"], "draft");
     assert_eq!(fire["kind"], "special");
+    let view = app.get(&admin, &format!("/api/v1/plans/{}", fire["id"])).await.expect(200).json();
+    assert_eq!(view["requirements"]["drill_interval_months"], 12, "the file's own drill requirement");
+    assert_eq!(view["requirements"]["drill_is_default"], false);
+    assert_eq!(view["version"]["content"]["response_levels"][0]["forces"][0]["specialty"], "grassland_fire");
+    assert_eq!(view["deadlines"]["filing_due"], Value::Null, "a draft has no deadlines yet");
+    let doc = app.get(&admin, &format!("/api/v1/plans/{}/document", fire["id"])).await.expect(200);
+    assert!(doc.text.contains("<h1>苏尼特左旗草原火灾应急预案</h1>") && doc.text.contains("风力灭火机（2-02-01-01）"));
+    let town = list["items"].as_array().unwrap().iter().find(|p| p["key"] == "mandulatu-township").unwrap();
+    let view = app.get(&admin, &format!("/api/v1/plans/{}", town["id"])).await.expect(200).json();
+    assert_eq!(view["requirements"]["drill_interval_months"], 24, "township default");
+    assert_eq!(view["requirements"]["evaluation_interval_months"], 36);
     // Filters.
     let town = app.get(&admin, &format!("/api/v1/plans?region={MANDULATU}")).await.expect(200).json();
     assert_eq!(town["total"], 1);
@@ -122,13 +133,16 @@ async fn a_broken_copy_fails_with_file_and_line_for_each_error() {
     let find = |file: &str| {
         errors.iter().find(|e| e.file.ends_with(file)).unwrap_or_else(|| panic!("no error for {file}: {errors:?}"))
     };
-    assert_eq!(find("drought.toml").line, Some(unknown));
-    assert!(find("drought.toml").message.contains("lead_dept"));
+    // A renamed field is both unknown and missing: both are reported.
+    let drought: Vec<_> = errors.iter().filter(|e| e.file.ends_with("drought.toml")).collect();
+    assert_eq!(drought.len(), 2, "{drought:?}");
+    assert!(drought.iter().any(|e| e.line == Some(unknown) && e.message.contains("lead_dept")), "{drought:?}");
+    assert!(drought.iter().any(|e| e.message.contains("缺少必填字段 `lead_department`")), "{drought:?}");
     assert_eq!(find("earthquake.toml").line, Some(bad_code));
     assert_eq!(find("sandstorm.toml").line, Some(negative));
     assert_eq!(find("mandulatu-township.toml").line, Some(wrong_region));
     assert_eq!(find("syntax.toml").line, Some(2));
-    assert_eq!(errors.len(), 5, "{errors:?}");
+    assert_eq!(errors.len(), 6, "{errors:?}");
     let out =
         std::process::Command::new(env!("CARGO_BIN_EXE_yingji")).args(["plans", "check"]).arg(&dir).output().unwrap();
     assert!(!out.status.success());
@@ -155,6 +169,8 @@ async fn a_plan_goes_from_draft_to_superseded_with_history_diff_and_audit() {
     // A planner cannot approve or file.
     let approval = json!({"issued_on": "2026-11-20", "issuing_body": "苏尼特左旗人民政府办公室"});
     app.post(&planner, &format!("{path}/approve"), &approval).await.problem(403);
+    let future = json!({"issued_on": "2026-12-01", "issuing_body": "苏尼特左旗人民政府办公室"});
+    app.post(&admin, &format!("{path}/approve"), &future).await.problem(422);
     let v = app.post(&admin, &format!("{path}/approve"), &approval).await.expect(200).json();
     assert_eq!((v["status"].as_str(), v["current_version"].as_i64()), (Some("approved"), Some(1)));
     assert_eq!(v["version"]["issuing_body"], "苏尼特左旗人民政府办公室");
@@ -253,6 +269,19 @@ async fn roles_and_jurisdiction_are_enforced() {
     let chagan = app.token("admin", CHAGANAOBAO).await;
     app.post(&chagan, &format!("/api/v1/plans/{own}/approve"), &approval).await.problem(403);
     let town_admin = app.token("admin", MANDULATU).await;
+    app.post(&town_planner, &format!("/api/v1/plans/{own}/reject"), &json!({})).await.problem(403);
+    let v = app
+        .post(&town_admin, &format!("/api/v1/plans/{own}/reject"), &json!({"note": "补充风险点清单"}))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(v["status"], "draft");
+    let audit =
+        app.get(&town_admin, &format!("/api/v1/audit?entity_type=plan&entity_id={own}")).await.expect(200).json();
+    let reject = audit["items"].as_array().unwrap().iter().find(|r| r["action"] == "reject").unwrap();
+    assert_eq!(reject["after_state"]["note"], "补充风险点清单");
+    assert_eq!(reject["after_state"]["status"], "draft");
+    app.post(&town_planner, &format!("/api/v1/plans/{own}/submit"), &json!({})).await.expect(200);
     app.post(&town_admin, &format!("/api/v1/plans/{own}/approve"), &approval).await.expect(200);
     // Validation: every problem named by field.
     let mut bad = plan_body("", "township", BANNER);
