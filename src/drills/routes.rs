@@ -453,6 +453,19 @@ fn check_location(lon: Option<f64>, lat: Option<f64>, errors: &mut Vec<FieldErro
     }
 }
 
+/// Checks that the exercised plans exist (a township may drill the banner's plan, so any plan
+/// counts).
+async fn check_links(c: &Ctx, plans: &[i64], errors: &mut Vec<FieldError>) -> ApiResult<()> {
+    if plans.len() > 50 {
+        errors.push(FieldError::field("plan_ids", "一次演练最多检验 50 个预案"));
+        return Ok(());
+    }
+    for id in store::unknown_plans(&c.app.db, plans).await? {
+        errors.push(FieldError::field("plan_ids", format!("预案 {id} 不存在")));
+    }
+    Ok(())
+}
+
 fn fail(errors: Vec<FieldError>) -> ApiResult<()> {
     if errors.is_empty() {
         Ok(())
@@ -527,6 +540,7 @@ async fn create(c: Ctx) -> ApiResult<Response> {
     if crate::regions::store::get(&c.app.db, b.region.as_str()).await?.is_none() {
         errors.push(FieldError::field("region", format!("区划 {} 不存在", b.region)));
     }
+    check_links(&c, &b.plan_ids, &mut errors).await?;
     fail(errors)?;
     let now = c.now();
     let d = Drill {
@@ -680,7 +694,7 @@ async fn save(c: &Ctx, before: &Drill, mut after: Drill, action: &str) -> ApiRes
         ensure_next(&mut tx, &actor, series, now).await?;
     }
     if after.status == Status::Completed && before.status != Status::Completed {
-        crate::drills::store::record_drilled(&mut tx, &after, now).await?;
+        store::record_drilled(&mut tx, &after).await?;
     }
     tx.commit().await?;
     c.app.wake.notify_one();
@@ -726,6 +740,7 @@ async fn patch(c: Ctx) -> ApiResult<Response> {
     if let Some(v) = b.team_codes {
         d.team_codes = v;
     }
+    check_links(&c, &d.plan_ids, &mut errors).await?;
     if b.lon.is_some() || b.lat.is_some() {
         check_location(b.lon, b.lat, &mut errors);
         (d.lon, d.lat) = (b.lon, b.lat);

@@ -346,19 +346,28 @@ pub async fn upcoming_in_series(tx: &mut Tx, series_id: i64) -> Result<i64, sqlx
 }
 
 /// Records "last drilled" on each plan a completed drill exercised (the drill's local end date).
-pub async fn record_drilled(tx: &mut Tx, d: &Drill, _now: Timestamp) -> Result<(), sqlx::Error> {
+pub async fn record_drilled(tx: &mut Tx, d: &Drill) -> Result<(), sqlx::Error> {
     let date = d.ends_at.0.with_timezone(&crate::time::LOCAL_TZ).date_naive();
     for plan in &d.plan_ids {
-        with_tx!(tx, |c| sqlx::query(
-            "UPDATE plans SET last_drilled_on = $1 WHERE id = $2 AND (last_drilled_on IS NULL OR last_drilled_on < $1)"
-        )
-        .bind(date)
-        .bind(*plan)
-        .execute(c)
-        .await
-        .map(|_| ()))?;
+        crate::plans::store::record_drilled(tx, *plan, date).await?;
     }
     Ok(())
+}
+
+/// Which of the given plan ids do not exist.
+pub async fn unknown_plans(db: &Db, ids: &[i64]) -> Result<Vec<i64>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let sql = format!("SELECT id FROM plans WHERE id IN ({})", placeholders(1, ids.len()));
+    let found: Vec<i64> = with_db!(db, |p| {
+        let mut q = sqlx::query_scalar(&sql);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(p).await
+    })?;
+    Ok(ids.iter().copied().filter(|i| !found.contains(i)).collect())
 }
 
 /// Titles of plans, for the report.
@@ -366,7 +375,11 @@ pub async fn plan_titles(db: &Db, ids: &[i64]) -> Result<Vec<(i64, String)>, sql
     if ids.is_empty() {
         return Ok(vec![]);
     }
-    let sql = format!("SELECT id, title FROM plans WHERE id IN ({}) ORDER BY id", placeholders(1, ids.len()));
+    let sql = format!(
+        "SELECT p.id, v.title FROM plans p JOIN plan_versions v ON v.plan_id = p.id AND v.version = COALESCE(p.current_version, p.latest_version)
+         WHERE p.id IN ({}) ORDER BY p.id",
+        placeholders(1, ids.len())
+    );
     with_db!(db, |p| {
         let mut q = sqlx::query_as(&sql);
         for id in ids {

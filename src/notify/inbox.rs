@@ -58,6 +58,8 @@ pub struct InboxQuery {
     pub unread: Option<bool>,
     /// Only this region (within the jurisdiction).
     pub region: Option<String>,
+    /// Only this kind (`drill_reminder`, `readiness_finding`, …).
+    pub kind: Option<String>,
     /// Page size (default 100, max 1000).
     pub limit: Option<u32>,
     /// Items to skip.
@@ -76,9 +78,9 @@ pub async fn list(
     const FROM: &str =
         "FROM notifications n LEFT JOIN notification_reads r ON r.notification_id = n.id AND r.user_id = $1
          WHERE n.region_code >= $2 AND n.region_code <= $3 AND ($4 IS NULL OR n.region_code = $4)
-           AND ($5 IS NULL OR ($5 = (r.read_at IS NULL)))";
+           AND ($5 IS NULL OR ($5 = (r.read_at IS NULL))) AND ($6 IS NULL OR n.kind = $6)";
     let sql = format!(
-        "SELECT n.id, n.region_code, n.kind, n.title, n.body, n.data, n.created_at, r.read_at {FROM} ORDER BY n.id DESC LIMIT $6 OFFSET $7"
+        "SELECT n.id, n.region_code, n.kind, n.title, n.body, n.data, n.created_at, r.read_at {FROM} ORDER BY n.id DESC LIMIT $7 OFFSET $8"
     );
     let count = format!("SELECT COUNT(*) {FROM}");
     with_db!(db, |p| {
@@ -88,6 +90,7 @@ pub async fn list(
             .bind(bounds.1)
             .bind(&q.region)
             .bind(q.unread)
+            .bind(&q.kind)
             .bind(limit)
             .bind(offset)
             .fetch_all(p)
@@ -98,6 +101,7 @@ pub async fn list(
             .bind(bounds.1)
             .bind(&q.region)
             .bind(q.unread)
+            .bind(&q.kind)
             .fetch_one(p)
             .await?;
         Ok((items, total))

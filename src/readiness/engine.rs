@@ -33,7 +33,7 @@ async fn run_inner(state: &AppState, run_id: i64, now: Timestamp) -> anyhow::Res
     let config = store::config(&state.db).await?;
     let regions = crate::regions::store::all(&state.db).await?;
     let ctx = Context::new(now, config, regions);
-    let found = rules::gather(&state.db, &ctx).await?;
+    let found = rules::gather(&state.db, &ctx, &state.calendar).await?;
     let gathered_ms = started.elapsed().as_millis();
 
     // Deduplicate by identity (a rule may reach the same gap twice).

@@ -34,7 +34,7 @@ async fn reminders(app: &TestApp, token: &str, id: i64) -> Vec<Value> {
 }
 
 async fn inbox_titles(app: &TestApp, token: &str) -> Vec<String> {
-    let v = app.get(token, "/api/v1/notifications").await.expect(200).json();
+    let v = app.get(token, "/api/v1/notifications?kind=drill_reminder").await.expect(200).json();
     v["items"].as_array().unwrap().iter().map(|n| n["title"].as_str().unwrap().to_string()).collect()
 }
 
@@ -110,7 +110,7 @@ async fn reminders_fire_at_their_moment_across_midnight_and_a_month_end() {
     assert_eq!(inbox_titles(&app, &op).await.len(), 1);
     app.clock.set(at(2026, 11, 30, 23, 0) + Duration::seconds(30));
     app.tick().await;
-    let v = app.get(&op, "/api/v1/notifications").await.expect(200).json();
+    let v = app.get(&op, "/api/v1/notifications?kind=drill_reminder").await.expect(200).json();
     assert_eq!(v["total"], 2);
     let body = v["items"][0]["body"].as_str().unwrap();
     assert!(
@@ -165,7 +165,7 @@ async fn postponing_moves_the_reminders_and_cancelling_withdraws_them() {
     app.tick().await;
     assert_eq!(inbox_titles(&app, &op).await.len(), 1, "only the 7-day reminder of the new date");
     // The webhook keeps failing, so that delivery waits for a retry; cancelling withdraws it.
-    assert_eq!(rx.received().len(), 1);
+    assert_eq!(rx.received().iter().filter(|r| r.body["kind"] == "drill_reminder").count(), 1);
     app.post(&op, &format!("/api/v1/drills/{id}/cancel"), &json!({"reason": "暴雪封路"})).await.expect(200);
     let out = app.get(&admin, "/api/v1/outbox?status=cancelled").await.expect(200).json();
     assert_eq!(out["total"], 1);
@@ -173,7 +173,11 @@ async fn postponing_moves_the_reminders_and_cancelling_withdraws_them() {
     assert!(r.iter().all(|x| x["status"] != "pending"), "{r:?}");
     app.clock.set(at(2026, 12, 10, 8, 0));
     app.tick().await;
-    assert_eq!(rx.received().len(), 1, "nothing more is sent for a cancelled drill");
+    assert_eq!(
+        rx.received().iter().filter(|r| r.body["kind"] == "drill_reminder").count(),
+        1,
+        "nothing more is sent for a cancelled drill"
+    );
     app.post(&op, &format!("/api/v1/drills/{id}/cancel"), &json!({"reason": "again"})).await.problem(409);
 }
 
@@ -196,7 +200,7 @@ async fn reminders_missed_while_down_are_sent_late_once_if_the_drill_is_still_ah
     let states: Vec<(&str, bool)> =
         r.iter().map(|x| (x["status"].as_str().unwrap(), x["late"].as_bool().unwrap())).collect();
     assert_eq!(states, vec![("skipped", false), ("sent", true), ("sent", true)]);
-    let v = app.get(&op, "/api/v1/notifications").await.expect(200).json();
+    let v = app.get(&op, "/api/v1/notifications?kind=drill_reminder").await.expect(200).json();
     assert_eq!(v["total"], 2, "each late reminder once");
     assert!(v["items"][0]["body"].as_str().unwrap().contains("补发"));
     // A drill already under way gets no reminder at all.
@@ -209,7 +213,7 @@ async fn reminders_missed_while_down_are_sent_late_once_if_the_drill_is_still_ah
     app.tick().await;
     let r = reminders(&app, &op, d2["id"].as_i64().unwrap()).await;
     assert!(r.iter().all(|x| x["status"] == "skipped"), "{r:?}");
-    assert_eq!(app.get(&op, "/api/v1/notifications").await.expect(200).json()["total"], 2);
+    assert_eq!(app.get(&op, "/api/v1/notifications?kind=drill_reminder").await.expect(200).json()["total"], 2);
 }
 
 #[tokio::test]

@@ -57,8 +57,7 @@ async fn overdue_corrective_actions_are_found_once_and_resolved_when_done() {
     let (_, late) = drill_with_action(&app, &op, "2026-11-26").await;
     drill_with_action(&app, &op, "2026-11-27").await;
     let s = run_check(&app).await;
-    assert_eq!(s["opened"], 1, "{s}");
-    assert_eq!(s["by_rule"]["DRILL_ACTIONS_OVERDUE"], 1);
+    assert_eq!(s["by_rule"]["DRILL_ACTIONS_OVERDUE"], 1, "{s}");
     let f = findings(&app, &op, MANDULATU, "DRILL_ACTIONS_OVERDUE").await;
     assert_eq!(f.len(), 1);
     assert_eq!(f[0]["subject_type"], "corrective_action");
@@ -73,8 +72,8 @@ async fn overdue_corrective_actions_are_found_once_and_resolved_when_done() {
     let s = run_check(&app).await;
     assert_eq!(
         (s["opened"].as_i64(), s["still_open"].as_i64()),
-        (Some(1), Some(1)),
-        "the near miss is now overdue: {s}"
+        (Some(1), Some(18)),
+        "the near miss is now overdue; the first and the 17 missing plans are still open: {s}"
     );
     let f = findings(&app, &op, MANDULATU, "DRILL_ACTIONS_OVERDUE").await;
     let same = f.iter().find(|x| x["subject_id"].as_str() == Some(late.to_string().as_str())).unwrap();
@@ -104,24 +103,28 @@ async fn scores_history_report_and_jurisdiction() {
     let v = app.get(&op, "/api/v1/readiness").await.expect(200).json();
     assert_eq!(v["region"], MANDULATU);
     assert_eq!(v["region_name"], "满都拉图镇");
-    assert_eq!(v["score"], 90, "two warnings: 100 − 2×5");
-    assert_eq!(v["total"], 2);
+    // The shipped plans are drafts, so plans are missing everywhere: the township lacks its own
+    // plan (critical) and has the two overdue actions (warnings): 100 − 15 − 2×5 = 75.
+    assert_eq!(v["score"], 75);
+    assert_eq!(v["total"], 3);
+    assert_eq!(v["findings"][0]["severity"], "critical", "most severe first");
     let banner = app.admin().await;
     let b = app.get(&banner, "/api/v1/readiness").await.expect(200).json();
-    assert_eq!(b["score"], 90, "the banner's view includes its townships' findings");
+    assert_eq!(b["score"], 0, "the banner's view includes everything: 17 missing plans and 2 warnings");
+    assert_eq!(b["total"], 19);
     let other = app.get(&banner, &format!("/api/v1/readiness?region={CHAGANAOBAO}")).await.expect(200).json();
-    assert_eq!((other["score"].as_i64(), other["total"].as_i64()), (Some(100), Some(0)));
+    assert_eq!((other["score"].as_i64(), other["total"].as_i64()), (Some(85), Some(1)));
     let own_only =
         app.get(&banner, &format!("/api/v1/readiness?region={BANNER}&include_children=false")).await.expect(200).json();
-    assert_eq!(own_only["total"], 0);
+    assert_eq!(own_only["total"], 8, "the overall plan and seven special plans");
     let h = app.get(&op, "/api/v1/readiness/history").await.expect(200).json();
     assert_eq!(h["total"], 2);
-    assert_eq!(h["items"][0]["warning"], 2);
+    assert_eq!((h["items"][0]["critical"].as_i64(), h["items"][0]["warning"].as_i64()), (Some(1), Some(2)));
     // Another township sees nothing of this one.
     let viewer = app.token("viewer", CHAGANAOBAO).await;
     app.get(&viewer, &format!("/api/v1/readiness?region={MANDULATU}")).await.problem(403);
     app.get(&viewer, &format!("/api/v1/readiness/report?region={MANDULATU}")).await.problem(403);
-    assert_eq!(app.get(&viewer, "/api/v1/readiness").await.expect(200).json()["total"], 0);
+    assert_eq!(app.get(&viewer, "/api/v1/readiness").await.expect(200).json()["total"], 1, "only its own missing plan");
     // Only banner admins run the check or change its configuration.
     app.post(&op, "/api/v1/readiness/run", &json!({})).await.problem(403);
     let town_admin = app.token("admin", MANDULATU).await;
@@ -131,8 +134,10 @@ async fn scores_history_report_and_jurisdiction() {
     assert!(r.content_type.starts_with("text/html"));
     for part in [
         "苏尼特左旗应急准备情况报告",
-        "得分：90",
+        "得分：0",
+        "严重问题（17 项）",
         "警告问题（2 项）",
+        "下级区划得分",
         "演练整改措施逾期",
         "DRILL_ACTIONS_OVERDUE",
         "满都拉图镇",
@@ -179,12 +184,21 @@ async fn new_critical_findings_notify_once() {
     drill_with_action(&app, &op, "2026-11-01").await;
     let s1 = run_check(&app).await;
     let s2 = run_check(&app).await;
-    assert_eq!((s1["notified"].as_i64(), s2["notified"].as_i64()), (Some(1), Some(0)));
-    assert_eq!(s2["opened"], 0, "a run with no change opens nothing");
+    assert_eq!(s1["notified"], s1["opened"], "every finding opened is critical here: {s1}");
+    assert_eq!(
+        (s2["opened"].as_i64(), s2["notified"].as_i64()),
+        (Some(0), Some(0)),
+        "a run with no change opens and notifies nothing"
+    );
     app.tick().await;
-    let inbox = app.get(&op, "/api/v1/notifications").await.expect(200).json();
-    assert_eq!(inbox["total"], 1);
-    assert!(inbox["items"][0]["title"].as_str().unwrap().contains("演练整改措施逾期"));
+    let inbox = app.get(&op, "/api/v1/notifications?kind=readiness_finding").await.expect(200).json();
+    let titles: Vec<&str> = inbox["items"].as_array().unwrap().iter().map(|n| n["title"].as_str().unwrap()).collect();
+    assert_eq!(titles.iter().filter(|t| t.contains("演练整改措施逾期")).count(), 1, "{titles:?}");
+    assert_eq!(
+        titles.iter().filter(|t| t.contains("缺少应急预案")).count(),
+        1,
+        "满都拉图镇's own missing plan: {titles:?}"
+    );
 }
 
 #[tokio::test]
@@ -197,7 +211,7 @@ async fn the_scheduled_check_runs_at_eight() {
     app.tick().await;
     let runs = app.get(&admin, "/api/v1/jobs/runs?schedule=readiness_check").await.expect(200).json();
     assert_eq!(runs["items"][0]["status"], "succeeded");
-    assert_eq!(runs["items"][0]["counts"]["opened"], 1);
+    assert_eq!(runs["items"][0]["counts"]["by_rule"]["DRILL_ACTIONS_OVERDUE"], 1);
     let v = app.get(&op, "/api/v1/readiness").await.expect(200).json();
     assert_eq!(v["run_at"], "2026-11-28T08:00:00+08:00");
 }

@@ -2,14 +2,17 @@
 //! returns what it found.
 
 pub mod drills;
+pub mod plans;
 
 use super::Found;
 use super::context::Context;
 use crate::db::Db;
+use crate::plans::calendar::Calendar;
 
 /// Runs every rule.
-pub async fn gather(db: &Db, ctx: &Context) -> anyhow::Result<Vec<Found>> {
+pub async fn gather(db: &Db, ctx: &Context, calendar: &Calendar) -> anyhow::Result<Vec<Found>> {
     let mut found = Vec::new();
+    plans::check(db, ctx, calendar, &mut found).await?;
     drills::check(db, ctx, &mut found).await?;
     Ok(found)
 }
