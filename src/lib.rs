@@ -11,6 +11,7 @@ pub mod clock;
 pub mod csvio;
 pub mod db;
 pub mod error;
+pub mod forces;
 pub mod http;
 pub mod metrics;
 pub mod openapi;

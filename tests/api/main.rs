@@ -2,4 +2,5 @@
 //! ephemeral port with a fresh database and speaks HTTP to it.
 
 mod common;
+mod forces;
 mod foundation;
