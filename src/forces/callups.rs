@@ -312,7 +312,7 @@ pub async fn close(
 /// Anonymises the temporary volunteers of a call-up: name replaced, ID number, phone,
 /// certificates and insurance removed, status `retired`. Service hours stay (without a person).
 /// Each erasure is audited (action `erase`).
-async fn erase_temporaries(
+pub async fn erase_temporaries(
     tx: &mut Tx,
     cipher: &Cipher,
     actor: &Actor,

@@ -63,6 +63,13 @@ pub struct Certificate {
     pub expires: Option<NaiveDate>,
 }
 
+impl Certificate {
+    /// Whether the certificate is valid on a day.
+    pub fn valid_on(&self, day: NaiveDate) -> bool {
+        self.issued <= day && self.expires.is_none_or(|e| day <= e)
+    }
+}
+
 /// A personal accident insurance policy (应对法 art. 40).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -126,6 +133,8 @@ pub struct Member {
     pub insurance: Vec<Insurance>,
     /// Whether a policy covers today (Asia/Shanghai).
     pub insured_today: bool,
+    /// Whether at least one certificate is valid today (issued, not expired).
+    pub certified_today: bool,
     /// Status.
     pub status: MemberStatus,
     /// Its Chinese label.
@@ -152,6 +161,7 @@ impl Member {
             phone: disclosure.phone(cipher, row.phone.as_deref()),
             personal_revealed: disclosure.reveal,
             insured_today: d.insurance.iter().any(|i| i.covers(now)),
+            certified_today: d.certificates.iter().any(|c| c.valid_on(local_day(now))),
             skills: d.skills,
             certificates: d.certificates,
             insurance: d.insurance,
@@ -204,7 +214,7 @@ pub struct MemberPatch {
     /// ID number.
     pub id_number: Option<IdNumber>,
     /// Phone (null removes it).
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "super::double_option")]
     #[schemars(with = "Option<Phone>")]
     pub phone: Option<Option<Phone>>,
     /// Replaces the skills.
@@ -215,10 +225,6 @@ pub struct MemberPatch {
     pub insurance: Option<Vec<Insurance>>,
     /// New status: `available`, `unavailable` or `retired`.
     pub status: Option<MemberStatus>,
-}
-
-fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Validates and normalises details (trimmed, deduplicated skills, sane dates).

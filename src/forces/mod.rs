@@ -21,6 +21,7 @@ pub mod nearest;
 pub mod personal;
 pub mod routes;
 pub mod routes_callups;
+pub mod routes_compensation;
 pub mod routes_members;
 pub mod store;
 pub mod teams;
@@ -171,4 +172,11 @@ pub fn opt_text(field: &str, v: Option<&str>, max: usize) -> Result<Option<Strin
 /// Serialises a value for an audit row.
 pub fn audit_json<T: Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
     serde_json::to_value(v).map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// Deserialises a field that distinguishes "absent" (None) from `null` (Some(None)).
+pub(crate) fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }

@@ -160,9 +160,11 @@ impl Team {
 pub struct ContactInput {
     /// Name.
     pub name: String,
-    /// Phone.
-    #[serde(default)]
-    pub phone: Option<Phone>,
+    /// Phone. When editing, leaving it out keeps the stored phone (clients only ever see it
+    /// masked); `null` removes it.
+    #[serde(default, deserialize_with = "super::double_option")]
+    #[schemars(with = "Option<Phone>")]
+    pub phone: Option<Option<Phone>>,
 }
 
 /// Body of `POST /api/v1/teams` (and `PUT /api/v1/teams/{code}`, where `code` must stay the same).
@@ -225,17 +227,25 @@ pub fn to_row(
             return Err(ApiError::invalid(format!("equipment[{i}].quantity"), "数量不能为负"));
         }
     }
-    let person = |field: &str, c: &Option<ContactInput>| -> Result<(Option<String>, Option<String>), ApiError> {
+    let person = |field: &str,
+                  c: &Option<ContactInput>,
+                  stored: Option<&String>|
+     -> Result<(Option<String>, Option<String>), ApiError> {
         match c {
             None => Ok((None, None)),
             Some(c) => Ok((
                 Some(text(&format!("{field}.name"), &c.name, 50)?),
-                c.phone.as_ref().map(|p| cipher.encrypt(p.as_str())),
+                match &c.phone {
+                    Some(Some(p)) => Some(cipher.encrypt(p.as_str())),
+                    Some(None) => None,
+                    None => stored.cloned(),
+                },
             )),
         }
     };
-    let (leader_name, leader_phone) = person("leader", &input.leader)?;
-    let (contact_name, contact_phone) = person("contact", &input.contact)?;
+    let (leader_name, leader_phone) = person("leader", &input.leader, existing.and_then(|e| e.leader_phone.as_ref()))?;
+    let (contact_name, contact_phone) =
+        person("contact", &input.contact, existing.and_then(|e| e.contact_phone.as_ref()))?;
     let base = existing.cloned();
     Ok(TeamRow {
         id: base.as_ref().map_or(0, |b| b.id),

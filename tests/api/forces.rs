@@ -88,6 +88,15 @@ async fn team_filing_is_permission_checked_audited_and_only_approved_teams_count
     let p = app.post(&operator, "/api/v1/teams", &json!({"code": "T8", "name": "n", "org_type": "militia", "region_code": MANDULATU, "lon": 113.0, "lat": 43.0, "specialties": [{"specialty": "medical", "grade": 4}]})).await.problem(422);
     assert_eq!(p["errors"][0]["field"], "specialties");
 
+    // Editing keeps the stored phone when the client (which only sees it masked) leaves it out.
+    let mut edit = json!({"code": "T1", "name": "甲队", "org_type": "volunteer_team", "region_code": MANDULATU,
+        "lon": north(5.0).0, "lat": north(5.0).1, "specialties": specs, "leader": {"name": "巴特尔"}});
+    let v = app.put(&operator, "/api/v1/teams/T1", &edit).await.expect(200).json();
+    assert_eq!((v["name"].as_str(), v["leader"]["phone"].as_str()), (Some("甲队"), Some("139****5678")));
+    assert_eq!(v["filing_status"], "submitted");
+    edit["code"] = json!("T2");
+    app.put(&operator, "/api/v1/teams/T1", &edit).await.problem(422);
+
     // A member who qualifies, so that the team shows in nearest-teams once approved.
     new_member(&app, &operator, "T1", 1, "2026-12-31").await;
     let nearest =
@@ -135,7 +144,7 @@ async fn team_filing_is_permission_checked_audited_and_only_approved_teams_count
     assert!(c["detail"].as_str().unwrap().contains("已备案"), "{c}");
 
     let actions: Vec<String> = app.audit_rows("team", "T1").await.into_iter().map(|(a, _)| a).collect();
-    assert_eq!(actions, ["suspend", "approve", "create"]);
+    assert_eq!(actions, ["suspend", "approve", "update", "create"]);
     let listed = app.get(&viewer, "/api/v1/teams?filing_status=suspended").await.expect(200).json();
     assert_eq!(listed["total"], 1);
     let other_viewer = app.token("viewer", CHAGANAOBAO).await;
@@ -440,6 +449,26 @@ async fn a_callup_runs_from_request_to_paid_compensation() {
     assert_eq!(t["name"], "临时志愿者乙");
     assert!(t["id_number"].is_string());
     app.post(&operator, &format!("/api/v1/callups/{c2}/compensation"), &claim).await.problem(409);
+
+    // Declining without a retention assessment erases the temporary volunteers at once.
+    let c3 = app.post(&planner, "/api/v1/callups", &body).await.expect(201).json()["id"].as_i64().unwrap();
+    let tmp3 = app
+        .post(
+            &operator,
+            "/api/v1/teams/T1/members",
+            &json!({"name": "临时志愿者丙", "id_number": id_number(97), "temporary_for_callup": c3}),
+        )
+        .await
+        .expect(201)
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    app.post(&operator, &format!("/api/v1/callups/{c3}/decline"), &json!({"reason": "路远"})).await.expect(200);
+    let t = app.get(&admin, &format!("/api/v1/members/{tmp3}")).await.expect(200).json();
+    assert_eq!(t["id_number"], Value::Null);
+    assert!(t["anonymised_at"].is_string());
+    let m0 = app.get(&admin, &format!("/api/v1/members/{}", m[0])).await.expect(200).json();
+    assert_eq!((m0["insured_today"].as_bool(), m0["certified_today"].as_bool()), (Some(true), Some(true)));
 }
 
 #[tokio::test]
