@@ -23,6 +23,8 @@ CREATE TABLE teams (
     submitted_at    TIMESTAMPTZ NOT NULL,
     decided_by      TEXT,
     decided_at      TIMESTAMPTZ,
+    approved_by     TEXT,
+    approved_at     TIMESTAMPTZ,
     created_at      TIMESTAMPTZ NOT NULL,
     updated_at      TIMESTAMPTZ NOT NULL
 );
@@ -55,6 +57,7 @@ CREATE TABLE members (
 CREATE UNIQUE INDEX members_team_person ON members (team_id, id_index);
 CREATE INDEX members_team_status ON members (team_id, status);
 CREATE INDEX members_temp_callup ON members (temp_callup_id);
+CREATE INDEX members_id_index ON members (id_index);
 
 CREATE TABLE member_skills (
     member_id BIGINT NOT NULL REFERENCES members (id),

@@ -83,12 +83,12 @@ pub async fn insert(tx: &mut Tx, r: &CallUpRow) -> Result<i64, sqlx::Error> {
     })
 }
 
-/// Writes a call-up's state columns.
-pub async fn update_state(tx: &mut Tx, r: &CallUpRow) -> Result<(), sqlx::Error> {
+/// Writes a call-up's state columns if its state is still `from`; returns the rows written.
+pub async fn update_state(tx: &mut Tx, r: &CallUpRow, from: CallUpStatus) -> Result<u64, sqlx::Error> {
     with_tx!(tx, |c| {
         sqlx::query(
             "UPDATE callups SET status = $2, responded_by = $3, responded_at = $4, decline_reason = $5, closed_by = $6,
-                closed_at = $7, retention_assessment = $8, retention_by = $9, retention_at = $10 WHERE id = $1",
+                closed_at = $7, retention_assessment = $8, retention_by = $9, retention_at = $10 WHERE id = $1 AND status = $11",
         )
         .bind(r.id)
         .bind(r.status.as_str())
@@ -100,9 +100,10 @@ pub async fn update_state(tx: &mut Tx, r: &CallUpRow) -> Result<(), sqlx::Error>
         .bind(&r.retention_assessment)
         .bind(&r.retention_by)
         .bind(r.retention_at)
+        .bind(from.as_str())
         .execute(c)
         .await
-        .map(|_| ())
+        .map(|r| r.rows_affected())
     })
 }
 

@@ -247,10 +247,11 @@ pub async fn accept(
     row.status = CallUpStatus::Accepted;
     row.responded_by = Some(actor.name.clone());
     row.responded_at = Some(now);
-    callup_store::update_state(tx, &row).await?;
+    super::expect_one(callup_store::update_state(tx, &row, before.status).await?, "调用")?;
     for id in ids {
         callup_store::add_sent(tx, row.id, *id).await?;
-        member_store::set_status(tx, *id, MemberStatus::Deployed, now).await?;
+        let n = member_store::set_status(tx, *id, MemberStatus::Available, MemberStatus::Deployed, now).await?;
+        super::expect_one(n, &format!("队员 {id} "))?;
     }
     audit_callup(tx, actor, now, "accept", Some(&before), &row, Some(serde_json::json!({ "members_sent": ids })))
         .await?;
@@ -291,14 +292,14 @@ pub async fn close(
         if let Some(m) = member_store::rows_tx(tx, Which::Id(s.member_id)).await?.into_iter().next()
             && m.status == MemberStatus::Deployed
         {
-            member_store::set_status(tx, m.id, MemberStatus::Available, now).await?;
+            member_store::set_status(tx, m.id, MemberStatus::Deployed, MemberStatus::Available, now).await?;
             returned.push(m.id);
         }
     }
     row.status = CallUpStatus::Closed;
     row.closed_by = Some(actor.name.clone());
     row.closed_at = Some(now);
-    callup_store::update_state(tx, &row).await?;
+    super::expect_one(callup_store::update_state(tx, &row, before.status).await?, "调用")?;
     let erased = if row.retention_assessment.is_none() {
         erase_temporaries(tx, cipher, actor, now, row.id).await?
     } else {
@@ -331,7 +332,7 @@ pub async fn erase_temporaries(
         after.status = MemberStatus::Retired;
         after.anonymised_at = Some(now);
         after.updated_at = now;
-        member_store::update(tx, &after).await?;
+        super::expect_one(member_store::update(tx, &after, m.status).await?, "队员")?;
         let kept = Details { skills: details.skills, ..Details::default() };
         member_store::set_details(tx, m.id, &kept).await?;
         let a = Member::view(&after, kept, cipher, Disclosure::MASKED, now);

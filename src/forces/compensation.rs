@@ -224,12 +224,12 @@ pub async fn insert(tx: &mut Tx, r: &ClaimRow) -> Result<(), sqlx::Error> {
     })
 }
 
-/// Writes a claim's state columns.
-pub async fn update_state(tx: &mut Tx, r: &ClaimRow) -> Result<(), sqlx::Error> {
+/// Writes a claim's state columns if its state is still `from`; returns the rows written.
+pub async fn update_state(tx: &mut Tx, r: &ClaimRow, from: ClaimStatus) -> Result<u64, sqlx::Error> {
     with_tx!(tx, |c| {
         sqlx::query(
             "UPDATE compensation_claims SET status = $2, approved_by = $3, approved_at = $4, paid_by = $5, paid_at = $6,
-                payment_ref = $7 WHERE callup_id = $1",
+                payment_ref = $7 WHERE callup_id = $1 AND status = $8",
         )
         .bind(r.callup_id)
         .bind(r.status.as_str())
@@ -238,8 +238,9 @@ pub async fn update_state(tx: &mut Tx, r: &ClaimRow) -> Result<(), sqlx::Error> 
         .bind(&r.paid_by)
         .bind(r.paid_at)
         .bind(&r.payment_ref)
+        .bind(from.as_str())
         .execute(c)
         .await
-        .map(|_| ())
+        .map(|r| r.rows_affected())
     })
 }

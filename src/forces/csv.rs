@@ -328,6 +328,8 @@ pub async fn import_teams_text(
                     submitted_at: now,
                     decided_by: decided.then(|| actor.name.clone()),
                     decided_at: decided.then_some(now),
+                    approved_by: (status == FilingStatus::Approved).then(|| actor.name.clone()),
+                    approved_at: (status == FilingStatus::Approved).then_some(now),
                     created_at: now,
                     updated_at: now,
                 };
@@ -356,6 +358,10 @@ pub async fn import_teams_text(
                     t.filing_status = status;
                     t.decided_by = Some(actor.name.clone());
                     t.decided_at = Some(now);
+                    if status == FilingStatus::Approved {
+                        t.approved_by = Some(actor.name.clone());
+                        t.approved_at = Some(now);
+                    }
                 }
                 t.updated_at = now;
                 teams::update(&mut tx, cipher, actor, now, old, &t, &row.specialties, "import").await?;

@@ -116,9 +116,13 @@ pub async fn apply(
             after.decided_by = Some(actor.name.clone());
             after.decided_at = Some(now);
             after.status_reason = reason;
+            if after.filing_status == FilingStatus::Approved {
+                after.approved_by = Some(actor.name.clone());
+                after.approved_at = Some(now);
+            }
         }
     }
-    store::update(&mut tx, &after).await?;
+    super::expect_one(store::update(&mut tx, &after, before.filing_status).await?, "队伍")?;
     let specs = store::specialties_tx(&mut tx, after.id).await?;
     let b = Team::view(&before, specs.clone(), cipher, Disclosure::MASKED);
     let a = Team::view(&after, specs, cipher, Disclosure::MASKED);

@@ -56,6 +56,12 @@ pub async fn rows_by_ids_tx(tx: &mut Tx, ids: &[i64]) -> Result<Vec<MemberRow>, 
     Ok(out)
 }
 
+/// Members in the bounds whose ID number has this blind index (one person across teams).
+pub async fn rows_by_index(db: &Db, index: &str, bounds: (&str, &str)) -> Result<Vec<MemberRow>, sqlx::Error> {
+    let sql = format!("{SELECT} WHERE m.id_index = $1 AND t.region_code >= $2 AND t.region_code <= $3 ORDER BY m.id");
+    with_db!(db, |p| sqlx::query_as::<_, MemberRow>(&sql).bind(index).bind(bounds.0).bind(bounds.1).fetch_all(p).await)
+}
+
 /// Temporary volunteers of a call-up not yet erased.
 pub async fn temporaries_tx(tx: &mut Tx, callup_id: i64) -> Result<Vec<MemberRow>, sqlx::Error> {
     let sql = format!("{SELECT} WHERE m.temp_callup_id = $1 AND m.anonymised_at IS NULL ORDER BY m.id");
@@ -141,12 +147,12 @@ pub async fn insert(tx: &mut Tx, r: &MemberRow) -> Result<i64, sqlx::Error> {
     })
 }
 
-/// Writes a member's mutable columns.
-pub async fn update(tx: &mut Tx, r: &MemberRow) -> Result<(), sqlx::Error> {
+/// Writes a member's mutable columns if its status is still `from`; returns the rows written.
+pub async fn update(tx: &mut Tx, r: &MemberRow, from: MemberStatus) -> Result<u64, sqlx::Error> {
     with_tx!(tx, |c| {
         sqlx::query(
             "UPDATE members SET name = $2, id_number = $3, id_index = $4, phone = $5, status = $6, anonymised_at = $7,
-                updated_at = $8 WHERE id = $1",
+                updated_at = $8 WHERE id = $1 AND status = $9",
         )
         .bind(r.id)
         .bind(&r.name)
@@ -156,21 +162,30 @@ pub async fn update(tx: &mut Tx, r: &MemberRow) -> Result<(), sqlx::Error> {
         .bind(r.status.as_str())
         .bind(r.anonymised_at)
         .bind(r.updated_at)
+        .bind(from.as_str())
         .execute(c)
         .await
-        .map(|_| ())
+        .map(|r| r.rows_affected())
     })
 }
 
-/// Sets a member's status.
-pub async fn set_status(tx: &mut Tx, id: i64, status: MemberStatus, now: Timestamp) -> Result<(), sqlx::Error> {
-    with_tx!(tx, |c| sqlx::query("UPDATE members SET status = $2, updated_at = $3 WHERE id = $1")
+/// Moves a member from status `from` to `to`; returns the rows written (0 when the member was
+/// no longer in `from`).
+pub async fn set_status(
+    tx: &mut Tx,
+    id: i64,
+    from: MemberStatus,
+    to: MemberStatus,
+    now: Timestamp,
+) -> Result<u64, sqlx::Error> {
+    with_tx!(tx, |c| sqlx::query("UPDATE members SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4")
         .bind(id)
-        .bind(status.as_str())
+        .bind(to.as_str())
         .bind(now)
+        .bind(from.as_str())
         .execute(c)
         .await
-        .map(|_| ()))
+        .map(|r| r.rows_affected()))
 }
 
 /// Replaces a member's skills, certificates and insurance.

@@ -266,7 +266,7 @@ async fn decline(c: Ctx) -> ApiResult<Response> {
     row.responded_by = Some(actor.name.clone());
     row.responded_at = Some(now);
     row.decline_reason = Some(reason);
-    callup_store::update_state(&mut tx, &row).await?;
+    super::expect_one(callup_store::update_state(&mut tx, &row, before.status).await?, "调用")?;
     // A declined call-up ends the purpose the temporary volunteers' data was collected for.
     let erased = if row.retention_assessment.is_none() {
         callups::erase_temporaries(&mut tx, &c.app.cipher, &actor, now, row.id).await?
@@ -290,7 +290,7 @@ async fn retention(c: Ctx) -> ApiResult<Response> {
     row.retention_assessment = Some(assessment);
     row.retention_by = Some(actor.name.clone());
     row.retention_at = Some(now);
-    callup_store::update_state(&mut tx, &row).await?;
+    super::expect_one(callup_store::update_state(&mut tx, &row, before.status).await?, "调用")?;
     audit_callup(&mut tx, &actor, now, "retention", Some(&before), &row, None).await?;
     tx.commit().await?;
     json(&view(&c, row).await?)

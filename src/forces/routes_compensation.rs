@@ -170,7 +170,7 @@ async fn advance_claim(c: Ctx, to: ClaimStatus) -> ApiResult<Response> {
         row.paid_at = Some(now);
         row.payment_ref = opt_text("payment_ref", payment.payment_ref.as_deref(), 100)?;
     }
-    compensation::update_state(&mut tx, &row).await?;
+    super::expect_one(compensation::update_state(&mut tx, &row, from).await?, "补偿申请")?;
     let after = Claim::from(&row);
     let action = if to == ClaimStatus::Approved { "approve" } else { "pay" };
     audit_claim(&mut tx, &c, action, &call, Some(&before), &after).await?;

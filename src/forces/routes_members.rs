@@ -6,6 +6,7 @@ use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 use super::callups::{CallUpStatus, ServiceRecord};
+use super::idnumber::IdNumber;
 use super::member_store::{self, Which};
 use super::members::{self, Member, MemberPatch, MemberRow, NewMember, check_details, check_status_change};
 use super::personal::{Disclosure, record_reveal};
@@ -28,6 +29,15 @@ pub struct MemberQuery {
     /// Show ID numbers and phones in full (admins; every revealed member is audited).
     #[serde(default)]
     pub reveal: bool,
+}
+
+/// Body of `POST /api/v1/members/search`. The number travels in the body, not the URL, so it
+/// never lands in access logs.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSearch {
+    /// The ID number to look for.
+    pub id_number: IdNumber,
 }
 
 /// Routes for members.
@@ -84,6 +94,19 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "修改队员")
             },
             |c| Box::pin(patch(c)),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/members/search",
+            Access::Token,
+            BodyKind::Json,
+            Doc {
+                description: "按身份证号查找辖区内的队员（各队伍中的同一人），用加密存储的盲索引比对，结果脱敏。",
+                request: Some(schema::<MemberSearch>()),
+                response: Some(schema::<Page<Member>>()),
+                ..Doc::new(TAG, "按身份证号查找队员")
+            },
+            |c| Box::pin(search(c)),
         ),
         route(
             Method::GET,
@@ -189,11 +212,12 @@ async fn create(c: Ctx) -> ApiResult<Response> {
     if let Some(cid) = body.temporary_for_callup {
         let call = callup_store::get_tx(&mut tx, cid).await?;
         match call {
-            Some(k) if k.team_id == team.id && k.status != CallUpStatus::Closed => {}
+            Some(k) if k.team_id == team.id && matches!(k.status, CallUpStatus::Requested | CallUpStatus::Accepted) => {
+            }
             _ => {
                 return Err(ApiError::invalid(
                     "temporary_for_callup",
-                    format!("调用 {cid} 不存在、不属于队伍 {} 或已结束", team.code),
+                    format!("调用 {cid} 不存在、不属于队伍 {} 或已结束/已拒绝", team.code),
                 ));
             }
         }
@@ -256,11 +280,12 @@ async fn patch(c: Ctx) -> ApiResult<Response> {
         body.insurance.as_deref().unwrap_or(&old.insurance),
     )?;
     row.updated_at = now;
-    if let Err(e) = member_store::update(&mut tx, &row).await {
-        if crate::db::is_unique_violation(&e) {
+    match member_store::update(&mut tx, &row, before.status).await {
+        Ok(n) => super::expect_one(n, "队员")?,
+        Err(e) if crate::db::is_unique_violation(&e) => {
             return Err(ApiError::Conflict(format!("队伍 {} 已有此身份证号的队员", row.team_code)));
         }
-        return Err(e.into());
+        Err(e) => return Err(e.into()),
     }
     member_store::set_details(&mut tx, id, &details).await?;
     let b = Member::view(&before, old, cipher, Disclosure::MASKED, now);
@@ -277,4 +302,19 @@ async fn service(c: Ctx) -> ApiResult<Response> {
     let items = callup_store::service(&c.app.db, m.id).await?;
     let hours = items.iter().filter_map(|i| i.hours).sum::<f64>();
     json(&ServiceRecord { member_id: m.id, callups: items.len() as i64, hours: (hours * 10.0).round() / 10.0, items })
+}
+
+async fn search(c: Ctx) -> ApiResult<Response> {
+    let p = c.require(Perm::Read)?;
+    let b: MemberSearch = c.json()?;
+    let (lo, hi) = p.scope.bounds();
+    let index = c.app.cipher.blind_index(b.id_number.as_str());
+    let now = c.now();
+    let mut items = Vec::new();
+    for m in member_store::rows_by_index(&c.app.db, &index, (&lo, &hi)).await? {
+        let d = member_store::details(&c.app.db, Which::Id(m.id)).await?.remove(&m.id).unwrap_or_default();
+        items.push(Member::view(&m, d, &c.app.cipher, Disclosure::MASKED, now));
+    }
+    let total = items.len() as i64;
+    json(&Page { items, total })
 }

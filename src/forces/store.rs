@@ -10,7 +10,7 @@ use crate::{with_db, with_tx};
 
 const SELECT: &str = "SELECT id, code, name, org_type, registration_no, region_code, lon, lat, equipment,
     leader_name, leader_phone, contact_name, contact_phone, filing_status, status_reason, submitted_by,
-    submitted_at, decided_by, decided_at, created_at, updated_at FROM teams";
+    submitted_at, decided_by, decided_at, approved_by, approved_at, created_at, updated_at FROM teams";
 
 /// A team by code.
 pub async fn get(db: &Db, code: &str) -> Result<Option<TeamRow>, sqlx::Error> {
@@ -129,8 +129,8 @@ pub async fn insert(tx: &mut Tx, r: &TeamRow) -> Result<i64, sqlx::Error> {
         sqlx::query_scalar(
             "INSERT INTO teams (code, name, org_type, registration_no, region_code, lon, lat, equipment, leader_name,
                 leader_phone, contact_name, contact_phone, filing_status, status_reason, submitted_by, submitted_at,
-                decided_by, decided_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+                decided_by, decided_at, created_at, updated_at, approved_by, approved_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
              RETURNING id",
         )
         .bind(&r.code)
@@ -153,20 +153,23 @@ pub async fn insert(tx: &mut Tx, r: &TeamRow) -> Result<i64, sqlx::Error> {
         .bind(r.decided_at)
         .bind(r.created_at)
         .bind(r.updated_at)
+        .bind(&r.approved_by)
+        .bind(r.approved_at)
         .fetch_one(c)
         .await
     })
 }
 
-/// Writes every mutable column of a team (by id).
-pub async fn update(tx: &mut Tx, r: &TeamRow) -> Result<(), sqlx::Error> {
+/// Writes every mutable column of a team (by id) if its filing state is still `from`; returns
+/// the number of rows written (0 or 1).
+pub async fn update(tx: &mut Tx, r: &TeamRow, from: FilingStatus) -> Result<u64, sqlx::Error> {
     with_tx!(tx, |c| {
         sqlx::query(
             "UPDATE teams SET name = $2, org_type = $3, registration_no = $4, region_code = $5, lon = $6, lat = $7,
                 equipment = $8, leader_name = $9, leader_phone = $10, contact_name = $11, contact_phone = $12,
                 filing_status = $13, status_reason = $14, submitted_by = $15, submitted_at = $16, decided_by = $17,
-                decided_at = $18, updated_at = $19
-             WHERE id = $1",
+                decided_at = $18, updated_at = $19, approved_by = $21, approved_at = $22
+             WHERE id = $1 AND filing_status = $20",
         )
         .bind(r.id)
         .bind(&r.name)
@@ -187,9 +190,12 @@ pub async fn update(tx: &mut Tx, r: &TeamRow) -> Result<(), sqlx::Error> {
         .bind(&r.decided_by)
         .bind(r.decided_at)
         .bind(r.updated_at)
+        .bind(from.as_str())
+        .bind(&r.approved_by)
+        .bind(r.approved_at)
         .execute(c)
         .await
-        .map(|_| ())
+        .map(|r| r.rows_affected())
     })
 }
 

@@ -57,6 +57,10 @@ pub struct TeamRow {
     pub decided_by: Option<String>,
     /// When.
     pub decided_at: Option<Timestamp>,
+    /// Who approved the filing (kept through later suspensions).
+    pub approved_by: Option<String>,
+    /// When.
+    pub approved_at: Option<Timestamp>,
     /// Created.
     pub created_at: Timestamp,
     /// Last changed.
@@ -113,6 +117,10 @@ pub struct Team {
     pub decided_by: Option<String>,
     /// When.
     pub decided_at: Option<Timestamp>,
+    /// Who approved the filing (kept through later suspensions).
+    pub approved_by: Option<String>,
+    /// When.
+    pub approved_at: Option<Timestamp>,
     /// Whether phones are shown in full in this response.
     pub personal_revealed: bool,
     /// Created.
@@ -147,6 +155,8 @@ impl Team {
             submitted_at: row.submitted_at,
             decided_by: row.decided_by.clone(),
             decided_at: row.decided_at,
+            approved_by: row.approved_by.clone(),
+            approved_at: row.approved_at,
             personal_revealed: d.reveal,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -273,6 +283,8 @@ pub fn to_row(
         submitted_at: base.as_ref().map_or(now, |b| b.submitted_at),
         decided_by: base.as_ref().and_then(|b| b.decided_by.clone()),
         decided_at: base.as_ref().and_then(|b| b.decided_at),
+        approved_by: base.as_ref().and_then(|b| b.approved_by.clone()),
+        approved_at: base.as_ref().and_then(|b| b.approved_at),
         created_at: base.as_ref().map_or(now, |b| b.created_at),
         updated_at: now,
     })
@@ -325,7 +337,7 @@ pub async fn update(
 ) -> Result<(), ApiError> {
     require_region_exists(tx, &row.region_code).await?;
     let old_specs = store::specialties_tx(tx, before.id).await?;
-    store::update(tx, row).await?;
+    super::expect_one(store::update(tx, row, before.filing_status).await?, "队伍")?;
     store::set_specialties(tx, row.id, specialties).await?;
     let b = Team::view(before, old_specs, cipher, Disclosure::MASKED);
     let a = Team::view(row, specialties.to_vec(), cipher, Disclosure::MASKED);

@@ -111,6 +111,7 @@ async fn team_filing_is_permission_checked_audited_and_only_approved_teams_count
     assert_eq!(v["filing_status"], "approved");
     assert!(v["decided_by"].as_str().unwrap().starts_with("planner-"), "{v}");
     assert!(v["decided_at"].as_str().unwrap().ends_with("+08:00"));
+    assert_eq!(v["approved_by"], v["decided_by"]);
     app.post(&planner, "/api/v1/teams/T1/approve", &json!({})).await.problem(409);
     app.post(&planner, "/api/v1/teams/T1/reject", &json!({"reason": "材料不全"})).await.problem(409);
 
@@ -136,6 +137,7 @@ async fn team_filing_is_permission_checked_audited_and_only_approved_teams_count
     let v = app.post(&planner, "/api/v1/teams/T1/suspend", &json!({"reason": "保险到期未续"})).await.expect(200).json();
     assert_eq!(v["filing_status"], "suspended");
     assert_eq!(v["status_reason"], "保险到期未续");
+    assert!(v["approved_by"].as_str().unwrap().starts_with("planner-"), "approval stays on record: {v}");
     assert_eq!(app.get(&admin, &nearest).await.expect(200).json()["items"], json!([]));
     let c = app
         .post(&planner, "/api/v1/callups", &json!({"team_code": "T1", "purpose": "drill", "reference": "2026 草原防火演练", "specialty": "grassland_fire", "headcount": 1, "report_at": "2026-11-28T08:00:00+08:00", "report_place": "满都拉图镇"}))
@@ -181,6 +183,16 @@ async fn personal_data_is_masked_revealed_only_on_request_with_audit_and_encrypt
     assert_eq!(p["errors"][0]["field"], "id_number");
     assert!(!p.to_string().contains(&bad[..14]), "the error must not echo the number: {p}");
     app.post(&operator, "/api/v1/teams/T1/members", &json!({"name": "y", "id_number": idn})).await.problem(409);
+    // The same person in another team is found by ID number (blind index), masked.
+    new_team(&app, &operator, "T2", MANDULATU, north(6.0), json!([])).await;
+    app.post(&operator, "/api/v1/teams/T2/members", &json!({"name": "其木格", "id_number": idn})).await.expect(201);
+    let found = app.post(&viewer, "/api/v1/members/search", &json!({"id_number": idn})).await.expect(200).json();
+    assert_eq!(found["total"], 2);
+    assert_eq!(found["items"][1]["team_code"], "T2");
+    assert_eq!(found["items"][1]["id_number"], masked_id);
+    let other =
+        app.post(&viewer, "/api/v1/members/search", &json!({"id_number": id_number(8)})).await.expect(200).json();
+    assert_eq!(other["total"], 0);
 
     for tok in [&viewer, &operator, &admin] {
         let m = app.get(tok, &format!("/api/v1/members/{id}")).await.expect(200).json();
@@ -189,6 +201,7 @@ async fn personal_data_is_masked_revealed_only_on_request_with_audit_and_encrypt
         assert_eq!(m["personal_revealed"], false);
         let list = app.get(tok, "/api/v1/teams/T1/members").await.expect(200).json();
         assert_eq!(list["items"][0]["id_number"], masked_id);
+        assert_eq!(list["total"], 1);
     }
     assert!(app.audit_rows("member", &id.to_string()).await.iter().all(|(a, _)| a != "reveal"));
     app.get(&viewer, &format!("/api/v1/members/{id}?reveal=true")).await.problem(403);
