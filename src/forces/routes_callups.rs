@@ -249,6 +249,9 @@ async fn accept(c: Ctx) -> ApiResult<Response> {
     let mut tx = c.app.db.begin().await?;
     let row = load_tx(&c, &mut tx, Perm::Write).await?;
     expect_status(&row, &[CallUpStatus::Requested], "接受")?;
+    // Only approved teams count: a team suspended since the request cannot serve it.
+    let team = teams::load_tx(&mut tx, &row.team_code).await?;
+    callups::check_team_available(team.filing_status, &team.code)?;
     let row = callups::accept(&mut tx, &c.actor()?, c.now(), row, &b.members).await?;
     tx.commit().await?;
     json(&view(&c, row).await?)

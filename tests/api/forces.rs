@@ -482,6 +482,15 @@ async fn a_callup_runs_from_request_to_paid_compensation() {
     assert!(t["anonymised_at"].is_string());
     let m0 = app.get(&admin, &format!("/api/v1/members/{}", m[0])).await.expect(200).json();
     assert_eq!((m0["insured_today"].as_bool(), m0["certified_today"].as_bool()), (Some(true), Some(true)));
+
+    // A team suspended after the request cannot accept it until reinstated.
+    let c4 = app.post(&planner, "/api/v1/callups", &body).await.expect(201).json()["id"].as_i64().unwrap();
+    app.post(&planner, "/api/v1/teams/T1/suspend", &json!({"reason": "整改"})).await.expect(200);
+    app.post(&operator, &format!("/api/v1/callups/{c4}/accept"), &json!({"members": [m[2]]})).await.problem(409);
+    let v = app.post(&planner, "/api/v1/teams/T1/reinstate", &json!({})).await.expect(200).json();
+    assert_eq!(v["filing_status"], "approved");
+    app.post(&operator, &format!("/api/v1/callups/{c4}/accept"), &json!({"members": [m[2]]})).await.expect(200);
+    assert_eq!(status(m[2]).await, "deployed");
 }
 
 #[tokio::test]
