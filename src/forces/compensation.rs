@@ -244,3 +244,19 @@ pub async fn update_state(tx: &mut Tx, r: &ClaimRow, from: ClaimStatus) -> Resul
         .map(|r| r.rows_affected())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_is_yuan_with_two_decimals() {
+        assert_eq!(Money::from_yuan(1200.5), Ok(Money(120_050)));
+        assert_eq!(Money::from_yuan(0.1 + 0.2), Ok(Money(30)));
+        assert!(Money::from_yuan(1.001).is_err());
+        assert!(Money::from_yuan(-1.0).is_err());
+        assert!(Money::from_yuan(f64::NAN).is_err());
+        assert_eq!(serde_json::to_string(&Money(158_075)).unwrap(), "1580.75");
+        assert_eq!(ClaimStatus::parse("已核准"), Some(ClaimStatus::Approved));
+    }
+}

@@ -130,6 +130,18 @@ mod tests {
         assert!(!format!("{:?}", IdNumber::parse("11010519491231002X").unwrap()).contains("19491231"));
     }
 
+    fn with_check(base: &str) -> String {
+        let sum: u32 = base.bytes().zip(WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
+        format!("{base}{}", CHECK[(sum % 11) as usize] as char)
+    }
+
+    #[test]
+    fn birth_dates_must_exist() {
+        assert!(IdNumber::parse(&with_check("15252319900101123")).is_ok());
+        assert!(IdNumber::parse(&with_check("15252319900230123")).is_err(), "30 February");
+        assert!(IdNumber::parse(&with_check("15252319901301123")).is_err(), "month 13");
+    }
+
     #[test]
     fn phones() {
         assert_eq!(Phone::parse("138 1234 5678").unwrap().as_str(), "13812345678");
