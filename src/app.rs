@@ -31,6 +31,10 @@ pub struct Config {
     pub pii_key: Option<String>,
     /// Where the personal-data key lives when not given directly.
     pub pii_key_file: std::path::PathBuf,
+    /// Whether this instance runs the scheduler and the notification dispatcher.
+    pub scheduler: bool,
+    /// Delivery attempts before a notification is marked failed.
+    pub max_delivery_attempts: i64,
 }
 
 impl Config {
@@ -44,6 +48,8 @@ impl Config {
             seed: true,
             pii_key: None,
             pii_key_file: "yingji.key".into(),
+            scheduler: true,
+            max_delivery_attempts: 8,
         }
     }
 }
@@ -64,6 +70,12 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Encrypts personal data at rest.
     pub cipher: Cipher,
+    /// Wakes the scheduler early (after a change that makes something due sooner).
+    pub wake: tokio::sync::Notify,
+    /// This instance's id (who claimed a job or a delivery).
+    pub instance_id: String,
+    /// HTTP client for webhooks.
+    pub http: reqwest::Client,
 }
 
 /// Loads the personal-data key: from configuration, else from the key file, which is created
@@ -101,6 +113,10 @@ pub async fn prepare_db(config: &Config, clock: &SharedClock) -> anyhow::Result<
         crate::seed::load_shipped(&db, clock).await?;
     }
     Ok(db)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "yingji".into())
 }
 
 /// A running service.
@@ -147,16 +163,24 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Server>
         router: crate::routes::router(),
         shutdown: shutdown_rx.clone(),
         cipher,
+        wake: tokio::sync::Notify::new(),
+        instance_id: format!("{}-{}", hostname(), crate::auth::tokens::random_hex16()),
+        http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?,
     });
     let filter = crate::http::filter(state.clone());
     let mut rx = shutdown_rx;
     let signal = async move {
         let _ = rx.wait_for(|v| *v).await;
     };
+    let scheduler = state.config.scheduler.then(|| crate::scheduler::spawn(state.clone()));
     let st = state.clone();
     let handle = tokio::spawn(async move {
         warp::serve(filter).incoming(listener).graceful(signal).run().await;
-        tracing::info!("HTTP server stopped; closing database");
+        tracing::info!("HTTP server stopped");
+        if let Some(s) = scheduler {
+            let _ = s.await;
+        }
+        tracing::info!("background tasks stopped; closing database");
         st.db.close().await;
     });
     tracing::info!(%addr, backend = ?state.db.backend(), "yingji listening");

@@ -71,6 +71,12 @@ struct ServeArgs {
     /// Largest CSV import body, in bytes.
     #[arg(long, env = "YINGJI_MAX_IMPORT_BYTES", default_value_t = 64 * 1024 * 1024)]
     max_import_bytes: u64,
+    /// Run the scheduler and notification dispatcher in this instance (`on` or `off`).
+    #[arg(long, env = "YINGJI_SCHEDULER", default_value = "on", value_parser = ["on", "off"])]
+    scheduler: String,
+    /// Delivery attempts before a notification is marked failed.
+    #[arg(long, env = "YINGJI_MAX_DELIVERY_ATTEMPTS", default_value_t = 8, value_parser = clap::value_parser!(i64).range(1..=100))]
+    max_delivery_attempts: i64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,6 +162,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.listen = args.listen;
             config.max_body_bytes = args.max_body_bytes;
             config.max_import_bytes = args.max_import_bytes;
+            config.scheduler = args.scheduler == "on";
+            config.max_delivery_attempts = args.max_delivery_attempts;
             serve(config, clock).await
         }
         Command::Migrate => {
@@ -203,13 +211,18 @@ async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
     let server = app::start(config, clock).await?;
     let users: i64 =
         with_db!(&server.state.db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(p).await)?;
-    println!("yingji 已启动：http://{}  (接口说明 http://{}/api/docs)", server.addr, server.addr);
+    // stdout may be a closed pipe (a supervisor that stopped reading): never die of that.
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "yingji 已启动：http://{}  (接口说明 http://{}/api/docs)", server.addr, server.addr);
     if users == 0 {
-        println!(
+        let _ = writeln!(
+            out,
             "还没有任何用户。创建首个管理员令牌（另开一个终端）：\n  cargo run --release -- token create --name admin --role admin --region {}",
             regions::BANNER_CODE
         );
     }
+    let _ = out.flush();
     let trigger = server.shutdown_trigger();
     tokio::spawn(async move {
         signal.await;

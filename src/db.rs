@@ -120,10 +120,31 @@ impl Db {
     /// the database file lock serialises them.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
-            Db::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await?,
+            Db::Sqlite(p) => {
+                // sqlx takes no lock on SQLite, so two processes starting together could both
+                // apply a migration: hold an exclusive lock on a file beside the database.
+                let _guard = self.sqlite_migration_lock().await?;
+                sqlx::migrate!("migrations/sqlite").run(p).await?
+            }
             Db::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await?,
         }
         Ok(())
+    }
+
+    async fn sqlite_migration_lock(&self) -> anyhow::Result<Option<std::fs::File>> {
+        let Db::Sqlite(p) = self else { return Ok(None) };
+        let file = p.connect_options().get_filename().to_path_buf();
+        if file.as_os_str().is_empty() || file.to_string_lossy().contains(":memory:") {
+            return Ok(None);
+        }
+        let lock_path = format!("{}.migrate-lock", file.display());
+        let f = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+            let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+            f.lock()?;
+            Ok(f)
+        })
+        .await??;
+        Ok(Some(f))
     }
 
     /// Starts a transaction.

@@ -9,5 +9,9 @@ pub fn router() -> Router {
     all.extend(crate::auth::routes::routes());
     all.extend(crate::regions::routes::routes());
     all.extend(crate::forces::routes::routes());
+    all.extend(crate::scheduler::routes::routes());
+    all.extend(crate::notify::routes::routes());
+    all.extend(crate::drills::routes::routes());
+    all.extend(crate::readiness::routes::routes());
     Router::new(all)
 }

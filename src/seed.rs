@@ -10,11 +10,12 @@ use crate::with_db;
 /// Loads the banner's regions (and sets the seat location) when the region table is empty.
 /// Later modules add their shipped data here.
 pub async fn load_shipped(db: &Db, clock: &SharedClock) -> anyhow::Result<()> {
+    let now = Timestamp(clock.now());
+    crate::scheduler::schedules::ensure_built_in(db, now).await?;
     let count: i64 = with_db!(db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM regions").fetch_one(p).await)?;
     if count > 0 {
         return Ok(());
     }
-    let now = Timestamp(clock.now());
     let text = format!(
         "{}\n",
         regions::SHIPPED_DIVISIONS

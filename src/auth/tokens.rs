@@ -255,3 +255,24 @@ pub async fn authenticate(db: &Db, token: &str) -> Result<Option<Principal>, sql
         })
     }))
 }
+
+/// The caller behind a user id (for feed tokens, which stand for their user).
+pub async fn principal_for_user(db: &Db, user_id: i64) -> Result<Option<Principal>, sqlx::Error> {
+    let row: Option<(i64, String, String, String, String)> = with_db!(db, |p| {
+        sqlx::query_as(
+            "SELECT u.id, u.name, u.role, u.region_code, r.level FROM users u JOIN regions r ON r.code = u.region_code WHERE u.id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(p)
+        .await
+    })?;
+    Ok(row.and_then(|(user_id, name, role, region, level)| {
+        Some(Principal {
+            user_id,
+            name,
+            role: Role::parse(&role)?,
+            scope: Scope { code: RegionCode::parse(&region).ok()?, level: Level::parse(&level)? },
+            token_id: 0,
+        })
+    }))
+}

@@ -125,7 +125,7 @@ where
 {
     let principal = match route.access {
         Access::Public => None,
-        Access::Token => Some(authenticate(&state, &headers, &request_id).await?),
+        Access::Token => Some(authenticate_headers(&state, &headers, &request_id).await?),
         Access::FeedToken => None,
     };
     let body = match route.body {
@@ -143,7 +143,8 @@ where
     (route.handler)(ctx).await
 }
 
-async fn authenticate(
+/// Authenticates the `Authorization: Bearer` header, counting and logging failures.
+pub async fn authenticate_headers(
     state: &AppState,
     headers: &HeaderMap,
     request_id: &str,

@@ -35,7 +35,7 @@ pub struct TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(f) = &self.file {
-            for suffix in ["", "-wal", "-shm"] {
+            for suffix in ["", "-wal", "-shm", ".migrate-lock"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", f.display()));
             }
         }
@@ -76,8 +76,10 @@ pub struct TestApp {
     /// Shared state of the running service.
     pub state: Arc<AppState>,
     server: Option<Server>,
-    /// The database (kept alive for the test).
-    pub db: TestDb,
+    /// The database (kept alive for the test; None when another app owns it).
+    pub db: Option<TestDb>,
+    /// The database URL.
+    pub db_url: String,
 }
 
 impl TestApp {
@@ -89,11 +91,20 @@ impl TestApp {
 
     /// Starts the service on the given database.
     pub async fn spawn_on(db: TestDb) -> TestApp {
+        let url = db.url.clone();
+        Self::spawn_with(Some(db), &url, |_| {}).await
+    }
+
+    /// Starts the service on a database URL (owning the database when `db` is given), with the
+    /// scheduler off unless `configure` turns it on: tests drive it with [`TestApp::tick`].
+    pub async fn spawn_with(db: Option<TestDb>, url: &str, configure: impl FnOnce(&mut Config)) -> TestApp {
         let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 27, 0, 0, 0).unwrap()));
-        let mut config = Config::new(db.url.clone());
+        let mut config = Config::new(url.to_string());
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.max_import_bytes = 8 * 1024 * 1024;
         config.pii_key = Some(TEST_PII_KEY.to_string());
+        config.scheduler = false;
+        configure(&mut config);
         let shared: SharedClock = clock.clone();
         let server = app::start(config, shared).await.expect("service starts");
         TestApp {
@@ -103,7 +114,14 @@ impl TestApp {
             state: server.state.clone(),
             server: Some(server),
             db,
+            db_url: url.to_string(),
         }
+    }
+
+    /// Runs one scheduler pass at the injected clock's time.
+    pub async fn tick(&self) {
+        let now = Timestamp(self.clock.now_utc());
+        yingji::scheduler::tick(&self.state, now).await.expect("scheduler tick");
     }
 
     /// Stops the service gracefully.

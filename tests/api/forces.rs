@@ -237,7 +237,8 @@ async fn personal_data_is_masked_revealed_only_on_request_with_audit_and_encrypt
             .await
             .unwrap());
     assert!(stored.iter().flatten().all(|s| s.starts_with("v1:") && !s.contains(&idn)));
-    if let Some(path) = app.db.url.strip_prefix("sqlite://") {
+    if app.state.db.backend() == yingji::db::Backend::Sqlite {
+        let path = app.db_url.strip_prefix("sqlite://").expect("a SQLite test database is a file");
         let mut bytes = std::fs::read(path).unwrap();
         bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
         let hay = String::from_utf8_lossy(&bytes);

@@ -366,7 +366,7 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     assert!(tokio::net::TcpStream::connect(&addr).await.is_err(), "no longer accepting");
     // The write landed: reopen the database and look.
     let db =
-        yingji::db::Db::connect(&yingji::db::DbOptions { url: app.db.url.clone(), max_connections: 1 }).await.unwrap();
+        yingji::db::Db::connect(&yingji::db::DbOptions { url: app.db_url.clone(), max_connections: 1 }).await.unwrap();
     assert!(yingji::regions::store::get(&db, "152523100202").await.unwrap().is_some());
 }
 
@@ -393,6 +393,8 @@ async fn the_binary_stops_cleanly_on_sigterm() {
             }
         }
         let line = String::from_utf8_lossy(&buf).to_string();
+        // Keep draining stdout so the service never writes to a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
         line.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_string()
     })
     .await
@@ -403,4 +405,23 @@ async fn the_binary_stops_cleanly_on_sigterm() {
     assert!(status.success());
     let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert!(exit.success(), "exit status {exit:?}");
+}
+
+#[tokio::test]
+async fn instances_starting_together_share_one_database() {
+    let db = fresh_db().await;
+    let start = |url: String| async move {
+        let mut config = yingji::app::Config::new(url);
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.pii_key = Some(TEST_PII_KEY.to_string());
+        let clock: yingji::clock::SharedClock = std::sync::Arc::new(yingji::clock::SystemClock);
+        yingji::app::start(config, clock).await
+    };
+    let (a, b, c) = tokio::join!(start(db.url.clone()), start(db.url.clone()), start(db.url.clone()));
+    let (a, b, c) = (a.expect("first starts"), b.expect("second starts"), c.expect("third starts"));
+    let (regions, _) = yingji::regions::store::list(&a.state.db, ("0", "9"), None, None, 1000, 0).await.unwrap();
+    assert_eq!(regions.len(), 10, "seeded exactly once");
+    for s in [a, b, c] {
+        s.shutdown().await;
+    }
 }

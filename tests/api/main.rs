@@ -2,5 +2,10 @@
 //! ephemeral port with a fresh database and speaks HTTP to it.
 
 mod common;
+mod drills;
 mod forces;
 mod foundation;
+mod notify;
+mod readiness;
+mod receiver;
+mod scheduler;

@@ -1,0 +1,254 @@
+//! Notification channels configured per region: a generic JSON webhook, and DingTalk and WeCom
+//! group robots. URLs and secrets carry credentials, so they are stored encrypted and shown only
+//! as a hint.
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use super::outbox::Delivery;
+use crate::db::{Db, Tx};
+use crate::personal::Cipher;
+use crate::regions::RegionCode;
+use crate::time::Timestamp;
+use crate::{with_db, with_tx};
+
+/// Channel kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    /// Generic JSON webhook (POST, `Idempotency-Key` header).
+    Webhook,
+    /// 钉钉群机器人 (text message; signed when a secret is set).
+    Dingtalk,
+    /// 企业微信群机器人 (text message).
+    Wecom,
+}
+
+impl ChannelKind {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Webhook => "webhook",
+            ChannelKind::Dingtalk => "dingtalk",
+            ChannelKind::Wecom => "wecom",
+        }
+    }
+}
+
+impl TryFrom<String> for ChannelKind {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "webhook" => Ok(ChannelKind::Webhook),
+            "dingtalk" => Ok(ChannelKind::Dingtalk),
+            "wecom" => Ok(ChannelKind::Wecom),
+            _ => Err(format!("unknown channel kind {s:?}")),
+        }
+    }
+}
+
+/// Body of `POST /api/v1/channels`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewChannel {
+    /// Region whose notifications the channel receives.
+    pub region: RegionCode,
+    /// Kind.
+    pub kind: ChannelKind,
+    /// Name.
+    pub name: String,
+    /// Webhook URL (http or https; for robots, the URL with its access token).
+    pub url: String,
+    /// DingTalk signing secret (加签密钥), when the robot uses one.
+    pub secret: Option<String>,
+}
+
+/// A channel as the API shows it (no credentials).
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
+pub struct Channel {
+    /// Id.
+    pub id: i64,
+    /// Region whose notifications it receives.
+    pub region_code: String,
+    /// Kind.
+    #[sqlx(try_from = "String")]
+    pub kind: ChannelKind,
+    /// Name, e.g. 满都拉图镇应急办钉钉群.
+    pub name: String,
+    /// Scheme and host of the URL (the rest is a credential).
+    pub url_hint: String,
+    /// Whether a signing secret is set.
+    #[sqlx(skip)]
+    pub has_secret: bool,
+    /// Whether it receives notifications.
+    pub enabled: bool,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
+}
+
+#[derive(sqlx::FromRow)]
+struct Secrets {
+    kind: String,
+    url_enc: String,
+    secret_enc: Option<String>,
+}
+
+const SELECT: &str =
+    "SELECT id, region_code, kind, name, url_hint, enabled, created_at, updated_at, secret_enc FROM channels";
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    #[sqlx(flatten)]
+    channel: Channel,
+    secret_enc: Option<String>,
+}
+
+fn finish(r: Row) -> Channel {
+    Channel { has_secret: r.secret_enc.is_some(), ..r.channel }
+}
+
+/// The hint shown for a URL: scheme and host.
+pub fn url_hint(url: &str) -> String {
+    let rest = url.split_once("://").map(|(s, r)| (s, r.split('/').next().unwrap_or(""))).unwrap_or(("", ""));
+    format!("{}://{}/…", rest.0, rest.1)
+}
+
+/// Creates a channel.
+pub async fn create(tx: &mut Tx, cipher: &Cipher, now: Timestamp, new: &NewChannel) -> Result<i64, sqlx::Error> {
+    let url = new.url.trim();
+    let url_enc = cipher.encrypt(url);
+    let secret_enc = new.secret.as_deref().map(|s| cipher.encrypt(s));
+    with_tx!(tx, |c| sqlx::query_scalar(
+        "INSERT INTO channels (region_code, kind, name, url_enc, url_hint, secret_enc, enabled, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+    )
+    .bind(new.region.as_str())
+    .bind(new.kind.as_str())
+    .bind(new.name.trim())
+    .bind(&url_enc)
+    .bind(url_hint(url))
+    .bind(&secret_enc)
+    .bind(true)
+    .bind(now)
+    .fetch_one(c)
+    .await)
+}
+
+/// Sets whether a channel is enabled.
+pub async fn set_enabled(tx: &mut Tx, id: i64, enabled: bool, now: Timestamp) -> Result<(), sqlx::Error> {
+    with_tx!(tx, |c| sqlx::query("UPDATE channels SET enabled = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(enabled)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|_| ()))
+}
+
+/// Channels in the jurisdiction bounds.
+pub async fn list(db: &Db, bounds: (&str, &str)) -> Result<Vec<Channel>, sqlx::Error> {
+    let sql = format!("{SELECT} WHERE region_code >= $1 AND region_code <= $2 ORDER BY region_code, id");
+    let rows = with_db!(db, |p| sqlx::query_as::<_, Row>(&sql).bind(bounds.0).bind(bounds.1).fetch_all(p).await)?;
+    Ok(rows.into_iter().map(finish).collect())
+}
+
+/// One channel.
+pub async fn get(db: &Db, id: i64) -> Result<Option<Channel>, sqlx::Error> {
+    let sql = format!("{SELECT} WHERE id = $1");
+    let row = with_db!(db, |p| sqlx::query_as::<_, Row>(&sql).bind(id).fetch_optional(p).await)?;
+    Ok(row.map(finish))
+}
+
+/// Enabled channel ids of a region (inside the enqueuing transaction).
+pub async fn enabled_ids_tx(tx: &mut Tx, region: &str) -> Result<Vec<i64>, sqlx::Error> {
+    with_tx!(tx, |c| sqlx::query_scalar("SELECT id FROM channels WHERE region_code = $1 AND enabled = $2 ORDER BY id")
+        .bind(region)
+        .bind(true)
+        .fetch_all(c)
+        .await)
+}
+
+/// Sends one delivery to its channel. Ok(status) on success; Err((status, error)) otherwise.
+pub async fn send(
+    db: &Db,
+    cipher: &Cipher,
+    http: &reqwest::Client,
+    d: &Delivery,
+    now: Timestamp,
+) -> Result<Option<i64>, (Option<i64>, String)> {
+    let Some(id) = d.channel_id else { return Err((None, "not an HTTP channel".into())) };
+    let secrets =
+        with_db!(db, |p| sqlx::query_as::<_, Secrets>("SELECT kind, url_enc, secret_enc FROM channels WHERE id = $1")
+            .bind(id)
+            .fetch_optional(p)
+            .await)
+        .map_err(|e| (None, format!("数据库错误：{e}")))?
+        .ok_or((None, "渠道已删除".to_string()))?;
+    let url = cipher.decrypt(&secrets.url_enc).ok_or((None, "无法解密渠道地址（密钥不符）".to_string()))?;
+    let secret = secrets.secret_enc.as_deref().and_then(|s| cipher.decrypt(s));
+    let text = format!("【应急】{}{}\n{}", d.title, if d.late { "（延迟送达）" } else { "" }, d.body);
+    let (url, payload) = match ChannelKind::try_from(secrets.kind).map_err(|e| (None, e))? {
+        ChannelKind::Webhook => (
+            url,
+            json!({
+                "id": d.idempotency_key,
+                "kind": d.kind,
+                "region_code": d.region_code,
+                "title": d.title,
+                "text": d.body,
+                "late": d.late,
+                "data": d.data.0,
+                "created_at": d.created_at,
+            }),
+        ),
+        ChannelKind::Dingtalk => {
+            let url = match secret {
+                Some(s) => {
+                    let ts = now.0.timestamp_millis();
+                    format!(
+                        "{url}{}timestamp={ts}&sign={}",
+                        if url.contains('?') { '&' } else { '?' },
+                        dingtalk_sign(ts, &s)
+                    )
+                }
+                None => url,
+            };
+            (url, json!({"msgtype": "text", "text": {"content": text}}))
+        }
+        ChannelKind::Wecom => (url, json!({"msgtype": "text", "text": {"content": text}})),
+    };
+    let resp = http
+        .post(&url)
+        .header("Idempotency-Key", &d.idempotency_key)
+        .json(&payload)
+        .send()
+        .await
+        .map_err(|e| (None, format!("请求失败：{}", e.without_url())))?;
+    let status = resp.status().as_u16() as i64;
+    if !resp.status().is_success() {
+        return Err((Some(status), format!("对方返回 HTTP {status}")));
+    }
+    // The robots answer 200 with an error code in the body when they refuse a message.
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    match body.get("errcode").and_then(Value::as_i64) {
+        Some(code) if code != 0 => Err((
+            Some(status),
+            format!("机器人返回错误 {code}：{}", body.get("errmsg").and_then(Value::as_str).unwrap_or("")),
+        )),
+        _ => Ok(Some(status)),
+    }
+}
+
+/// DingTalk robot signature: base64(HMAC-SHA256(secret, "{timestamp}\n{secret}")), URL-encoded.
+pub fn dingtalk_sign(timestamp_ms: i64, secret: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(format!("{timestamp_ms}\n{secret}").as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    form_urlencoded::byte_serialize(sig.as_bytes()).collect()
+}

@@ -1,0 +1,160 @@
+//! A readiness run: gather the findings of every rule, match them against the open ones (new,
+//! still there, gone), notify new critical findings once, and keep every region's score.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use super::context::Context;
+use super::{Found, Severity, rules, score, store};
+use crate::app::AppState;
+use crate::notify::outbox::{self, Message};
+use crate::time::Timestamp;
+
+/// Writes per transaction, so a run never holds the (SQLite) write lock for long and the API
+/// keeps answering during it.
+const BATCH: usize = 500;
+
+/// Runs the readiness check now. `trigger` is `schedule` or `api`.
+pub async fn run(state: &AppState, trigger: &str) -> anyhow::Result<Value> {
+    let now = Timestamp(state.clock.now());
+    let run_id = store::start_run(&state.db, trigger, now).await?;
+    let result = run_inner(state, run_id, now).await;
+    let finished = Timestamp(state.clock.now());
+    match &result {
+        Ok(v) => store::finish_run(&state.db, run_id, finished, Ok(v)).await?,
+        Err(e) => store::finish_run(&state.db, run_id, finished, Err(&format!("{e:#}"))).await?,
+    }
+    result
+}
+
+async fn run_inner(state: &AppState, run_id: i64, now: Timestamp) -> anyhow::Result<Value> {
+    let started = std::time::Instant::now();
+    let config = store::config(&state.db).await?;
+    let regions = crate::regions::store::all(&state.db).await?;
+    let ctx = Context::new(now, config, regions);
+    let found = rules::gather(&state.db, &ctx).await?;
+    let gathered_ms = started.elapsed().as_millis();
+
+    // Deduplicate by identity (a rule may reach the same gap twice).
+    let mut by_identity: HashMap<String, Found> = HashMap::with_capacity(found.len());
+    for f in found {
+        by_identity.entry(f.identity()).or_insert(f);
+    }
+    let open = store::open_findings(&state.db).await?;
+    let mut open_by_identity: HashMap<String, store::OpenRow> =
+        open.into_iter().map(|r| (r.identity.clone(), r)).collect();
+
+    let mut per_rule: HashMap<&'static str, i64> = HashMap::new();
+    let (mut opened, mut seen_again, mut resolved, mut notified) = (0u64, 0u64, 0u64, 0u64);
+    let mut entries: Vec<(String, Found)> = by_identity.into_iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for chunk in entries.chunks(BATCH) {
+        let mut tx = state.db.begin().await?;
+        for (identity, f) in chunk {
+            *per_rule.entry(f.rule.id()).or_default() += 1;
+            let severity = ctx.config.severity(f.rule);
+            match open_by_identity.remove(identity) {
+                Some(row) => {
+                    if row.facts.0 == f.facts && row.severity == severity.as_str() {
+                        store::touch_unchanged(&mut tx, row.id, run_id, now).await?;
+                    } else {
+                        store::touch(&mut tx, row.id, f, severity, run_id, now).await?;
+                    }
+                    seen_again += 1;
+                }
+                None => {
+                    let Some(id) = store::insert(&mut tx, f, severity, run_id, now).await? else { continue };
+                    opened += 1;
+                    if severity == Severity::Critical {
+                        // Notified once, when the finding opens (not every day it is still open).
+                        outbox::enqueue(&mut tx, now, &notice(&ctx, id, f)).await?;
+                        notified += 1;
+                    }
+                }
+            }
+        }
+        tx.commit().await?;
+    }
+    let gone: Vec<i64> = open_by_identity.into_values().map(|r| r.id).collect();
+    for chunk in gone.chunks(BATCH) {
+        let mut tx = state.db.begin().await?;
+        for id in chunk {
+            store::resolve(&mut tx, *id, now).await?;
+            resolved += 1;
+        }
+        tx.commit().await?;
+    }
+    write_scores(state, &ctx, run_id).await?;
+    if notified > 0 {
+        state.wake.notify_one();
+    }
+    let mut rules: Vec<(&str, i64)> = per_rule.into_iter().collect();
+    rules.sort();
+    Ok(json!({
+        "run_id": run_id,
+        "run_at": now,
+        "open": opened + seen_again,
+        "opened": opened,
+        "still_open": seen_again,
+        "resolved": resolved,
+        "notified": notified,
+        "by_rule": rules.into_iter().map(|(r, n)| (r.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "regions": ctx.regions.len(),
+        "gather_ms": gathered_ms,
+        "total_ms": started.elapsed().as_millis(),
+    }))
+}
+
+fn notice(ctx: &Context, id: i64, f: &Found) -> Message {
+    Message {
+        key: format!("finding:{id}"),
+        region_code: f.region_code.clone(),
+        kind: "readiness_finding".into(),
+        title: format!("准备情况严重问题：{}（{}）", f.rule.label(), ctx.name(&f.region_code)),
+        body: format!("{}\n建议：{}", f.message, f.action),
+        data: json!({"finding_id": id, "rule": f.rule.id(), "facts": f.facts}),
+        late: false,
+        source: Some(("finding".into(), id.to_string())),
+    }
+}
+
+/// Scores every region from the open findings of its subtree (codes nest, so a finding counts for
+/// its region, its township and its banner).
+async fn write_scores(state: &AppState, ctx: &Context, run_id: i64) -> anyhow::Result<()> {
+    let mut counts: HashMap<String, [i64; 3]> = HashMap::with_capacity(ctx.regions.len());
+    for (region, severity, n) in store::open_counts(&state.db).await? {
+        let idx = match severity.as_str() {
+            "critical" => 0,
+            "warning" => 1,
+            _ => 2,
+        };
+        if region.len() != 12 {
+            continue;
+        }
+        let ancestors = [format!("{}000000", &region[..6]), format!("{}000", &region[..9]), region.clone()];
+        let mut done: Vec<&String> = Vec::with_capacity(3);
+        for a in &ancestors {
+            if done.contains(&a) || !ctx.regions.contains_key(a) {
+                continue;
+            }
+            done.push(a);
+            counts.entry(a.clone()).or_default()[idx] += n;
+        }
+    }
+    let mut rows: Vec<(String, i64, i64, i64, i64)> = ctx
+        .regions
+        .values()
+        .map(|r| {
+            let c = counts.get(&r.code).copied().unwrap_or_default();
+            (r.code.clone(), score(c[0], c[1], c[2]), c[0], c[1], c[2])
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    for chunk in rows.chunks(BATCH / 5) {
+        let mut tx = state.db.begin().await?;
+        store::insert_scores(&mut tx, run_id, chunk).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}

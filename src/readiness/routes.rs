@@ -1,0 +1,257 @@
+//! Readiness endpoints.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use warp::http::Method;
+use warp::reply::Response;
+
+use super::store::{self, Finding, FindingQuery, ScorePoint};
+use super::{Config, engine, report};
+use crate::audit::{self, Change};
+use crate::auth::{Perm, Principal, Scope};
+use crate::error::{ApiError, ApiResult};
+use crate::http::Ctx;
+use crate::http::ctx::{Page, body, json, page};
+use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
+use crate::regions::{Level, RegionCode};
+use crate::time::Timestamp;
+
+const TAG: &str = "准备情况检查";
+
+/// A region's readiness.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Readiness {
+    /// Region code.
+    pub region: String,
+    /// Region name.
+    pub region_name: String,
+    /// Score 0–100 of the latest run (None before the first run).
+    pub score: Option<i64>,
+    /// When the latest run started.
+    pub run_at: Option<Timestamp>,
+    /// Matching findings (a page of them).
+    pub findings: Vec<Finding>,
+    /// How many findings match in all.
+    pub total: i64,
+}
+
+/// Query of the history.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Region (default: the caller's).
+    pub region: Option<String>,
+    /// Page size (default 100, max 1000).
+    pub limit: Option<u32>,
+    /// Items to skip.
+    pub offset: Option<u32>,
+}
+
+/// Query of the report.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    /// Region (default: the caller's).
+    pub region: Option<String>,
+}
+
+/// Routes of this module.
+pub fn routes() -> Vec<Route> {
+    vec![
+        route(
+            Method::GET,
+            "/api/v1/readiness",
+            Access::Token,
+            BodyKind::None,
+            Doc {
+                description: "区划的准备情况：最近一次检查的得分和未解决的问题（默认含下级区划）。得分 = 100 − 15×严重 − 5×警告 − 1×提示（不低于 0），按本级及下级未解决问题计算。",
+                query: Some(schema::<FindingQuery>()),
+                response: Some(schema::<Readiness>()),
+                ..Doc::new(TAG, "准备情况")
+            },
+            |c| Box::pin(get(c)),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/readiness/history",
+            Access::Token,
+            BodyKind::None,
+            Doc {
+                query: Some(schema::<HistoryQuery>()),
+                response: Some(schema::<Page<ScorePoint>>()),
+                ..Doc::new(TAG, "得分历史")
+            },
+            |c| Box::pin(history(c)),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/readiness/run",
+            Access::Token,
+            BodyKind::None,
+            Doc {
+                description: "管理员：立即运行一次全旗准备情况检查，返回本次摘要（新增、仍存在、已解决的问题数，按规则计数）。",
+                response: Some(schema::<Value>()),
+                ..Doc::new(TAG, "立即检查")
+            },
+            |c| Box::pin(run(c)),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/readiness/report",
+            Access::Token,
+            BodyKind::None,
+            Doc {
+                query: Some(schema::<ReportQuery>()),
+                response_type: Some("text/html"),
+                description: "可打印的中文准备情况报告。",
+                ..Doc::new(TAG, "准备情况报告")
+            },
+            |c| Box::pin(get_report(c)),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/readiness/config",
+            Access::Token,
+            BodyKind::None,
+            Doc { response: Some(schema::<Config>()), ..Doc::new(TAG, "检查配置") },
+            |c| Box::pin(get_config(c)),
+        ),
+        route(
+            Method::PUT,
+            "/api/v1/readiness/config",
+            Access::Token,
+            BodyKind::Json,
+            Doc {
+                description: "旗级管理员：必备专项预案的灾种清单、到期预警天数、备案待审天数、各规则的严重程度。",
+                request: Some(schema::<Config>()),
+                response: Some(schema::<Config>()),
+                ..Doc::new(TAG, "修改检查配置")
+            },
+            |c| Box::pin(put_config(c)),
+        ),
+    ]
+}
+
+/// The region asked about (default: the caller's), checked against the jurisdiction.
+fn region_scope(p: &Principal, region: Option<&str>) -> ApiResult<Scope> {
+    let code = match region {
+        Some(r) => RegionCode::parse(r).map_err(|m| ApiError::invalid("region", m))?,
+        None => return Ok(p.scope.clone()),
+    };
+    p.require_region(code.as_str())?;
+    let level = if code.check_level(Level::Banner).is_ok() {
+        Level::Banner
+    } else if code.check_level(Level::Township).is_ok() {
+        Level::Township
+    } else {
+        Level::Village
+    };
+    Ok(Scope { code, level })
+}
+
+async fn get(c: Ctx) -> ApiResult<Response> {
+    let p = c.require(Perm::Read)?;
+    let q: FindingQuery = c.query()?;
+    let (limit, offset) = page(q.limit, q.offset)?;
+    let scope = region_scope(p, q.region.as_deref())?;
+    if let Some(r) = &q.rule
+        && super::Rule::parse(r).is_none()
+    {
+        return Err(ApiError::BadRequest {
+            detail: format!("未知的规则 {r:?}"),
+            errors: vec![crate::error::FieldError::field("rule", "未知的规则")],
+        });
+    }
+    let (lo, hi) = scope.bounds();
+    let exact = (!q.include_children.unwrap_or(true)).then(|| scope.code.to_string());
+    let (findings, total) = store::list(&c.app.db, (&lo, &hi), exact.as_deref(), &q, limit, offset).await?;
+    let latest = store::latest_score(&c.app.db, scope.code.as_str()).await?;
+    let name = crate::regions::store::get(&c.app.db, scope.code.as_str()).await?.map(|r| r.name).unwrap_or_default();
+    json(&Readiness {
+        region: scope.code.to_string(),
+        region_name: name,
+        score: latest.as_ref().map(|s| s.score),
+        run_at: latest.map(|s| s.run_at),
+        findings,
+        total,
+    })
+}
+
+async fn history(c: Ctx) -> ApiResult<Response> {
+    let p = c.require(Perm::Read)?;
+    let q: HistoryQuery = c.query()?;
+    let (limit, offset) = page(q.limit, q.offset)?;
+    let scope = region_scope(p, q.region.as_deref())?;
+    let (items, total) = store::history(&c.app.db, scope.code.as_str(), limit, offset).await?;
+    json(&Page { items, total })
+}
+
+async fn run(c: Ctx) -> ApiResult<Response> {
+    let p = c.require(Perm::Approve)?;
+    if p.scope.level != Level::Banner {
+        return Err(ApiError::Forbidden("检查覆盖全旗，只有旗级管理员可以立即运行".into()));
+    }
+    // The run goes on in its own task: this request waits for it, others are not held up.
+    let state = c.app.clone();
+    let summary = tokio::spawn(async move { engine::run(&state, "api").await })
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))??;
+    json(&summary)
+}
+
+async fn get_report(c: Ctx) -> ApiResult<Response> {
+    let p = c.require(Perm::Read)?;
+    let q: ReportQuery = c.query()?;
+    let scope = region_scope(p, q.region.as_deref())?;
+    let (lo, hi) = scope.bounds();
+    let (findings, total) = store::list(&c.app.db, (&lo, &hi), None, &FindingQuery::default(), 1000, 0).await?;
+    let latest = store::latest_score(&c.app.db, scope.code.as_str()).await?;
+    let children = store::child_scores(&c.app.db, scope.code.as_str()).await?;
+    let region = crate::regions::store::get(&c.app.db, scope.code.as_str())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("区划 {} 不存在", scope.code)))?;
+    Ok(body("text/html; charset=utf-8", report::render(&region, latest.as_ref(), &findings, total, &children, c.now())))
+}
+
+async fn get_config(c: Ctx) -> ApiResult<Response> {
+    c.require(Perm::Read)?;
+    json(&store::config(&c.app.db).await?)
+}
+
+async fn put_config(c: Ctx) -> ApiResult<Response> {
+    let p = c.require(Perm::Approve)?;
+    if p.scope.level != Level::Banner {
+        return Err(ApiError::Forbidden("检查配置作用于全旗，只有旗级管理员可以修改".into()));
+    }
+    let new: Config = c.json()?;
+    if !(1..=365).contains(&new.expiry_warning_days) {
+        return Err(ApiError::invalid("expiry_warning_days", "应在 1 到 365 之间"));
+    }
+    if !(1..=365).contains(&new.team_filing_pending_days) {
+        return Err(ApiError::invalid("team_filing_pending_days", "应在 1 到 365 之间"));
+    }
+    if let Some(bad) = new.severity_overrides.keys().find(|k| super::Rule::parse(k).is_none()) {
+        return Err(ApiError::invalid("severity_overrides", format!("未知的规则 {bad:?}")));
+    }
+    let before = store::config(&c.app.db).await?;
+    let now = c.now();
+    let mut tx = c.app.db.begin().await?;
+    store::save_config(&mut tx, &new, now).await?;
+    audit::record(
+        &mut tx,
+        &c.actor()?,
+        now,
+        Change {
+            action: "update",
+            entity_type: "readiness_config",
+            entity_id: "1",
+            region_code: Some(p.scope.code.as_str()),
+            before: Some(serde_json::to_value(&before).map_err(anyhow::Error::from)?),
+            after: Some(serde_json::to_value(&new).map_err(anyhow::Error::from)?),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    json(&new)
+}
