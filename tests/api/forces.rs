@@ -585,6 +585,12 @@ async fn csv_imports_are_all_or_nothing_with_line_and_column_and_idempotent() {
          T1,李四,{},13800000002,medical,,,,,unavailable\n",
         id_number(2)
     );
+    // Another township's operator may not import into these teams.
+    let stranger = app.token("operator", CHAGANAOBAO).await;
+    let p = app.post_csv(&stranger, "/api/v1/import/members", &good).await.problem(422);
+    assert_eq!(p["errors"].as_array().unwrap().len(), 2);
+    assert_eq!((p["errors"][0]["line"].as_u64(), p["errors"][0]["field"].as_str()), (Some(2), Some("team_code")));
+    app.post_csv(&app.token("viewer", MANDULATU).await, "/api/v1/import/members", &good).await.problem(403);
     let s = app.post_csv(&operator, "/api/v1/import/members", &good).await.expect(200).json();
     assert_eq!(s, json!({"rows": 2, "created": 2, "updated": 0, "unchanged": 0}));
     let s = app.post_csv(&operator, "/api/v1/import/members", &good).await.expect(200).json();
