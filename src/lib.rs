@@ -12,6 +12,7 @@ pub mod csvio;
 pub mod db;
 pub mod drills;
 pub mod error;
+pub mod forces;
 pub mod http;
 pub mod metrics;
 pub mod notify;

@@ -8,6 +8,7 @@ pub fn router() -> Router {
     all.extend(crate::system::routes());
     all.extend(crate::auth::routes::routes());
     all.extend(crate::regions::routes::routes());
+    all.extend(crate::forces::routes::routes());
     all.extend(crate::scheduler::routes::routes());
     all.extend(crate::notify::routes::routes());
     all.extend(crate::drills::routes::routes());

@@ -3,6 +3,7 @@
 
 mod common;
 mod drills;
+mod forces;
 mod foundation;
 mod notify;
 mod plans;

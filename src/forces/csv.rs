@@ -1,0 +1,413 @@
+//! Bulk data for teams: `POST /api/v1/import/teams` and `GET /api/v1/export/teams.csv`
+//! (columns `code,name,org_type,region_code,lon,lat,specialties,grades,filing_status`;
+//! specialties and grades `;`-separated and aligned, an empty grade meaning "not graded").
+//! Imports are all-or-nothing, report every error with line and column, and re-importing the
+//! same file changes nothing. Members are in [`super::csv_members`].
+
+use std::collections::HashMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use sqlx::types::Json;
+use warp::http::Method;
+use warp::reply::Response;
+
+use super::teams::{self, TeamRow, check_code};
+use super::{FilingStatus, OrgType, SpecialtyGrade, check_specialties, store};
+use crate::auth::{Perm, Principal};
+use crate::csvio::{self, Column};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::http::Ctx;
+use crate::http::ctx::{body, json};
+use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
+use crate::personal::Cipher;
+use crate::regions::import::ImportSummary;
+use crate::regions::{RegionCode, check_lon_lat};
+use crate::time::Timestamp;
+use crate::vocab::Specialty;
+
+/// Columns of the teams file.
+pub const TEAM_COLUMNS: &[Column] = &[
+    Column { name: "code", zh: "队伍编码", aliases: &["编码"], required: true },
+    Column { name: "name", zh: "队伍名称", aliases: &["名称"], required: true },
+    Column { name: "org_type", zh: "组织类型", aliases: &[], required: true },
+    Column { name: "region_code", zh: "所属区划", aliases: &["区划代码"], required: true },
+    Column::required("lon", "经度"),
+    Column::required("lat", "纬度"),
+    Column { name: "specialties", zh: "专业", aliases: &["专业类别"], required: false },
+    Column { name: "grades", zh: "等级", aliases: &["专业等级"], required: false },
+    Column { name: "filing_status", zh: "备案状态", aliases: &[], required: false },
+];
+
+/// Query of exports.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// `zh` (default: Chinese headers, for Excel) or `en`.
+    pub header: Option<String>,
+    /// Members only: ID numbers and phones in full (needs the personal-information permission;
+    /// every exported member is audited as revealed). Otherwise they are masked.
+    #[serde(default)]
+    pub reveal: bool,
+}
+
+impl ExportQuery {
+    /// Whether headers are Chinese.
+    pub fn chinese(&self) -> Result<bool, ApiError> {
+        match self.header.as_deref() {
+            None | Some("zh") => Ok(true),
+            Some("en") => Ok(false),
+            Some(_) => Err(ApiError::invalid("header", "header 应为 zh 或 en")),
+        }
+    }
+}
+
+/// Writes rows as CSV with a UTF-8 BOM (so Excel reads the Chinese correctly).
+pub fn write_csv(header: Vec<&str>, rows: Vec<Vec<String>>) -> Result<Vec<u8>, ApiError> {
+    let mut w = ::csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+    let internal = |e: ::csv::Error| ApiError::Internal(e.into());
+    w.write_record(header).map_err(internal)?;
+    for r in rows {
+        w.write_record(r).map_err(internal)?;
+    }
+    w.into_inner().map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))
+}
+
+/// The summary text of a failed import.
+pub fn summary(errors: &[FieldError]) -> String {
+    let first = errors.first().map(|e| e.message.as_str()).unwrap_or("");
+    format!("导入文件有 {} 处错误，未写入任何数据。首个错误：{first}", errors.len())
+}
+
+/// Routes for CSV import and export.
+pub fn routes() -> Vec<Route> {
+    vec![
+        route(
+            Method::POST,
+            "/api/v1/import/teams",
+            Access::Token,
+            BodyKind::Csv,
+            Doc {
+                description: "导入队伍（表头 code,name,org_type,region_code,lon,lat,specialties,grades,filing_status 或中文表头）。专业与等级以 ; 分隔并一一对应。全有或全无；重复导入不产生变化。设置备案状态需审核权限（管理员、规划员），否则新队伍为 submitted。",
+                response: Some(schema::<ImportSummary>()),
+                ..Doc::new("社会应急力量", "导入队伍")
+            },
+            |c| Box::pin(import_teams(c)),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/export/teams.csv",
+            Access::Token,
+            BodyKind::None,
+            Doc {
+                description: "导出辖区内队伍（默认中文表头，header=en 为英文；UTF-8 带 BOM）。可直接重新导入。",
+                query: Some(schema::<ExportQuery>()),
+                response_type: Some("text/csv"),
+                ..Doc::new("社会应急力量", "导出队伍")
+            },
+            |c| Box::pin(export_teams(c)),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/import/members",
+            Access::Token,
+            BodyKind::Csv,
+            Doc {
+                description: "导入队员（表头 team_code,name,id_number,phone,skills,insurer,policy_number,insurance_start,insurance_end,status 或中文表头）。以队伍+身份证号识别队员；脱敏的身份证号（导出时无权限者所得）按姓名匹配已有队员，空单元格表示不修改。全有或全无；重复导入不产生变化。",
+                response: Some(schema::<ImportSummary>()),
+                ..Doc::new("社会应急力量", "导入队员")
+            },
+            |c| Box::pin(super::csv_members::import(c)),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/export/members.csv",
+            Access::Token,
+            BodyKind::None,
+            Doc {
+                description: "导出辖区内队员（不含已匿名的临时志愿者）。身份证号和电话默认脱敏；管理员加 reveal=true 导出完整信息，每名队员记一条审计（reveal）。",
+                query: Some(schema::<ExportQuery>()),
+                response_type: Some("text/csv"),
+                ..Doc::new("社会应急力量", "导出队员")
+            },
+            |c| Box::pin(super::csv_members::export(c)),
+        ),
+    ]
+}
+
+struct Row {
+    line: u64,
+    code: String,
+    name: String,
+    org_type: OrgType,
+    region: RegionCode,
+    lon: f64,
+    lat: f64,
+    specialties: Vec<SpecialtyGrade>,
+    status: Option<FilingStatus>,
+}
+
+fn parse_specialties(rec: &csvio::Record, errors: &mut Vec<FieldError>) -> Option<Vec<SpecialtyGrade>> {
+    let split = |v: Option<&str>| -> Vec<String> {
+        v.map(|v| v.split([';', '；']).map(|s| s.trim().to_string()).collect()).unwrap_or_default()
+    };
+    let specs = split(rec.get("specialties"));
+    let grades = split(rec.get("grades"));
+    if !grades.is_empty() && grades.len() != specs.len() {
+        errors.push(rec.err(
+            "grades",
+            format!("等级有 {} 项，专业有 {} 项，应一一对应（未定级的留空）", grades.len(), specs.len()),
+        ));
+        return None;
+    }
+    let mut out = Vec::new();
+    for (i, s) in specs.iter().enumerate() {
+        let Some(specialty) = Specialty::parse(s) else {
+            errors.push(rec.err("specialties", format!("专业「{s}」无效")));
+            return None;
+        };
+        let grade = match grades.get(i).map(String::as_str).unwrap_or("") {
+            "" => None,
+            "1" | "一级" => Some(1),
+            "2" | "二级" => Some(2),
+            "3" | "三级" => Some(3),
+            g => {
+                errors.push(rec.err("grades", format!("等级「{g}」无效：应为 1、2、3 或留空")));
+                return None;
+            }
+        };
+        out.push(SpecialtyGrade { specialty, grade });
+    }
+    if let Err(m) = check_specialties(&out) {
+        errors.push(rec.err("specialties", m));
+        return None;
+    }
+    Some(out)
+}
+
+fn parse_rows(text: &str) -> Result<(Vec<Row>, Vec<FieldError>), Vec<FieldError>> {
+    let records = csvio::parse(text, TEAM_COLUMNS)?;
+    let mut errors = Vec::new();
+    let mut rows = Vec::new();
+    for rec in &records {
+        let n = errors.len();
+        let code =
+            rec.need("code", &mut errors).and_then(|v| check_code(v).map_err(|m| errors.push(rec.err("code", m))).ok());
+        let name = rec.need("name", &mut errors).map(str::to_string);
+        if name.as_ref().is_some_and(|n| n.chars().count() > 100) {
+            errors.push(rec.err("name", "超过 100 个字符"));
+        }
+        let org_type = rec.need("org_type", &mut errors).and_then(|v| {
+            OrgType::parse(v).or_else(|| {
+                errors.push(rec.err("org_type", format!("组织类型「{v}」无效，应为 {}", OrgType::choices())));
+                None
+            })
+        });
+        let region = rec
+            .need("region_code", &mut errors)
+            .and_then(|v| RegionCode::parse(v).map_err(|m| errors.push(rec.err("region_code", m))).ok());
+        let lon = rec.need("lon", &mut errors).and(csvio::opt_f64(rec, "lon", &mut errors));
+        let lat = rec.need("lat", &mut errors).and(csvio::opt_f64(rec, "lat", &mut errors));
+        if let (Some(lon), Some(lat)) = (lon, lat)
+            && let Err(m) = check_lon_lat(lon, lat)
+        {
+            errors.push(rec.err(if (-180.0..=180.0).contains(&lon) { "lat" } else { "lon" }, m));
+        }
+        let specialties = parse_specialties(rec, &mut errors);
+        let status = rec.get("filing_status").and_then(|v| {
+            FilingStatus::parse(v).or_else(|| {
+                errors.push(rec.err("filing_status", format!("备案状态「{v}」无效，应为 {}", FilingStatus::choices())));
+                None
+            })
+        });
+        if errors.len() == n
+            && let (Some(code), Some(name), Some(org_type), Some(region), Some(lon), Some(lat), Some(specialties)) =
+                (code, name, org_type, region, lon, lat, specialties)
+        {
+            rows.push(Row { line: rec.line, code, name, org_type, region, lon, lat, specialties, status });
+        }
+    }
+    Ok((rows, errors))
+}
+
+/// Validates and applies a teams file for the caller. Nothing is written unless every row is
+/// valid and allowed.
+pub async fn import_teams_text(
+    db: &crate::db::Db,
+    cipher: &Cipher,
+    p: &Principal,
+    actor: &crate::audit::Actor,
+    now: Timestamp,
+    text: &str,
+) -> Result<ImportSummary, ApiError> {
+    let (rows, mut errors) = parse_rows(text).map_err(|e| ApiError::invalid_many(summary(&e), e))?;
+    let may_decide = p.role.allows(Perm::Decide);
+    let mut existing: HashMap<String, (TeamRow, Vec<SpecialtyGrade>)> = HashMap::new();
+    let mut seen: HashMap<&str, u64> = HashMap::new();
+    let mut regions_ok: HashMap<String, bool> = HashMap::new();
+    for row in &rows {
+        let err = |col: &str, n: u64, m: String| {
+            FieldError::line(row.line, Some((col, n)), format!("第 {} 行：{m}", row.line))
+        };
+        if let Some(first) = seen.insert(row.code.as_str(), row.line) {
+            errors.push(err("code", 1, format!("队伍编码 {} 与第 {first} 行重复", row.code)));
+            continue;
+        }
+        if !p.scope.contains(row.region.as_str()) {
+            errors.push(err("region_code", 4, format!("区划 {} 不在您的辖区内", row.region)));
+        }
+        let known = match regions_ok.get(row.region.as_str()) {
+            Some(k) => *k,
+            None => {
+                let k = crate::regions::store::get(db, row.region.as_str()).await?.is_some();
+                regions_ok.insert(row.region.to_string(), k);
+                k
+            }
+        };
+        if !known {
+            errors.push(err("region_code", 4, format!("区划 {} 不存在", row.region)));
+        }
+        let old = match store::get(db, &row.code).await? {
+            Some(t) => {
+                let specs = store::specialties(db, t.id).await?;
+                if !p.scope.contains(&t.region_code) {
+                    errors.push(err(
+                        "code",
+                        1,
+                        format!("队伍 {} 属于区划 {}，不在您的辖区内", row.code, t.region_code),
+                    ));
+                }
+                Some((t, specs))
+            }
+            None => None,
+        };
+        let current = old.as_ref().map(|(t, _)| t.filing_status);
+        if let Some(s) = row.status
+            && Some(s) != current
+            && !(current.is_none() && s == FilingStatus::Submitted)
+            && !may_decide
+        {
+            errors.push(err(
+                "filing_status",
+                9,
+                format!("角色「{}」无权设置备案状态「{}」", p.role.label(), s.label()),
+            ));
+        }
+        if let Some(o) = old {
+            existing.insert(row.code.clone(), o);
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| e.line);
+        return Err(ApiError::invalid_many(summary(&errors), errors));
+    }
+    let mut s = ImportSummary { rows: rows.len(), created: 0, updated: 0, unchanged: 0 };
+    let mut tx = db.begin().await?;
+    for row in &rows {
+        match existing.get(&row.code) {
+            None => {
+                let status = row.status.unwrap_or(FilingStatus::Submitted);
+                let decided = status != FilingStatus::Submitted;
+                let t = TeamRow {
+                    id: 0,
+                    code: row.code.clone(),
+                    name: row.name.clone(),
+                    org_type: row.org_type,
+                    registration_no: None,
+                    region_code: row.region.to_string(),
+                    lon: row.lon,
+                    lat: row.lat,
+                    equipment: Json(vec![]),
+                    leader_name: None,
+                    leader_phone: None,
+                    contact_name: None,
+                    contact_phone: None,
+                    filing_status: status,
+                    status_reason: None,
+                    submitted_by: actor.name.clone(),
+                    submitted_at: now,
+                    decided_by: decided.then(|| actor.name.clone()),
+                    decided_at: decided.then_some(now),
+                    approved_by: (status == FilingStatus::Approved).then(|| actor.name.clone()),
+                    approved_at: (status == FilingStatus::Approved).then_some(now),
+                    created_at: now,
+                    updated_at: now,
+                };
+                teams::create(&mut tx, cipher, actor, now, t, &row.specialties, "import").await?;
+                s.created += 1;
+            }
+            Some((old, old_specs)) => {
+                let status = row.status.unwrap_or(old.filing_status);
+                if old.name == row.name
+                    && old.org_type == row.org_type
+                    && old.region_code == row.region.as_str()
+                    && old.lon == row.lon
+                    && old.lat == row.lat
+                    && *old_specs == row.specialties
+                    && old.filing_status == status
+                {
+                    s.unchanged += 1;
+                    continue;
+                }
+                let mut t = old.clone();
+                t.name = row.name.clone();
+                t.org_type = row.org_type;
+                t.region_code = row.region.to_string();
+                (t.lon, t.lat) = (row.lon, row.lat);
+                if status != old.filing_status {
+                    t.filing_status = status;
+                    t.decided_by = Some(actor.name.clone());
+                    t.decided_at = Some(now);
+                    if status == FilingStatus::Approved {
+                        t.approved_by = Some(actor.name.clone());
+                        t.approved_at = Some(now);
+                    }
+                }
+                t.updated_at = now;
+                teams::update(&mut tx, cipher, actor, now, old, &t, &row.specialties, "import").await?;
+                s.updated += 1;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(s)
+}
+
+async fn import_teams(c: Ctx) -> ApiResult<Response> {
+    let p = c.require(Perm::Write)?;
+    let summary = import_teams_text(&c.app.db, &c.app.cipher, p, &c.actor()?, c.now(), c.text()?).await?;
+    json(&summary)
+}
+
+async fn export_teams(c: Ctx) -> ApiResult<Response> {
+    let p = c.require(Perm::Read)?;
+    let q: ExportQuery = c.query()?;
+    if q.reveal {
+        return Err(ApiError::invalid("reveal", "队伍导出不含个人信息，无需 reveal"));
+    }
+    let (lo, hi) = p.scope.bounds();
+    let teams = store::all(&c.app.db, (&lo, &hi), None).await?;
+    let mut specs = store::specialties_in(&c.app.db, (&lo, &hi)).await?;
+    let rows = teams
+        .iter()
+        .map(|t| {
+            let sp = specs.remove(&t.id).unwrap_or_default();
+            let codes: Vec<&str> = sp.iter().map(|s| s.specialty.code()).collect();
+            let grades: Vec<String> = sp.iter().map(|s| s.grade.map(|g| g.to_string()).unwrap_or_default()).collect();
+            let graded = sp.iter().any(|s| s.grade.is_some());
+            vec![
+                t.code.clone(),
+                t.name.clone(),
+                t.org_type.as_str().to_string(),
+                t.region_code.clone(),
+                t.lon.to_string(),
+                t.lat.to_string(),
+                codes.join(";"),
+                if graded { grades.join(";") } else { String::new() },
+                t.filing_status.as_str().to_string(),
+            ]
+        })
+        .collect();
+    let bytes = write_csv(csvio::header_row(TEAM_COLUMNS, q.chinese()?), rows)?;
+    Ok(body("text/csv; charset=utf-8", bytes))
+}

@@ -1,0 +1,405 @@
+//! Bulk data for members: `POST /api/v1/import/members` and `GET /api/v1/export/members.csv`
+//! (columns `team_code,name,id_number,phone,skills,insurer,policy_number,insurance_start,
+//! insurance_end,status`).
+//!
+//! A member is identified by team and ID number. An export made without the personal-data
+//! permission carries masked ID numbers and phones; re-importing it must be a no-op, so a masked
+//! ID number matches the one existing member of the team with that name and mask (it can never
+//! create a member), and a masked phone means "unchanged". Empty cells never erase data.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use warp::reply::Response;
+
+use super::csv::{ExportQuery, summary, write_csv};
+use super::idnumber::{IdNumber, Phone};
+use super::member_store::{self, Which};
+use super::members::{self, Details, Insurance, Member, MemberRow, check_status_change};
+use super::personal::{Disclosure, record_reveal};
+use super::{MemberStatus, store};
+use crate::auth::Perm;
+use crate::csvio::{self, Column, Record};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::http::Ctx;
+use crate::http::ctx::{body, json};
+use crate::personal::{mask_id, mask_phone};
+use crate::regions::import::ImportSummary;
+use crate::vocab::Specialty;
+
+/// Columns of the members file.
+pub const MEMBER_COLUMNS: &[Column] = &[
+    Column { name: "team_code", zh: "队伍编码", aliases: &[], required: true },
+    Column { name: "name", zh: "姓名", aliases: &[], required: true },
+    Column { name: "id_number", zh: "身份证号", aliases: &["身份证号码"], required: true },
+    Column { name: "phone", zh: "电话", aliases: &["手机", "联系电话"], required: false },
+    Column { name: "skills", zh: "专业技能", aliases: &["技能"], required: false },
+    Column::optional("insurer", "保险公司"),
+    Column::optional("policy_number", "保单号"),
+    Column::optional("insurance_start", "保险起期"),
+    Column::optional("insurance_end", "保险止期"),
+    Column { name: "status", zh: "状态", aliases: &[], required: false },
+];
+
+enum Ident {
+    Full(IdNumber),
+    Masked(String),
+}
+
+enum PhoneCell {
+    Keep,
+    Set(Phone),
+    Masked(String),
+}
+
+struct Row {
+    line: u64,
+    team: String,
+    name: String,
+    id: Ident,
+    phone: PhoneCell,
+    skills: Option<Vec<Specialty>>,
+    insurance: Option<Insurance>,
+    status: Option<MemberStatus>,
+}
+
+fn date(rec: &Record, col: &'static str, errors: &mut Vec<FieldError>) -> Option<NaiveDate> {
+    let v = rec.get(col)?;
+    NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(v, "%Y/%m/%d"))
+        .map_err(|_| errors.push(rec.err(col, format!("日期「{v}」无效，应为 YYYY-MM-DD"))))
+        .ok()
+}
+
+fn parse_row(rec: &Record, errors: &mut Vec<FieldError>) -> Option<Row> {
+    let n = errors.len();
+    let team = rec.need("team_code", errors).map(str::to_string);
+    let name = rec.need("name", errors).map(str::to_string);
+    if name.as_ref().is_some_and(|v| v.chars().count() > 50) {
+        errors.push(rec.err("name", "超过 50 个字符"));
+    }
+    let id = rec.need("id_number", errors).and_then(|v| {
+        if v.contains('*') {
+            Some(Ident::Masked(v.to_string()))
+        } else {
+            IdNumber::parse(v).map(Ident::Full).map_err(|m| errors.push(rec.err("id_number", m))).ok()
+        }
+    });
+    let phone = match rec.get("phone") {
+        None => PhoneCell::Keep,
+        Some(v) if v.contains('*') => PhoneCell::Masked(v.to_string()),
+        Some(v) => match Phone::parse(v) {
+            Ok(p) => PhoneCell::Set(p),
+            Err(m) => {
+                errors.push(rec.err("phone", m));
+                PhoneCell::Keep
+            }
+        },
+    };
+    let skills = rec.get("skills").map(|v| {
+        let mut out: Vec<Specialty> = Vec::new();
+        for s in v.split([';', '；']).map(str::trim).filter(|s| !s.is_empty()) {
+            match Specialty::parse(s) {
+                Some(k) if !out.contains(&k) => out.push(k),
+                Some(_) => {}
+                None => errors.push(rec.err("skills", format!("专业「{s}」无效"))),
+            }
+        }
+        out.sort();
+        out
+    });
+    let cols = ["insurer", "policy_number", "insurance_start", "insurance_end"];
+    let insurance = if cols.iter().all(|c| rec.get(c).is_none()) {
+        None
+    } else {
+        let insurer = rec.need("insurer", errors).map(str::to_string);
+        let policy = rec.need("policy_number", errors).map(str::to_string);
+        let start = rec.need("insurance_start", errors).and(date(rec, "insurance_start", errors));
+        let end = rec.need("insurance_end", errors).and(date(rec, "insurance_end", errors));
+        if let (Some(s), Some(e)) = (start, end)
+            && e < s
+        {
+            errors.push(rec.err("insurance_end", "保险止期不能早于起期"));
+        }
+        match (insurer, policy, start, end) {
+            (Some(insurer), Some(policy_number), Some(start), Some(end)) => {
+                Some(Insurance { insurer, policy_number, start, end })
+            }
+            _ => None,
+        }
+    };
+    let status = rec.get("status").and_then(|v| {
+        MemberStatus::parse(v).or_else(|| {
+            errors.push(rec.err("status", format!("状态「{v}」无效，应为 {}", MemberStatus::choices())));
+            None
+        })
+    });
+    if errors.len() != n {
+        return None;
+    }
+    Some(Row { line: rec.line, team: team?, name: name?, id: id?, phone, skills, insurance, status })
+}
+
+/// A resolved row: the row, the member it updates (None: new), and the wanted details, phone
+/// (plain) and status.
+type Planned<'a> = (&'a Row, Option<&'a Existing>, Details, Option<String>, MemberStatus);
+
+struct Existing {
+    row: MemberRow,
+    plain_id: String,
+    plain_phone: Option<String>,
+    details: Details,
+}
+
+/// `POST /api/v1/import/members`.
+pub async fn import(c: Ctx) -> ApiResult<Response> {
+    let p = c.require(Perm::Write)?;
+    let (actor, now, cipher, db) = (c.actor()?, c.now(), &c.app.cipher, &c.app.db);
+    let records = csvio::parse(c.text()?, MEMBER_COLUMNS).map_err(|e| ApiError::invalid_many(summary(&e), e))?;
+    let mut errors = Vec::new();
+    let rows: Vec<Row> = records.iter().filter_map(|r| parse_row(r, &mut errors)).collect();
+    // Teams and their current members, decrypted once.
+    let mut teams: HashMap<String, Option<(super::teams::TeamRow, Vec<Existing>)>> = HashMap::new();
+    for row in &rows {
+        if teams.contains_key(&row.team) {
+            continue;
+        }
+        let entry = match store::get(db, &row.team).await? {
+            None => None,
+            Some(t) => {
+                let mut details = member_store::details(db, Which::Team(t.id)).await?;
+                let list = member_store::rows(db, Which::Team(t.id))
+                    .await?
+                    .into_iter()
+                    .filter_map(|m| {
+                        let plain_id = cipher.decrypt(m.id_number.as_deref()?)?;
+                        let plain_phone = m.phone.as_deref().and_then(|ph| cipher.decrypt(ph));
+                        Some(Existing {
+                            details: details.remove(&m.id).unwrap_or_default(),
+                            row: m,
+                            plain_id,
+                            plain_phone,
+                        })
+                    })
+                    .collect();
+                Some((t, list))
+            }
+        };
+        teams.insert(row.team.clone(), entry);
+    }
+    // Resolve every row to (team, existing member or new) and the state it asks for.
+    let mut plan: Vec<Planned> = Vec::new();
+    let mut seen: HashMap<(String, String), u64> = HashMap::new();
+    for row in &rows {
+        let err = |col: &str, n: u64, m: String| {
+            FieldError::line(row.line, Some((col, n)), format!("第 {} 行：{m}", row.line))
+        };
+        let Some(Some((team, list))) = teams.get(&row.team) else {
+            errors.push(err("team_code", 1, format!("队伍 {} 不存在", row.team)));
+            continue;
+        };
+        if !p.scope.contains(&team.region_code) {
+            errors.push(err("team_code", 1, format!("队伍 {} 不在您的辖区内", row.team)));
+            continue;
+        }
+        let found: Option<&Existing> = match &row.id {
+            Ident::Full(id) => list.iter().find(|e| e.plain_id == id.as_str()),
+            Ident::Masked(m) => {
+                let hits: Vec<&Existing> =
+                    list.iter().filter(|e| mask_id(&e.plain_id) == *m && e.row.name == row.name).collect();
+                if hits.len() != 1 {
+                    errors.push(err(
+                        "id_number",
+                        3,
+                        "脱敏的身份证号只能用于匹配本队同名的已有队员；登记新队员须填写完整身份证号".into(),
+                    ));
+                    continue;
+                }
+                Some(hits[0])
+            }
+        };
+        let key = (
+            row.team.clone(),
+            found.map_or_else(
+                || match &row.id {
+                    Ident::Full(i) => i.as_str().to_string(),
+                    Ident::Masked(m) => m.clone(),
+                },
+                |e| e.plain_id.clone(),
+            ),
+        );
+        if let Some(first) = seen.insert(key, row.line) {
+            errors.push(err("id_number", 3, format!("与第 {first} 行是同一名队员")));
+            continue;
+        }
+        let phone = match (&row.phone, found) {
+            (PhoneCell::Keep, e) => e.and_then(|e| e.plain_phone.clone()),
+            (PhoneCell::Set(ph), _) => Some(ph.as_str().to_string()),
+            (PhoneCell::Masked(m), Some(e))
+                if e.plain_phone.as_deref().map(mask_phone).as_deref() == Some(m.as_str()) =>
+            {
+                e.plain_phone.clone()
+            }
+            (PhoneCell::Masked(_), _) => {
+                errors.push(err("phone", 4, "脱敏的电话与已登记的不符；请填写完整号码".into()));
+                continue;
+            }
+        };
+        let mut details = found.map(|e| e.details.clone()).unwrap_or_default();
+        if let Some(s) = &row.skills {
+            details.skills = s.clone();
+        }
+        if let Some(ins) = &row.insurance {
+            details.insurance.retain(|i| i.policy_number != ins.policy_number);
+            details.insurance.push(ins.clone());
+            details.insurance.sort_by(|a, b| (a.start, &a.policy_number).cmp(&(b.start, &b.policy_number)));
+        }
+        let status = match (row.status, found) {
+            (None, Some(e)) => e.row.status,
+            (None, None) => MemberStatus::Available,
+            (Some(s), Some(e)) => match check_status_change(e.row.status, s) {
+                Ok(()) => s,
+                Err(e) => {
+                    errors.push(err("status", 10, problem_text(&e)));
+                    continue;
+                }
+            },
+            (Some(s), None) if matches!(s, MemberStatus::Available | MemberStatus::Unavailable) => s,
+            (Some(_), None) => {
+                errors.push(err("status", 10, "新队员的状态应为 available 或 unavailable".into()));
+                continue;
+            }
+        };
+        plan.push((row, found, details, phone, status));
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| e.line);
+        return Err(ApiError::invalid_many(summary(&errors), errors));
+    }
+    let mut s = ImportSummary { rows: rows.len(), created: 0, updated: 0, unchanged: 0 };
+    let mut tx = db.begin().await?;
+    for (row, found, details, phone, status) in plan {
+        let Some(Some((team, _))) = teams.get(&row.team) else { continue };
+        match found {
+            None => {
+                let Ident::Full(id) = &row.id else { continue };
+                let m = MemberRow {
+                    id: 0,
+                    team_id: team.id,
+                    team_code: team.code.clone(),
+                    region_code: team.region_code.clone(),
+                    name: row.name.clone(),
+                    id_number: None,
+                    id_index: None,
+                    phone: phone.as_deref().map(|ph| cipher.encrypt(ph)),
+                    status,
+                    temp_callup_id: None,
+                    anonymised_at: None,
+                    created_at: now,
+                    updated_at: now,
+                };
+                let d = members::check_details(&details.skills, &details.certificates, &details.insurance)?;
+                members::create(&mut tx, cipher, &actor, now, m, id, &d, "import").await?;
+                s.created += 1;
+            }
+            Some(e) => {
+                let mut old_skills = e.details.skills.clone();
+                old_skills.sort();
+                let mut new_skills = details.skills.clone();
+                new_skills.sort();
+                if e.row.name == row.name
+                    && e.plain_phone == phone
+                    && old_skills == new_skills
+                    && norm(&e.details.insurance) == norm(&details.insurance)
+                    && e.row.status == status
+                {
+                    s.unchanged += 1;
+                    continue;
+                }
+                let mut m = e.row.clone();
+                m.name = row.name.clone();
+                if e.plain_phone != phone {
+                    m.phone = phone.as_deref().map(|ph| cipher.encrypt(ph));
+                }
+                m.status = status;
+                m.updated_at = now;
+                super::expect_one(member_store::update(&mut tx, &m, e.row.status).await?, "队员")?;
+                member_store::set_details(&mut tx, m.id, &details).await?;
+                let b = Member::view(&e.row, e.details.clone(), cipher, Disclosure::MASKED, now);
+                let a = Member::view(&m, details, cipher, Disclosure::MASKED, now);
+                members::audit_member(&mut tx, &actor, now, "import", &m, Some(&b), Some(&a)).await?;
+                s.updated += 1;
+            }
+        }
+    }
+    tx.commit().await?;
+    json(&s)
+}
+
+fn norm(v: &[Insurance]) -> Vec<Insurance> {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| (a.start, &a.policy_number).cmp(&(b.start, &b.policy_number)));
+    v
+}
+
+fn problem_text(e: &ApiError) -> String {
+    match e {
+        ApiError::Conflict(m) => m.clone(),
+        ApiError::Validation { detail, .. } => detail.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `GET /api/v1/export/members.csv`.
+pub async fn export(c: Ctx) -> ApiResult<Response> {
+    let p = c.require(Perm::Read)?;
+    let q: ExportQuery = c.query()?;
+    let d = Disclosure::ask(p, q.reveal, p.scope.code.as_str())?;
+    let (lo, hi) = p.scope.bounds();
+    let (cipher, now) = (&c.app.cipher, c.now());
+    let mut out = Vec::new();
+    let mut revealed = Vec::new();
+    for t in store::all(&c.app.db, (&lo, &hi), None).await? {
+        let mut details = member_store::details(&c.app.db, Which::Team(t.id)).await?;
+        for m in member_store::rows(&c.app.db, Which::Team(t.id)).await? {
+            if m.anonymised_at.is_some() || m.id_number.is_none() {
+                continue;
+            }
+            let det = details.remove(&m.id).unwrap_or_default();
+            let latest = det.insurance.iter().max_by_key(|i| (i.end, i.start));
+            let skills: Vec<&str> = det.skills.iter().map(|s| s.code()).collect();
+            out.push(vec![
+                t.code.clone(),
+                m.name.clone(),
+                d.id_number(cipher, m.id_number.as_deref()).unwrap_or_default(),
+                d.phone(cipher, m.phone.as_deref()).unwrap_or_default(),
+                skills.join(";"),
+                latest.map(|i| i.insurer.clone()).unwrap_or_default(),
+                latest.map(|i| i.policy_number.clone()).unwrap_or_default(),
+                latest.map(|i| i.start.to_string()).unwrap_or_default(),
+                latest.map(|i| i.end.to_string()).unwrap_or_default(),
+                m.status.as_str().to_string(),
+            ]);
+            revealed.push((m.id, m.region_code.clone()));
+        }
+    }
+    if d.reveal {
+        let mut tx = c.app.db.begin().await?;
+        for (id, region) in &revealed {
+            record_reveal(
+                &mut tx,
+                &c.actor()?,
+                now,
+                "member",
+                &id.to_string(),
+                region,
+                &["id_number", "phone"],
+                "GET /api/v1/export/members.csv",
+            )
+            .await?;
+        }
+        tx.commit().await?;
+    }
+    let bytes = write_csv(csvio::header_row(MEMBER_COLUMNS, q.chinese()?), out)?;
+    Ok(body("text/csv; charset=utf-8", bytes))
+}
