@@ -8,6 +8,7 @@ pub mod engine;
 pub mod report;
 pub mod routes;
 pub mod rules;
+pub mod spatial;
 pub mod store;
 
 use std::collections::BTreeMap;

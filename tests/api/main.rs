@@ -8,5 +8,6 @@ mod foundation;
 mod notify;
 mod plans;
 mod readiness;
+mod readiness_rules;
 mod receiver;
 mod scheduler;

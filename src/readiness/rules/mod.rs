@@ -2,6 +2,7 @@
 //! returns what it found.
 
 pub mod drills;
+pub mod forces;
 pub mod plans;
 
 use super::Found;
@@ -14,5 +15,7 @@ pub async fn gather(db: &Db, ctx: &Context, calendar: &Calendar) -> anyhow::Resu
     let mut found = Vec::new();
     plans::check(db, ctx, calendar, &mut found).await?;
     drills::check(db, ctx, &mut found).await?;
+    let current = crate::plans::store::current_plans(db, ("000000000000", "999999999999")).await?;
+    forces::check(db, ctx, &current, &mut found).await?;
     Ok(found)
 }

@@ -1,0 +1,259 @@
+//! Each readiness rule: a situation that triggers it, a near miss that must not, and the finding
+//! resolving once the situation is fixed. The clock stands at 2026-11-27 08:00 Asia/Shanghai.
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+use crate::readiness::{findings, run_check};
+
+/// A plan body for `region` with optional drill and evaluation intervals and requirements.
+fn plan(title: &str, kind: &str, region: &str, extra: Value) -> Value {
+    let mut v = json!({
+        "title": title, "kind": kind, "region": region,
+        "owning_unit": "应急办", "lead_department": "应急办", "hazards": ["grassland_fire"],
+        "sections": {"organization": "统一指挥。", "prevention": "监测预警。", "response": "分级响应。", "support": "物资保障。", "recovery": "恢复重建。"},
+        "response_levels": [{"level": 2, "criteria": "过火面积超过 100 公顷", "supplies": [], "forces": []}]
+    });
+    for (k, val) in extra.as_object().unwrap() {
+        v[k] = val.clone();
+    }
+    v
+}
+
+/// Creates, submits and approves a plan issued on `issued`; returns its id.
+async fn approved_plan(app: &TestApp, admin: &str, body: &Value, issued: &str) -> i64 {
+    let id = app.post(admin, "/api/v1/plans", body).await.expect(201).json()["id"].as_i64().unwrap();
+    app.post(admin, &format!("/api/v1/plans/{id}/submit"), &json!({})).await.expect(200);
+    app.post(
+        admin,
+        &format!("/api/v1/plans/{id}/approve"),
+        &json!({"issued_on": issued, "issuing_body": "人民政府办公室"}),
+    )
+    .await
+    .expect(200);
+    id
+}
+
+fn subjects(f: &[Value]) -> Vec<String> {
+    let mut v: Vec<String> = f.iter().map(|x| x["subject_id"].as_str().unwrap().to_string()).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn plan_missing_filed_evaluation_and_drill_rules() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    // 满都拉图镇 has only a draft (shipped): PLAN_MISSING names the draft.
+    run_check(&app).await;
+    let f = findings(&app, &admin, MANDULATU, "PLAN_MISSING").await;
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["severity"], "critical");
+    assert_eq!(f[0]["facts"]["kind"], "township");
+    assert_eq!(f[0]["facts"]["drafts"].as_array().unwrap().len(), 1, "{}", f[0]);
+    assert!(f[0]["action"].as_str().unwrap().contains("草稿"));
+    let banner_missing =
+        findings(&app, &admin, BANNER, "PLAN_MISSING").await.into_iter().filter(|x| x["region"] == BANNER).count();
+    assert_eq!(banner_missing, 8, "overall + the seven configured hazards");
+
+    // Four township plans for 满都拉图镇, each set up to trigger one deadline rule or just miss it.
+    let town = |title: &str, extra: Value| plan(title, "township", MANDULATU, extra);
+    // Issued 10-20: filing was due 11-17 (20 working days) and nothing is filed.
+    let unfiled = approved_plan(&app, &admin, &town("未备案预案", json!({})), "2026-10-20").await;
+    // Issued 11-20: filing due 12-18, not yet.
+    let fresh = approved_plan(&app, &admin, &town("新印发预案", json!({})), "2026-11-20").await;
+    // Evaluation every month: issued 10-20 → due 11-20 (overdue); issued 10-27 → due 11-27 (today, not yet).
+    let eval_late =
+        approved_plan(&app, &admin, &town("评估逾期预案", json!({"evaluation_interval_months": 1})), "2026-10-20")
+            .await;
+    let eval_today =
+        approved_plan(&app, &admin, &town("今日评估到期预案", json!({"evaluation_interval_months": 1})), "2026-10-27")
+            .await;
+    // Drill every month, never drilled: counts from issue.
+    let drill_late = approved_plan(
+        &app,
+        &admin,
+        &town("演练逾期预案", json!({"drill": {"interval_months": 1, "forms": ["tabletop", "field"]}})),
+        "2026-10-20",
+    )
+    .await;
+    let drill_today = approved_plan(
+        &app,
+        &admin,
+        &town("今日演练到期预案", json!({"drill": {"interval_months": 1, "forms": ["tabletop"]}})),
+        "2026-10-27",
+    )
+    .await;
+    let s = run_check(&app).await;
+    assert_eq!(s["resolved"], 1, "the township now has a plan in force: {s}");
+    assert!(findings(&app, &admin, MANDULATU, "PLAN_MISSING").await.is_empty());
+
+    let nf = findings(&app, &admin, MANDULATU, "PLAN_NOT_FILED").await;
+    // Filing is due 20 working days after issue: 10-20 → 11-17 and 10-27 → 11-24 have passed;
+    // 11-20 → 12-18 has not.
+    let mut expected: Vec<String> =
+        [unfiled, eval_late, eval_today, drill_late, drill_today].iter().map(|i| i.to_string()).collect();
+    expected.sort();
+    assert_eq!(subjects(&nf), expected);
+    assert!(!subjects(&nf).contains(&fresh.to_string()));
+    let unfiled_finding = nf.iter().find(|x| x["subject_id"].as_str() == Some(unfiled.to_string().as_str())).unwrap();
+    assert_eq!(unfiled_finding["facts"]["filing_due"], "2026-11-17");
+    assert!(unfiled_finding["action"].as_str().unwrap().contains("旗人民政府"));
+
+    let ev = findings(&app, &admin, MANDULATU, "PLAN_EVALUATION_OVERDUE").await;
+    assert_eq!(subjects(&ev), vec![eval_late.to_string()]);
+    assert_eq!(ev[0]["facts"]["evaluation_due"], "2026-11-20");
+    let dr = findings(&app, &admin, MANDULATU, "DRILL_OVERDUE").await;
+    assert_eq!(subjects(&dr), vec![drill_late.to_string()]);
+    assert!(dr[0]["message"].as_str().unwrap().contains("从未演练"));
+
+    // Fix each: file the plan, record an evaluation, complete a drill of the plan today.
+    app.post(
+        &admin,
+        &format!("/api/v1/plans/{unfiled}/file"),
+        &json!({"filed_with": "苏尼特左旗人民政府", "filed_on": "2026-11-27", "receipt_no": "苏应急备〔2026〕3号"}),
+    )
+    .await
+    .expect(200);
+    app.post(&admin, &format!("/api/v1/plans/{eval_late}/evaluations"), &json!({"evaluated_on": "2026-11-27", "evaluator": "旗应急管理局", "conclusion": "适用", "revision_needed": false})).await.expect(201);
+    let d = app
+        .post(&admin, "/api/v1/drills", &json!({
+            "title": "演练", "plan_ids": [drill_late], "form": "tabletop", "scope": "single", "purpose": "test", "region": MANDULATU,
+            "organiser_unit": "镇应急办", "place_name": "镇政府", "starts_at": "2026-11-27T06:00:00+08:00", "ends_at": "2026-11-27T07:00:00+08:00"
+        }))
+        .await
+        .expect(201)
+        .json();
+    app.post(
+        &admin,
+        &format!("/api/v1/drills/{}/complete", d["id"]),
+        &json!({"participant_count": 12, "scenario": "草原火情研判"}),
+    )
+    .await
+    .expect(200);
+    run_check(&app).await;
+    assert!(!subjects(&findings(&app, &admin, MANDULATU, "PLAN_NOT_FILED").await).contains(&unfiled.to_string()));
+    assert!(findings(&app, &admin, MANDULATU, "PLAN_EVALUATION_OVERDUE").await.is_empty());
+    assert!(findings(&app, &admin, MANDULATU, "DRILL_OVERDUE").await.is_empty());
+}
+
+/// A team at `km` north of the banner seat with `n` members holding `grassland_fire`, insured to
+/// `end`; returns the member ids.
+async fn team_with_members(app: &TestApp, admin: &str, code: &str, km: f64, n: u32, end: &str, seq0: u32) -> Vec<i64> {
+    let lat = 43.85223 + km / 111.195;
+    app.post(admin, "/api/v1/teams", &json!({"code": code, "name": format!("{code}队"), "org_type": "volunteer_team", "region_code": MANDULATU, "lon": 113.64402, "lat": lat, "specialties": [{"specialty": "grassland_fire"}]})).await.expect(201);
+    app.post(admin, &format!("/api/v1/teams/{code}/approve"), &json!({})).await.expect(200);
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let seq = seq0 + i;
+        let v = app
+            .post(admin, &format!("/api/v1/teams/{code}/members"), &json!({
+                "name": format!("队员{seq}"), "id_number": id_number(seq), "skills": ["grassland_fire"],
+                "insurance": [{"insurer": "人保财险", "policy_number": format!("P{seq}"), "start": "2026-01-01", "end": end}]
+            }))
+            .await
+            .expect(201)
+            .json();
+        ids.push(v["id"].as_i64().unwrap());
+    }
+    ids
+}
+
+/// A valid ID number (GB 11643 check digit) for test person `seq`.
+fn id_number(seq: u32) -> String {
+    let base = format!("15252319800101{:03}", seq % 1000);
+    let w = [7u32, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = base.bytes().zip(w).map(|(b, w)| u32::from(b - b'0') * w).sum();
+    format!("{base}{}", b"10X98765432"[(sum % 11) as usize] as char)
+}
+
+#[tokio::test]
+async fn force_shortfall_counts_insured_available_members_within_the_distance() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let needs = json!({"response_levels": [{"level": 2, "criteria": "火线超过 2 公里", "forces": [{"specialty": "grassland_fire", "headcount": 3, "within_km": 50}]}]});
+    let plan_id =
+        approved_plan(&app, &admin, &plan("镇草原火灾预案", "township", MANDULATU, needs), "2026-11-20").await;
+    // 3 qualified members 10 km away: exactly at the requirement (near miss). A team 60 km away
+    // and an uninsured member do not count.
+    team_with_members(&app, &admin, "NEAR", 10.0, 3, "2027-06-30", 1).await;
+    team_with_members(&app, &admin, "FAR", 60.0, 5, "2027-06-30", 10).await;
+    run_check(&app).await;
+    assert!(findings(&app, &admin, MANDULATU, "FORCE_SHORTFALL").await.is_empty());
+    // One member becomes unavailable: shortfall 1.
+    let members = app.get(&admin, "/api/v1/teams/NEAR/members").await.expect(200).json();
+    let first = members["items"][0]["id"].as_i64().unwrap();
+    app.patch(&admin, &format!("/api/v1/members/{first}"), &json!({"status": "unavailable"})).await.expect(200);
+    run_check(&app).await;
+    let f = findings(&app, &admin, MANDULATU, "FORCE_SHORTFALL").await;
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["subject_id"], plan_id.to_string());
+    assert_eq!(f[0]["severity"], "critical");
+    assert_eq!(
+        (f[0]["facts"]["required"].as_i64(), f[0]["facts"]["available"].as_i64(), f[0]["facts"]["shortfall"].as_i64()),
+        (Some(3), Some(2), Some(1))
+    );
+    assert!(
+        f[0]["message"].as_str().unwrap().contains("二级响应需要 50 km 内草原灭火人员 3 人"),
+        "{}",
+        f[0]["message"]
+    );
+    // Back to available: resolved.
+    app.patch(&admin, &format!("/api/v1/members/{first}"), &json!({"status": "available"})).await.expect(200);
+    let s = run_check(&app).await;
+    assert!(findings(&app, &admin, MANDULATU, "FORCE_SHORTFALL").await.is_empty(), "{s}");
+}
+
+#[tokio::test]
+async fn insurance_certificate_and_filing_rules() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    // Today is 2026-11-27; the window is 30 days (to 12-27).
+    let expired = team_with_members(&app, &admin, "A", 5.0, 1, "2026-11-26", 1).await[0];
+    let tomorrow = team_with_members(&app, &admin, "B", 5.0, 1, "2026-11-28", 2).await[0];
+    let edge = team_with_members(&app, &admin, "C", 5.0, 1, "2026-12-27", 3).await[0];
+    let beyond = team_with_members(&app, &admin, "D", 5.0, 1, "2026-12-28", 4).await[0];
+    run_check(&app).await;
+    let ex = findings(&app, &admin, MANDULATU, "INSURANCE_EXPIRED").await;
+    assert_eq!(subjects(&ex), vec![expired.to_string()], "ending tomorrow is not expired");
+    assert_eq!(ex[0]["severity"], "critical");
+    let soon = findings(&app, &admin, MANDULATU, "INSURANCE_EXPIRING").await;
+    let mut want = vec![tomorrow.to_string(), edge.to_string()];
+    want.sort();
+    assert_eq!(subjects(&soon), want, "12-28 is past the window's edge");
+    assert!(!subjects(&soon).contains(&beyond.to_string()));
+    // Renewal resolves; so does retirement.
+    app.patch(&admin, &format!("/api/v1/members/{expired}"), &json!({"insurance": [{"insurer": "人保财险", "policy_number": "R1", "start": "2026-11-27", "end": "2027-11-26"}]})).await.expect(200);
+    app.patch(&admin, &format!("/api/v1/members/{tomorrow}"), &json!({"status": "retired"})).await.expect(200);
+    run_check(&app).await;
+    assert!(findings(&app, &admin, MANDULATU, "INSURANCE_EXPIRED").await.is_empty());
+    assert_eq!(subjects(&findings(&app, &admin, MANDULATU, "INSURANCE_EXPIRING").await), vec![edge.to_string()]);
+
+    // Certificates: expired yesterday triggers, expiring today does not.
+    let cert = |exp: &str| json!({"certificates": [{"kind": "草原防火培训合格证", "number": format!("Z-{exp}"), "issued": "2024-01-01", "expires": exp}]});
+    app.patch(&admin, &format!("/api/v1/members/{edge}"), &cert("2026-11-26")).await.expect(200);
+    app.patch(&admin, &format!("/api/v1/members/{beyond}"), &cert("2026-11-27")).await.expect(200);
+    run_check(&app).await;
+    let c = findings(&app, &admin, MANDULATU, "CERTIFICATE_EXPIRED").await;
+    assert_eq!(subjects(&c), vec![edge.to_string()]);
+    app.patch(&admin, &format!("/api/v1/members/{edge}"), &cert("2028-11-26")).await.expect(200);
+    run_check(&app).await;
+    assert!(findings(&app, &admin, MANDULATU, "CERTIFICATE_EXPIRED").await.is_empty());
+
+    // Filings: submitted 16 days ago waits too long, 15 days ago does not (limit 15).
+    let op = app.token("operator", MANDULATU).await;
+    let submit = |code: &str| json!({"code": code, "name": code, "org_type": "grassroots_team", "region_code": MANDULATU, "lon": 113.6, "lat": 43.9});
+    app.clock.set(app.clock.now_utc() - chrono::Duration::days(16));
+    app.post(&op, "/api/v1/teams", &submit("OLD")).await.expect(201);
+    app.clock.set(app.clock.now_utc() + chrono::Duration::days(1));
+    app.post(&op, "/api/v1/teams", &submit("NEW")).await.expect(201);
+    app.clock.set(app.clock.now_utc() + chrono::Duration::days(15));
+    run_check(&app).await;
+    let t = findings(&app, &admin, MANDULATU, "TEAM_FILING_PENDING").await;
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0]["facts"]["team"], "OLD");
+    assert_eq!(t[0]["facts"]["days_waiting"], 16);
+    app.post(&admin, "/api/v1/teams/OLD/approve", &json!({})).await.expect(200);
+    run_check(&app).await;
+    assert!(findings(&app, &admin, MANDULATU, "TEAM_FILING_PENDING").await.is_empty());
+}
