@@ -164,7 +164,7 @@ pub struct MemberUnit {
     pub duties: String,
 }
 
-/// The sections a plan must have (突发事件应对法 art. 28: 组织指挥体系与职责, 预防与预警机制,
+/// The sections a plan must have (突发事件应对法, 2024 revision: 组织指挥体系与职责, 预防与预警机制,
 /// 处置程序, 应急保障措施, 事后恢复与重建), plus the customary 总则 and 附则.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
