@@ -7,10 +7,14 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// Defines a string-coded vocabulary: an enum with its stored code, Chinese label, every value,
+/// parsing (code or label), `Display`, `TryFrom<String>` (for reading rows) and serde/JSON Schema
+/// as the code. Every vocabulary in the service is defined with it.
+#[macro_export]
 macro_rules! vocabulary {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $code:literal, $label:literal;)+ }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ::serde::Serialize, ::serde::Deserialize, ::schemars::JsonSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name {
             $($(#[$vmeta])* #[doc = $label] $variant,)+
@@ -25,6 +29,11 @@ macro_rules! vocabulary {
                 match self { $($name::$variant => $code,)+ }
             }
 
+            /// The stored code (same as [`Self::code`]).
+            pub fn as_str(self) -> &'static str {
+                self.code()
+            }
+
             /// The Chinese label.
             pub fn label(self) -> &'static str {
                 match self { $($name::$variant => $label,)+ }
@@ -35,10 +44,15 @@ macro_rules! vocabulary {
                 let s = s.trim();
                 $name::ALL.iter().copied().find(|v| v.code() == s || v.label() == s)
             }
+
+            /// `code（label）、…`, for error messages.
+            pub fn choices() -> String {
+                $name::ALL.iter().map(|v| format!("{}（{}）", v.code(), v.label())).collect::<Vec<_>>().join("、")
+            }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.code())
             }
         }

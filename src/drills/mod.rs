@@ -14,43 +14,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
 
-macro_rules! text_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal, $zh:literal;)+ }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($(#[$vm])* #[doc = $zh] $v,)+ }
-        impl $name {
-            /// Stored name.
-            pub fn as_str(self) -> &'static str { match self { $($name::$v => $s,)+ } }
-            /// Chinese name.
-            pub fn label(self) -> &'static str { match self { $($name::$v => $zh,)+ } }
-        }
-        impl TryFrom<String> for $name {
-            type Error = String;
-            fn try_from(s: String) -> Result<Self, String> {
-                match s.as_str() { $($s => Ok($name::$v),)+ _ => Err(format!("unknown {} {s:?}", stringify!($name))) }
-            }
-        }
-    };
-}
-
-text_enum! {
+crate::vocabulary! {
     /// Drill form.
     Form { Tabletop = "tabletop", "桌面推演"; Field = "field", "实战演练"; }
 }
 
-text_enum! {
+crate::vocabulary! {
     /// Drill scope.
     Scope { Single = "single", "单项演练"; Comprehensive = "comprehensive", "综合演练"; }
 }
 
-text_enum! {
+crate::vocabulary! {
     /// Drill purpose.
     Purpose { Test = "test", "检验性演练"; Demonstration = "demonstration", "示范性演练"; Research = "research", "研究性演练"; }
 }
 
-text_enum! {
+crate::vocabulary! {
     /// Drill status: planned → in_progress → completed → evaluated, or cancelled / postponed.
     Status {
         Planned = "planned", "计划中";

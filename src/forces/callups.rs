@@ -11,7 +11,7 @@ use super::callup_store::{self, SentMember};
 use super::member_store::{self, Which};
 use super::members::{self, Details, Member};
 use super::personal::Disclosure;
-use super::{FilingStatus, MemberStatus, audit_json, code_enum};
+use super::{FilingStatus, MemberStatus, audit_json};
 use crate::audit::{self, Actor, Change};
 use crate::db::Tx;
 use crate::error::ApiError;
@@ -19,7 +19,7 @@ use crate::personal::Cipher;
 use crate::time::Timestamp;
 use crate::vocab::Specialty;
 
-code_enum! {
+crate::vocabulary! {
     /// What a call-up is for.
     Purpose {
         Event = "event", "突发事件";
@@ -27,7 +27,7 @@ code_enum! {
     }
 }
 
-code_enum! {
+crate::vocabulary! {
     /// State of a call-up.
     CallUpStatus {
         Requested = "requested", "待响应";

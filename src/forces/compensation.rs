@@ -6,12 +6,11 @@ use std::borrow::Cow;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::code_enum;
 use crate::db::{Db, Tx};
 use crate::time::Timestamp;
 use crate::{with_db, with_tx};
 
-code_enum! {
+crate::vocabulary! {
     /// State of a compensation claim.
     ClaimStatus {
         Claimed = "claimed", "已申请";

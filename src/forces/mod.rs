@@ -32,53 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 use crate::vocab::Specialty;
 
-/// Defines a string-coded enum with its stored code, Chinese label and parsing.
-macro_rules! code_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $code:literal, $label:literal;)+ }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name {
-            $($(#[$vmeta])* #[doc = $label] $variant,)+
-        }
-
-        impl $name {
-            /// Every value.
-            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
-
-            /// The stored code.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $code,)+ }
-            }
-
-            /// The Chinese label.
-            pub fn label(self) -> &'static str {
-                match self { $($name::$variant => $label,)+ }
-            }
-
-            /// Parses the code or the Chinese label.
-            pub fn parse(s: &str) -> Option<$name> {
-                let s = s.trim();
-                $name::ALL.iter().copied().find(|v| v.as_str() == s || v.label() == s)
-            }
-
-            /// `code（label）, …` for error messages.
-            pub fn choices() -> String {
-                $name::ALL.iter().map(|v| format!("{}（{}）", v.as_str(), v.label())).collect::<Vec<_>>().join("、")
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = String;
-            fn try_from(s: String) -> Result<Self, String> {
-                $name::parse(&s).ok_or_else(|| format!("unknown {} {s:?}", stringify!($name)))
-            }
-        }
-    };
-}
-pub(crate) use code_enum;
-
-code_enum! {
+crate::vocabulary! {
     /// Kind of organisation a team is.
     OrgType {
         SocialOrg = "social_org", "社会组织";
@@ -90,7 +44,7 @@ code_enum! {
     }
 }
 
-code_enum! {
+crate::vocabulary! {
     /// Filing (备案) state of a team. Only `approved` teams count as available.
     FilingStatus {
         Submitted = "submitted", "已提交";
@@ -101,7 +55,7 @@ code_enum! {
     }
 }
 
-code_enum! {
+crate::vocabulary! {
     /// A member's availability. Members are retired, never deleted.
     MemberStatus {
         Available = "available", "可调用";

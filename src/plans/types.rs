@@ -1,8 +1,6 @@
 //! Plan vocabularies (kind, status, revision reason, drill form) and the plan content that both
 //! the API and the `plans/` files carry.
 
-use std::fmt;
-
 use chrono::NaiveDate;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -11,52 +9,7 @@ use crate::regions::RegionCode;
 use crate::time::Timestamp;
 use crate::vocab::{Hazard, ItemCode, Specialty};
 
-macro_rules! plan_vocab {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $code:literal, $label:literal;)+ }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name {
-            $($(#[$vmeta])* #[doc = $label] $variant,)+
-        }
-
-        impl $name {
-            /// Every value, in documentation order.
-            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
-
-            /// The stored code.
-            pub fn code(self) -> &'static str {
-                match self { $($name::$variant => $code,)+ }
-            }
-
-            /// The Chinese label.
-            pub fn label(self) -> &'static str {
-                match self { $($name::$variant => $label,)+ }
-            }
-
-            /// Parses a code (or the Chinese label).
-            pub fn parse(s: &str) -> Option<$name> {
-                let s = s.trim();
-                $name::ALL.iter().copied().find(|v| v.code() == s || v.label() == s)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.code())
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = String;
-            fn try_from(s: String) -> Result<Self, String> {
-                $name::parse(&s).ok_or_else(|| format!("unknown {} {s:?}", stringify!($name)))
-            }
-        }
-    };
-}
-
-plan_vocab! {
+crate::vocabulary! {
     /// Kind of plan (预案类别) in the plan system.
     PlanKind {
         Overall = "overall", "总体应急预案";
@@ -70,7 +23,7 @@ plan_vocab! {
     }
 }
 
-plan_vocab! {
+crate::vocabulary! {
     /// Lifecycle state of one plan version.
     PlanStatus {
         Draft = "draft", "草稿";
@@ -82,7 +35,7 @@ plan_vocab! {
     }
 }
 
-plan_vocab! {
+crate::vocabulary! {
     /// Why a plan is revised (the legal triggers for revision, plus `other`).
     RevisionReason {
         LawsChanged = "laws_changed", "有关法律、法规、规章、标准、上位预案中的有关规定发生重大变化";
@@ -94,7 +47,7 @@ plan_vocab! {
     }
 }
 
-plan_vocab! {
+crate::vocabulary! {
     /// Drill form (演练形式).
     DrillForm {
         Tabletop = "tabletop", "桌面推演";
