@@ -429,3 +429,42 @@ async fn the_calendar_feed_is_valid_icalendar_behind_a_revocable_feed_token() {
     // A Bearer token works too.
     app.get(&op, "/api/v1/drills.ics").await.expect(200);
 }
+
+#[tokio::test]
+async fn two_instances_deliver_every_drill_reminder_exactly_once() {
+    let db = fresh_db().await;
+    let url = db.url.clone();
+    let rx = crate::receiver::Receiver::start(0).await;
+    let a = TestApp::spawn_with(Some(db), &url, |c| c.scheduler = true).await;
+    let b = TestApp::spawn_with(None, &url, |c| c.scheduler = true).await;
+    let admin = a.admin().await;
+    a.post(
+        &admin,
+        "/api/v1/channels",
+        &json!({"region": MANDULATU, "kind": "webhook", "name": "镇应急办", "url": rx.url("/hook")}),
+    )
+    .await
+    .expect(201);
+    for i in 0..10 {
+        let mut body = drill("2026-12-01T09:00:00+08:00", "2026-12-01T12:00:00+08:00");
+        body["title"] = json!(format!("演练{i}"));
+        a.post(&admin, "/api/v1/drills", &body).await.expect(201);
+    }
+    // Both instances wake after the 1-day and 2-hour reminders fell due (the drills still ahead).
+    for app in [&a, &b] {
+        app.clock.set(at(2026, 12, 1, 8, 0));
+        app.state.wake.notify_one();
+    }
+    let reminders = || rx.received().into_iter().filter(|r| r.body["kind"] == "drill_reminder").collect::<Vec<_>>();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while reminders().len() < 20 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let got = reminders();
+    let mut keys: Vec<String> = got.iter().map(|r| r.key.clone()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 20, "ten drills, two reminders each");
+    assert_eq!(got.len(), 20, "none twice");
+}
