@@ -18,6 +18,7 @@ pub mod personal;
 pub mod regions;
 pub mod routes;
 pub mod seed;
+pub mod supplies;
 pub mod system;
 pub mod time;
 pub mod vocab;

@@ -8,5 +8,6 @@ pub fn router() -> Router {
     all.extend(crate::system::routes());
     all.extend(crate::auth::routes::routes());
     all.extend(crate::regions::routes::routes());
+    all.extend(crate::supplies::routes::routes());
     Router::new(all)
 }

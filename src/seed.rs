@@ -10,6 +10,7 @@ use crate::with_db;
 /// Loads the banner's regions (and sets the seat location) when the region table is empty.
 /// Later modules add their shipped data here.
 pub async fn load_shipped(db: &Db, clock: &SharedClock) -> anyhow::Result<()> {
+    crate::supplies::catalogue::load_shipped(db, Timestamp(clock.now())).await?;
     let count: i64 = with_db!(db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM regions").fetch_one(p).await)?;
     if count > 0 {
         return Ok(());
