@@ -203,13 +203,16 @@ async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
     let server = app::start(config, clock).await?;
     let users: i64 =
         with_db!(&server.state.db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(p).await)?;
-    println!("yingji 已启动：http://{}  (接口说明 http://{}/api/docs)", server.addr, server.addr);
+    let mut banner = format!("yingji 已启动：http://{}  (接口说明 http://{}/api/docs)\n", server.addr, server.addr);
     if users == 0 {
-        println!(
-            "还没有任何用户。创建首个管理员令牌（另开一个终端）：\n  cargo run --release -- token create --name admin --role admin --region {}",
+        banner.push_str(&format!(
+            "还没有任何用户。创建首个管理员令牌（另开一个终端）：\n  cargo run --release -- token create --name admin --role admin --region {}\n",
             regions::BANNER_CODE
-        );
+        ));
     }
+    // One write, errors ignored: a reader that closes stdout after the first line (a supervisor,
+    // a test) must not make `println!` panic on the broken pipe and take the service down.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
     let trigger = server.shutdown_trigger();
     tokio::spawn(async move {
         signal.await;

@@ -84,9 +84,8 @@ where
     }
     let mut tx = c.app.db.begin().await?;
     if let Some(cl) = &claim {
-        let inserted =
-            with_tx!(&mut tx, |conn| {
-                sqlx::query(
+        let inserted = with_tx!(&mut tx, |conn| {
+            sqlx::query(
             "INSERT INTO idempotency_keys (key, request_hash, status, response, created_at) VALUES ($1, $2, 0, '', $3)"
         )
         .bind(&cl.key)
@@ -95,7 +94,7 @@ where
         .execute(conn)
         .await
         .map(|_| ())
-            });
+        });
         match inserted {
             Ok(()) => {}
             Err(e) if is_unique_violation(&e) => {

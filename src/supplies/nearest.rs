@@ -4,9 +4,10 @@
 //! Spatial search: a bounding-box prefilter on the indexed `depots (lat, lon)` columns, computed
 //! exactly from the search radius (Matuschek's bounding coordinates), then great-circle distances
 //! (the geo crate's Haversine) in Rust. The database is the only state, so several instances
-//! sharing PostgreSQL always agree, and there is no in-memory index to keep in step. Without
-//! `max_km` the search starts at 25 km and doubles the radius until the stock found within the
-//! radius covers the request (or the radius covers the earth).
+//! sharing PostgreSQL always agree, and there is no in-memory index to keep in step. The search
+//! starts at 25 km and doubles the radius until the stock found within it covers the request, or
+//! the radius reaches `max_km` (without it: covers the earth). Stopping early is exact: every
+//! allocated depot is then nearer than any depot outside the radius.
 
 use geo::{Distance, Haversine, Point};
 use schemars::JsonSchema;
@@ -222,7 +223,8 @@ async fn nearest(c: Ctx) -> ApiResult<Response> {
     let item = super::catalogue::need(&c.app.db, "item", &q.item).await?;
     let day = today(c.now());
     let here = (q.lon, q.lat);
-    let mut radius = q.max_km.unwrap_or(FIRST_RADIUS_KM).min(WHOLE_EARTH_KM);
+    let cap = q.max_km.unwrap_or(WHOLE_EARTH_KM).min(WHOLE_EARTH_KM);
+    let mut radius = FIRST_RADIUS_KM.min(cap);
     let (physical, agreement) = loop {
         let found = candidates(&c.app.db, &item.code, bounding_box(q.lon, q.lat, radius), (&lo, &hi), day).await?;
         let mut physical = Vec::new();
@@ -239,10 +241,10 @@ async fn nearest(c: Ctx) -> ApiResult<Response> {
             }
         }
         let enough = physical.iter().map(|(_, c)| c.qty).sum::<i64>() >= q.quantity;
-        if q.max_km.is_some() || enough || radius >= WHOLE_EARTH_KM {
+        if enough || radius >= cap {
             break (physical, agreement);
         }
-        radius = (radius * 2.0).min(WHOLE_EARTH_KM);
+        radius = (radius * 2.0).min(cap);
     };
     let sort = |v: Vec<(f64, Candidate)>| {
         let mut v = v;
