@@ -6,7 +6,7 @@ use crate::http::router::Route;
 pub fn routes() -> Vec<Route> {
     let mut all = Vec::new();
     all.extend(super::catalogue::routes());
-    all.extend(super::depots::routes());
+    all.extend(super::depots::routes::routes());
     all.extend(super::movements::routes());
     all.extend(super::transfers::routes());
     all.extend(super::requisitions::routes());
