@@ -109,6 +109,11 @@ pub struct Receipt {
     pub note: Option<String>,
 }
 
+/// Body of the approve, ship and cancel steps: an empty object `{}`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {}
+
 /// Filters of `GET /api/v1/transfers`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -154,6 +159,7 @@ pub fn routes() -> Vec<Route> {
     let step = |path: &'static str,
                 summary: &'static str,
                 description: &'static str,
+                request: crate::http::router::SchemaFn,
                 h: fn(Ctx) -> crate::http::router::HandlerFuture| {
         route(
             Method::POST,
@@ -162,7 +168,7 @@ pub fn routes() -> Vec<Route> {
             BodyKind::Json,
             Doc {
                 description,
-                request: Some(schema::<Receipt>()),
+                request: Some(request),
                 response: Some(schema::<Transfer>()),
                 ..Doc::new("应急物资", summary)
             },
@@ -209,21 +215,26 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/transfers/{id}/approve",
             "批准调拨",
             "批准（管理员或规划员，调出库须在辖区内）。请求体可为 {}。",
+            schema::<Step>(),
             |c| Box::pin(approve(c)),
         ),
         step(
             "/api/v1/transfers/{id}/ship",
             "调拨发运",
             "发运：从调出库记 transfer_out 出库（先到期先出）。库存不足返回 409。支持 Idempotency-Key。",
+            schema::<Step>(),
             |c| Box::pin(ship(c)),
         ),
         step(
             "/api/v1/transfers/{id}/receive",
             "调拨接收",
             "接收：调入库记 transfer_in 入库；实收数量可少于发运数量，差额记录在调拨单上。支持 Idempotency-Key。",
+            schema::<Receipt>(),
             |c| Box::pin(receive(c)),
         ),
-        step("/api/v1/transfers/{id}/cancel", "取消调拨", "发运前可取消。", |c| Box::pin(cancel(c))),
+        step("/api/v1/transfers/{id}/cancel", "取消调拨", "发运前可取消。", schema::<Step>(), |c| {
+            Box::pin(cancel(c))
+        }),
     ]
 }
 

@@ -562,3 +562,78 @@ async fn geojson_layer_summarises_stock_per_depot() {
         1
     );
 }
+
+#[tokio::test]
+async fn stock_lists_minimum_levels_and_jurisdiction() {
+    let app = TestApp::spawn().await;
+    let op = app.token("operator", MANDULATU).await;
+    let body = json!({"code": "X", "name": "x", "region_code": CHAGANAOBAO, "kind": "village_point", "lon": 113.0, "lat": 44.0});
+    app.post(&op, "/api/v1/depots", &body).await.problem(403);
+    let d = depot(&app, &op, "D1", MANDULATU, 113.6, 43.8).await;
+    app.post(&op, "/api/v1/depots", &json!({"code": "D1", "name": "dup", "region_code": MANDULATU, "kind": "village_point", "lon": 113.0, "lat": 44.0}))
+        .await
+        .problem(409);
+    receive(&app, &op, d, QUILT, 10, "Q", Some("2026-12-15"), "physical").await;
+    receive(&app, &op, d, TENT, 5, "T", None, "physical").await;
+    let v = app
+        .put(&op, &format!("/api/v1/depots/{d}/minimums"), &json!({"item_code": QUILT, "minimum": 20}))
+        .await
+        .expect(200)
+        .json();
+    let quilt = v["levels"].as_array().unwrap().iter().find(|l| l["item_code"] == QUILT).unwrap().clone();
+    assert_eq!(
+        (quilt["quantity"].as_i64(), quilt["minimum"].as_i64(), quilt["below_minimum"].as_bool()),
+        (Some(10), Some(20), Some(true))
+    );
+    let expiring = app.get(&op, "/api/v1/stock?expiring_by=2026-12-31").await.expect(200).json();
+    assert_eq!(expiring["total"], 1);
+    assert_eq!(expiring["items"][0]["batch"], "Q");
+    assert_eq!(app.get(&op, "/api/v1/stock").await.expect(200).json()["total"], 2);
+    let other = app.token("viewer", CHAGANAOBAO).await;
+    assert_eq!(app.get(&other, "/api/v1/stock").await.expect(200).json()["total"], 0);
+    assert_eq!(app.get(&other, "/api/v1/depots").await.expect(200).json()["total"], 0);
+    app.get(&other, &format!("/api/v1/depots/{d}")).await.problem(403);
+    let patched = app
+        .patch(&op, &format!("/api/v1/depots/{d}"), &json!({"name": "满都拉图镇储备点", "phone": "0479-1234567"}))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(patched["name"], "满都拉图镇储备点");
+    assert_eq!(patched["phone"], "047*****4567");
+    let actions: Vec<String> = app.audit_rows("depot", &d.to_string()).await.into_iter().map(|r| r.0).collect();
+    assert_eq!(actions, ["update", "create"]);
+}
+
+#[tokio::test]
+async fn shipping_a_transfer_twice_with_one_key_moves_stock_once() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let a = depot(&app, &admin, "A", MANDULATU, 113.6, 43.8).await;
+    let b = depot(&app, &admin, "B", MANDULATU, 113.2, 43.9).await;
+    receive(&app, &admin, a, QUILT, 10, "Q", None, "physical").await;
+    let tr = app
+        .post(
+            &admin,
+            "/api/v1/transfers",
+            &json!({"from_depot_id": a, "to_depot_id": b, "item_code": QUILT, "quantity": 6}),
+        )
+        .await
+        .expect(201)
+        .json();
+    let id = tr["id"].as_i64().unwrap();
+    app.post(&admin, &format!("/api/v1/transfers/{id}/approve"), &json!({})).await.expect(200);
+    for _ in 0..2 {
+        let r = app
+            .client
+            .post(app.url(&format!("/api/v1/transfers/{id}/ship")))
+            .bearer_auth(&admin)
+            .header("idempotency-key", "ship-1")
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM stock_movements WHERE kind = 'transfer_out'").await, 1);
+    assert_eq!(check_ledger(&app).await, 4);
+}
