@@ -96,6 +96,32 @@ pub struct StockQuery {
     pub offset: Option<u32>,
 }
 
+/// A batch whose balance differs from the sum of its movements (never expected).
+#[derive(Debug, Serialize, JsonSchema, sqlx::FromRow)]
+pub struct Mismatch {
+    /// Batch row id.
+    pub batch_id: i64,
+    /// Depot id.
+    pub depot_id: i64,
+    /// Item.
+    pub item_code: String,
+    /// Batch identifier.
+    pub batch: String,
+    /// Stored balance.
+    pub balance: i64,
+    /// Sum of the batch's movements.
+    pub movements_sum: i64,
+}
+
+/// Result of the ledger check.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct LedgerCheck {
+    /// Batches checked.
+    pub batches: i64,
+    /// Batches whose balance is not the sum of their movements.
+    pub mismatches: Vec<Mismatch>,
+}
+
 /// Routes of stock movements.
 pub fn routes() -> Vec<Route> {
     vec![
@@ -137,6 +163,18 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("应急物资", "库存批次")
             },
             |c| Box::pin(stock(c)),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/stock/ledger-check",
+            Access::Token,
+            BodyKind::None,
+            Doc {
+                description: "核对辖区内每个批次的余额是否等于其全部流水之和（运维检查；正常情况下 mismatches 为空）。",
+                response: Some(schema::<LedgerCheck>()),
+                ..Doc::new("应急物资", "库存账实核对")
+            },
+            |c| Box::pin(ledger_check(c)),
         ),
     ]
 }
@@ -309,4 +347,33 @@ async fn stock(c: Ctx) -> ApiResult<Response> {
         Ok::<_, sqlx::Error>((items, total))
     })?;
     json(&Page { items, total })
+}
+
+async fn ledger_check(c: Ctx) -> ApiResult<Response> {
+    let p = c.require(Perm::Read)?;
+    let (lo, hi) = p.scope.bounds();
+    let (batches, mismatches) = with_db!(&c.app.db, |db| {
+        let batches: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM stock_batches s JOIN depots d ON d.id = s.depot_id WHERE d.region_code >= $1 AND d.region_code <= $2",
+        )
+        .bind(&lo)
+        .bind(&hi)
+        .fetch_one(db)
+        .await?;
+        let mismatches = sqlx::query_as::<_, Mismatch>(
+            "SELECT s.id AS batch_id, s.depot_id, s.item_code, s.batch, s.quantity AS balance,
+                    CAST(COALESCE(SUM(m.quantity), 0) AS BIGINT) AS movements_sum
+             FROM stock_batches s JOIN depots d ON d.id = s.depot_id LEFT JOIN stock_movements m ON m.batch_id = s.id
+             WHERE d.region_code >= $1 AND d.region_code <= $2
+             GROUP BY s.id, s.depot_id, s.item_code, s.batch, s.quantity
+             HAVING s.quantity <> COALESCE(SUM(m.quantity), 0)
+             ORDER BY s.id",
+        )
+        .bind(&lo)
+        .bind(&hi)
+        .fetch_all(db)
+        .await?;
+        Ok::<_, sqlx::Error>((batches, mismatches))
+    })?;
+    json(&LedgerCheck { batches, mismatches })
 }

@@ -113,6 +113,19 @@ async fn two_hundred_concurrent_issues_against_fifty_units_sell_exactly_fifty() 
     assert_eq!(count(&app, "SELECT COUNT(*) FROM stock_movements WHERE kind = 'issue'").await, 50);
     let detail = app.get(&t, &format!("/api/v1/depots/{d}")).await.expect(200).json();
     assert_eq!(detail["batches"].as_array().unwrap().len(), 0, "{detail}");
+    let check = app.get(&t, "/api/v1/stock/ledger-check").await.expect(200).json();
+    assert_eq!(check, json!({"batches": 1, "mismatches": []}));
+    // The check does catch a balance written behind the ledger's back.
+    yingji::with_db!(&app.state.db, |p| sqlx::query("UPDATE stock_batches SET quantity = 3")
+        .execute(p)
+        .await
+        .map(|_| ()))
+    .unwrap();
+    let check = app.get(&t, "/api/v1/stock/ledger-check").await.expect(200).json();
+    assert_eq!(
+        (check["mismatches"][0]["balance"].as_i64(), check["mismatches"][0]["movements_sum"].as_i64()),
+        (Some(3), Some(0))
+    );
 }
 
 #[tokio::test]
@@ -397,6 +410,9 @@ async fn a_bad_row_writes_nothing_and_names_its_line() {
         .await
         .problem(422);
     assert_eq!((p["errors"][0]["line"].as_i64(), p["errors"][0]["field"].as_str()), (Some(2), Some("kind")));
+    let moved = "code,name,region_code,kind,lon,lat\nD1,x,152523101000,village_point,113,44\n";
+    let p = app.post_csv(&t, "/api/v1/import/depots", moved).await.problem(422);
+    assert_eq!((p["errors"][0]["line"].as_i64(), p["errors"][0]["field"].as_str()), (Some(2), Some("region_code")));
     let p = app.post_csv(&t, "/api/v1/import/catalogue", "code,name\n1010101,x\n").await.problem(422);
     assert!(p["detail"].as_str().unwrap().contains("unit"), "{p}");
 }

@@ -8,7 +8,7 @@ use super::{CATALOGUE, DEPOTS, ImportSummary, STOCK, date, fail};
 use crate::audit::{self, Change};
 use crate::auth::Perm;
 use crate::csvio;
-use crate::error::{ApiResult, FieldError};
+use crate::error::ApiResult;
 use crate::http::Ctx;
 use crate::http::ctx::json;
 use crate::regions::{RegionCode, check_lon_lat};
@@ -172,6 +172,14 @@ pub(super) async fn import_depots(c: Ctx) -> ApiResult<Response> {
             if !existing.contains_key(code) && depot_code_taken(&c, code).await? {
                 errors.push(rec.err("code", format!("储备库编码 {code} 已被辖区外的储备库使用")));
             }
+            if let (Some(old), Some(new)) = (existing.get(code), &region)
+                && old.region_code != *new
+            {
+                errors.push(rec.err(
+                    "region_code",
+                    format!("储备库 {code} 属于区划 {}，所属区划不能通过导入修改", old.region_code),
+                ));
+            }
         }
         if errors.len() == n
             && let (Some(code), Some(name), Some(region), Some(kind), Some(lon), Some(lat)) =
@@ -219,12 +227,6 @@ pub(super) async fn import_depots(c: Ctx) -> ApiResult<Response> {
             {
                 summary.unchanged += 1;
                 continue;
-            }
-            Some(b) if b.region_code != row.region_code => {
-                return Err(fail(vec![FieldError::field(
-                    "region_code",
-                    format!("储备库 {} 的所属区划不能通过导入修改", b.code),
-                )]));
             }
             Some(b) => {
                 row.phone_enc = if old_phone == new_phone {
