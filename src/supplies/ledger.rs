@@ -180,9 +180,7 @@ pub async fn apply(
     at: Timestamp,
     actor: &str,
 ) -> ApiResult<Movement> {
-    if delta == 0 {
-        return Err(ApiError::invalid("quantity", "数量不能为 0"));
-    }
+    super::positive("quantity", delta.saturating_abs())?;
     // Conditional update: on PostgreSQL the row lock makes a concurrent decrease wait and then
     // re-check `quantity + delta >= 0` against the committed balance; SQLite transactions are
     // BEGIN IMMEDIATE, so they are serialised anyway.
@@ -261,9 +259,7 @@ pub async fn take(
     at: Timestamp,
     actor: &str,
 ) -> ApiResult<Vec<(Batch, Movement)>> {
-    if quantity <= 0 {
-        return Err(ApiError::invalid("quantity", "数量应为正整数"));
-    }
+    super::positive("quantity", quantity)?;
     if let Some(name) = batch {
         let b = find_batch(tx, depot_id, item, name)
             .await?

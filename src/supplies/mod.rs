@@ -168,6 +168,19 @@ pub struct Batch {
     pub updated_at: Timestamp,
 }
 
+/// Largest quantity one movement, transfer, requisition or query may name (keeps sums far from
+/// integer overflow).
+pub const MAX_QUANTITY: i64 = 1_000_000_000;
+
+/// Checks a positive quantity (1 to [`MAX_QUANTITY`]).
+pub fn positive(field: &str, q: i64) -> Result<i64, ApiError> {
+    if (1..=MAX_QUANTITY).contains(&q) {
+        Ok(q)
+    } else {
+        Err(ApiError::invalid(field, format!("数量应为 1 到 {MAX_QUANTITY} 之间的整数")))
+    }
+}
+
 /// Columns of [`Batch`], for SELECTs.
 pub const BATCH_COLUMNS: &str = "id, depot_id, item_code, batch, quantity, production_date, expiry_date, reserve_mode, contract_no, contract_end, owner, funding, created_at, updated_at";
 

@@ -209,6 +209,7 @@ async fn create(c: Ctx) -> ApiResult<Response> {
         }
         MovementKind::Adjust => {
             let reason = b.reason.ok_or_else(|| ApiError::invalid("reason", "盘点调整须填写原因"))?;
+            super::positive("quantity", b.quantity.saturating_abs())?;
             let ok = match reason {
                 AdjustReason::Damaged | AdjustReason::Expired | AdjustReason::Lost => b.quantity < 0,
                 AdjustReason::Found => b.quantity > 0,
@@ -221,8 +222,9 @@ async fn create(c: Ctx) -> ApiResult<Response> {
                 ));
             }
         }
-        _ if b.quantity <= 0 => return Err(ApiError::invalid("quantity", "数量应为正整数")),
-        _ => {}
+        _ => {
+            super::positive("quantity", b.quantity)?;
+        }
     }
     let attrs = BatchAttrs {
         production_date: b.production_date,

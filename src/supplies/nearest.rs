@@ -210,9 +210,7 @@ pub fn routes() -> Vec<Route> {
 async fn nearest(c: Ctx) -> ApiResult<Response> {
     let p = c.require(Perm::Read)?;
     let q: NearestQuery = c.query()?;
-    if q.quantity <= 0 {
-        return Err(ApiError::invalid("quantity", "数量应为正整数"));
-    }
+    super::positive("quantity", q.quantity)?;
     check_lon_lat(q.lon, q.lat).map_err(|m| ApiError::invalid("lon", m))?;
     if let Some(m) = q.max_km
         && !(m.is_finite() && m > 0.0)

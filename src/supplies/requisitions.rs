@@ -219,9 +219,7 @@ async fn create(c: Ctx) -> ApiResult<Response> {
     let b: NewRequisition = c.json()?;
     let depot = depots::load(&c, Perm::Write, b.depot_id).await?;
     super::catalogue::need(&c.app.db, "item_code", &b.item_code).await?;
-    if b.quantity <= 0 {
-        return Err(ApiError::invalid("quantity", "数量应为正整数"));
-    }
+    super::positive("quantity", b.quantity)?;
     let owner = text("owner", &b.owner, 100)?;
     let condition = text("condition", &b.condition, 500)?;
     let note = opt_text("note", b.note.as_deref(), 1000)?;
@@ -325,7 +323,7 @@ async fn give_back(c: Ctx) -> ApiResult<Response> {
                 .fetch_one(conn)
                 .await)?;
         let n = b.quantity.unwrap_or(left);
-        if n < 0 {
+        if !(0..=super::MAX_QUANTITY).contains(&n) {
             return Err(ApiError::invalid("quantity", "数量不能为负数"));
         }
         if n > 0 {

@@ -247,9 +247,7 @@ async fn create(c: Ctx) -> ApiResult<Response> {
     if from.id == to.id {
         return Err(ApiError::invalid("to_depot_id", "调入库与调出库不能相同"));
     }
-    if b.quantity <= 0 {
-        return Err(ApiError::invalid("quantity", "数量应为正整数"));
-    }
+    super::positive("quantity", b.quantity)?;
     super::catalogue::need(&c.app.db, "item_code", &b.item_code).await?;
     let now = c.now();
     let actor = c.actor()?;

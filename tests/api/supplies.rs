@@ -190,6 +190,17 @@ async fn movements_are_validated_and_expired_stock_is_not_issued() {
         .await
         .problem(422);
     movement(&app, &t, d, json!({"kind": "issue", "item_code": TENT, "quantity": 0})).await.problem(422);
+    movement(&app, &t, d, json!({"kind": "receive", "item_code": TENT, "quantity": i64::MAX, "batch": "X"}))
+        .await
+        .problem(422);
+    movement(
+        &app,
+        &t,
+        d,
+        json!({"kind": "adjust", "item_code": TENT, "quantity": i64::MIN, "batch": "NEW", "reason": "lost"}),
+    )
+    .await
+    .problem(422);
     // Only 9 unexpired: the expired OLD batch is not picked automatically.
     let p = movement(&app, &t, d, json!({"kind": "issue", "item_code": TENT, "quantity": 10})).await.problem(409);
     assert!(p["detail"].as_str().unwrap().contains("9"), "{p}");

@@ -305,7 +305,7 @@ pub(super) async fn import_stock(c: Ctx) -> ApiResult<Response> {
             Ok(i) => Some(i.as_str().to_string()),
         });
         let quantity = rec.need("quantity", &mut errors).and_then(|v| match v.parse::<i64>() {
-            Ok(q) if q > 0 => Some(q),
+            Ok(q) if (1..=crate::supplies::MAX_QUANTITY).contains(&q) => Some(q),
             _ => {
                 errors.push(rec.err("quantity", format!("「{v}」不是正整数")));
                 None
