@@ -330,7 +330,7 @@ async fn stock(c: Ctx) -> ApiResult<Response> {
     const WHERE: &str = "WHERE d.region_code >= $1 AND d.region_code <= $2 AND s.quantity > 0
         AND ($3 IS NULL OR s.item_code = $3) AND ($4 IS NULL OR s.expiry_date <= $4)";
     let sql = format!(
-        "SELECT {cols} FROM stock_batches s JOIN depots d ON d.id = s.depot_id {WHERE} ORDER BY s.expiry_date, s.id LIMIT $5 OFFSET $6"
+        "SELECT {cols} FROM stock_batches s JOIN depots d ON d.id = s.depot_id {WHERE} ORDER BY s.expiry_date IS NULL, s.expiry_date, s.id LIMIT $5 OFFSET $6"
     );
     let count = format!("SELECT COUNT(*) FROM stock_batches s JOIN depots d ON d.id = s.depot_id {WHERE}");
     let item = q.item.as_ref().map(ItemCode::as_str);

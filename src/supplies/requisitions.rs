@@ -280,7 +280,7 @@ async fn list(c: Ctx) -> ApiResult<Response> {
     let (lo, hi) = p.scope.bounds();
     let (filter, order) = match q.list {
         None => ("", "id DESC"),
-        Some(ListKind::ToReturn) => ("AND returned_on IS NULL", "due_return, id"),
+        Some(ListKind::ToReturn) => ("AND returned_on IS NULL", "due_return IS NULL, due_return, id"),
         Some(ListKind::ToCompensate) => ("AND compensation_status = 'pending'", "id"),
     };
     let sql =

@@ -166,7 +166,7 @@ async fn create(c: Ctx) -> ApiResult<Response> {
 
 async fn detail(c: &Ctx, d: &DepotRow, reveal: bool) -> ApiResult<DepotDetail> {
     let sql = format!(
-        "SELECT {} FROM stock_batches WHERE depot_id = $1 AND quantity > 0 ORDER BY item_code, expiry_date, batch",
+        "SELECT {} FROM stock_batches WHERE depot_id = $1 AND quantity > 0 ORDER BY item_code, expiry_date IS NULL, expiry_date, batch",
         crate::supplies::BATCH_COLUMNS
     );
     let (batches, mut levels) = with_db!(&c.app.db, |p| {
