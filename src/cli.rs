@@ -278,13 +278,9 @@ async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
             regions::BANNER_CODE
         ));
     }
-    // One write, and a closed stdout (a supervisor that read the first line and went away) must
-    // not kill the service: println! would panic on EPIPE.
-    {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(banner.as_bytes()).and_then(|_| out.flush());
-    }
+    // One write, errors ignored: a reader that closes stdout after the first line (a supervisor,
+    // a test) must not make `println!` panic on the broken pipe and take the service down.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
     let trigger = server.shutdown_trigger();
     tokio::spawn(async move {
         signal.await;

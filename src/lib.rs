@@ -6,6 +6,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod csvio;
@@ -24,6 +25,7 @@ pub mod regions;
 pub mod routes;
 pub mod scheduler;
 pub mod seed;
+pub mod supplies;
 pub mod system;
 pub mod time;
 pub mod vocab;

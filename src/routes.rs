@@ -14,5 +14,6 @@ pub fn router() -> Router {
     all.extend(crate::drills::routes::routes());
     all.extend(crate::readiness::routes::routes());
     all.extend(crate::plans::routes::routes());
+    all.extend(crate::supplies::routes::routes());
     Router::new(all)
 }

@@ -15,6 +15,7 @@ use crate::with_db;
 /// Later modules add their shipped data here.
 pub async fn load_shipped(db: &Db, clock: &SharedClock, plans_dir: Option<&Path>) -> anyhow::Result<()> {
     crate::scheduler::schedules::ensure_built_in(db, Timestamp(clock.now())).await?;
+    crate::supplies::catalogue::load_shipped(db, Timestamp(clock.now())).await?;
     load_regions(db, clock).await?;
     load_plans(db, clock, plans_dir).await
 }

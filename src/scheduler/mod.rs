@@ -4,6 +4,7 @@
 //! [`MAX_SLEEP`]) or until woken, never polling in a tight loop.
 
 pub mod cron_expr;
+pub mod expiry;
 pub mod routes;
 pub mod runs;
 pub mod schedules;
@@ -158,6 +159,6 @@ async fn run_job(state: &AppState, schedule_id: i64, due_at: Timestamp, now: Tim
             Ok(json!({"reminders_sent": sent, "reminders_skipped": skipped}))
         }
         Job::ReadinessCheck => crate::readiness::engine::run(state, "schedule").await.map_err(|e| format!("{e:#}")),
-        Job::ExpirySweep => Ok(json!({"checked_at": now})),
+        Job::ExpirySweep => expiry::run(state, now).await.map_err(|e| format!("{e:#}")),
     }
 }

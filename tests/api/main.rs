@@ -11,3 +11,4 @@ mod readiness;
 mod readiness_rules;
 mod receiver;
 mod scheduler;
+mod supplies;

@@ -4,6 +4,7 @@
 pub mod drills;
 pub mod forces;
 pub mod plans;
+pub mod supplies;
 
 use super::Found;
 use super::context::Context;
@@ -17,5 +18,6 @@ pub async fn gather(db: &Db, ctx: &Context, calendar: &Calendar) -> anyhow::Resu
     drills::check(db, ctx, &mut found).await?;
     let current = crate::plans::store::current_plans(db, ("000000000000", "999999999999")).await?;
     forces::check(db, ctx, &current, &mut found).await?;
+    supplies::check(db, ctx, &current, &mut found).await?;
     Ok(found)
 }

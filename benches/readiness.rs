@@ -1,0 +1,46 @@
+//! Benchmark of the readiness check over a generated province, at two sizes to show the cost
+//! grows about linearly, with the API probed during each run.
+//!
+//! ```sh
+//! cargo bench --bench readiness                               # scales 0.5 and 1.0
+//! YINGJI_BENCH_SCALES=0.1,0.2 cargo bench --bench readiness   # quicker
+//! ```
+//!
+//! Scale 1.0 is the province: ~15,100 regions, 30,000 plans (approved or filed, with supply and
+//! force requirements on special and township plans), 20,000 depots with 1,000,000 stock batches,
+//! 50,000 teams with 500,000 members (insurance and certificates with spread-out end dates). The
+//! data is written straight into a fresh SQLite file in the system temporary directory.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let scales: Vec<f64> = std::env::var("YINGJI_BENCH_SCALES")
+        .unwrap_or_else(|_| "0.5,1.0".into())
+        .split(',')
+        .map(|s| s.trim().parse::<f64>())
+        .collect::<Result<_, _>>()?;
+    let figures = yingji::bench::readiness::run(&std::env::temp_dir(), &scales).await?;
+    println!(
+        "| scale | regions | plans | depots | batches | teams | members | findings | first run | second run | API p99 / max during run |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for f in figures {
+        let c = f.counts;
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {:.1} s | {:.1} / {:.1} ms ({} probes) |",
+            f.scale,
+            c.regions,
+            c.plans,
+            c.depots,
+            c.batches,
+            c.teams,
+            c.members,
+            f.findings,
+            f.first_run_s,
+            f.second_run_s,
+            f.probe_p99_ms,
+            f.probe_max_ms,
+            f.probes
+        );
+    }
+    Ok(())
+}

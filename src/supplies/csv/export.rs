@@ -1,0 +1,126 @@
+//! The three CSV exports (see the parent module).
+
+use chrono::NaiveDate;
+use warp::reply::Response;
+
+use super::{CATALOGUE, DEPOTS, ExportQuery, STOCK};
+use crate::auth::Perm;
+use crate::csvio::{self, Column};
+use crate::error::{ApiError, ApiResult};
+use crate::http::Ctx;
+use crate::http::ctx::body;
+use crate::personal::mask_phone;
+use crate::supplies::catalogue;
+use crate::supplies::depots;
+use crate::with_db;
+
+fn chinese(c: &Ctx) -> ApiResult<bool> {
+    let q: ExportQuery = c.query()?;
+    match q.header.as_deref() {
+        None | Some("zh") => Ok(true),
+        Some("en") => Ok(false),
+        Some(other) => Err(ApiError::invalid("header", format!("header「{other}」无效，应为 zh 或 en"))),
+    }
+}
+
+fn write_csv(columns: &[Column], zh: bool, rows: Vec<Vec<String>>) -> ApiResult<Response> {
+    let mut w = ::csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+    let internal = |e: ::csv::Error| ApiError::Internal(e.into());
+    w.write_record(csvio::header_row(columns, zh)).map_err(internal)?;
+    for r in rows {
+        w.write_record(r).map_err(internal)?;
+    }
+    let data = w.into_inner().map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
+    Ok(body("text/csv; charset=utf-8", data))
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(T::to_string).unwrap_or_default()
+}
+
+pub(super) async fn export_catalogue(c: Ctx) -> ApiResult<Response> {
+    c.require(Perm::Read)?;
+    let zh = chinese(&c)?;
+    let rows = catalogue::all(&c.app.db)
+        .await?
+        .into_iter()
+        .map(|i| vec![i.code, i.name, i.unit, opt(&i.shelf_life_months)])
+        .collect();
+    write_csv(CATALOGUE, zh, rows)
+}
+
+pub(super) async fn export_depots(c: Ctx) -> ApiResult<Response> {
+    let p = c.require(Perm::Read)?;
+    let zh = chinese(&c)?;
+    let reveal = p.role.allows(Perm::RevealPersonal);
+    let (lo, hi) = p.scope.bounds();
+    let all = depots::all_in(&c.app.db, (&lo, &hi)).await?;
+    if reveal && all.iter().any(|d| d.phone_enc.is_some()) {
+        let mut tx = c.app.db.begin().await?;
+        for d in all.iter().filter(|d| d.phone_enc.is_some()) {
+            depots::audit_reveal(&mut tx, &c, d).await?;
+        }
+        tx.commit().await?;
+    }
+    let rows = all
+        .iter()
+        .map(|d| {
+            let phone = d.phone(&c.app.cipher).map(|p| if reveal { p } else { mask_phone(&p) });
+            vec![
+                d.code.clone(),
+                d.name.clone(),
+                d.region_code.clone(),
+                d.kind.as_str().to_string(),
+                d.lon.to_string(),
+                d.lat.to_string(),
+                opt(&d.address),
+                opt(&d.manager),
+                opt(&phone),
+            ]
+        })
+        .collect();
+    write_csv(DEPOTS, zh, rows)
+}
+
+pub(super) async fn export_stock(c: Ctx) -> ApiResult<Response> {
+    let p = c.require(Perm::Read)?;
+    let zh = chinese(&c)?;
+    let (lo, hi) = p.scope.bounds();
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        depot_code: String,
+        item_code: String,
+        quantity: i64,
+        batch: String,
+        production_date: Option<NaiveDate>,
+        expiry_date: Option<NaiveDate>,
+        reserve_mode: String,
+    }
+    let rows: Vec<Row> = with_db!(&c.app.db, |db| {
+        sqlx::query_as::<_, Row>(
+        "SELECT d.code AS depot_code, s.item_code, s.quantity, s.batch, s.production_date, s.expiry_date, s.reserve_mode
+         FROM stock_batches s JOIN depots d ON d.id = s.depot_id
+         WHERE d.region_code >= $1 AND d.region_code <= $2 AND s.quantity > 0
+         ORDER BY d.code, s.item_code, s.batch"
+    )
+    .bind(&lo)
+    .bind(&hi)
+    .fetch_all(db)
+    .await
+    })?;
+    let rows = rows
+        .into_iter()
+        .map(|r| {
+            vec![
+                r.depot_code,
+                r.item_code,
+                r.quantity.to_string(),
+                r.batch,
+                opt(&r.production_date),
+                opt(&r.expiry_date),
+                r.reserve_mode,
+            ]
+        })
+        .collect();
+    write_csv(STOCK, zh, rows)
+}

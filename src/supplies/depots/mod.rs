@@ -1,0 +1,349 @@
+//! Depots (储备库/点): where stock is held, with location, manager and the manager's phone (personal
+//! information: stored encrypted, shown masked unless the caller may reveal it).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Batch, DepotKind};
+use crate::audit::{self, Change};
+use crate::auth::{Perm, Principal};
+use crate::db::{Db, Tx};
+use crate::error::{ApiError, ApiResult};
+use crate::http::Ctx;
+use crate::personal::{Cipher, mask_phone};
+use crate::regions::RegionCode;
+use crate::time::Timestamp;
+use crate::vocab::ItemCode;
+use crate::{with_db, with_tx};
+
+pub mod routes;
+
+/// A depot as stored (phone encrypted).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DepotRow {
+    /// Id.
+    pub id: i64,
+    /// User-given unique code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// Owning region (12 digits).
+    pub region_code: String,
+    /// Kind.
+    #[sqlx(try_from = "String")]
+    pub kind: DepotKind,
+    /// Longitude (WGS84).
+    pub lon: f64,
+    /// Latitude (WGS84).
+    pub lat: f64,
+    /// Address.
+    pub address: Option<String>,
+    /// Manager's name.
+    pub manager: Option<String>,
+    /// Manager's phone, encrypted with the personal-data key.
+    pub phone_enc: Option<String>,
+    /// Notes.
+    pub notes: Option<String>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
+}
+
+/// A depot as the API shows it.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+pub struct Depot {
+    /// Id.
+    pub id: i64,
+    /// User-given unique code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// Owning region.
+    pub region_code: String,
+    /// Kind.
+    pub kind: DepotKind,
+    /// Kind, in Chinese.
+    pub kind_label: &'static str,
+    /// Longitude.
+    pub lon: f64,
+    /// Latitude.
+    pub lat: f64,
+    /// Address.
+    pub address: Option<String>,
+    /// Manager's name.
+    pub manager: Option<String>,
+    /// Manager's phone: masked (`138****5678`) unless revealed.
+    pub phone: Option<String>,
+    /// Whether `phone` is shown in full.
+    pub phone_revealed: bool,
+    /// Notes.
+    pub notes: Option<String>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
+}
+
+impl DepotRow {
+    /// The phone in clear (None when absent or unreadable with this key).
+    pub fn phone(&self, cipher: &Cipher) -> Option<String> {
+        self.phone_enc.as_deref().and_then(|e| cipher.decrypt(e))
+    }
+
+    /// The API view, with the phone masked or (when `reveal`) in full.
+    pub fn view(&self, cipher: &Cipher, reveal: bool) -> Depot {
+        let phone = self.phone(cipher).map(|p| if reveal { p } else { mask_phone(&p) });
+        Depot {
+            id: self.id,
+            code: self.code.clone(),
+            name: self.name.clone(),
+            region_code: self.region_code.clone(),
+            kind: self.kind,
+            kind_label: self.kind.label(),
+            lon: self.lon,
+            lat: self.lat,
+            address: self.address.clone(),
+            manager: self.manager.clone(),
+            phone_revealed: reveal && phone.is_some(),
+            phone,
+            notes: self.notes.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// Body of `POST /api/v1/depots`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDepot {
+    /// Unique code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// Owning region.
+    pub region_code: RegionCode,
+    /// Kind.
+    pub kind: DepotKind,
+    /// Longitude.
+    pub lon: f64,
+    /// Latitude.
+    pub lat: f64,
+    /// Address.
+    pub address: Option<String>,
+    /// Manager.
+    pub manager: Option<String>,
+    /// Manager's phone.
+    pub phone: Option<String>,
+    /// Notes.
+    pub notes: Option<String>,
+}
+
+/// Body of `PATCH /api/v1/depots/{id}`: any subset (the code and region do not change).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DepotPatch {
+    /// Name.
+    pub name: Option<String>,
+    /// Kind.
+    pub kind: Option<DepotKind>,
+    /// Longitude (with `lat`).
+    pub lon: Option<f64>,
+    /// Latitude (with `lon`).
+    pub lat: Option<f64>,
+    /// Address.
+    pub address: Option<String>,
+    /// Manager.
+    pub manager: Option<String>,
+    /// Manager's phone.
+    pub phone: Option<String>,
+    /// Notes.
+    pub notes: Option<String>,
+}
+
+/// Filters of `GET /api/v1/depots`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DepotQuery {
+    /// Only depots in this region (and below).
+    pub region: Option<RegionCode>,
+    /// Only this kind.
+    pub kind: Option<DepotKind>,
+    /// Page size.
+    pub limit: Option<u32>,
+    /// Items to skip.
+    pub offset: Option<u32>,
+}
+
+/// Query of `GET /api/v1/depots/{id}`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShowQuery {
+    /// Show the manager's phone in full (needs the personal-data permission; audited).
+    #[serde(default)]
+    pub reveal: bool,
+}
+
+/// Body of `PUT /api/v1/depots/{id}/minimums`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Minimum {
+    /// Item.
+    pub item_code: ItemCode,
+    /// Minimum level (0 removes it).
+    pub minimum: i64,
+}
+
+/// A depot with its stock.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DepotDetail {
+    /// The depot.
+    #[serde(flatten)]
+    pub depot: Depot,
+    /// Its batches with a balance above zero.
+    pub batches: Vec<Batch>,
+    /// Per item: total, minimum level, and whether below it.
+    pub levels: Vec<Level>,
+}
+
+/// Stock level of one item in a depot.
+#[derive(Debug, Serialize, JsonSchema, sqlx::FromRow)]
+pub struct Level {
+    /// Item.
+    pub item_code: String,
+    /// Total quantity over all batches.
+    pub quantity: i64,
+    /// Minimum level set for this depot and item.
+    pub minimum: Option<i64>,
+    /// True when a minimum is set and the quantity is below it.
+    #[sqlx(default)]
+    pub below_minimum: bool,
+}
+
+const SELECT: &str = "SELECT id, code, name, region_code, kind, lon, lat, address, manager, phone_enc, notes, created_at, updated_at FROM depots";
+
+/// One depot by id.
+pub async fn get(db: &Db, id: i64) -> Result<Option<DepotRow>, sqlx::Error> {
+    let sql = format!("{SELECT} WHERE id = $1");
+    with_db!(db, |p| sqlx::query_as::<_, DepotRow>(&sql).bind(id).fetch_optional(p).await)
+}
+
+/// One depot by id inside a transaction.
+pub async fn get_tx(tx: &mut Tx, id: i64) -> Result<Option<DepotRow>, sqlx::Error> {
+    let sql = format!("{SELECT} WHERE id = $1");
+    with_tx!(tx, |c| sqlx::query_as::<_, DepotRow>(&sql).bind(id).fetch_optional(c).await)
+}
+
+/// One depot by code inside a transaction.
+pub async fn by_code_tx(tx: &mut Tx, code: &str) -> Result<Option<DepotRow>, sqlx::Error> {
+    let sql = format!("{SELECT} WHERE code = $1");
+    with_tx!(tx, |c| sqlx::query_as::<_, DepotRow>(&sql).bind(code).fetch_optional(c).await)
+}
+
+/// Every depot within the bounds, by code.
+pub async fn all_in(db: &Db, bounds: (&str, &str)) -> Result<Vec<DepotRow>, sqlx::Error> {
+    let sql = format!("{SELECT} WHERE region_code >= $1 AND region_code <= $2 ORDER BY code");
+    with_db!(db, |p| sqlx::query_as::<_, DepotRow>(&sql).bind(bounds.0).bind(bounds.1).fetch_all(p).await)
+}
+
+/// Inserts a depot, returning its id.
+pub async fn insert(tx: &mut Tx, d: &DepotRow) -> Result<i64, sqlx::Error> {
+    with_tx!(tx, |c| {
+        sqlx::query_scalar(
+        "INSERT INTO depots (code, name, region_code, kind, lon, lat, address, manager, phone_enc, notes, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id"
+    )
+    .bind(&d.code)
+    .bind(&d.name)
+    .bind(&d.region_code)
+    .bind(d.kind.as_str())
+    .bind(d.lon)
+    .bind(d.lat)
+    .bind(&d.address)
+    .bind(&d.manager)
+    .bind(&d.phone_enc)
+    .bind(&d.notes)
+    .bind(d.created_at)
+    .bind(d.updated_at)
+    .fetch_one(c)
+    .await
+    })
+}
+
+/// Writes a depot's mutable fields.
+pub async fn update(tx: &mut Tx, d: &DepotRow) -> Result<(), sqlx::Error> {
+    with_tx!(tx, |c| {
+        sqlx::query(
+        "UPDATE depots SET name = $2, kind = $3, lon = $4, lat = $5, address = $6, manager = $7, phone_enc = $8, notes = $9, updated_at = $10 WHERE id = $1"
+    )
+    .bind(d.id)
+    .bind(&d.name)
+    .bind(d.kind.as_str())
+    .bind(d.lon)
+    .bind(d.lat)
+    .bind(&d.address)
+    .bind(&d.manager)
+    .bind(&d.phone_enc)
+    .bind(&d.notes)
+    .bind(d.updated_at)
+    .execute(c)
+    .await
+    .map(|_| ())
+    })
+}
+
+/// Checks a phone number: 5 to 20 digits, `+`, `-` or spaces.
+pub fn check_phone(p: &str) -> Result<String, String> {
+    let p = p.trim();
+    let digits = p.chars().filter(char::is_ascii_digit).count();
+    if (5..=20).contains(&digits) && p.chars().all(|c| c.is_ascii_digit() || "+- ".contains(c)) {
+        Ok(p.to_string())
+    } else {
+        Err(format!("电话号码「{p}」无效"))
+    }
+}
+
+/// Loads a depot the caller may act on with `perm` (404 when missing, 403 outside the
+/// jurisdiction).
+pub async fn load(c: &Ctx, perm: Perm, id: i64) -> ApiResult<DepotRow> {
+    let p = c.require(perm)?;
+    let d = get(&c.app.db, id).await?.ok_or_else(|| ApiError::NotFound(format!("储备库 {id} 不存在")))?;
+    p.require_region(&d.region_code)?;
+    Ok(d)
+}
+
+/// Audits a reveal of a depot's personal data inside `tx`.
+pub async fn audit_reveal(tx: &mut Tx, c: &Ctx, d: &DepotRow) -> ApiResult<()> {
+    let change = Change {
+        action: "reveal",
+        entity_type: "depot",
+        entity_id: &d.id.to_string(),
+        region_code: Some(&d.region_code),
+        before: None,
+        after: Some(serde_json::json!({ "fields": ["phone"] })),
+    };
+    audit::record(tx, &c.actor()?, c.now(), change).await?;
+    Ok(())
+}
+
+/// The caller's jurisdiction bounds, narrowed to `region` when given (403 when outside).
+pub fn narrowed_bounds(p: &Principal, region: Option<&RegionCode>) -> ApiResult<(String, String)> {
+    match region {
+        None => Ok(p.scope.bounds()),
+        Some(r) => {
+            p.require_region(r.as_str())?;
+            let s = r.as_str().trim_end_matches('0');
+            // A region code's own prefix: 6 digits (banner), 9 (township) or 12 (village).
+            let len = if s.len() <= 6 {
+                6
+            } else if s.len() <= 9 {
+                9
+            } else {
+                12
+            };
+            let prefix = &r.as_str()[..len];
+            Ok((format!("{prefix:0<12}"), format!("{prefix:9<12}")))
+        }
+    }
+}
