@@ -257,3 +257,130 @@ async fn insurance_certificate_and_filing_rules() {
     run_check(&app).await;
     assert!(findings(&app, &admin, MANDULATU, "TEAM_FILING_PENDING").await.is_empty());
 }
+
+const QUILT: &str = "1999905";
+
+async fn depot_at(app: &TestApp, t: &str, code: &str, km_north: f64) -> i64 {
+    let body = json!({"code": code, "name": format!("{code}储备点"), "region_code": MANDULATU, "kind": "township_point", "lon": 113.64402, "lat": 43.85223 + km_north / 111.195});
+    app.post(t, "/api/v1/depots", &body).await.expect(201).json()["id"].as_i64().unwrap()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stock(
+    app: &TestApp,
+    t: &str,
+    depot: i64,
+    kind: &str,
+    qty: i64,
+    batch: &str,
+    expiry: Option<&str>,
+    mode: &str,
+) {
+    let mut body = json!({"kind": kind, "item_code": QUILT, "quantity": qty, "batch": batch, "expiry_date": expiry, "reserve_mode": mode});
+    if kind == "adjust" {
+        body["reason"] = json!(if qty < 0 { "expired" } else { "found" });
+        body.as_object_mut().unwrap().remove("expiry_date");
+        body.as_object_mut().unwrap().remove("reserve_mode");
+    }
+    if kind == "issue" {
+        body.as_object_mut().unwrap().remove("expiry_date");
+        body.as_object_mut().unwrap().remove("reserve_mode");
+    }
+    app.post(t, &format!("/api/v1/depots/{depot}/movements"), &body).await.expect(201);
+}
+
+#[tokio::test]
+async fn supply_shortfall_and_minimum_count_unexpired_physical_stock_within_the_distance() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let needs = json!({"response_levels": [{"level": 2, "criteria": "大范围积雪", "supplies": [{"item_code": QUILT, "name": "棉被", "quantity": 100, "unit": "床", "within_km": 50}]}]});
+    let plan_id = approved_plan(&app, &admin, &plan("镇白灾预案", "township", MANDULATU, needs), "2026-11-20").await;
+    let near = depot_at(&app, &admin, "NEAR", 10.0).await;
+    let far = depot_at(&app, &admin, "FAR", 60.0).await;
+    // Exactly 100 usable within 50 km (near miss); agreement, expired and far stock do not count.
+    stock(&app, &admin, near, "receive", 100, "B1", Some("2027-06-30"), "physical").await;
+    stock(&app, &admin, near, "receive", 500, "AG", Some("2027-06-30"), "agreement").await;
+    stock(&app, &admin, near, "receive", 40, "OLD", Some("2026-11-26"), "physical").await;
+    stock(&app, &admin, far, "receive", 500, "F1", None, "physical").await;
+    run_check(&app).await;
+    assert!(findings(&app, &admin, MANDULATU, "SUPPLY_SHORTFALL").await.is_empty());
+    stock(&app, &admin, near, "issue", 1, "B1", None, "physical").await;
+    run_check(&app).await;
+    let f = findings(&app, &admin, MANDULATU, "SUPPLY_SHORTFALL").await;
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["subject_id"], plan_id.to_string());
+    assert_eq!(f[0]["severity"], "critical");
+    let facts = &f[0]["facts"];
+    assert_eq!(
+        (
+            facts["level"].as_i64(),
+            facts["required"].as_i64(),
+            facts["available"].as_i64(),
+            facts["shortfall"].as_i64(),
+            facts["distance_km"].as_f64()
+        ),
+        (Some(2), Some(100), Some(99), Some(1), Some(50.0))
+    );
+    assert_eq!(f[0]["message"], "满都拉图镇：《镇白灾预案》二级响应需要 50 km 内棉被 100 床；可用 99 床；缺口 1 床");
+    stock(&app, &admin, near, "receive", 1, "B2", Some("2027-06-30"), "physical").await;
+    run_check(&app).await;
+    assert!(findings(&app, &admin, MANDULATU, "SUPPLY_SHORTFALL").await.is_empty());
+
+    // Minimum level: 100 usable at NEAR. A minimum of 100 is met; 101 is not.
+    app.put(&admin, &format!("/api/v1/depots/{near}/minimums"), &json!({"item_code": QUILT, "minimum": 100}))
+        .await
+        .expect(200);
+    run_check(&app).await;
+    assert!(findings(&app, &admin, MANDULATU, "SUPPLY_BELOW_MINIMUM").await.is_empty());
+    app.put(&admin, &format!("/api/v1/depots/{near}/minimums"), &json!({"item_code": QUILT, "minimum": 101}))
+        .await
+        .expect(200);
+    run_check(&app).await;
+    let m = findings(&app, &admin, MANDULATU, "SUPPLY_BELOW_MINIMUM").await;
+    assert_eq!(m.len(), 1);
+    assert_eq!((m[0]["facts"]["held"].as_i64(), m[0]["facts"]["minimum"].as_i64()), (Some(100), Some(101)));
+    stock(&app, &admin, near, "receive", 1, "B3", None, "physical").await;
+    run_check(&app).await;
+    assert!(findings(&app, &admin, MANDULATU, "SUPPLY_BELOW_MINIMUM").await.is_empty());
+}
+
+#[tokio::test]
+async fn batches_expiring_within_the_window_and_expired_batches_not_written_off() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let d = depot_at(&app, &admin, "D", 1.0).await;
+    // Today 11-27, window to 12-27.
+    stock(&app, &admin, d, "receive", 5, "EXPIRED", Some("2026-11-26"), "physical").await;
+    stock(&app, &admin, d, "receive", 5, "TODAY", Some("2026-11-27"), "physical").await;
+    stock(&app, &admin, d, "receive", 5, "EDGE", Some("2026-12-27"), "physical").await;
+    stock(&app, &admin, d, "receive", 5, "BEYOND", Some("2026-12-28"), "physical").await;
+    run_check(&app).await;
+    let batch = |f: &[Value]| -> Vec<String> {
+        let mut v: Vec<String> = f.iter().map(|x| x["facts"]["batch"].as_str().unwrap().to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        batch(&findings(&app, &admin, MANDULATU, "SUPPLY_EXPIRED").await),
+        vec!["EXPIRED"],
+        "expiring today is still usable"
+    );
+    assert_eq!(
+        batch(&findings(&app, &admin, MANDULATU, "SUPPLY_EXPIRING").await),
+        vec!["EDGE", "TODAY"],
+        "12-28 is past the window"
+    );
+    // Written off: resolved.
+    stock(&app, &admin, d, "adjust", -5, "EXPIRED", None, "physical").await;
+    run_check(&app).await;
+    assert!(findings(&app, &admin, MANDULATU, "SUPPLY_EXPIRED").await.is_empty());
+    // The expiry sweep (07:30 daily) sends the township one digest for the day, once. On 11-28 the
+    // window runs to 12-28, and the batch that expired on 11-27 is no longer "expiring".
+    app.clock.set(app.clock.now_utc() + chrono::Duration::hours(23) + chrono::Duration::minutes(31));
+    app.tick().await;
+    app.tick().await;
+    let digest = app.get(&admin, "/api/v1/notifications?kind=expiry_digest").await.expect(200).json();
+    assert_eq!(digest["total"], 1, "{digest}");
+    let body = digest["items"][0]["body"].as_str().unwrap();
+    assert!(body.contains("EDGE") && body.contains("BEYOND") && !body.contains("TODAY"), "{body}");
+}

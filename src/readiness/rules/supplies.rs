@@ -106,7 +106,8 @@ async fn shortfall(
     Ok(())
 }
 
-/// Depots holding less unexpired stock of an item than its minimum.
+/// Depots holding less unexpired physical stock of an item than its minimum (stock held by an
+/// enterprise under agreement, or past its expiry date, does not fill a depot's minimum).
 async fn below_minimum(
     db: &Db,
     ctx: &Context,
@@ -117,7 +118,7 @@ async fn below_minimum(
         sqlx::query_as(
         "SELECT d.id, d.code, d.region_code, m.item_code, m.minimum,
                 COALESCE((SELECT SUM(b.quantity) FROM stock_batches b WHERE b.depot_id = m.depot_id AND b.item_code = m.item_code
-                          AND (b.expiry_date IS NULL OR b.expiry_date >= $1)), 0) AS held
+                          AND b.reserve_mode = 'physical' AND (b.expiry_date IS NULL OR b.expiry_date >= $1)), 0) AS held
          FROM stock_minimums m JOIN depots d ON d.id = m.depot_id
          WHERE m.minimum > 0"
     )
