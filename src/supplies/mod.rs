@@ -20,57 +20,12 @@ pub mod transfers;
 
 use chrono::NaiveDate;
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::time::Timestamp;
 
-/// Declares a closed vocabulary stored as TEXT: codes, Chinese labels, parsing.
-macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $code:literal, $label:literal;)+ }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name {
-            $($(#[$vmeta])* #[doc = $label] $variant,)+
-        }
-
-        impl $name {
-            /// Every value.
-            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
-
-            /// The stored code.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $code,)+ }
-            }
-
-            /// The Chinese label.
-            pub fn label(self) -> &'static str {
-                match self { $($name::$variant => $label,)+ }
-            }
-
-            /// Parses a code or the Chinese label.
-            pub fn parse(s: &str) -> Option<$name> {
-                let s = s.trim();
-                $name::ALL.iter().copied().find(|v| v.as_str() == s || v.label() == s)
-            }
-
-            /// The accepted codes, for error messages.
-            pub fn codes() -> String {
-                $name::ALL.iter().map(|v| format!("{}（{}）", v.as_str(), v.label())).collect::<Vec<_>>().join("、")
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = String;
-            fn try_from(s: String) -> Result<Self, String> {
-                $name::parse(&s).ok_or_else(|| format!("unknown {} {s:?}", stringify!($name)))
-            }
-        }
-    };
-}
-
-text_enum! {
+crate::vocabulary! {
     /// Kind of depot.
     DepotKind {
         BannerDepot = "banner_depot", "旗级储备库";
@@ -80,7 +35,7 @@ text_enum! {
     }
 }
 
-text_enum! {
+crate::vocabulary! {
     /// How a batch is held.
     ReserveMode {
         Physical = "physical", "实物";
@@ -89,7 +44,7 @@ text_enum! {
     }
 }
 
-text_enum! {
+crate::vocabulary! {
     /// Kind of stock movement.
     MovementKind {
         Receive = "receive", "入库";
@@ -103,7 +58,7 @@ text_enum! {
     }
 }
 
-text_enum! {
+crate::vocabulary! {
     /// Why an adjustment was made.
     AdjustReason {
         Damaged = "damaged", "损坏";
@@ -114,7 +69,7 @@ text_enum! {
     }
 }
 
-text_enum! {
+crate::vocabulary! {
     /// Lifecycle of a transfer between depots.
     TransferStatus {
         Requested = "requested", "已申请";
@@ -125,7 +80,7 @@ text_enum! {
     }
 }
 
-text_enum! {
+crate::vocabulary! {
     /// Compensation status of a requisition (应对法 art. 12).
     CompensationStatus {
         Pending = "pending", "待补偿";

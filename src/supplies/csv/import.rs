@@ -138,7 +138,7 @@ pub(super) async fn import_depots(c: Ctx) -> ApiResult<Response> {
         });
         let kind = rec.need("kind", &mut errors).and_then(|v| {
             DepotKind::parse(v).or_else(|| {
-                errors.push(rec.err("kind", format!("类型「{v}」无效，应为 {}", DepotKind::codes())));
+                errors.push(rec.err("kind", format!("类型「{v}」无效，应为 {}", DepotKind::choices())));
                 None
             })
         });
@@ -320,7 +320,7 @@ pub(super) async fn import_stock(c: Ctx) -> ApiResult<Response> {
         let reserve_mode = match rec.get("reserve_mode") {
             None => Some(ReserveMode::Physical),
             Some(v) => ReserveMode::parse(v).or_else(|| {
-                errors.push(rec.err("reserve_mode", format!("储备方式「{v}」无效，应为 {}", ReserveMode::codes())));
+                errors.push(rec.err("reserve_mode", format!("储备方式「{v}」无效，应为 {}", ReserveMode::choices())));
                 None
             }),
         };
