@@ -1,13 +1,18 @@
 //! Drills (应急演练): the calendar, reminders before each drill, what happened, the evaluation,
 //! findings and corrective actions, and the summary report.
 
+pub mod action_handlers;
 pub mod actions;
+pub mod feed;
+pub mod handlers;
 pub mod ics;
 pub mod indicators;
 pub mod reminders;
 pub mod report;
 pub mod routes;
+pub mod series;
 pub mod store;
+pub mod validate;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
