@@ -47,6 +47,11 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // `cargo test --all-targets` runs bench binaries too (without `--bench`): measure only when
+    // asked to, under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        return Ok(());
+    }
     let depots = env("YINGJI_BENCH_DEPOTS", 20_000);
     let batches = env("YINGJI_BENCH_BATCHES", 1_000_000);
     let requests = env("YINGJI_BENCH_REQUESTS", 2_000);

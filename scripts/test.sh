@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "=== yingji tests on SQLite"
-YINGJI_TEST_DATABASE_URL= cargo test --all-targets "$@"
+YINGJI_TEST_DATABASE_URL= cargo test "$@"
 
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 if [ ! -x "$PG_BIN/initdb" ]; then
@@ -37,4 +37,4 @@ as_pg "$PG_BIN/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w \
   start >/dev/null
 
 echo "=== yingji tests on PostgreSQL (port $port)"
-YINGJI_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres" cargo test --all-targets "$@"
+YINGJI_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres" cargo test "$@"
