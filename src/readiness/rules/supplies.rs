@@ -49,7 +49,7 @@ async fn shortfall(
     }
     // One pass over the batches: unexpired physical stock per depot and item.
     let rows: Vec<(f64, f64, String, i64)> = with_db!(db, |p| sqlx::query_as(
-        "SELECT d.lon, d.lat, b.item_code, SUM(b.quantity)
+        "SELECT d.lon, d.lat, b.item_code, CAST(SUM(b.quantity) AS BIGINT)
          FROM stock_batches b JOIN depots d ON d.id = b.depot_id
          WHERE b.reserve_mode = 'physical' AND b.quantity > 0 AND (b.expiry_date IS NULL OR b.expiry_date >= $1)
          GROUP BY d.id, d.lon, d.lat, b.item_code"
@@ -117,8 +117,8 @@ async fn below_minimum(
     let rows: Vec<(i64, String, String, String, i64, i64)> = with_db!(db, |p| {
         sqlx::query_as(
         "SELECT d.id, d.code, d.region_code, m.item_code, m.minimum,
-                COALESCE((SELECT SUM(b.quantity) FROM stock_batches b WHERE b.depot_id = m.depot_id AND b.item_code = m.item_code
-                          AND b.reserve_mode = 'physical' AND (b.expiry_date IS NULL OR b.expiry_date >= $1)), 0) AS held
+                CAST(COALESCE((SELECT SUM(b.quantity) FROM stock_batches b WHERE b.depot_id = m.depot_id AND b.item_code = m.item_code
+                          AND b.reserve_mode = 'physical' AND (b.expiry_date IS NULL OR b.expiry_date >= $1)), 0) AS BIGINT) AS held
          FROM stock_minimums m JOIN depots d ON d.id = m.depot_id
          WHERE m.minimum > 0"
     )
