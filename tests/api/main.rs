@@ -4,6 +4,7 @@
 mod common;
 mod drills;
 mod forces;
+mod forces_flows;
 mod foundation;
 mod notify;
 mod plans;
@@ -12,3 +13,4 @@ mod readiness_rules;
 mod receiver;
 mod scheduler;
 mod supplies;
+mod supplies_flows;

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::common::*;
+use crate::forces::id_number;
 use crate::readiness::{findings, run_check};
 
 /// A plan body for `region` with optional drill and evaluation intervals and requirements.
@@ -157,14 +158,6 @@ async fn team_with_members(app: &TestApp, admin: &str, code: &str, km: f64, n: u
         ids.push(v["id"].as_i64().unwrap());
     }
     ids
-}
-
-/// A valid ID number (GB 11643 check digit) for test person `seq`.
-fn id_number(seq: u32) -> String {
-    let base = format!("15252319800101{:03}", seq % 1000);
-    let w = [7u32, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = base.bytes().zip(w).map(|(b, w)| u32::from(b - b'0') * w).sum();
-    format!("{base}{}", b"10X98765432"[(sum % 11) as usize] as char)
 }
 
 #[tokio::test]
