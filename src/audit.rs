@@ -134,8 +134,8 @@ pub struct AuditQuery {
     pub offset: Option<u32>,
 }
 
-/// Lists audit rows in the jurisdiction bounds `(lo, hi)`, newest first. Rows without a region
-/// (system-wide events) are shown only to a caller whose bounds are the whole tree.
+/// Lists audit rows in the jurisdiction bounds `(lo, hi)`, newest first. Every change records the
+/// region it belongs to; a row without one would match no jurisdiction and is never listed.
 pub async fn list(
     db: &Db,
     bounds: (&str, &str),

@@ -149,9 +149,13 @@ pub async fn enqueue_due(db: &Db, now: Timestamp) -> anyhow::Result<(u64, u64)> 
     .fetch_all(p)
     .await
     })?;
+    let mut ids: Vec<i64> = due.iter().map(|r| r.1).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let drills = store::get_many(db, &ids).await?;
     let (mut sent, mut skipped) = (0, 0);
     for (id, drill_id, offset, due_at) in due {
-        let Some(d) = store::get(db, drill_id).await? else { continue };
+        let Some(d) = drills.get(&drill_id) else { continue };
         let mut tx = db.begin().await?;
         let ahead = d.status.is_upcoming() && d.starts_at > now;
         let late = now.0 - due_at.0 > GRACE;
@@ -182,8 +186,8 @@ pub async fn enqueue_due(db: &Db, now: Timestamp) -> anyhow::Result<(u64, u64)> 
             skipped += 1;
             continue;
         }
-        for region in recipients(&mut tx, &d).await? {
-            let m = message(&d, offset, late, &region);
+        for region in recipients(&mut tx, d).await? {
+            let m = message(d, offset, late, &region);
             outbox::enqueue(&mut tx, now, &m).await?;
         }
         tx.commit().await?;

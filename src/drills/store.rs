@@ -131,6 +131,22 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Drill>, sqlx::Error> {
     Ok(attach(db, row.into_iter().collect()).await?.pop())
 }
 
+/// Several drills by id (one query for the drills, one each for their plans and teams).
+pub async fn get_many(db: &Db, ids: &[i64]) -> Result<HashMap<i64, Drill>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!("SELECT {COLUMNS} FROM drills WHERE id IN ({})", placeholders(1, ids.len()));
+    let rows = with_db!(db, |p| {
+        let mut q = sqlx::query_as::<_, Row>(&sql);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(p).await
+    })?;
+    Ok(attach(db, rows).await?.into_iter().map(|d| (d.id, d)).collect())
+}
+
 /// Filters of the drill list and calendar.
 #[derive(Debug, Default)]
 pub struct Filter {

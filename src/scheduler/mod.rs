@@ -144,13 +144,7 @@ async fn materialise(state: &AppState, id: i64, now: Timestamp) -> anyhow::Resul
 
 /// Runs one job occurrence; returns its counts.
 async fn run_job(state: &AppState, schedule_id: i64, due_at: Timestamp, now: Timestamp) -> Result<Value, String> {
-    let job = schedules::list(&state.db)
-        .await
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .find(|s| s.id == schedule_id)
-        .map(|s| s.job)
-        .ok_or("schedule vanished")?;
+    let job = schedules::job_of(&state.db, schedule_id).await.map_err(|e| e.to_string())?.ok_or("schedule vanished")?;
     tracing::info!(job = job.as_str(), due = %due_at, "running job");
     match job {
         Job::DrillReminders => {

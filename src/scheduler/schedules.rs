@@ -173,6 +173,15 @@ pub async fn list(db: &Db) -> Result<Vec<Schedule>, sqlx::Error> {
     with_db!(db, |p| sqlx::query_as::<_, Schedule>(&sql).fetch_all(p).await)
 }
 
+/// The job a schedule runs.
+pub async fn job_of(db: &Db, id: i64) -> Result<Option<Job>, sqlx::Error> {
+    let job: Option<String> = with_db!(db, |p| sqlx::query_scalar("SELECT job FROM schedules WHERE id = $1")
+        .bind(id)
+        .fetch_optional(p)
+        .await)?;
+    Ok(job.and_then(|j| Job::try_from(j).ok()))
+}
+
 /// One schedule by name.
 pub async fn get(db: &Db, name: &str) -> Result<Option<Schedule>, sqlx::Error> {
     let sql = format!("{SELECT} WHERE name = $1");
