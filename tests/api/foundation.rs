@@ -429,3 +429,24 @@ async fn instances_starting_together_share_one_database() {
         s.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn logs_are_json_lines_when_asked() {
+    let db = fresh_db().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_yingji"))
+        .arg("migrate")
+        .env("DATABASE_URL", &db.url)
+        .env("YINGJI_PII_KEY", TEST_PII_KEY)
+        .env("YINGJI_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "first-start seeding logs something");
+    for line in lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{v}");
+    }
+}
