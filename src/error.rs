@@ -55,6 +55,9 @@ pub struct Problem {
     /// Individual validation errors.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// For a state conflict (409 from a lifecycle step): the state the object is in now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_status: Option<String>,
     /// Request id (also in the `X-Request-Id` header), for finding the log lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
@@ -94,6 +97,15 @@ pub enum ApiError {
     /// State conflict (duplicate, wrong lifecycle state).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A lifecycle step that does not start from the object's current state (or lost a race to
+    /// a concurrent step): see [`crate::transition`].
+    #[error("state conflict: {detail}")]
+    StateConflict {
+        /// What happened, naming the current state.
+        detail: String,
+        /// The state the object is in now.
+        current: String,
+    },
     /// Body over the limit.
     #[error("payload too large")]
     PayloadTooLarge(u64),
@@ -132,7 +144,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::StateConflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -158,6 +170,9 @@ impl ApiError {
                 vec![],
             ),
             ApiError::Conflict(d) => ("conflict", "冲突 (Conflict)", d.clone(), vec![]),
+            ApiError::StateConflict { detail, .. } => {
+                ("state-conflict", "状态冲突 (State conflict)", detail.clone(), vec![])
+            }
             ApiError::PayloadTooLarge(limit) => {
                 ("payload-too-large", "请求体过大 (Payload too large)", format!("请求体超过上限 {limit} 字节"), vec![])
             }
@@ -180,6 +195,10 @@ impl ApiError {
             status: self.status().as_u16(),
             detail,
             errors,
+            current_status: match self {
+                ApiError::StateConflict { current, .. } => Some(current.clone()),
+                _ => None,
+            },
             request_id: request_id.map(str::to_string),
         }
     }

@@ -28,4 +28,5 @@ pub mod seed;
 pub mod supplies;
 pub mod system;
 pub mod time;
+pub mod transition;
 pub mod vocab;

@@ -190,14 +190,24 @@ pub async fn list_actions(
     })
 }
 
-/// Moves an action to `status`, stamping the time.
-pub async fn set_action_status(tx: &mut Tx, id: i64, status: &str, now: Timestamp) -> Result<(), sqlx::Error> {
-    let sql = match status {
-        "done" => "UPDATE corrective_actions SET status = $2, done_at = $3, updated_at = $3 WHERE id = $1",
-        "verified" => "UPDATE corrective_actions SET status = $2, verified_at = $3, updated_at = $3 WHERE id = $1",
-        _ => {
-            "UPDATE corrective_actions SET status = $2, done_at = NULL, verified_at = NULL, updated_at = $3 WHERE id = $1"
-        }
-    };
-    with_tx!(tx, |c| sqlx::query(sql).bind(id).bind(status).bind(now).execute(c).await.map(|_| ()))
+/// The corrective-action lifecycle: open → done → verified (done may be reopened).
+pub const ACTION: crate::transition::Lifecycle = crate::transition::Lifecycle::new("corrective_actions", "整改措施");
+
+/// Moves an action to `status` from the one state that step starts from, stamping the time.
+/// Loses with a conflict when a concurrent step moved it first.
+pub async fn set_action_status(
+    tx: &mut Tx,
+    id: i64,
+    status: &str,
+    now: Timestamp,
+) -> Result<(), crate::transition::TransitionError> {
+    let none: Option<Timestamp> = None;
+    match status {
+        "done" => crate::transition!(tx, ACTION, id, from ["open"] => "done",
+            set { "done_at" = now, "updated_at" = now }),
+        "verified" => crate::transition!(tx, ACTION, id, from ["done"] => "verified",
+            set { "verified_at" = now, "updated_at" = now }),
+        _ => crate::transition!(tx, ACTION, id, from ["done"] => "open",
+            set { "done_at" = none, "verified_at" = none, "updated_at" = now }),
+    }
 }
