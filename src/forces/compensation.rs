@@ -19,8 +19,10 @@ crate::vocabulary! {
     }
 }
 
-/// An amount of money in fen (0.01 yuan); read and shown as yuan. Never negative.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+/// An amount of money in fen (0.01 yuan); read and shown as yuan, stored as an integer number of
+/// fen. Never negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, sqlx::Type)]
+#[sqlx(transparent)]
 pub struct Money(pub i64);
 
 impl Money {

@@ -123,16 +123,15 @@ pub async fn find_batch(tx: &mut Tx, depot_id: i64, item: &str, batch: &str) -> 
     with_tx!(tx, |c| sqlx::query_as::<_, Batch>(&sql).bind(depot_id).bind(item).bind(batch).fetch_optional(c).await)
 }
 
-/// The batch stock arrives in: the existing one (its dates and mode must agree with `attrs`
-/// where given) or a new one with a zero balance.
-pub async fn open_batch(
+/// Creates the batch with a zero balance unless it exists (a concurrent creator wins quietly).
+async fn insert_if_absent(
     tx: &mut Tx,
     depot_id: i64,
     item: &str,
     batch: &str,
     attrs: &BatchAttrs,
     now: Timestamp,
-) -> ApiResult<Batch> {
+) -> Result<(), sqlx::Error> {
     with_tx!(&mut *tx, |c| {
         sqlx::query(
         "INSERT INTO stock_batches (depot_id, item_code, batch, quantity, production_date, expiry_date, reserve_mode, contract_no, contract_end, owner, funding, created_at, updated_at)
@@ -153,10 +152,28 @@ pub async fn open_batch(
     .execute(c)
     .await
     .map(|_| ())
-    })?;
-    let b = find_batch(tx, depot_id, item, batch)
+    })
+}
+
+/// The batch [`insert_if_absent`] made sure of.
+async fn created(tx: &mut Tx, depot_id: i64, item: &str, batch: &str) -> ApiResult<Batch> {
+    find_batch(tx, depot_id, item, batch)
         .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("batch vanished after insert")))?;
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("batch vanished after insert")))
+}
+
+/// The batch stock arrives in: the existing one (its dates and mode must agree with `attrs`
+/// where given) or a new one with a zero balance.
+pub async fn open_batch(
+    tx: &mut Tx,
+    depot_id: i64,
+    item: &str,
+    batch: &str,
+    attrs: &BatchAttrs,
+    now: Timestamp,
+) -> ApiResult<Batch> {
+    insert_if_absent(tx, depot_id, item, batch, attrs, now).await?;
+    let b = created(tx, depot_id, item, batch).await?;
     if b.reserve_mode != attrs.reserve_mode
         || (attrs.expiry_date.is_some() && b.expiry_date != attrs.expiry_date)
         || (attrs.production_date.is_some() && b.production_date != attrs.production_date)
@@ -167,6 +184,48 @@ pub async fn open_batch(
         ));
     }
     Ok(b)
+}
+
+/// True when a batch has exactly these attributes (dates, mode, contract, owner, funding).
+pub fn same_identity(b: &Batch, a: &BatchAttrs) -> bool {
+    b.production_date == a.production_date
+        && b.expiry_date == a.expiry_date
+        && b.reserve_mode == a.reserve_mode
+        && b.contract_no == a.contract_no
+        && b.contract_end == a.contract_end
+        && b.owner == a.owner
+        && b.funding == a.funding
+}
+
+/// The name goods moved from elsewhere take when their own name is already used at the
+/// destination by a batch of another identity: `<batch>-<tag>`, e.g. `Q1-T42` for transfer 42.
+pub fn derived_batch_name(batch: &str, tag: &str) -> String {
+    format!("{batch}-{tag}")
+}
+
+/// The batch goods moved from another depot arrive in, keeping their identity (dates, mode,
+/// contract, owner, funding): the batch of the same name when it has the same identity (or does
+/// not exist yet), otherwise [`derived_batch_name`]`(batch, tag)`. Never asks the user for a name.
+pub async fn arrival_batch(
+    tx: &mut Tx,
+    depot_id: i64,
+    item: &str,
+    batch: &str,
+    attrs: &BatchAttrs,
+    tag: &str,
+    now: Timestamp,
+) -> ApiResult<Batch> {
+    for name in [batch.to_string(), derived_batch_name(batch, tag)] {
+        insert_if_absent(tx, depot_id, item, &name, attrs, now).await?;
+        let b = created(tx, depot_id, item, &name).await?;
+        if same_identity(&b, attrs) {
+            return Ok(b);
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "批次 {batch} 与 {} 在本库都已存在且属性不同，无法入库",
+        derived_batch_name(batch, tag)
+    )))
 }
 
 /// Records a movement of `delta` units on a batch and updates its balance in the same

@@ -77,6 +77,7 @@ crate::vocabulary! {
         Shipped = "shipped", "已发运";
         Received = "received", "已接收";
         Cancelled = "cancelled", "已取消";
+        Returned = "returned", "已退回";
     }
 }
 

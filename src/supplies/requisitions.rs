@@ -1,7 +1,9 @@
 //! Requisitions (征用, 突发事件应对法 art. 12): goods taken from a private owner in an emergency,
-//! received into a depot as a batch of their own (`requisition_in`), returned afterwards (an
-//! `issue` movement to the owner), and compensated for damage or loss (`pending` → `paid` or
-//! `waived`). Two working lists follow: "to return" and "to compensate".
+//! received into a depot as a batch of their own (`requisition_in`), returned afterwards (`held` →
+//! `returned`, an `issue` movement to the owner), and compensated for damage or loss (`pending` →
+//! `paid` or `waived`; amounts in yuan with two decimals, stored in fen). Two working lists
+//! follow: "to return" and "to compensate". Both steps are [`transition!`](crate::transition!)s:
+//! of two returns (or two compensation decisions) arriving together one wins, the other gets 409.
 
 use chrono::NaiveDate;
 use schemars::JsonSchema;
@@ -15,6 +17,7 @@ use crate::audit::{self, Change};
 use crate::auth::Perm;
 use crate::db::{Backend, Tx};
 use crate::error::{ApiError, ApiResult};
+use crate::forces::compensation::Money;
 use crate::http::Ctx;
 use crate::http::ctx::{Page, json, page};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
@@ -51,8 +54,11 @@ pub struct Requisition {
     pub returned_quantity: Option<i64>,
     /// Condition on return.
     pub return_condition: Option<String>,
-    /// Compensation amount (yuan).
-    pub compensation_amount: Option<f64>,
+    /// `held` (in the depot) or `returned`.
+    pub status: String,
+    /// Compensation amount (yuan, two decimals; stored in fen).
+    #[sqlx(rename = "compensation_fen")]
+    pub compensation_amount: Option<Money>,
     /// Compensation status.
     #[sqlx(try_from = "String")]
     pub compensation_status: CompensationStatus,
@@ -102,8 +108,8 @@ pub struct Return {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Compensation {
-    /// Amount in yuan.
-    pub amount: Option<f64>,
+    /// Amount in yuan (at most two decimals).
+    pub amount: Option<Money>,
     /// Status.
     pub status: CompensationStatus,
 }
@@ -130,30 +136,18 @@ pub struct RequisitionQuery {
     pub offset: Option<u32>,
 }
 
-const SELECT: &str = "SELECT id, depot_id, region_code, owner, item_code, quantity, batch_id, condition, received_on, due_return, returned_on, returned_quantity, return_condition, compensation_amount, compensation_status, note, created_at, updated_at FROM requisitions";
+const SELECT: &str = "SELECT id, depot_id, region_code, owner, item_code, quantity, batch_id, condition, received_on, due_return, returned_on, returned_quantity, return_condition, status, compensation_fen, compensation_status, note, created_at, updated_at FROM requisitions";
+
+/// The return lifecycle: `held` → `returned`.
+pub const REQUISITION: crate::transition::Lifecycle = crate::transition::Lifecycle::new("requisitions", "征用记录");
+
+/// The compensation lifecycle: `pending` → `paid` or `waived` (the amount may be set while pending).
+pub const COMPENSATION: crate::transition::Lifecycle =
+    crate::transition::Lifecycle::new("requisitions", "征用补偿").state_column("compensation_status");
 
 async fn get_tx(tx: &mut Tx, id: i64) -> Result<Option<Requisition>, sqlx::Error> {
     let sql = format!("{SELECT} WHERE id = $1");
     with_tx!(tx, |c| sqlx::query_as::<_, Requisition>(&sql).bind(id).fetch_optional(c).await)
-}
-
-async fn save(tx: &mut Tx, r: &Requisition) -> Result<(), sqlx::Error> {
-    with_tx!(tx, |c| {
-        sqlx::query(
-        "UPDATE requisitions SET returned_on = $2, returned_quantity = $3, return_condition = $4, compensation_amount = $5,
-         compensation_status = $6, updated_at = $7 WHERE id = $1"
-    )
-    .bind(r.id)
-    .bind(r.returned_on)
-    .bind(r.returned_quantity)
-    .bind(&r.return_condition)
-    .bind(r.compensation_amount)
-    .bind(r.compensation_status.as_str())
-    .bind(r.updated_at)
-    .execute(c)
-    .await
-    .map(|_| ())
-    })
 }
 
 /// Routes of requisitions.
@@ -280,7 +274,7 @@ async fn list(c: Ctx) -> ApiResult<Response> {
     let (lo, hi) = p.scope.bounds();
     let (filter, order) = match q.list {
         None => ("", "id DESC"),
-        Some(ListKind::ToReturn) => ("AND returned_on IS NULL", "due_return IS NULL, due_return, id"),
+        Some(ListKind::ToReturn) => ("AND status = 'held'", "due_return IS NULL, due_return, id"),
         Some(ListKind::ToCompensate) => ("AND compensation_status = 'pending'", "id"),
     };
     let sql =
@@ -309,35 +303,36 @@ async fn give_back(c: Ctx) -> ApiResult<Response> {
     let b: Return = c.json()?;
     let r = load(&c, Perm::Write).await?;
     let condition = text("condition", &b.condition, 500)?;
+    if let Some(n) = b.quantity
+        && !(0..=super::MAX_QUANTITY).contains(&n)
+    {
+        return Err(ApiError::invalid("quantity", "数量不能为负数"));
+    }
     let now = c.now();
+    let returned_on = b.returned_on.unwrap_or_else(|| today(now));
     let actor = c.actor()?;
     super::idempotency::run(&c, StatusCode::OK, |mut tx| async {
-        let before =
-            get_tx(&mut tx, r.id).await?.ok_or_else(|| ApiError::NotFound(format!("征用记录 {} 不存在", r.id)))?;
-        if before.returned_on.is_some() {
-            return Err(ApiError::Conflict(format!("征用记录 {} 已归还", r.id)));
-        }
+        crate::transition!(&mut tx, REQUISITION, r.id, from ["held"] => "returned",
+            set { "returned_on" = returned_on, "return_condition" = &condition, "updated_at" = now })?;
         let left: i64 =
             with_tx!(&mut tx, |conn| sqlx::query_scalar("SELECT quantity FROM stock_batches WHERE id = $1")
-                .bind(before.batch_id)
+                .bind(r.batch_id)
                 .fetch_one(conn)
                 .await)?;
         let n = b.quantity.unwrap_or(left);
-        if !(0..=super::MAX_QUANTITY).contains(&n) {
-            return Err(ApiError::invalid("quantity", "数量不能为负数"));
-        }
         if n > 0 {
             let details = Details {
                 requisition_id: Some(r.id),
-                destination: Some(format!("归还所有人 {}", before.owner)),
+                destination: Some(format!("归还所有人 {}", r.owner)),
                 reference: Some(format!("征用-{}", r.id)),
                 ..Details::default()
             };
+            let batch = format!("征用-{}", r.id);
             ledger::take(
                 &mut tx,
-                before.depot_id,
-                &before.item_code,
-                Some(&format!("征用-{}", r.id)),
+                r.depot_id,
+                &r.item_code,
+                Some(&batch),
                 n,
                 MovementKind::Issue,
                 &details,
@@ -346,12 +341,21 @@ async fn give_back(c: Ctx) -> ApiResult<Response> {
             )
             .await?;
         }
-        let mut after = before.clone();
-        after.returned_on = Some(b.returned_on.unwrap_or_else(|| today(now)));
-        after.returned_quantity = Some(n);
-        after.return_condition = Some(condition.clone());
-        after.updated_at = now;
-        save(&mut tx, &after).await?;
+        with_tx!(&mut tx, |conn| sqlx::query("UPDATE requisitions SET returned_quantity = $2 WHERE id = $1")
+            .bind(r.id)
+            .bind(n)
+            .execute(conn)
+            .await
+            .map(|_| ()))?;
+        let after = current(&mut tx, r.id).await?;
+        let before = Requisition {
+            status: "held".into(),
+            returned_on: None,
+            returned_quantity: None,
+            return_condition: None,
+            updated_at: r.updated_at,
+            ..after.clone()
+        };
         let change = Change {
             action: "return",
             entity_type: "requisition",
@@ -366,27 +370,28 @@ async fn give_back(c: Ctx) -> ApiResult<Response> {
     .await
 }
 
+/// Reads the requisition inside the transaction (after its transition: the current row).
+async fn current(tx: &mut Tx, id: i64) -> ApiResult<Requisition> {
+    get_tx(tx, id).await?.ok_or_else(|| ApiError::NotFound(format!("征用记录 {id} 不存在")))
+}
+
 async fn compensate(c: Ctx) -> ApiResult<Response> {
     let b: Compensation = c.json()?;
     let r = load(&c, Perm::Decide).await?;
-    if let Some(a) = b.amount
-        && !(a.is_finite() && a >= 0.0)
-    {
-        return Err(ApiError::invalid("amount", "补偿金额应为非负数"));
-    }
-    if b.status == CompensationStatus::Paid && b.amount.or(r.compensation_amount).is_none() {
-        return Err(ApiError::invalid("amount", "已补偿须填写补偿金额"));
-    }
     let now = c.now();
     let mut tx = c.app.db.begin().await?;
-    let before = get_tx(&mut tx, r.id).await?.ok_or_else(|| ApiError::NotFound(format!("征用记录 {} 不存在", r.id)))?;
-    let mut after = before.clone();
-    if b.amount.is_some() {
-        after.compensation_amount = b.amount;
+    let to = b.status.as_str();
+    // Read for the audit row only; the transition below decides.
+    let before = current(&mut tx, r.id).await?;
+    match b.amount {
+        Some(amount) => crate::transition!(&mut tx, COMPENSATION, r.id, from ["pending"] => to,
+            set { "compensation_fen" = amount, "updated_at" = now })?,
+        None => crate::transition!(&mut tx, COMPENSATION, r.id, from ["pending"] => to, set { "updated_at" = now })?,
     }
-    after.compensation_status = b.status;
-    after.updated_at = now;
-    save(&mut tx, &after).await?;
+    let after = current(&mut tx, r.id).await?;
+    if b.status == CompensationStatus::Paid && after.compensation_amount.is_none() {
+        return Err(ApiError::invalid("amount", "已补偿须填写补偿金额"));
+    }
     let change = Change {
         action: "compensate",
         entity_type: "requisition",

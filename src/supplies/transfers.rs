@@ -1,8 +1,15 @@
 //! Transfers between depots (调拨): `requested` → `approved` → `shipped` → `received`, or
-//! `cancelled` before shipping. Shipping records `transfer_out` movements at the source (first
-//! expiry first, or the named batch); receiving records `transfer_in` movements into batches of
-//! the same identity and dates at the destination. The received quantity may be less than the
-//! shipped one; the difference is recorded on the transfer.
+//! `cancelled` before shipping, or `returned` to the source after shipping. Shipping records
+//! `transfer_out` movements at the source (first expiry first, or the named batch); receiving
+//! records `transfer_in` movements at the destination into batches that keep the shipped batch's
+//! identity (name, dates, reserve mode, contract, owner, funding; a name already used there by a
+//! batch of another identity becomes `<batch>-T<transfer id>`); returning records `return`
+//! movements back into the source's batches (`<batch>-R<transfer id>` on a clash). The received or
+//! returned quantity may be less than the shipped one; the difference is recorded on the transfer.
+//!
+//! Every step is one [`transition!`](crate::transition!) inside the transaction that writes its
+//! movements and audit row: of two steps arriving together exactly one wins, the other gets 409
+//! naming the current state and writes nothing.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -36,6 +43,33 @@ pub struct Line {
     pub expiry_date: Option<chrono::NaiveDate>,
     /// Reserve mode.
     pub reserve_mode: ReserveMode,
+    /// Contract number (agreement reserves).
+    #[serde(default)]
+    pub contract_no: Option<String>,
+    /// Contract end date.
+    #[serde(default)]
+    pub contract_end: Option<chrono::NaiveDate>,
+    /// Owner of the goods.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Funding source.
+    #[serde(default)]
+    pub funding: Option<String>,
+}
+
+impl Line {
+    /// The batch attributes the goods keep wherever they arrive.
+    fn attrs(&self) -> BatchAttrs {
+        BatchAttrs {
+            production_date: self.production_date,
+            expiry_date: self.expiry_date,
+            reserve_mode: self.reserve_mode,
+            contract_no: self.contract_no.clone(),
+            contract_end: self.contract_end,
+            owner: self.owner.clone(),
+            funding: self.funding.clone(),
+        }
+    }
 }
 
 /// A transfer.
@@ -63,8 +97,10 @@ pub struct Transfer {
     pub shipped_qty: Option<i64>,
     /// Units received.
     pub received_qty: Option<i64>,
-    /// Shipped minus received (lost or damaged on the way).
+    /// Shipped minus received or returned (lost or damaged on the way).
     pub difference: Option<i64>,
+    /// Units returned to the source.
+    pub returned_qty: Option<i64>,
     /// Note.
     pub note: Option<String>,
     /// Who asked.
@@ -79,6 +115,8 @@ pub struct Transfer {
     pub received_at: Option<Timestamp>,
     /// When cancelled.
     pub cancelled_at: Option<Timestamp>,
+    /// When returned to the source.
+    pub returned_at: Option<Timestamp>,
 }
 
 /// Body of `POST /api/v1/transfers`.
@@ -109,6 +147,16 @@ pub struct Receipt {
     pub note: Option<String>,
 }
 
+/// Body of `POST /api/v1/transfers/{id}/return`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Giveback {
+    /// Units arriving back at the source (default: all shipped); at most the shipped quantity.
+    pub returned_quantity: Option<i64>,
+    /// Note (e.g. why the goods came back).
+    pub note: Option<String>,
+}
+
 /// Body of the approve, ship and cancel steps: an empty object `{}`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -126,32 +174,14 @@ pub struct TransferQuery {
     pub offset: Option<u32>,
 }
 
-const SELECT: &str = "SELECT id, from_depot_id, to_depot_id, item_code, batch, quantity, status, lines, shipped_qty, received_qty, difference, note, requested_by, requested_at, approved_at, shipped_at, received_at, cancelled_at FROM transfers";
+const SELECT: &str = "SELECT id, from_depot_id, to_depot_id, item_code, batch, quantity, status, lines, shipped_qty, received_qty, difference, note, requested_by, requested_at, approved_at, shipped_at, received_at, cancelled_at, returned_qty, returned_at FROM transfers";
+
+/// The transfer lifecycle.
+pub const TRANSFER: crate::transition::Lifecycle = crate::transition::Lifecycle::new("transfers", "调拨单");
 
 async fn get_tx(tx: &mut Tx, id: i64) -> Result<Option<Transfer>, sqlx::Error> {
     let sql = format!("{SELECT} WHERE id = $1");
     with_tx!(tx, |c| sqlx::query_as::<_, Transfer>(&sql).bind(id).fetch_optional(c).await)
-}
-
-async fn save(tx: &mut Tx, t: &Transfer) -> Result<(), sqlx::Error> {
-    with_tx!(tx, |c| sqlx::query(
-        "UPDATE transfers SET status = $2, lines = $3, shipped_qty = $4, received_qty = $5, difference = $6, note = $7,
-         approved_at = $8, shipped_at = $9, received_at = $10, cancelled_at = $11 WHERE id = $1"
-    )
-    .bind(t.id)
-    .bind(t.status.as_str())
-    .bind(&t.lines)
-    .bind(t.shipped_qty)
-    .bind(t.received_qty)
-    .bind(t.difference)
-    .bind(&t.note)
-    .bind(t.approved_at)
-    .bind(t.shipped_at)
-    .bind(t.received_at)
-    .bind(t.cancelled_at)
-    .execute(c)
-    .await
-    .map(|_| ()))
 }
 
 /// Routes of transfers.
@@ -228,13 +258,20 @@ pub fn routes() -> Vec<Route> {
         step(
             "/api/v1/transfers/{id}/receive",
             "调拨接收",
-            "接收：调入库记 transfer_in 入库；实收数量可少于发运数量，差额记录在调拨单上。支持 Idempotency-Key。",
+            "接收：调入库记 transfer_in 入库，无须填写批次号：入库批次沿用发运批次的批次号、日期、储备方式、合同、所有人和资金来源（本库已有同名但属性不同的批次时，命名为「批次-T调拨单号」）；实收数量可少于发运数量，差额记录在调拨单上。支持 Idempotency-Key。",
             schema::<Receipt>(),
             |c| Box::pin(receive(c)),
         ),
         step("/api/v1/transfers/{id}/cancel", "取消调拨", "发运前可取消。", schema::<Step>(), |c| {
             Box::pin(cancel(c))
         }),
+        step(
+            "/api/v1/transfers/{id}/return",
+            "调拨退回",
+            "已发运未接收的调拨退回调出库：按发运批次记 return 入库（批次属性不变，重名且属性不同时为「批次-R调拨单号」）；实收数量可少于发运数量，差额记录在调拨单上。支持 Idempotency-Key。",
+            schema::<Giveback>(),
+            |c| Box::pin(give_back(c)),
+        ),
     ]
 }
 
@@ -328,17 +365,27 @@ async fn list(c: Ctx) -> ApiResult<Response> {
     json(&Page { items, total })
 }
 
-fn wrong_state(t: &Transfer, action: &str) -> ApiError {
-    ApiError::Conflict(format!("调拨单 {} 当前状态为「{}」，不能{action}", t.id, t.status.label()))
+/// Reads the transfer inside the transaction (after its transition, so the row is the current one).
+async fn current(tx: &mut Tx, id: i64) -> ApiResult<Transfer> {
+    get_tx(tx, id).await?.ok_or_else(|| ApiError::NotFound(format!("调拨单 {id} 不存在")))
 }
 
-/// Re-reads the transfer inside the transaction and checks it is still in `expected`.
-async fn reload(tx: &mut Tx, id: i64, expected: &[TransferStatus], action: &str) -> ApiResult<Transfer> {
-    let t = get_tx(tx, id).await?.ok_or_else(|| ApiError::NotFound(format!("调拨单 {id} 不存在")))?;
-    if !expected.contains(&t.status) {
-        return Err(wrong_state(&t, action));
-    }
-    Ok(t)
+/// Writes the step's non-state columns (after the transition decided it may happen).
+async fn save_effects(tx: &mut Tx, t: &Transfer) -> Result<(), sqlx::Error> {
+    with_tx!(tx, |c| {
+        sqlx::query(
+        "UPDATE transfers SET lines = $2, received_qty = $3, returned_qty = $4, difference = $5, note = $6 WHERE id = $1"
+    )
+    .bind(t.id)
+    .bind(&t.lines)
+    .bind(t.received_qty)
+    .bind(t.returned_qty)
+    .bind(t.difference)
+    .bind(&t.note)
+    .execute(c)
+    .await
+    .map(|_| ())
+    })
 }
 
 async fn finish(
@@ -349,7 +396,7 @@ async fn finish(
     before: &Transfer,
     after: &Transfer,
 ) -> ApiResult<(Tx, serde_json::Value)> {
-    save(&mut tx, after).await?;
+    save_effects(&mut tx, after).await?;
     let change = Change {
         action,
         entity_type: "transfer",
@@ -365,11 +412,11 @@ async fn finish(
 async fn approve(c: Ctx) -> ApiResult<Response> {
     let (t, from, _) = load(&c, Perm::Decide).await?;
     c.principal()?.require_region(&from)?;
+    let now = c.now();
     let mut tx = c.app.db.begin().await?;
-    let before = reload(&mut tx, t.id, &[TransferStatus::Requested], "批准").await?;
-    let mut after = before.clone();
-    after.status = TransferStatus::Approved;
-    after.approved_at = Some(c.now());
+    crate::transition!(&mut tx, TRANSFER, t.id, from ["requested"] => "approved", set { "approved_at" = now })?;
+    let after = current(&mut tx, t.id).await?;
+    let before = Transfer { status: TransferStatus::Requested, approved_at: None, ..after.clone() };
     let (tx, v) = finish(tx, &c, "approve", &from, &before, &after).await?;
     tx.commit().await?;
     json(&v)
@@ -377,11 +424,13 @@ async fn approve(c: Ctx) -> ApiResult<Response> {
 
 async fn cancel(c: Ctx) -> ApiResult<Response> {
     let (t, from, _) = load(&c, Perm::Write).await?;
+    let now = c.now();
     let mut tx = c.app.db.begin().await?;
-    let before = reload(&mut tx, t.id, &[TransferStatus::Requested, TransferStatus::Approved], "取消").await?;
-    let mut after = before.clone();
-    after.status = TransferStatus::Cancelled;
-    after.cancelled_at = Some(c.now());
+    crate::transition!(&mut tx, TRANSFER, t.id, from ["requested", "approved"] => "cancelled",
+        set { "cancelled_at" = now })?;
+    let after = current(&mut tx, t.id).await?;
+    let was = if after.approved_at.is_some() { TransferStatus::Approved } else { TransferStatus::Requested };
+    let before = Transfer { status: was, cancelled_at: None, ..after.clone() };
     let (tx, v) = finish(tx, &c, "cancel", &from, &before, &after).await?;
     tx.commit().await?;
     json(&v)
@@ -393,21 +442,24 @@ async fn ship(c: Ctx) -> ApiResult<Response> {
     let now = c.now();
     let actor = c.actor()?;
     super::idempotency::run(&c, StatusCode::OK, |mut tx| async {
-        let before = reload(&mut tx, t.id, &[TransferStatus::Approved], "发运").await?;
+        crate::transition!(&mut tx, TRANSFER, t.id, from ["approved"] => "shipped",
+            set { "shipped_at" = now, "shipped_qty" = t.quantity })?;
+        let mut after = current(&mut tx, t.id).await?;
+        let before =
+            Transfer { status: TransferStatus::Approved, shipped_at: None, shipped_qty: None, ..after.clone() };
         let details = Details { transfer_id: Some(t.id), ..Details::default() };
         let taken = ledger::take(
             &mut tx,
-            t.from_depot_id,
-            &t.item_code,
-            t.batch.as_deref(),
-            t.quantity,
+            after.from_depot_id,
+            &after.item_code,
+            after.batch.as_deref(),
+            after.quantity,
             MovementKind::TransferOut,
             &details,
             now,
             &actor.name,
         )
         .await?;
-        let mut after = before.clone();
         after.lines = Json(
             taken
                 .iter()
@@ -417,61 +469,124 @@ async fn ship(c: Ctx) -> ApiResult<Response> {
                     production_date: b.production_date,
                     expiry_date: b.expiry_date,
                     reserve_mode: b.reserve_mode,
+                    contract_no: b.contract_no.clone(),
+                    contract_end: b.contract_end,
+                    owner: b.owner.clone(),
+                    funding: b.funding.clone(),
                 })
                 .collect(),
         );
-        after.shipped_qty = Some(t.quantity);
-        after.status = TransferStatus::Shipped;
-        after.shipped_at = Some(now);
         finish(tx, &c, "ship", &from, &before, &after).await
     })
     .await
 }
 
+/// Puts up to `quantity` of the shipped lines into `depot` (batches keep their identity; `tag`
+/// names a batch whose name is taken by another identity) with movements of `kind`.
+#[allow(clippy::too_many_arguments)]
+async fn arrive(
+    tx: &mut Tx,
+    t: &Transfer,
+    depot: i64,
+    quantity: i64,
+    kind: MovementKind,
+    tag: &str,
+    details: &Details,
+    now: Timestamp,
+    actor: &str,
+) -> ApiResult<()> {
+    let mut left = quantity;
+    for line in t.lines.iter() {
+        let n = left.min(line.quantity);
+        if n == 0 {
+            break;
+        }
+        let batch = ledger::arrival_batch(tx, depot, &t.item_code, &line.batch, &line.attrs(), tag, now).await?;
+        ledger::apply(tx, &batch, kind, n, details, now, actor).await?;
+        left -= n;
+    }
+    Ok(())
+}
+
+/// Checks a received or returned quantity against the shipped one (default: all shipped).
+fn arrived_qty(field: &str, asked: Option<i64>, shipped: i64) -> ApiResult<i64> {
+    let n = asked.unwrap_or(shipped);
+    if !(0..=shipped).contains(&n) {
+        return Err(ApiError::invalid(field, format!("实收数量应在 0 到发运数量 {shipped} 之间")));
+    }
+    Ok(n)
+}
+
+/// True when the step's body is absent (an empty body counts as `{}`).
+fn blank(c: &Ctx) -> bool {
+    c.body.iter().all(u8::is_ascii_whitespace)
+}
+
 async fn receive(c: Ctx) -> ApiResult<Response> {
-    let body: Receipt = if c.body.iter().all(u8::is_ascii_whitespace) {
-        Receipt { received_quantity: None, note: None }
-    } else {
-        c.json()?
-    };
+    let body: Receipt = if blank(&c) { Receipt { received_quantity: None, note: None } } else { c.json()? };
     let (t, _, to) = load(&c, Perm::Write).await?;
     c.principal()?.require_region(&to)?;
     let now = c.now();
     let actor = c.actor()?;
     let note = opt_text("note", body.note.as_deref(), 1000)?;
     super::idempotency::run(&c, StatusCode::OK, |mut tx| async {
-        let before = reload(&mut tx, t.id, &[TransferStatus::Shipped], "接收").await?;
-        let shipped = before.shipped_qty.unwrap_or(0);
-        let received = body.received_quantity.unwrap_or(shipped);
-        if !(0..=shipped).contains(&received) {
-            return Err(ApiError::invalid("received_quantity", format!("实收数量应在 0 到发运数量 {shipped} 之间")));
-        }
+        crate::transition!(&mut tx, TRANSFER, t.id, from ["shipped"] => "received", set { "received_at" = now })?;
+        let mut after = current(&mut tx, t.id).await?;
+        let before = Transfer { status: TransferStatus::Shipped, received_at: None, ..after.clone() };
+        let shipped = after.shipped_qty.unwrap_or(0);
+        let received = arrived_qty("received_quantity", body.received_quantity, shipped)?;
         let details = Details { transfer_id: Some(t.id), note: note.clone(), ..Details::default() };
-        let mut left = received;
-        for line in before.lines.iter() {
-            let n = left.min(line.quantity);
-            if n == 0 {
-                break;
-            }
-            let attrs = BatchAttrs {
-                production_date: line.production_date,
-                expiry_date: line.expiry_date,
-                reserve_mode: line.reserve_mode,
-                ..BatchAttrs::physical()
-            };
-            let batch = ledger::open_batch(&mut tx, t.to_depot_id, &t.item_code, &line.batch, &attrs, now).await?;
-            ledger::apply(&mut tx, &batch, MovementKind::TransferIn, n, &details, now, &actor.name).await?;
-            left -= n;
-        }
-        let mut after = before.clone();
+        let tag = format!("T{}", t.id);
+        arrive(
+            &mut tx,
+            &after,
+            after.to_depot_id,
+            received,
+            MovementKind::TransferIn,
+            &tag,
+            &details,
+            now,
+            &actor.name,
+        )
+        .await?;
         after.received_qty = Some(received);
         after.difference = Some(shipped - received);
-        after.status = TransferStatus::Received;
-        after.received_at = Some(now);
         if note.is_some() {
             after.note = note.clone();
         }
         finish(tx, &c, "receive", &to, &before, &after).await
+    })
+    .await
+}
+
+async fn give_back(c: Ctx) -> ApiResult<Response> {
+    let body: Giveback = if blank(&c) { Giveback { returned_quantity: None, note: None } } else { c.json()? };
+    let (t, from, _) = load(&c, Perm::Write).await?;
+    c.principal()?.require_region(&from)?;
+    let now = c.now();
+    let actor = c.actor()?;
+    let note = opt_text("note", body.note.as_deref(), 1000)?;
+    super::idempotency::run(&c, StatusCode::OK, |mut tx| async {
+        crate::transition!(&mut tx, TRANSFER, t.id, from ["shipped"] => "returned", set { "returned_at" = now })?;
+        let mut after = current(&mut tx, t.id).await?;
+        let before = Transfer { status: TransferStatus::Shipped, returned_at: None, ..after.clone() };
+        let shipped = after.shipped_qty.unwrap_or(0);
+        let returned = arrived_qty("returned_quantity", body.returned_quantity, shipped)?;
+        let details = Details {
+            transfer_id: Some(t.id),
+            reference: Some(format!("调拨单 {} 退回", t.id)),
+            note: note.clone(),
+            ..Details::default()
+        };
+        let tag = format!("R{}", t.id);
+        arrive(&mut tx, &after, after.from_depot_id, returned, MovementKind::Return, &tag, &details, now, &actor.name)
+            .await?;
+        after.returned_qty = Some(returned);
+        after.difference = Some(shipped - returned);
+        if note.is_some() {
+            after.note = note.clone();
+        }
+        finish(tx, &c, "return", &from, &before, &after).await
     })
     .await
 }
