@@ -146,13 +146,20 @@ impl From<TransitionError> for ApiError {
 ///
 /// The key, set values and guard values may be any type sqlx binds on both backends. The key
 /// expression is evaluated once.
+///
+/// Where the allowed states are computed, `from_any <slice expr>` takes a `&[&str]` instead of
+/// the bracketed list:
+///
+/// ```ignore
+/// transition!(&mut tx, DRILL, id, from_any allowed => "cancelled", guard { "sequence" = seq })?;
+/// ```
 #[macro_export]
 macro_rules! transition {
-    ($tx:expr, $life:expr, $id:expr, from [$($from:expr),+ $(,)?] => $to:expr
-     $(, set { $($col:literal = $val:expr),* $(,)? })?
-     $(, guard { $($gcol:literal = $gval:expr),* $(,)? })? $(,)?) => {{
+    (@run $tx:expr, $life:expr, $id:expr, $from_list:expr, $to:expr
+     $(, set { $($col:literal = $val:expr),* })?
+     $(, guard { $($gcol:literal = $gval:expr),* })?) => {{
         let life: &$crate::transition::Lifecycle = &$life;
-        let from: &[&str] = &[$($from),+];
+        let from: &[&str] = $from_list;
         let to: &str = $to;
         let id = &$id;
         let sets: &[&str] = &[$($($col),*)?];
@@ -181,6 +188,18 @@ macro_rules! transition {
             }
         }
     }};
+    ($tx:expr, $life:expr, $id:expr, from [$($from:expr),+ $(,)?] => $to:expr
+     $(, set { $($col:literal = $val:expr),* $(,)? })?
+     $(, guard { $($gcol:literal = $gval:expr),* $(,)? })? $(,)?) => {
+        $crate::transition!(@run $tx, $life, $id, &[$($from),+], $to
+            $(, set { $($col = $val),* })? $(, guard { $($gcol = $gval),* })?)
+    };
+    ($tx:expr, $life:expr, $id:expr, from_any $from:expr => $to:expr
+     $(, set { $($col:literal = $val:expr),* $(,)? })?
+     $(, guard { $($gcol:literal = $gval:expr),* $(,)? })? $(,)?) => {
+        $crate::transition!(@run $tx, $life, $id, $from, $to
+            $(, set { $($col = $val),* })? $(, guard { $($gcol = $gval),* })?)
+    };
 }
 
 #[cfg(test)]

@@ -155,14 +155,27 @@ pub(super) async fn get(c: Ctx) -> ApiResult<Response> {
     json(&d)
 }
 
-/// Saves a changed drill with its audit row (and re-plans reminders).
-pub(super) async fn save(c: &Ctx, before: &Drill, mut after: Drill, action: &str) -> ApiResult<Drill> {
+/// States a drill can be edited, started, cancelled or postponed from.
+const UPCOMING: &[Status] = &[Status::Planned, Status::Postponed];
+
+/// The drill lifecycle (every change, status or not, bumps `sequence`).
+pub const DRILL: crate::transition::Lifecycle = crate::transition::Lifecycle::new("drills", "演练");
+
+/// Saves a changed drill with its audit row (and re-plans reminders). The drill must still be in
+/// one of `from` and unchanged since `before` was read (same `sequence`): one
+/// [`transition!`](crate::transition!) decides that inside the transaction, so of two steps
+/// arriving together (start and cancel, two edits) one wins and the other gets 409 and writes
+/// nothing.
+pub(super) async fn save(c: &Ctx, before: &Drill, mut after: Drill, action: &str, from: &[Status]) -> ApiResult<Drill> {
     let now = c.now();
     after.updated_at = now;
     after.sequence = before.sequence + 1;
     after.status_label = after.status.label();
     let actor = c.actor()?;
+    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
     let mut tx = c.app.db.begin().await?;
+    crate::transition!(&mut tx, DRILL, before.id, from_any &from => after.status.as_str(),
+        set { "sequence" = after.sequence, "updated_at" = now }, guard { "sequence" = before.sequence })?;
     store::update(&mut tx, &after).await?;
     reminders::plan(&mut tx, &after, now).await?;
     audit::record(
@@ -193,11 +206,16 @@ pub(super) async fn save(c: &Ctx, before: &Drill, mut after: Drill, action: &str
     Ok(after)
 }
 
+/// Early answer for a step that cannot start from the drill's state as read (validation only:
+/// [`save`]'s transition decides).
 pub(super) fn require_status(d: &Drill, allowed: &[Status], what: &str) -> ApiResult<()> {
     if allowed.contains(&d.status) {
         Ok(())
     } else {
-        Err(ApiError::Conflict(format!("演练 {} 当前状态为「{}」，不能{what}", d.id, d.status.label())))
+        Err(ApiError::StateConflict {
+            detail: format!("演练 {} 当前状态为「{}」（{}），不能{what}", d.id, d.status.label(), d.status.as_str()),
+            current: d.status.as_str().to_string(),
+        })
     }
 }
 
@@ -242,14 +260,14 @@ pub(super) async fn patch(c: Ctx) -> ApiResult<Response> {
         d.reminder_offsets = v;
     }
     fail(errors)?;
-    json(&save(&c, &before, d, "update").await?)
+    json(&save(&c, &before, d, "update", UPCOMING).await?)
 }
 
 pub(super) async fn start(c: Ctx) -> ApiResult<Response> {
     let (_, before) = load(&c, Perm::Write).await?;
     require_status(&before, &[Status::Planned, Status::Postponed], "开始")?;
     let d = Drill { status: Status::InProgress, ..before.clone() };
-    json(&save(&c, &before, d, "start").await?)
+    json(&save(&c, &before, d, "start", UPCOMING).await?)
 }
 
 pub(super) async fn complete(c: Ctx) -> ApiResult<Response> {
@@ -263,7 +281,7 @@ pub(super) async fn complete(c: Ctx) -> ApiResult<Response> {
     check_text("scenario", &actual.scenario, 8000, true, &mut errors);
     fail(errors)?;
     let d = Drill { status: Status::Completed, actual: Some(actual), ..before.clone() };
-    json(&save(&c, &before, d, "complete").await?)
+    json(&save(&c, &before, d, "complete", &[Status::Planned, Status::Postponed, Status::InProgress]).await?)
 }
 
 pub(super) async fn evaluate(c: Ctx) -> ApiResult<Response> {
@@ -275,7 +293,7 @@ pub(super) async fn evaluate(c: Ctx) -> ApiResult<Response> {
         ApiError::invalid_many(format!("评估有 {} 处错误：{}", errors.len(), errors[0].message), errors)
     })?;
     let d = Drill { status: Status::Evaluated, evaluation: Some(e), ..before.clone() };
-    json(&save(&c, &before, d, "evaluate").await?)
+    json(&save(&c, &before, d, "evaluate", &[Status::Completed, Status::Evaluated]).await?)
 }
 
 pub(super) async fn cancel(c: Ctx) -> ApiResult<Response> {
@@ -286,7 +304,7 @@ pub(super) async fn cancel(c: Ctx) -> ApiResult<Response> {
         return Err(ApiError::invalid("reason", "请说明取消原因"));
     }
     let d = Drill { status: Status::Cancelled, cancel_reason: Some(b.reason.trim().to_string()), ..before.clone() };
-    json(&save(&c, &before, d, "cancel").await?)
+    json(&save(&c, &before, d, "cancel", UPCOMING).await?)
 }
 
 pub(super) async fn postpone(c: Ctx) -> ApiResult<Response> {
@@ -306,7 +324,7 @@ pub(super) async fn postpone(c: Ctx) -> ApiResult<Response> {
         ends_at: b.ends_at,
         ..before.clone()
     };
-    json(&save(&c, &before, d, "postpone").await?)
+    json(&save(&c, &before, d, "postpone", UPCOMING).await?)
 }
 
 pub(super) async fn list_reminders(c: Ctx) -> ApiResult<Response> {

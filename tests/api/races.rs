@@ -211,3 +211,60 @@ async fn requisition_return_and_compensation_race_with_one_winner() {
     let fen = count(&app, &format!("SELECT COALESCE(compensation_fen, -1) FROM requisitions WHERE id = {id}")).await;
     assert_eq!(fen, if wins[0] == 1 { 85_050 } else { -1 });
 }
+
+fn drill_body() -> Value {
+    json!({
+        "title": "满都拉图镇草原火灾扑救实战演练", "form": "field", "scope": "comprehensive", "purpose": "test",
+        "objective": "检验响应启动", "region": MANDULATU, "organiser_unit": "满都拉图镇应急办",
+        "participating_units": ["满都拉图镇政府"], "place_name": "白音哈拉图嘎查北草场", "lon": 113.7, "lat": 43.9,
+        "starts_at": "2026-12-05T09:00:00+08:00", "ends_at": "2026-12-05T12:00:00+08:00"
+    })
+}
+
+/// A drill's reminders without the row ids that differ between drills.
+async fn reminder_shape(app: &TestApp, t: &str, id: i64) -> Vec<Value> {
+    let v = app.get(t, &format!("/api/v1/drills/{id}/reminders")).await.expect(200).json();
+    let mut out = v.as_array().unwrap().clone();
+    for r in &mut out {
+        let o = r.as_object_mut().unwrap();
+        o.retain(|k, _| k != "id" && k != "drill_id");
+    }
+    out
+}
+
+/// The effects of a drill step an observer can count: status, sequence, audit rows, reminders.
+async fn drill_effects(app: &TestApp, t: &str, id: i64) -> (Value, Value, usize, Vec<Value>) {
+    let d = app.get(t, &format!("/api/v1/drills/{id}")).await.expect(200).json();
+    (d["status"].clone(), d["sequence"].clone(), audits(app, "drill", id).await.len(), reminder_shape(app, t, id).await)
+}
+
+#[tokio::test]
+async fn drill_start_and_cancel_race_with_one_winner_and_the_effects_of_one_call() {
+    let app = Arc::new(TestApp::spawn().await);
+    let op = app.token("operator", MANDULATU).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(app.post(&op, "/api/v1/drills", &drill_body()).await.expect(201).json()["id"].as_i64().unwrap());
+    }
+    let path = |id: i64, step: &str| format!("/api/v1/drills/{id}/{step}");
+    let cancel = json!({"reason": "大风天气"});
+    // The same step N times, against one call on a twin drill.
+    let resps = race(&app, times(N, &op, &path(ids[0], "start"), json!({}))).await;
+    assert_eq!(tally(resps, &[0; N], &["in_progress"]), [1]);
+    app.post(&op, &path(ids[2], "start"), &json!({})).await.expect(200);
+    let single = drill_effects(&app, &op, ids[2]).await;
+    assert_eq!(drill_effects(&app, &op, ids[0]).await, single);
+    assert_eq!(single.2, 2, "create and one start");
+    // Start against cancel.
+    let mut calls = times(N / 2, &op, &path(ids[1], "start"), json!({}));
+    calls.extend(times(N / 2, &op, &path(ids[1], "cancel"), cancel.clone()));
+    let wins = tally(race(&app, calls).await, &split(N / 2, N), &["in_progress", "cancelled"]);
+    assert_eq!(wins.iter().sum::<usize>(), 1, "{wins:?}");
+    let twin = app.post(&op, "/api/v1/drills", &drill_body()).await.expect(201).json()["id"].as_i64().unwrap();
+    if wins[0] == 1 {
+        app.post(&op, &path(twin, "start"), &json!({})).await.expect(200);
+    } else {
+        app.post(&op, &path(twin, "cancel"), &cancel).await.expect(200);
+    }
+    assert_eq!(drill_effects(&app, &op, ids[1]).await, drill_effects(&app, &op, twin).await);
+}
