@@ -35,12 +35,15 @@ pub struct Lifecycle {
     pub column: &'static str,
     /// Chinese noun for messages, e.g. `调拨单`.
     pub noun: &'static str,
+    /// Where several rows share a key (a plan's versions): the column whose highest value names
+    /// the row whose state a conflict reports.
+    pub latest_by: Option<&'static str>,
 }
 
 impl Lifecycle {
     /// A lifecycle whose state lives in a column named `status`, keyed by `id`.
     pub const fn new(table: &'static str, noun: &'static str) -> Lifecycle {
-        Lifecycle { table, key: "id", column: "status", noun }
+        Lifecycle { table, key: "id", column: "status", noun, latest_by: None }
     }
 
     /// The same lifecycle keyed by another column.
@@ -51,6 +54,12 @@ impl Lifecycle {
     /// The same lifecycle with its state in another column.
     pub const fn state_column(self, column: &'static str) -> Lifecycle {
         Lifecycle { column, ..self }
+    }
+
+    /// The same lifecycle over rows sharing a key (the update names one with a guard); a conflict
+    /// reports the state of the row with the highest `column`.
+    pub const fn latest_by(self, column: &'static str) -> Lifecycle {
+        Lifecycle { latest_by: Some(column), ..self }
     }
 
     /// The conditional update. Placeholders: `$1` new state, `$2` key, then one per `set` column,
@@ -74,7 +83,8 @@ impl Lifecycle {
 
     /// Reads the current state of one row (`$1` = key).
     pub fn status_sql(&self) -> String {
-        format!("SELECT {} FROM {} WHERE {} = $1", self.column, self.table, self.key)
+        let order = self.latest_by.map(|c| format!(" ORDER BY {c} DESC LIMIT 1")).unwrap_or_default();
+        format!("SELECT {} FROM {} WHERE {} = $1{order}", self.column, self.table, self.key)
     }
 }
 

@@ -2,6 +2,11 @@
 //! create → (update)* → submit → approve (previous version in force → superseded) → file;
 //! revise (new draft version of an approved/filed plan); reject (review → draft); retire;
 //! evaluate. Permission and jurisdiction are checked by the routes before calling in.
+//!
+//! Every status change of a version is one [`transition!`](crate::transition!) on that version
+//! ([`PLAN`]) in the caller's transaction: reads before it are for validation and messages; of two
+//! steps arriving together (approve and reject, two submits) one wins and the other gets 409
+//! naming the current state. Two revisions of one version race on the unique version number.
 
 use chrono::NaiveDate;
 use schemars::JsonSchema;
@@ -83,9 +88,28 @@ async fn audit_plan(
     Ok(())
 }
 
-/// Locks a plan and its latest version.
+/// The plan lifecycle, on its versions (keyed by plan, the version number as guard); a miss
+/// reports the latest version's state.
+pub const PLAN: crate::transition::Lifecycle =
+    crate::transition::Lifecycle::new("plan_versions", "预案").keyed_by("plan_id").latest_by("version");
+
+/// Moves version `version` of plan `id` from one of `from` to `to` (the transition that decides).
+async fn move_version(
+    tx: &mut Tx,
+    id: i64,
+    version: i64,
+    from: &[PlanStatus],
+    to: PlanStatus,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let from: Vec<&str> = from.iter().map(|s| s.code()).collect();
+    crate::transition!(tx, PLAN, id, from_any &from => to.code(), set { "updated_at" = now }, guard { "version" = version })?;
+    Ok(())
+}
+
+/// Reads a plan and its latest version (validation and audit; transitions decide).
 pub async fn load(tx: &mut Tx, id: i64) -> Result<(PlanRow, PlanVersion), ApiError> {
-    let plan = store::lock(tx, id).await?.ok_or_else(|| ApiError::NotFound(format!("预案 {id} 不存在")))?;
+    let plan = store::get_tx(tx, id).await?.ok_or_else(|| ApiError::NotFound(format!("预案 {id} 不存在")))?;
     let latest = store::version_tx(tx, id, plan.latest_version)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("plan {id} lacks version {}", plan.latest_version)))?;
@@ -93,7 +117,10 @@ pub async fn load(tx: &mut Tx, id: i64) -> Result<(PlanRow, PlanVersion), ApiErr
 }
 
 pub(super) fn state_error(v: &PlanVersion, wanted: &str) -> ApiError {
-    ApiError::Conflict(format!("预案第 {} 版当前状态为「{}」，{wanted}", v.version, v.status.label()))
+    ApiError::StateConflict {
+        detail: format!("预案第 {} 版当前状态为「{}」（{}），{wanted}", v.version, v.status.label(), v.status.code()),
+        current: v.status.code().to_string(),
+    }
 }
 
 fn new_version(version: i64, content: PlanContent, actor: &Actor, now: Timestamp) -> PlanVersion {
@@ -143,7 +170,7 @@ pub async fn create(tx: &mut Tx, actor: &Actor, now: Timestamp, content: PlanCon
     })?;
     let v = new_version(1, content, actor, now);
     store::insert_version(tx, id, &v).await?;
-    let plan = store::lock(tx, id).await?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("plan vanished")))?;
+    let plan = store::get_tx(tx, id).await?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("plan vanished")))?;
     audit_plan(tx, actor, now, "create", &plan, None, Some(&v)).await?;
     Ok(id)
 }
@@ -169,6 +196,7 @@ pub async fn update(tx: &mut Tx, actor: &Actor, now: Timestamp, id: i64, content
         return Err(state_error(&before, "只有草稿可以修改；已印发或已备案的预案请先修订（revise）生成新版本"));
     }
     check_identity(&plan, &content)?;
+    move_version(tx, id, before.version, &[PlanStatus::Draft], PlanStatus::Draft, now).await?;
     let mut after = before.clone();
     after.content = content;
     after.updated_at = now;
@@ -195,6 +223,7 @@ pub async fn simple_transition(
     if before.status != from {
         return Err(state_error(&before, &format!("只有「{}」状态可以执行此操作", from.label())));
     }
+    move_version(tx, id, before.version, &[from], to, now).await?;
     let mut after = before.clone();
     set_status(&mut after, to, now);
     store::update_version(tx, id, &after).await?;
@@ -237,12 +266,14 @@ pub async fn approve(
     if before.status != PlanStatus::Review {
         return Err(state_error(&before, "只有审核中的预案可以批准"));
     }
+    move_version(tx, id, before.version, &[PlanStatus::Review], PlanStatus::Approved, now).await?;
     if let Some(cur) = plan.current_version {
         let old = store::version_tx(tx, id, cur).await?;
         if let Some(old) = old {
             if a.issued_on < old.issued_on.unwrap_or(NaiveDate::MIN) {
                 return Err(ApiError::invalid("issued_on", "新版本的印发日期不能早于被替代版本的印发日期"));
             }
+            move_version(tx, id, cur, &[PlanStatus::Approved, PlanStatus::Filed], PlanStatus::Superseded, now).await?;
             let mut sup = old.clone();
             set_status(&mut sup, PlanStatus::Superseded, now);
             store::update_version(tx, id, &sup).await?;
@@ -291,6 +322,7 @@ pub async fn file(
     if before.issued_on.is_some_and(|i| f.filed_on < i) {
         return Err(ApiError::invalid("filed_on", "备案日期不能早于印发日期"));
     }
+    move_version(tx, id, cur, &[PlanStatus::Approved], PlanStatus::Filed, now).await?;
     let mut after = before.clone();
     set_status(&mut after, PlanStatus::Filed, now);
     after.filed_with = Some(f.filed_with.trim().to_string());
@@ -328,15 +360,29 @@ pub async fn revise(
         check_identity(&plan, c)?;
     }
     if draft_replaced {
+        move_version(tx, id, latest.version, &[PlanStatus::Draft], PlanStatus::Superseded, now).await?;
         let mut sup = latest.clone();
         set_status(&mut sup, PlanStatus::Superseded, now);
         store::update_version(tx, id, &sup).await?;
         audit_plan(tx, actor, now, "supersede", &plan, Some(&latest), Some(&sup)).await?;
+    } else {
+        // Still in force (the status stays); a concurrent revision of the same version loses on
+        // the unique version number below.
+        move_version(tx, id, latest.version, &[latest.status], latest.status, now).await?;
     }
     let mut v = new_version(latest.version + 1, content.unwrap_or_else(|| latest.content.clone()), actor, now);
     v.revision_reason = Some(r.reason);
     v.revision_note = note.map(str::to_string);
-    store::insert_version(tx, id, &v).await?;
+    store::insert_version(tx, id, &v).await.map_err(|e| {
+        if crate::db::is_unique_violation(&e) {
+            ApiError::StateConflict {
+                detail: format!("预案第 {} 版已由另一修订创建，当前为草稿（draft）", v.version),
+                current: PlanStatus::Draft.code().to_string(),
+            }
+        } else {
+            e.into()
+        }
+    })?;
     plan.latest_version = v.version;
     plan.updated_at = now;
     store::update_pointers(tx, &plan).await?;
@@ -360,6 +406,7 @@ pub async fn retire(tx: &mut Tx, actor: &Actor, now: Timestamp, id: i64, note: &
         if matches!(before.status, PlanStatus::Superseded | PlanStatus::Retired) {
             continue;
         }
+        move_version(tx, id, n, &[before.status], PlanStatus::Retired, now).await?;
         let mut after = before.clone();
         set_status(&mut after, PlanStatus::Retired, now);
         after.revision_note = note.note.clone().or(after.revision_note);

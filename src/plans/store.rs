@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use sqlx::types::Json;
 
 use super::{PlanContent, PlanKind, PlanStatus, PlanVersion, ResponseLevel, RevisionReason};
-use crate::db::{Backend, Db, Tx};
+use crate::db::{Db, Tx};
 use crate::time::Timestamp;
 use crate::{with_db, with_tx};
 
@@ -85,11 +85,10 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<PlanRow>, sqlx::Error> {
     with_db!(db, |p| sqlx::query_as::<_, PlanRow>(&sql).bind(id).fetch_optional(p).await)
 }
 
-/// One plan by id inside a transaction, locked against concurrent transitions (PostgreSQL
-/// `FOR UPDATE`; SQLite transactions already hold the write lock).
-pub async fn lock(tx: &mut Tx, id: i64) -> Result<Option<PlanRow>, sqlx::Error> {
-    let lock = if tx.backend() == Backend::Postgres { " FOR UPDATE" } else { "" };
-    let sql = format!("SELECT {PLAN_COLS} FROM plans WHERE id = $1{lock}");
+/// One plan by id inside a transaction (for validation and audit: the lifecycle's transitions
+/// decide, see [`super::lifecycle`]).
+pub async fn get_tx(tx: &mut Tx, id: i64) -> Result<Option<PlanRow>, sqlx::Error> {
+    let sql = format!("SELECT {PLAN_COLS} FROM plans WHERE id = $1");
     with_tx!(tx, |c| sqlx::query_as::<_, PlanRow>(&sql).bind(id).fetch_optional(c).await)
 }
 

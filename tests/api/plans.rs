@@ -9,7 +9,7 @@ use yingji::time::Timestamp;
 use crate::common::*;
 
 /// A minimal valid plan body.
-fn plan_body(title: &str, kind: &str, region: &str) -> Value {
+pub(crate) fn plan_body(title: &str, kind: &str, region: &str) -> Value {
     json!({
         "title": title,
         "kind": kind,

@@ -268,3 +268,32 @@ async fn drill_start_and_cancel_race_with_one_winner_and_the_effects_of_one_call
     }
     assert_eq!(drill_effects(&app, &op, ids[1]).await, drill_effects(&app, &op, twin).await);
 }
+
+#[tokio::test]
+async fn plan_approve_and_reject_and_revisions_race_with_one_winner() {
+    let app = Arc::new(TestApp::spawn().await);
+    let admin = app.admin().await;
+    let body = crate::plans::plan_body("苏尼特左旗寒潮应急预案", "special", BANNER);
+    let id = app.post(&admin, "/api/v1/plans", &body).await.expect(201).json()["id"].as_i64().unwrap();
+    let path = |step: &str| format!("/api/v1/plans/{id}/{step}");
+    let resps = race(&app, times(N, &admin, &path("submit"), json!({}))).await;
+    assert_eq!(tally(resps, &[0; N], &["review"]), [1]);
+    let approval = json!({"issued_on": "2026-11-20", "issuing_body": "苏尼特左旗人民政府办公室"});
+    let mut calls = times(N / 2, &admin, &path("approve"), approval.clone());
+    calls.extend(times(N / 2, &admin, &path("reject"), json!({"note": "补充物资保障"})));
+    let wins = tally(race(&app, calls).await, &split(N / 2, N), &["approved", "draft"]);
+    assert_eq!(wins.iter().sum::<usize>(), 1, "{wins:?}");
+    assert_eq!(audits(&app, "plan", id).await.len(), 3);
+    if wins[1] == 1 {
+        app.post(&admin, &path("submit"), &json!({})).await.expect(200);
+        app.post(&admin, &path("approve"), &approval).await.expect(200);
+    }
+    let audited = audits(&app, "plan", id).await.len();
+    let rev = json!({"reason": "drill_or_event_findings", "note": "演练发现物资不足"});
+    let resps = race(&app, times(N, &admin, &path("revise"), rev)).await;
+    assert_eq!(tally(resps, &[0; N], &["draft"]), [1]);
+    let v = app.get(&admin, &format!("/api/v1/plans/{id}")).await.expect(200).json();
+    assert_eq!((v["latest_version"].as_i64(), v["current_version"].as_i64()), (Some(2), Some(1)), "{v}");
+    assert_eq!(count(&app, &format!("SELECT COUNT(*) FROM plan_versions WHERE plan_id = {id}")).await, 2);
+    assert_eq!(audits(&app, "plan", id).await.len(), audited + 1);
+}
