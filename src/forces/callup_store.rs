@@ -83,8 +83,17 @@ pub async fn insert(tx: &mut Tx, r: &CallUpRow) -> Result<i64, sqlx::Error> {
     })
 }
 
-/// Writes a call-up's state columns if its state is still `from`; returns the rows written.
-pub async fn update_state(tx: &mut Tx, r: &CallUpRow, from: CallUpStatus) -> Result<u64, sqlx::Error> {
+/// The call-up lifecycle.
+pub const CALLUP: crate::transition::Lifecycle = crate::transition::Lifecycle::new("callups", "调用");
+
+/// Moves a call-up from `from` to `r.status` (the [`transition!`](crate::transition!) that
+/// decides) and writes its state columns; a call-up no longer in `from` is a conflict.
+pub async fn update_state(
+    tx: &mut Tx,
+    r: &CallUpRow,
+    from: CallUpStatus,
+) -> Result<(), crate::transition::TransitionError> {
+    crate::transition!(tx, CALLUP, r.id, from [from.as_str()] => r.status.as_str())?;
     with_tx!(tx, |c| {
         sqlx::query(
             "UPDATE callups SET status = $2, responded_by = $3, responded_at = $4, decline_reason = $5, closed_by = $6,
@@ -100,11 +109,12 @@ pub async fn update_state(tx: &mut Tx, r: &CallUpRow, from: CallUpStatus) -> Res
         .bind(&r.retention_assessment)
         .bind(&r.retention_by)
         .bind(r.retention_at)
-        .bind(from.as_str())
+        .bind(r.status.as_str())
         .execute(c)
         .await
-        .map(|r| r.rows_affected())
-    })
+        .map(|_| ())
+    })?;
+    Ok(())
 }
 
 /// A member sent on a call-up.

@@ -240,18 +240,24 @@ pub async fn accept(
             return Err(ApiError::invalid(field, format!("队员 {id} 不是队伍 {} 的队员", row.team_code)));
         };
         if m.status != MemberStatus::Available {
-            return Err(ApiError::invalid(field, format!("队员 {id} 当前状态为「{}」，不能选派", m.status.label())));
+            return Err(ApiError::StateConflict {
+                detail: format!(
+                    "{field}：队员 {id} 当前状态为「{}」（{}），不能选派",
+                    m.status.label(),
+                    m.status.as_str()
+                ),
+                current: m.status.as_str().to_string(),
+            });
         }
     }
     let before = row.clone();
     row.status = CallUpStatus::Accepted;
     row.responded_by = Some(actor.name.clone());
     row.responded_at = Some(now);
-    super::expect_one(callup_store::update_state(tx, &row, before.status).await?, "调用")?;
+    callup_store::update_state(tx, &row, before.status).await?;
     for id in ids {
         callup_store::add_sent(tx, row.id, *id).await?;
-        let n = member_store::set_status(tx, *id, MemberStatus::Available, MemberStatus::Deployed, now).await?;
-        super::expect_one(n, &format!("队员 {id} "))?;
+        member_store::set_status(tx, *id, MemberStatus::Available, MemberStatus::Deployed, now).await?;
     }
     audit_callup(tx, actor, now, "accept", Some(&before), &row, Some(serde_json::json!({ "members_sent": ids })))
         .await?;
@@ -292,14 +298,18 @@ pub async fn close(
         if let Some(m) = member_store::rows_tx(tx, Which::Id(s.member_id)).await?.into_iter().next()
             && m.status == MemberStatus::Deployed
         {
-            member_store::set_status(tx, m.id, MemberStatus::Deployed, MemberStatus::Available, now).await?;
-            returned.push(m.id);
+            // A member whose status someone changed meanwhile keeps that status.
+            match member_store::set_status(tx, m.id, MemberStatus::Deployed, MemberStatus::Available, now).await {
+                Ok(()) => returned.push(m.id),
+                Err(e) if e.is_conflict() => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     row.status = CallUpStatus::Closed;
     row.closed_by = Some(actor.name.clone());
     row.closed_at = Some(now);
-    super::expect_one(callup_store::update_state(tx, &row, before.status).await?, "调用")?;
+    callup_store::update_state(tx, &row, before.status).await?;
     let erased = if row.retention_assessment.is_none() {
         erase_temporaries(tx, cipher, actor, now, row.id).await?
     } else {
@@ -332,7 +342,7 @@ pub async fn erase_temporaries(
         after.status = MemberStatus::Retired;
         after.anonymised_at = Some(now);
         after.updated_at = now;
-        super::expect_one(member_store::update(tx, &after, m.status).await?, "队员")?;
+        member_store::update(tx, &after, m.status).await?;
         let kept = Details { skills: details.skills, ..Details::default() };
         member_store::set_details(tx, m.id, &kept).await?;
         let a = Member::view(&after, kept, cipher, Disclosure::MASKED, now);

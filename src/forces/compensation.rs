@@ -225,8 +225,18 @@ pub async fn insert(tx: &mut Tx, r: &ClaimRow) -> Result<(), sqlx::Error> {
     })
 }
 
-/// Writes a claim's state columns if its state is still `from`; returns the rows written.
-pub async fn update_state(tx: &mut Tx, r: &ClaimRow, from: ClaimStatus) -> Result<u64, sqlx::Error> {
+/// The compensation-claim lifecycle (one claim per call-up, keyed by it).
+pub const CLAIM: crate::transition::Lifecycle =
+    crate::transition::Lifecycle::new("compensation_claims", "补偿申请").keyed_by("callup_id");
+
+/// Moves a claim from `from` to `r.status` (the [`transition!`](crate::transition!) that decides)
+/// and writes its state columns; a claim no longer in `from` is a conflict.
+pub async fn update_state(
+    tx: &mut Tx,
+    r: &ClaimRow,
+    from: ClaimStatus,
+) -> Result<(), crate::transition::TransitionError> {
+    crate::transition!(tx, CLAIM, r.callup_id, from [from.as_str()] => r.status.as_str())?;
     with_tx!(tx, |c| {
         sqlx::query(
             "UPDATE compensation_claims SET status = $2, approved_by = $3, approved_at = $4, paid_by = $5, paid_at = $6,
@@ -239,11 +249,12 @@ pub async fn update_state(tx: &mut Tx, r: &ClaimRow, from: ClaimStatus) -> Resul
         .bind(&r.paid_by)
         .bind(r.paid_at)
         .bind(&r.payment_ref)
-        .bind(from.as_str())
+        .bind(r.status.as_str())
         .execute(c)
         .await
-        .map(|r| r.rows_affected())
-    })
+        .map(|_| ())
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]

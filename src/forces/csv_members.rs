@@ -323,7 +323,7 @@ pub async fn import(c: Ctx) -> ApiResult<Response> {
                 }
                 m.status = status;
                 m.updated_at = now;
-                super::expect_one(member_store::update(&mut tx, &m, e.row.status).await?, "队员")?;
+                member_store::update(&mut tx, &m, e.row.status).await?;
                 member_store::set_details(&mut tx, m.id, &details).await?;
                 let b = Member::view(&e.row, e.details.clone(), cipher, Disclosure::MASKED, now);
                 let a = Member::view(&m, details, cipher, Disclosure::MASKED, now);

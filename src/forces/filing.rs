@@ -96,12 +96,16 @@ pub async fn apply(
     p.require_in(step.perm(), &before.region_code)?;
     if !step.from().contains(&before.filing_status) {
         let allowed: Vec<&str> = step.from().iter().map(|s| s.label()).collect();
-        return Err(ApiError::Conflict(format!(
-            "队伍 {code} 当前状态为「{}」，只有「{}」状态可以{}",
-            before.filing_status.label(),
-            allowed.join("」或「"),
-            step_label(step)
-        )));
+        return Err(ApiError::StateConflict {
+            detail: format!(
+                "队伍 {code} 当前状态为「{}」（{}），只有「{}」状态可以{}",
+                before.filing_status.label(),
+                before.filing_status.as_str(),
+                allowed.join("」或「"),
+                step_label(step)
+            ),
+            current: before.filing_status.as_str().to_string(),
+        });
     }
     let mut after = before.clone();
     after.filing_status = step.to();
@@ -122,7 +126,7 @@ pub async fn apply(
             }
         }
     }
-    super::expect_one(store::update(&mut tx, &after, before.filing_status).await?, "队伍")?;
+    store::update(&mut tx, &after, before.filing_status).await?;
     let specs = store::specialties_tx(&mut tx, after.id).await?;
     let b = Team::view(&before, specs.clone(), cipher, Disclosure::MASKED);
     let a = Team::view(&after, specs, cipher, Disclosure::MASKED);

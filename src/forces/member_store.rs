@@ -147,8 +147,14 @@ pub async fn insert(tx: &mut Tx, r: &MemberRow) -> Result<i64, sqlx::Error> {
     })
 }
 
-/// Writes a member's mutable columns if its status is still `from`; returns the rows written.
-pub async fn update(tx: &mut Tx, r: &MemberRow, from: MemberStatus) -> Result<u64, sqlx::Error> {
+/// The member status lifecycle (available, unavailable, deployed, retired).
+pub const MEMBER: crate::transition::Lifecycle = crate::transition::Lifecycle::new("members", "队员");
+
+/// Moves a member from `from` to `r.status` (the [`transition!`](crate::transition!) that decides;
+/// `from` = `to` for an edit) and writes its mutable columns; a member no longer in `from` is a
+/// conflict naming its status.
+pub async fn update(tx: &mut Tx, r: &MemberRow, from: MemberStatus) -> Result<(), crate::transition::TransitionError> {
+    crate::transition!(tx, MEMBER, r.id, from [from.as_str()] => r.status.as_str(), set { "updated_at" = r.updated_at })?;
     with_tx!(tx, |c| {
         sqlx::query(
             "UPDATE members SET name = $2, id_number = $3, id_index = $4, phone = $5, status = $6, anonymised_at = $7,
@@ -162,30 +168,23 @@ pub async fn update(tx: &mut Tx, r: &MemberRow, from: MemberStatus) -> Result<u6
         .bind(r.status.as_str())
         .bind(r.anonymised_at)
         .bind(r.updated_at)
-        .bind(from.as_str())
+        .bind(r.status.as_str())
         .execute(c)
         .await
-        .map(|r| r.rows_affected())
-    })
+        .map(|_| ())
+    })?;
+    Ok(())
 }
 
-/// Moves a member from status `from` to `to`; returns the rows written (0 when the member was
-/// no longer in `from`).
+/// Moves a member from status `from` to `to`; a member no longer in `from` is a conflict.
 pub async fn set_status(
     tx: &mut Tx,
     id: i64,
     from: MemberStatus,
     to: MemberStatus,
     now: Timestamp,
-) -> Result<u64, sqlx::Error> {
-    with_tx!(tx, |c| sqlx::query("UPDATE members SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4")
-        .bind(id)
-        .bind(to.as_str())
-        .bind(now)
-        .bind(from.as_str())
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))
+) -> Result<(), crate::transition::TransitionError> {
+    crate::transition!(tx, MEMBER, id, from [from.as_str()] => to.as_str(), set { "updated_at" = now })
 }
 
 /// Replaces a member's skills, certificates and insurance.

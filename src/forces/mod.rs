@@ -123,17 +123,6 @@ pub fn opt_text(field: &str, v: Option<&str>, max: usize) -> Result<Option<Strin
     }
 }
 
-/// Turns the row count of a guarded update (`… WHERE id = $1 AND status = <expected>`) into a
-/// 409 when another request changed the row first (PostgreSQL runs at READ COMMITTED, so a
-/// read-check-write must re-check in the write).
-pub fn expect_one(rows: u64, what: &str) -> Result<(), ApiError> {
-    if rows == 1 {
-        Ok(())
-    } else {
-        Err(ApiError::Conflict(format!("{what}刚被其他请求修改，请刷新后重试")))
-    }
-}
-
 /// Serialises a value for an audit row.
 pub fn audit_json<T: Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
     serde_json::to_value(v).map_err(|e| ApiError::Internal(e.into()))

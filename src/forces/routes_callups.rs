@@ -232,7 +232,15 @@ fn expect_status(row: &CallUpRow, allowed: &[CallUpStatus], what: &str) -> ApiRe
     if allowed.contains(&row.status) {
         Ok(())
     } else {
-        Err(ApiError::Conflict(format!("调用 {} 当前状态为「{}」，不能{what}", row.id, row.status.label())))
+        Err(ApiError::StateConflict {
+            detail: format!(
+                "调用 {} 当前状态为「{}」（{}），不能{what}",
+                row.id,
+                row.status.label(),
+                row.status.as_str()
+            ),
+            current: row.status.as_str().to_string(),
+        })
     }
 }
 
@@ -269,7 +277,7 @@ async fn decline(c: Ctx) -> ApiResult<Response> {
     row.responded_by = Some(actor.name.clone());
     row.responded_at = Some(now);
     row.decline_reason = Some(reason);
-    super::expect_one(callup_store::update_state(&mut tx, &row, before.status).await?, "调用")?;
+    callup_store::update_state(&mut tx, &row, before.status).await?;
     // A declined call-up ends the purpose the temporary volunteers' data was collected for.
     let erased = if row.retention_assessment.is_none() {
         callups::erase_temporaries(&mut tx, &c.app.cipher, &actor, now, row.id).await?
@@ -293,7 +301,7 @@ async fn retention(c: Ctx) -> ApiResult<Response> {
     row.retention_assessment = Some(assessment);
     row.retention_by = Some(actor.name.clone());
     row.retention_at = Some(now);
-    super::expect_one(callup_store::update_state(&mut tx, &row, before.status).await?, "调用")?;
+    callup_store::update_state(&mut tx, &row, before.status).await?;
     audit_callup(&mut tx, &actor, now, "retention", Some(&before), &row, None).await?;
     tx.commit().await?;
     json(&view(&c, row).await?)

@@ -153,12 +153,16 @@ async fn advance_claim(c: Ctx, to: ClaimStatus) -> ApiResult<Response> {
         .ok_or_else(|| ApiError::NotFound(format!("调用 {} 尚无补偿申请", call.id)))?;
     let from = if to == ClaimStatus::Approved { ClaimStatus::Claimed } else { ClaimStatus::Approved };
     if row.status != from {
-        return Err(ApiError::Conflict(format!(
-            "补偿申请当前状态为「{}」，只有「{}」状态可以改为「{}」",
-            row.status.label(),
-            from.label(),
-            to.label()
-        )));
+        return Err(ApiError::StateConflict {
+            detail: format!(
+                "补偿申请当前状态为「{}」（{}），只有「{}」状态可以改为「{}」",
+                row.status.label(),
+                row.status.as_str(),
+                from.label(),
+                to.label()
+            ),
+            current: row.status.as_str().to_string(),
+        });
     }
     let before = Claim::from(&row);
     row.status = to;
@@ -170,7 +174,7 @@ async fn advance_claim(c: Ctx, to: ClaimStatus) -> ApiResult<Response> {
         row.paid_at = Some(now);
         row.payment_ref = opt_text("payment_ref", payment.payment_ref.as_deref(), 100)?;
     }
-    super::expect_one(compensation::update_state(&mut tx, &row, from).await?, "补偿申请")?;
+    compensation::update_state(&mut tx, &row, from).await?;
     let after = Claim::from(&row);
     let action = if to == ClaimStatus::Approved { "approve" } else { "pay" };
     audit_claim(&mut tx, &c, action, &call, Some(&before), &after).await?;

@@ -281,8 +281,8 @@ async fn patch(c: Ctx) -> ApiResult<Response> {
     )?;
     row.updated_at = now;
     match member_store::update(&mut tx, &row, before.status).await {
-        Ok(n) => super::expect_one(n, "队员")?,
-        Err(e) if crate::db::is_unique_violation(&e) => {
+        Ok(()) => {}
+        Err(crate::transition::TransitionError::Db(e)) if crate::db::is_unique_violation(&e) => {
             return Err(ApiError::Conflict(format!("队伍 {} 已有此身份证号的队员", row.team_code)));
         }
         Err(e) => return Err(e.into()),

@@ -160,9 +160,15 @@ pub async fn insert(tx: &mut Tx, r: &TeamRow) -> Result<i64, sqlx::Error> {
     })
 }
 
-/// Writes every mutable column of a team (by id) if its filing state is still `from`; returns
-/// the number of rows written (0 or 1).
-pub async fn update(tx: &mut Tx, r: &TeamRow, from: FilingStatus) -> Result<u64, sqlx::Error> {
+/// A team's filing lifecycle (state in `filing_status`).
+pub const TEAM: crate::transition::Lifecycle =
+    crate::transition::Lifecycle::new("teams", "队伍").state_column("filing_status");
+
+/// Moves a team from filing state `from` to `r.filing_status` (the [`transition!`](crate::transition!)
+/// that decides; `from` = `to` for an edit) and writes every mutable column. A team no longer in
+/// `from` is a conflict naming its state, and nothing is written.
+pub async fn update(tx: &mut Tx, r: &TeamRow, from: FilingStatus) -> Result<(), crate::transition::TransitionError> {
+    crate::transition!(tx, TEAM, r.id, from [from.as_str()] => r.filing_status.as_str(), set { "updated_at" = r.updated_at })?;
     with_tx!(tx, |c| {
         sqlx::query(
             "UPDATE teams SET name = $2, org_type = $3, registration_no = $4, region_code = $5, lon = $6, lat = $7,
@@ -190,13 +196,14 @@ pub async fn update(tx: &mut Tx, r: &TeamRow, from: FilingStatus) -> Result<u64,
         .bind(&r.decided_by)
         .bind(r.decided_at)
         .bind(r.updated_at)
-        .bind(from.as_str())
+        .bind(r.filing_status.as_str())
         .bind(&r.approved_by)
         .bind(r.approved_at)
         .execute(c)
         .await
-        .map(|r| r.rows_affected())
-    })
+        .map(|_| ())
+    })?;
+    Ok(())
 }
 
 /// Replaces a team's specialties.

@@ -337,7 +337,7 @@ pub async fn update(
 ) -> Result<(), ApiError> {
     require_region_exists(tx, &row.region_code).await?;
     let old_specs = store::specialties_tx(tx, before.id).await?;
-    super::expect_one(store::update(tx, row, before.filing_status).await?, "队伍")?;
+    store::update(tx, row, before.filing_status).await?;
     store::set_specialties(tx, row.id, specialties).await?;
     let b = Team::view(before, old_specs, cipher, Disclosure::MASKED);
     let a = Team::view(row, specialties.to_vec(), cipher, Disclosure::MASKED);

@@ -297,3 +297,61 @@ async fn plan_approve_and_reject_and_revisions_race_with_one_winner() {
     assert_eq!(count(&app, &format!("SELECT COUNT(*) FROM plan_versions WHERE plan_id = {id}")).await, 2);
     assert_eq!(audits(&app, "plan", id).await.len(), audited + 1);
 }
+
+#[tokio::test]
+async fn forces_filing_callups_members_and_compensation_race_with_one_winner() {
+    use crate::forces::{approve, new_member, new_team, north};
+    let app = Arc::new(TestApp::spawn().await);
+    let admin = app.admin().await;
+    // Team filing: approve against reject.
+    new_team(&app, &admin, "T1", MANDULATU, north(5.0), json!([{"specialty": "grassland_fire"}])).await;
+    let mut calls = times(N / 2, &admin, "/api/v1/teams/T1/approve", json!({}));
+    calls.extend(times(N / 2, &admin, "/api/v1/teams/T1/reject", json!({"reason": "资料不全"})));
+    let wins = tally(race(&app, calls).await, &split(N / 2, N), &["approved", "rejected"]);
+    assert_eq!(wins.iter().sum::<usize>(), 1, "{wins:?}");
+    assert_eq!(app.audit_rows("team", "T1").await.len(), 2);
+    new_team(&app, &admin, "T2", MANDULATU, north(6.0), json!([{"specialty": "grassland_fire"}])).await;
+    approve(&app, &admin, "T2").await;
+    let m = new_member(&app, &admin, "T2", 1, "2027-12-31").await;
+    let callup = |app: Arc<TestApp>, t: String| async move {
+        let body = json!({"team_code": "T2", "purpose": "event", "reference": "草原火灾", "specialty": "grassland_fire",
+            "headcount": 1, "report_at": "2026-11-27T10:00:00+08:00", "report_place": "满都拉图镇"});
+        app.post(&t, "/api/v1/callups", &body).await.expect(201).json()["id"].as_i64().unwrap()
+    };
+    // Call-up: accept against decline.
+    let c1 = callup(app.clone(), admin.clone()).await;
+    let mut calls = times(N / 2, &admin, &format!("/api/v1/callups/{c1}/accept"), json!({"members": [m]}));
+    calls.extend(times(N / 2, &admin, &format!("/api/v1/callups/{c1}/decline"), json!({"reason": "人员不足"})));
+    let wins = tally(race(&app, calls).await, &split(N / 2, N), &["accepted", "declined", "deployed"]);
+    assert_eq!(wins.iter().sum::<usize>(), 1, "{wins:?}");
+    let member = app.get(&admin, &format!("/api/v1/members/{m}")).await.expect(200).json();
+    assert_eq!(member["status"], if wins[0] == 1 { "deployed" } else { "available" });
+    assert_eq!(audits(&app, "callup", c1).await.len(), 2);
+    if wins[0] == 1 {
+        // Close N times: one close, the member back once.
+        let resps = race(&app, times(N, &admin, &format!("/api/v1/callups/{c1}/close"), json!({}))).await;
+        assert_eq!(tally(resps, &[0; N], &["closed"]), [1]);
+        assert_eq!(audits(&app, "callup", c1).await.len(), 3);
+    }
+    // One member offered to N call-ups at once: deployed by exactly one of them.
+    let mut ids = Vec::new();
+    for _ in 0..N {
+        ids.push(callup(app.clone(), admin.clone()).await);
+    }
+    let calls: Vec<Call> =
+        ids.iter().map(|c| (admin.clone(), format!("/api/v1/callups/{c}/accept"), json!({"members": [m]}))).collect();
+    assert_eq!(tally(race(&app, calls).await, &[0; N], &["deployed"]), [1]);
+    assert_eq!(app.get(&admin, &format!("/api/v1/members/{m}")).await.expect(200).json()["status"], "deployed");
+    let accepted = count(&app, "SELECT COUNT(*) FROM callups WHERE status = 'accepted'").await;
+    assert_eq!(accepted, 1);
+    let won = count(&app, "SELECT id FROM callups WHERE status = 'accepted'").await;
+    app.post(&admin, &format!("/api/v1/callups/{won}/close"), &json!({})).await.expect(200);
+    // Compensation: approve N times, then pay N times.
+    let claim = json!({"labour": 100.5, "transport": 0, "supplies": 0, "equipment_wear": 0});
+    app.post(&admin, &format!("/api/v1/callups/{won}/compensation"), &claim).await.expect(201);
+    let resps = race(&app, times(N, &admin, &format!("/api/v1/callups/{won}/compensation/approve"), json!({}))).await;
+    assert_eq!(tally(resps, &[0; N], &["approved"]), [1]);
+    let resps = race(&app, times(N, &admin, &format!("/api/v1/callups/{won}/compensation/pay"), json!({}))).await;
+    assert_eq!(tally(resps, &[0; N], &["paid"]), [1]);
+    assert_eq!(audits(&app, "compensation", won).await.len(), 3, "claim, approve, pay");
+}
