@@ -40,6 +40,9 @@ pub struct Config {
     pub calendar_dir: Option<std::path::PathBuf>,
     /// Directory of plan files loaded on first start instead of the shipped (compiled-in) set.
     pub plans_dir: Option<std::path::PathBuf>,
+    /// How long an `Idempotency-Key` is remembered (hours; default 24). Expired keys are purged
+    /// by the `idempotency_purge` job.
+    pub idempotency_ttl_hours: i64,
 }
 
 impl Config {
@@ -57,6 +60,7 @@ impl Config {
             max_delivery_attempts: 8,
             calendar_dir: None,
             plans_dir: None,
+            idempotency_ttl_hours: crate::supplies::idempotency::DEFAULT_TTL_HOURS,
         }
     }
 }

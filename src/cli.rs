@@ -101,6 +101,9 @@ struct ServeArgs {
     /// Delivery attempts before a notification is marked failed.
     #[arg(long, env = "YINGJI_MAX_DELIVERY_ATTEMPTS", default_value_t = 8, value_parser = clap::value_parser!(i64).range(1..=100))]
     max_delivery_attempts: i64,
+    /// Hours an Idempotency-Key is remembered (a retry after that is a new request).
+    #[arg(long, env = "YINGJI_IDEMPOTENCY_TTL_HOURS", default_value_t = 24, value_parser = clap::value_parser!(i64).range(1..=24 * 365))]
+    idempotency_ttl_hours: i64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,6 +193,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.max_import_bytes = args.max_import_bytes;
             config.scheduler = args.scheduler == "on";
             config.max_delivery_attempts = args.max_delivery_attempts;
+            config.idempotency_ttl_hours = args.idempotency_ttl_hours;
             serve(config, clock).await
         }
         Command::Migrate => {

@@ -37,6 +37,10 @@ pub struct Ctx {
     pub body: Bytes,
     /// Request id.
     pub request_id: String,
+    /// HTTP method of the matched route.
+    pub method: warp::http::Method,
+    /// Path template of the matched route, e.g. `/api/v1/transfers/{id}/ship`.
+    pub route: &'static str,
 }
 
 impl Ctx {

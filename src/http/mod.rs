@@ -139,7 +139,8 @@ where
             read_body(&headers, body, state.config.max_import_bytes).await?
         }
     };
-    let ctx = Ctx { app: state, principal, params, query, headers, body, request_id };
+    let (method, path) = (route.method.clone(), route.path);
+    let ctx = Ctx { app: state, principal, params, query, headers, body, request_id, method, route: path };
     (route.handler)(ctx).await
 }
 

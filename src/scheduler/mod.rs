@@ -154,5 +154,8 @@ async fn run_job(state: &AppState, schedule_id: i64, due_at: Timestamp, now: Tim
         }
         Job::ReadinessCheck => crate::readiness::engine::run(state, "schedule").await.map_err(|e| format!("{e:#}")),
         Job::ExpirySweep => expiry::run(state, now).await.map_err(|e| format!("{e:#}")),
+        Job::IdempotencyPurge => {
+            crate::supplies::idempotency::purge_expired(state, now).await.map_err(|e| e.to_string())
+        }
     }
 }

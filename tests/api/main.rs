@@ -6,6 +6,7 @@ mod drills;
 mod forces;
 mod forces_flows;
 mod foundation;
+mod idempotency;
 mod notify;
 mod plans;
 mod races;
