@@ -170,3 +170,19 @@ pub fn opt_f64(rec: &Record, name: &'static str, errors: &mut Vec<FieldError>) -
 pub fn header_row(columns: &[Column], chinese: bool) -> Vec<&'static str> {
     columns.iter().map(|c| if chinese { c.zh } else { c.name }).collect()
 }
+
+/// Writes rows as CSV with a UTF-8 BOM (so Excel reads the Chinese correctly), on the blocking
+/// pool ([`crate::blocking::cpu`]).
+pub async fn write(header: Vec<&'static str>, rows: Vec<Vec<String>>) -> Result<Vec<u8>, crate::error::ApiError> {
+    use crate::error::ApiError;
+    crate::blocking::cpu(move || {
+        let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+        let internal = |e: csv::Error| ApiError::Internal(e.into());
+        w.write_record(header).map_err(internal)?;
+        for r in rows {
+            w.write_record(r).map_err(internal)?;
+        }
+        w.into_inner().map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))
+    })
+    .await?
+}

@@ -167,5 +167,6 @@ pub(super) async fn get_report(c: Ctx) -> ApiResult<Response> {
     let findings = actions::findings(&c.app.db, d.id).await?;
     let acts = actions::actions_of(&c.app.db, d.id).await?;
     let titles = store::plan_titles(&c.app.db, &d.plan_ids).await.unwrap_or_default();
-    Ok(body("text/html; charset=utf-8", report::render(&d, &findings, &acts, &titles)))
+    let html = crate::blocking::cpu(move || report::render(&d, &findings, &acts, &titles)).await?;
+    Ok(body("text/html; charset=utf-8", html))
 }

@@ -37,7 +37,8 @@ pub(super) async fn feed(c: Ctx) -> ApiResult<Response> {
         plan_id: None,
     };
     let (drills, _) = store::list(&c.app.db, &f, 5000, 0).await?;
-    Ok(body("text/calendar; charset=utf-8", ics::render(&drills, now)))
+    let text = crate::blocking::cpu(move || ics::render(&drills, now)).await?;
+    Ok(body("text/calendar; charset=utf-8", text))
 }
 
 pub(super) async fn list_feed_tokens(c: Ctx) -> ApiResult<Response> {

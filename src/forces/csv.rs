@@ -62,17 +62,6 @@ impl ExportQuery {
     }
 }
 
-/// Writes rows as CSV with a UTF-8 BOM (so Excel reads the Chinese correctly).
-pub fn write_csv(header: Vec<&str>, rows: Vec<Vec<String>>) -> Result<Vec<u8>, ApiError> {
-    let mut w = ::csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
-    let internal = |e: ::csv::Error| ApiError::Internal(e.into());
-    w.write_record(header).map_err(internal)?;
-    for r in rows {
-        w.write_record(r).map_err(internal)?;
-    }
-    w.into_inner().map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))
-}
-
 /// The summary text of a failed import.
 pub fn summary(errors: &[FieldError]) -> String {
     let first = errors.first().map(|e| e.message.as_str()).unwrap_or("");
@@ -240,7 +229,9 @@ pub async fn import_teams_text(
     now: Timestamp,
     text: &str,
 ) -> Result<ImportSummary, ApiError> {
-    let (rows, mut errors) = parse_rows(text).map_err(|e| ApiError::invalid_many(summary(&e), e))?;
+    let owned = text.to_string();
+    let (rows, mut errors) =
+        crate::blocking::cpu(move || parse_rows(&owned)).await?.map_err(|e| ApiError::invalid_many(summary(&e), e))?;
     let may_decide = p.role.allows(Perm::Decide);
     let mut existing: HashMap<String, (TeamRow, Vec<SpecialtyGrade>)> = HashMap::new();
     let mut seen: HashMap<&str, u64> = HashMap::new();
@@ -408,6 +399,6 @@ async fn export_teams(c: Ctx) -> ApiResult<Response> {
             ]
         })
         .collect();
-    let bytes = write_csv(csvio::header_row(TEAM_COLUMNS, q.chinese()?), rows)?;
+    let bytes = csvio::write(csvio::header_row(TEAM_COLUMNS, q.chinese()?), rows).await?;
     Ok(body("text/csv; charset=utf-8", bytes))
 }

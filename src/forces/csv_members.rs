@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use warp::reply::Response;
 
-use super::csv::{ExportQuery, summary, write_csv};
+use super::csv::{ExportQuery, summary};
 use super::idnumber::{IdNumber, Phone};
 use super::member_store::{self, Which};
 use super::members::{self, Details, Insurance, Member, MemberRow, check_status_change};
@@ -155,7 +155,7 @@ struct Existing {
 pub async fn import(c: Ctx) -> ApiResult<Response> {
     let p = c.require(Perm::Write)?;
     let (actor, now, cipher, db) = (c.actor()?, c.now(), &c.app.cipher, &c.app.db);
-    let records = csvio::parse(c.text()?, MEMBER_COLUMNS).map_err(|e| ApiError::invalid_many(summary(&e), e))?;
+    let records = c.csv(MEMBER_COLUMNS).await?.map_err(|e| ApiError::invalid_many(summary(&e), e))?;
     let mut errors = Vec::new();
     let rows: Vec<Row> = records.iter().filter_map(|r| parse_row(r, &mut errors)).collect();
     // Teams and their current members, decrypted once.
@@ -400,6 +400,6 @@ pub async fn export(c: Ctx) -> ApiResult<Response> {
         }
         tx.commit().await?;
     }
-    let bytes = write_csv(csvio::header_row(MEMBER_COLUMNS, q.chinese()?), out)?;
+    let bytes = csvio::write(csvio::header_row(MEMBER_COLUMNS, q.chinese()?), out).await?;
     Ok(body("text/csv; charset=utf-8", bytes))
 }

@@ -101,16 +101,32 @@ impl Ctx {
 
     /// The body as UTF-8 text with any byte-order mark removed (CSV imports).
     pub fn text(&self) -> Result<&str, ApiError> {
-        let body = self.body.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(&self.body);
-        std::str::from_utf8(body).map_err(|e| {
-            let upto = &body[..e.valid_up_to()];
-            let line = upto.iter().filter(|b| **b == b'\n').count() as u64 + 1;
-            ApiError::BadRequest {
-                detail: format!("第 {line} 行不是有效的 UTF-8 文本；请以 UTF-8 编码保存 CSV"),
-                errors: vec![FieldError::line(line, None, "不是有效的 UTF-8")],
-            }
-        })
+        decode_text(&self.body)
     }
+
+    /// Decodes the body (UTF-8 CSV) and parses it against `columns` on the blocking pool
+    /// ([`crate::blocking::cpu`]): the outer error is a bad encoding, the inner one the header and
+    /// structure errors with line numbers.
+    pub async fn csv(
+        &self,
+        columns: &'static [crate::csvio::Column],
+    ) -> Result<Result<Vec<crate::csvio::Record>, Vec<FieldError>>, ApiError> {
+        let body = self.body.clone();
+        crate::blocking::cpu(move || decode_text(&body).map(|text| crate::csvio::parse(text, columns))).await?
+    }
+}
+
+/// The body as UTF-8 text without a byte-order mark; a bad byte is a 400 naming its line.
+pub fn decode_text(body: &[u8]) -> Result<&str, ApiError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(body);
+    std::str::from_utf8(body).map_err(|e| {
+        let upto = &body[..e.valid_up_to()];
+        let line = upto.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+        ApiError::BadRequest {
+            detail: format!("第 {line} 行不是有效的 UTF-8 文本；请以 UTF-8 编码保存 CSV"),
+            errors: vec![FieldError::line(line, None, "不是有效的 UTF-8")],
+        }
+    })
 }
 
 /// Parses JSON strictly (see [`Ctx::json`]).

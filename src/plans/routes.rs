@@ -377,7 +377,8 @@ async fn render(c: Ctx) -> ApiResult<Response> {
     let v = one_version(&c, &plan, q.version.unwrap_or(plan.latest_version)).await?;
     let region = crate::regions::store::get(&c.app.db, &plan.region_code).await?;
     let name = region.map(|r| r.name).unwrap_or_else(|| plan.region_code.clone());
-    Ok(body("text/html; charset=utf-8", document::render(&v, &name)))
+    let html = crate::blocking::cpu(move || document::render(&v, &name)).await?;
+    Ok(body("text/html; charset=utf-8", html))
 }
 
 async fn evaluations(c: Ctx) -> ApiResult<Response> {

@@ -15,11 +15,22 @@ use crate::time::Timestamp;
 /// keeps answering during it.
 const BATCH: usize = 500;
 
-/// Runs the readiness check now. `trigger` is `schedule` or `api`.
+/// What a run needs from the application state (owned, so the run can leave the async workers).
+struct Env {
+    db: crate::db::Db,
+    calendar: crate::plans::calendar::Calendar,
+}
+
+/// Runs the readiness check now. `trigger` is `schedule` or `api`. The rules' CPU work runs on
+/// a blocking-pool thread ([`crate::blocking::off_runtime`]), not on the request workers.
 pub async fn run(state: &AppState, trigger: &str) -> anyhow::Result<Value> {
     let now = Timestamp(state.clock.now());
     let run_id = store::start_run(&state.db, trigger, now).await?;
-    let result = run_inner(state, run_id, now).await;
+    let env = Env { db: state.db.clone(), calendar: state.calendar.clone() };
+    let result = crate::blocking::off_runtime(async move { run_inner(&env, run_id, now).await }).await;
+    if result.as_ref().is_ok_and(|v| v["notified"].as_u64().unwrap_or(0) > 0) {
+        state.wake.notify_one();
+    }
     let finished = Timestamp(state.clock.now());
     match &result {
         Ok(v) => store::finish_run(&state.db, run_id, finished, Ok(v)).await?,
@@ -28,7 +39,7 @@ pub async fn run(state: &AppState, trigger: &str) -> anyhow::Result<Value> {
     result
 }
 
-async fn run_inner(state: &AppState, run_id: i64, now: Timestamp) -> anyhow::Result<Value> {
+async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<Value> {
     let started = std::time::Instant::now();
     let config = store::config(&state.db).await?;
     let regions = crate::regions::store::all(&state.db).await?;
@@ -86,9 +97,6 @@ async fn run_inner(state: &AppState, run_id: i64, now: Timestamp) -> anyhow::Res
         tx.commit().await?;
     }
     write_scores(state, &ctx, run_id).await?;
-    if notified > 0 {
-        state.wake.notify_one();
-    }
     let mut rules: Vec<(&str, i64)> = per_rule.into_iter().collect();
     rules.sort();
     Ok(json!({
@@ -121,7 +129,7 @@ fn notice(ctx: &Context, id: i64, f: &Found) -> Message {
 
 /// Scores every region from the open findings of its subtree (codes nest, so a finding counts for
 /// its region, its township and its banner).
-async fn write_scores(state: &AppState, ctx: &Context, run_id: i64) -> anyhow::Result<()> {
+async fn write_scores(state: &Env, ctx: &Context, run_id: i64) -> anyhow::Result<()> {
     let mut counts: HashMap<String, [i64; 3]> = HashMap::with_capacity(ctx.regions.len());
     for (region, severity, n) in store::open_counts(&state.db).await? {
         let idx = match severity.as_str() {

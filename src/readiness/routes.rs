@@ -211,7 +211,10 @@ async fn get_report(c: Ctx) -> ApiResult<Response> {
     let region = crate::regions::store::get(&c.app.db, scope.code.as_str())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("区划 {} 不存在", scope.code)))?;
-    Ok(body("text/html; charset=utf-8", report::render(&region, latest.as_ref(), &findings, total, &children, c.now())))
+    let now = c.now();
+    let html = crate::blocking::cpu(move || report::render(&region, latest.as_ref(), &findings, total, &children, now))
+        .await?;
+    Ok(body("text/html; charset=utf-8", html))
 }
 
 async fn get_config(c: Ctx) -> ApiResult<Response> {

@@ -116,7 +116,9 @@ pub async fn import(
     scope: Option<&Scope>,
     text: &str,
 ) -> Result<ImportSummary, ApiError> {
-    let (rows, mut errors) = parse_rows(text).map_err(|e| ApiError::invalid_many(summary(&e), e))?;
+    let owned = text.to_string();
+    let (rows, mut errors) =
+        crate::blocking::cpu(move || parse_rows(&owned)).await?.map_err(|e| ApiError::invalid_many(summary(&e), e))?;
     let existing: HashMap<String, Region> = store::all(db).await?.into_iter().map(|r| (r.code.clone(), r)).collect();
     let mut in_file: HashMap<&str, &Row> = HashMap::new();
     for row in &rows {

@@ -23,14 +23,8 @@ fn chinese(c: &Ctx) -> ApiResult<bool> {
     }
 }
 
-fn write_csv(columns: &[Column], zh: bool, rows: Vec<Vec<String>>) -> ApiResult<Response> {
-    let mut w = ::csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
-    let internal = |e: ::csv::Error| ApiError::Internal(e.into());
-    w.write_record(csvio::header_row(columns, zh)).map_err(internal)?;
-    for r in rows {
-        w.write_record(r).map_err(internal)?;
-    }
-    let data = w.into_inner().map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
+async fn write_csv(columns: &[Column], zh: bool, rows: Vec<Vec<String>>) -> ApiResult<Response> {
+    let data = csvio::write(csvio::header_row(columns, zh), rows).await?;
     Ok(body("text/csv; charset=utf-8", data))
 }
 
@@ -46,7 +40,7 @@ pub(super) async fn export_catalogue(c: Ctx) -> ApiResult<Response> {
         .into_iter()
         .map(|i| vec![i.code, i.name, i.unit, opt(&i.shelf_life_months)])
         .collect();
-    write_csv(CATALOGUE, zh, rows)
+    write_csv(CATALOGUE, zh, rows).await
 }
 
 pub(super) async fn export_depots(c: Ctx) -> ApiResult<Response> {
@@ -79,7 +73,7 @@ pub(super) async fn export_depots(c: Ctx) -> ApiResult<Response> {
             ]
         })
         .collect();
-    write_csv(DEPOTS, zh, rows)
+    write_csv(DEPOTS, zh, rows).await
 }
 
 pub(super) async fn export_stock(c: Ctx) -> ApiResult<Response> {
@@ -122,5 +116,5 @@ pub(super) async fn export_stock(c: Ctx) -> ApiResult<Response> {
             ]
         })
         .collect();
-    write_csv(STOCK, zh, rows)
+    write_csv(STOCK, zh, rows).await
 }

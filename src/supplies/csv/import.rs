@@ -21,7 +21,7 @@ use crate::with_db;
 
 pub(super) async fn import_catalogue(c: Ctx) -> ApiResult<Response> {
     c.require(Perm::Plan)?;
-    let records = csvio::parse(c.text()?, CATALOGUE).map_err(fail)?;
+    let records = c.csv(CATALOGUE).await?.map_err(fail)?;
     let now = c.now();
     let mut errors = Vec::new();
     let mut rows: Vec<Item> = Vec::new();
@@ -107,7 +107,7 @@ pub(super) async fn import_catalogue(c: Ctx) -> ApiResult<Response> {
 
 pub(super) async fn import_depots(c: Ctx) -> ApiResult<Response> {
     let p = c.require(Perm::Write)?;
-    let records = csvio::parse(c.text()?, DEPOTS).map_err(fail)?;
+    let records = c.csv(DEPOTS).await?.map_err(fail)?;
     let now = c.now();
     let (lo, hi) = p.scope.bounds();
     let existing: HashMap<String, DepotRow> =
@@ -276,7 +276,7 @@ struct StockRow {
 
 pub(super) async fn import_stock(c: Ctx) -> ApiResult<Response> {
     let p = c.require(Perm::Write)?;
-    let records = csvio::parse(c.text()?, STOCK).map_err(fail)?;
+    let records = c.csv(STOCK).await?.map_err(fail)?;
     let now = c.now();
     let (lo, hi) = p.scope.bounds();
     let depots: HashMap<String, DepotRow> =
