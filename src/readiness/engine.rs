@@ -91,8 +91,9 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
     for chunk in gone.chunks(BATCH) {
         let mut tx = state.db.begin().await?;
         for id in chunk {
-            store::resolve(&mut tx, *id, now).await?;
-            resolved += 1;
+            if store::resolve(&mut tx, *id, now).await? {
+                resolved += 1;
+            }
         }
         tx.commit().await?;
     }

@@ -43,23 +43,29 @@ pub async fn start_run(db: &Db, trigger: &str, now: Timestamp) -> Result<i64, sq
     .await)
 }
 
-/// Finishes a run with its summary or error.
-pub async fn finish_run(db: &Db, id: i64, now: Timestamp, result: Result<&Value, &str>) -> Result<(), sqlx::Error> {
+/// Readiness runs: `running` → `succeeded` or `failed`.
+pub const RUN: crate::transition::Lifecycle = crate::transition::Lifecycle::new("readiness_runs", "准备情况检查");
+
+/// Findings: `open` → `resolved`.
+pub const FINDING: crate::transition::Lifecycle =
+    crate::transition::Lifecycle::new("readiness_findings", "准备情况问题");
+
+/// Finishes a running run with its summary or error.
+pub async fn finish_run(
+    db: &Db,
+    id: i64,
+    now: Timestamp,
+    result: Result<&Value, &str>,
+) -> Result<(), crate::transition::TransitionError> {
     let (status, summary, error) = match result {
         Ok(v) => ("succeeded", Some(Json(v.clone())), None),
         Err(e) => ("failed", None, Some(e.to_string())),
     };
-    with_db!(db, |p| sqlx::query(
-        "UPDATE readiness_runs SET status = $2, finished_at = $3, summary = $4, error = $5 WHERE id = $1"
-    )
-    .bind(id)
-    .bind(status)
-    .bind(now)
-    .bind(summary)
-    .bind(error)
-    .execute(p)
-    .await
-    .map(|_| ()))
+    let mut tx = db.begin().await?;
+    crate::transition!(&mut tx, RUN, id, from ["running"] => status,
+        set { "finished_at" = now, "summary" = summary, "error" = error })?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// An open finding's stored state (for matching against a new run).
@@ -154,16 +160,13 @@ pub async fn touch_unchanged(tx: &mut Tx, id: i64, run_id: i64, now: Timestamp) 
         .map(|_| ()))
 }
 
-/// Resolves an open finding.
-pub async fn resolve(tx: &mut Tx, id: i64, now: Timestamp) -> Result<(), sqlx::Error> {
-    with_tx!(tx, |c| sqlx::query(
-        "UPDATE readiness_findings SET status = 'resolved', resolved_at = $2 WHERE id = $1 AND status = 'open'"
-    )
-    .bind(id)
-    .bind(now)
-    .execute(c)
-    .await
-    .map(|_| ()))
+/// Resolves an open finding; false when it was no longer open (a concurrent run resolved it).
+pub async fn resolve(tx: &mut Tx, id: i64, now: Timestamp) -> Result<bool, sqlx::Error> {
+    match crate::transition!(tx, FINDING, id, from ["open"] => "resolved", set { "resolved_at" = now }) {
+        Ok(()) => Ok(true),
+        Err(crate::transition::TransitionError::Db(e)) => Err(e),
+        Err(_) => Ok(false),
+    }
 }
 
 /// Open-finding counts per region and severity.
