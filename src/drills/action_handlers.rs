@@ -127,10 +127,10 @@ pub(super) async fn patch_action(c: Ctx) -> ApiResult<Response> {
         return Err(ApiError::invalid("status", "状态应为 open、done 或 verified"));
     }
     if !allowed {
-        return Err(ApiError::Conflict(format!(
-            "整改措施不能从 {} 改为 {}（open → done → verified）",
-            before.status, b.status
-        )));
+        return Err(ApiError::StateConflict {
+            detail: format!("整改措施当前状态为 {}，不能改为 {}（open → done → verified）", before.status, b.status),
+            current: before.status.clone(),
+        });
     }
     if b.status == "verified" {
         p.require(Perm::Decide)?;

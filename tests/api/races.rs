@@ -355,3 +355,28 @@ async fn forces_filing_callups_members_and_compensation_race_with_one_winner() {
     assert_eq!(tally(resps, &[0; N], &["paid"]), [1]);
     assert_eq!(audits(&app, "compensation", won).await.len(), 3, "claim, approve, pay");
 }
+
+#[tokio::test]
+async fn drill_complete_and_corrective_action_steps_race_with_one_winner() {
+    let app = Arc::new(TestApp::spawn().await);
+    let op = app.token("operator", MANDULATU).await;
+    let id = app.post(&op, "/api/v1/drills", &drill_body()).await.expect(201).json()["id"].as_i64().unwrap();
+    let actual = json!({"participant_count": 12, "units": ["满都拉图镇政府"], "teams": [], "scenario": "草原火越境",
+        "outline": "接警、集结", "timeline": []});
+    let mut calls = times(N / 2, &op, &format!("/api/v1/drills/{id}/complete"), actual);
+    calls.extend(times(N / 2, &op, &format!("/api/v1/drills/{id}/cancel"), json!({"reason": "大风"})));
+    let wins = tally(race(&app, calls).await, &split(N / 2, N), &["completed", "cancelled"]);
+    assert_eq!(wins.iter().sum::<usize>(), 1, "{wins:?}");
+    assert_eq!(audits(&app, "drill", id).await.len(), 2);
+    let body = json!({"action": "补足风力灭火机燃油", "owner_unit": "镇应急办", "due_on": "2026-12-20"});
+    let aid =
+        app.post(&op, &format!("/api/v1/drills/{id}/actions"), &body).await.expect(201).json()["id"].as_i64().unwrap();
+    let resps = race_with(
+        &app,
+        reqwest::Method::PATCH,
+        times(N, &op, &format!("/api/v1/actions/{aid}"), json!({"status": "done"})),
+    )
+    .await;
+    assert_eq!(tally(resps, &[0; N], &["done"]), [1]);
+    assert_eq!(audits(&app, "corrective_action", aid).await.len(), 2);
+}
