@@ -8,6 +8,7 @@ mod forces;
 mod forces_flows;
 mod foundation;
 mod idempotency;
+mod migrations;
 mod notify;
 mod plans;
 mod races;
