@@ -154,7 +154,17 @@ pub const MEMBER: crate::transition::Lifecycle = crate::transition::Lifecycle::n
 /// `from` = `to` for an edit) and writes its mutable columns; a member no longer in `from` is a
 /// conflict naming its status.
 pub async fn update(tx: &mut Tx, r: &MemberRow, from: MemberStatus) -> Result<(), crate::transition::TransitionError> {
-    crate::transition!(tx, MEMBER, r.id, from [from.as_str()] => r.status.as_str(), set { "updated_at" = r.updated_at })?;
+    update_from(tx, r, &[from]).await
+}
+
+/// Like [`update`], from any of several states (a user's status change).
+pub async fn update_from(
+    tx: &mut Tx,
+    r: &MemberRow,
+    from: &[MemberStatus],
+) -> Result<(), crate::transition::TransitionError> {
+    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+    crate::transition!(tx, MEMBER, r.id, from_any &from => r.status.as_str(), set { "updated_at" = r.updated_at })?;
     with_tx!(tx, |c| {
         sqlx::query(
             "UPDATE members SET name = $2, id_number = $3, id_index = $4, phone = $5, status = $6, anonymised_at = $7,

@@ -314,6 +314,16 @@ pub async fn create(
     Ok(row)
 }
 
+/// The states a user may move a member to `to` from (call-ups alone deploy and bring back).
+pub fn user_change_from(to: MemberStatus) -> &'static [MemberStatus] {
+    match to {
+        MemberStatus::Retired => &[MemberStatus::Available, MemberStatus::Unavailable],
+        MemberStatus::Unavailable => &[MemberStatus::Available],
+        MemberStatus::Available => &[MemberStatus::Unavailable],
+        MemberStatus::Deployed => &[],
+    }
+}
+
 /// Checks a status change requested by a user (not by a call-up).
 pub fn check_status_change(from: MemberStatus, to: MemberStatus) -> Result<(), ApiError> {
     if from == to {

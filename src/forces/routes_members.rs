@@ -280,7 +280,22 @@ async fn patch(c: Ctx) -> ApiResult<Response> {
         body.insurance.as_deref().unwrap_or(&old.insurance),
     )?;
     row.updated_at = now;
-    match member_store::update(&mut tx, &row, before.status).await {
+    // A status change (or a body asking only for a status) is a transition from the states that
+    // change may start from: of two retirements arriving together one wins, the other is 409.
+    let only_status = body.name.is_none()
+        && body.id_number.is_none()
+        && body.phone.is_none()
+        && body.skills.is_none()
+        && body.certificates.is_none()
+        && body.insurance.is_none();
+    let from: &[MemberStatus] = match body.status {
+        Some(s) if s != before.status || only_status => members::user_change_from(s),
+        _ => std::slice::from_ref(&before.status),
+    };
+    if from.is_empty() {
+        return Err(ApiError::invalid("status", "「执行任务中」只能由调用任务设置（接受调用时选派队员）"));
+    }
+    match member_store::update_from(&mut tx, &row, from).await {
         Ok(()) => {}
         Err(crate::transition::TransitionError::Db(e)) if crate::db::is_unique_violation(&e) => {
             return Err(ApiError::Conflict(format!("队伍 {} 已有此身份证号的队员", row.team_code)));

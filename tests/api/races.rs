@@ -380,3 +380,22 @@ async fn drill_complete_and_corrective_action_steps_race_with_one_winner() {
     assert_eq!(tally(resps, &[0; N], &["done"]), [1]);
     assert_eq!(audits(&app, "corrective_action", aid).await.len(), 2);
 }
+
+#[tokio::test]
+async fn member_retirement_races_with_one_winner() {
+    use crate::forces::{approve, new_member, new_team, north};
+    let app = Arc::new(TestApp::spawn().await);
+    let admin = app.admin().await;
+    new_team(&app, &admin, "T1", MANDULATU, north(5.0), json!([{"specialty": "grassland_fire"}])).await;
+    approve(&app, &admin, "T1").await;
+    let m = new_member(&app, &admin, "T1", 1, "2027-12-31").await;
+    let path = format!("/api/v1/members/{m}");
+    let resps = race_with(&app, reqwest::Method::PATCH, times(N, &admin, &path, json!({"status": "retired"}))).await;
+    assert_eq!(tally(resps, &[0; N], &["retired"]), [1]);
+    assert_eq!(audits(&app, "member", m).await, ["retire", "create"]);
+    // An edit that names the status the member is in stays an edit.
+    let m2 = new_member(&app, &admin, "T1", 2, "2027-12-31").await;
+    let v =
+        app.patch(&admin, &format!("/api/v1/members/{m2}"), &json!({"name": "队员二", "status": "available"})).await;
+    assert_eq!(v.expect(200).json()["status"], "available");
+}
