@@ -5,12 +5,12 @@
 //! [`qualified_teams_near`] is the store-level entry point that readiness checks reuse: "how many
 //! qualified members does each approved team near this point have?".
 
-use geo::{Distance, Haversine, Point};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::members::local_day;
 use crate::db::Db;
+use crate::geodesy::{bounding_box, distance_km};
 use crate::time::Timestamp;
 use crate::vocab::Specialty;
 use crate::with_db;
@@ -67,11 +67,6 @@ pub struct Search {
     pub at: Timestamp,
 }
 
-/// Great-circle distance in km between two (lon, lat) points.
-pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
-    Haversine.distance(Point::new(a.0, a.1), Point::new(b.0, b.1)) / 1000.0
-}
-
 /// Approved teams within `bounds` (a jurisdiction's region-code range) that have at least
 /// `s.min_members` members who are `available` now, hold `s.specialty`, and hold a policy
 /// covering the Asia/Shanghai day of `s.at`; within `s.max_km` of `s.point`; nearest first (ties
@@ -91,20 +86,19 @@ pub async fn qualified_teams_near(db: &Db, bounds: (&str, &str), s: &Search) -> 
         HAVING COUNT(m.id) >= $9";
     type Row = (String, String, String, f64, f64, Option<i64>, i64);
     let (lon, lat) = s.point;
-    // A bounding box prefilter (indexed on lat, lon); the exact distance is computed below.
-    let dlat = s.max_km / 110.574 * 1.01 + 0.001;
-    let cos = lat.to_radians().cos();
-    let dlon = if cos < 0.01 { 360.0 } else { (s.max_km / (111.320 * cos) * 1.01 + 0.001).min(360.0) };
+    // A bounding box prefilter (indexed on lat, lon), exact at any radius; the exact distance is
+    // computed below.
+    let bb = bounding_box(lon, lat, s.max_km);
     let day = local_day(s.at);
     let min = s.min_members.max(1);
     let rows: Vec<Row> = with_db!(db, |p| sqlx::query_as(SQL)
         .bind(s.specialty.code())
         .bind(bounds.0)
         .bind(bounds.1)
-        .bind(lat - dlat)
-        .bind(lat + dlat)
-        .bind(lon - dlon)
-        .bind(lon + dlon)
+        .bind(bb.lat_min)
+        .bind(bb.lat_max)
+        .bind(bb.lon_min)
+        .bind(bb.lon_max)
         .bind(day)
         .bind(min)
         .fetch_all(p)
@@ -130,16 +124,4 @@ pub async fn qualified_teams_near(db: &Db, bounds: (&str, &str), s: &Search) -> 
         .collect();
     out.sort_by(|a, b| a.distance_km.total_cmp(&b.distance_km).then_with(|| a.team_code.cmp(&b.team_code)));
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn haversine_km() {
-        // Banner seat to 赛汉塔拉 (about 1 degree of latitude south): roughly 111 km.
-        let d = distance_km((113.644, 43.852), (113.644, 42.852));
-        assert!((d - 111.2).abs() < 0.5, "{d}");
-    }
 }

@@ -14,4 +14,5 @@ mod receiver;
 mod scheduler;
 mod supplies;
 mod supplies_flows;
+mod truth_distance;
 mod truth_supplies;
