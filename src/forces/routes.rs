@@ -62,8 +62,13 @@ pub struct FilingBody {
 /// The nearest-teams answer.
 #[derive(Debug, serde::Serialize, JsonSchema)]
 pub struct NearestAnswer {
-    /// Teams, nearest first.
+    /// Teams, nearest first, each with its own count of qualified members.
     pub items: Vec<NearTeam>,
+    /// Number of teams.
+    pub total: i64,
+    /// Distinct qualified people across the teams: one person (same ID number) who is a member of
+    /// two teams counts once here, though in both teams' `qualified_members`.
+    pub qualified_people: i64,
 }
 
 macro_rules! step_route {
@@ -319,6 +324,6 @@ async fn nearest_teams(c: Ctx) -> ApiResult<Response> {
         at: q.at.unwrap_or(c.now()),
     };
     let (lo, hi) = p.scope.bounds();
-    let items = nearest::qualified_teams_near(&c.app.db, (&lo, &hi), &s).await?;
-    json(&NearestAnswer { items })
+    let found = nearest::qualified_teams_near(&c.app.db, (&lo, &hi), &s).await?;
+    json(&NearestAnswer { total: found.teams.len() as i64, qualified_people: found.people, items: found.teams })
 }

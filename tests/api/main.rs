@@ -15,4 +15,5 @@ mod scheduler;
 mod supplies;
 mod supplies_flows;
 mod truth_distance;
+mod truth_forces;
 mod truth_supplies;

@@ -1,7 +1,7 @@
 //! Force rules: FORCE_SHORTFALL, INSURANCE_EXPIRING, INSURANCE_EXPIRED, CERTIFICATE_EXPIRED,
 //! TEAM_FILING_PENDING.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{Duration, NaiveDate};
 use serde_json::json;
@@ -25,29 +25,42 @@ pub async fn check(db: &Db, ctx: &Context, plans: &[CurrentPlan], out: &mut Vec<
 }
 
 /// For every response level of every plan in force: approved teams within the distance must have
-/// enough available, insured members with the specialty.
+/// enough available, insured people with the specialty (distinct people, not member rows).
 async fn shortfall(db: &Db, ctx: &Context, plans: &[CurrentPlan], out: &mut Vec<Found>) -> anyhow::Result<()> {
     if plans.iter().all(|p| p.response_levels().iter().all(|l| l.forces.is_empty())) {
         return Ok(());
     }
-    // One pass over the members: qualified members per approved team and specialty.
-    let rows: Vec<(String, f64, f64, String, i64)> = with_db!(db, |p| {
+    // One pass over the members: the qualified people of each approved team per specialty. A
+    // person is known by the ID-number blind index, so one person in two teams counts once.
+    let rows: Vec<(i64, f64, f64, String, String)> = with_db!(db, |p| {
         sqlx::query_as(
-        "SELECT t.code, t.lon, t.lat, ms.specialty, COUNT(*)
+        "SELECT t.id, t.lon, t.lat, ms.specialty, COALESCE(m.id_index, CAST(m.id AS TEXT))
          FROM teams t
          JOIN members m ON m.team_id = t.id AND m.status = 'available'
          JOIN member_skills ms ON ms.member_id = m.id
          WHERE t.filing_status = 'approved'
            AND EXISTS (SELECT 1 FROM member_insurance i WHERE i.member_id = m.id AND i.start_date <= $1 AND i.end_date >= $1)
-         GROUP BY t.code, t.lon, t.lat, ms.specialty"
+         ORDER BY t.id, ms.specialty"
     )
     .bind(ctx.today)
     .fetch_all(p)
     .await
     })?;
-    let mut grids: HashMap<String, Grid<i64>> = HashMap::new();
-    for (_, lon, lat, specialty, n) in rows {
-        grids.entry(specialty).or_default().insert(lon, lat, n);
+    let mut person_ids: HashMap<String, u32> = HashMap::new();
+    // ((team, specialty), base, people)
+    type TeamPeople = ((i64, String), (f64, f64), Vec<u32>);
+    let mut by_team: Vec<TeamPeople> = Vec::new();
+    for (team, lon, lat, specialty, person) in rows {
+        let next = person_ids.len() as u32;
+        let pid = *person_ids.entry(person).or_insert(next);
+        match by_team.last_mut() {
+            Some((key, _, people)) if key.0 == team && key.1 == specialty => people.push(pid),
+            _ => by_team.push(((team, specialty), (lon, lat), vec![pid])),
+        }
+    }
+    let mut grids: HashMap<String, Grid<Vec<u32>>> = HashMap::new();
+    for ((_, specialty), (lon, lat), people) in by_team {
+        grids.entry(specialty).or_default().insert(lon, lat, people);
     }
     let mut cache: HashMap<(String, String, u64), i64> = HashMap::new();
     for plan in plans {
@@ -56,10 +69,10 @@ async fn shortfall(db: &Db, ctx: &Context, plans: &[CurrentPlan], out: &mut Vec<
             for need in &level.forces {
                 let key = (plan.region_code.clone(), need.specialty.code().to_string(), need.within_km.to_bits());
                 let available = *cache.entry(key).or_insert_with(|| {
-                    grids
-                        .get(need.specialty.code())
-                        .map(|g| g.within(at, need.within_km).into_iter().map(|(n, _)| *n).sum())
-                        .unwrap_or(0)
+                    let Some(g) = grids.get(need.specialty.code()) else { return 0 };
+                    let people: HashSet<u32> =
+                        g.within(at, need.within_km).into_iter().flat_map(|(p, _)| p.iter().copied()).collect();
+                    people.len() as i64
                 });
                 let required = need.headcount as i64;
                 if available >= required {
