@@ -15,5 +15,6 @@ mod scheduler;
 mod supplies;
 mod supplies_flows;
 mod truth_distance;
+mod truth_drills;
 mod truth_forces;
 mod truth_supplies;
