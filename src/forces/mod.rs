@@ -21,6 +21,7 @@ pub mod nearest;
 pub mod personal;
 pub mod routes;
 pub mod routes_callups;
+pub mod routes_certificates;
 pub mod routes_compensation;
 pub mod routes_members;
 pub mod store;

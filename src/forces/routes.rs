@@ -206,6 +206,7 @@ pub fn routes() -> Vec<Route> {
         ),
     ];
     r.extend(super::routes_members::routes());
+    r.extend(super::routes_certificates::routes());
     r.extend(super::routes_callups::routes());
     r.extend(super::routes_compensation::routes());
     r.extend(super::csv::routes());
