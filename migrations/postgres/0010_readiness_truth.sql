@@ -12,3 +12,6 @@ CREATE UNIQUE INDEX member_certificates_number ON member_certificates (member_id
 -- entered it into the service and when.
 ALTER TABLE teams ADD COLUMN filing_entered_by TEXT;
 ALTER TABLE teams ADD COLUMN filing_entered_at TIMESTAMPTZ;
+
+-- Channel rate limits count each channel's attempts in the last minute.
+CREATE INDEX delivery_attempts_at ON delivery_attempts (at, outbox_id);

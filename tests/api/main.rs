@@ -17,4 +17,5 @@ mod supplies_flows;
 mod truth_distance;
 mod truth_drills;
 mod truth_forces;
+mod truth_notify;
 mod truth_supplies;
