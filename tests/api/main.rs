@@ -18,4 +18,5 @@ mod truth_distance;
 mod truth_drills;
 mod truth_forces;
 mod truth_notify;
+mod truth_small;
 mod truth_supplies;
