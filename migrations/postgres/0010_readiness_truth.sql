@@ -8,10 +8,5 @@ ALTER TABLE member_certificates ADD COLUMN revoked_reason TEXT;
 ALTER TABLE member_certificates ADD COLUMN revoked_at TIMESTAMPTZ;
 CREATE UNIQUE INDEX member_certificates_number ON member_certificates (member_id, number);
 
--- A team filing received on paper: `submitted_at` is the day it was submitted; these say who
--- entered it into the service and when.
-ALTER TABLE teams ADD COLUMN filing_entered_by TEXT;
-ALTER TABLE teams ADD COLUMN filing_entered_at TIMESTAMPTZ;
-
 -- Channel rate limits count each channel's attempts in the last minute.
 CREATE INDEX delivery_attempts_at ON delivery_attempts (at, outbox_id);

@@ -18,6 +18,7 @@ pub mod idnumber;
 pub mod member_store;
 pub mod members;
 pub mod nearest;
+pub mod paper;
 pub mod personal;
 pub mod routes;
 pub mod routes_callups;

@@ -18,5 +18,6 @@ mod truth_distance;
 mod truth_drills;
 mod truth_forces;
 mod truth_notify;
+mod truth_paper;
 mod truth_small;
 mod truth_supplies;

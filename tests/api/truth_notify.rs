@@ -119,14 +119,13 @@ async fn channels_stay_within_the_robots_rate_limit() {
     assert_eq!(rx.received().len(), 25);
     let failed = app.get(&admin, "/api/v1/outbox?status=failed").await.expect(200).json();
     assert_eq!(failed["total"], 0);
-    let attempts: i64 =
-        yingji::with_db!(&app.state.db, |p| {
-            sqlx::query_scalar::<_, i64>(
+    let attempts: i64 = yingji::with_db!(&app.state.db, |p| {
+        sqlx::query_scalar::<_, i64>(
         "SELECT COUNT(*) FROM delivery_attempts a JOIN outbox o ON o.id = a.outbox_id WHERE o.channel_id IS NOT NULL"
     )
     .fetch_one(p)
     .await
     .unwrap()
-        });
+    });
     assert_eq!(attempts, 25, "one attempt per message");
 }

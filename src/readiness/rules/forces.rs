@@ -295,7 +295,12 @@ async fn filings(db: &Db, ctx: &Context, out: &mut Vec<Found>) -> anyhow::Result
     .await
     })?;
     for (code, name, region, submitted) in rows {
+        // Whole days waited: a filing dated on paper (its day's midnight) that has waited 15 days
+        // and some hours has waited 15 days, not more.
         let days = (ctx.now.0 - submitted.0).num_days();
+        if days <= ctx.config.team_filing_pending_days {
+            continue;
+        }
         out.push(Found {
             rule: Rule::TeamFilingPending,
             region_code: region.clone(),
