@@ -109,14 +109,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 async fn load(c: &Ctx, perm: Perm) -> ApiResult<MemberRow> {
-    let p = c.require(perm)?;
-    let id = c.id_param("id")?;
-    let m = member_store::rows(&c.app.db, Which::Id(id))
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::NotFound(format!("队员 {id} 不存在")))?;
-    p.require_region(&m.region_code)?;
+    let m = super::routes_members::load(c, perm).await?;
     if perm == Perm::Write && m.anonymised_at.is_some() {
         return Err(ApiError::Conflict("该临时志愿者的个人信息已匿名化，不能再修改".into()));
     }

@@ -168,7 +168,8 @@ async fn list(c: Ctx) -> ApiResult<Response> {
     json(&Page { items, total })
 }
 
-async fn load(c: &Ctx, perm: Perm) -> ApiResult<MemberRow> {
+/// The member `{id}` of the path, checked against the caller's permission in its region.
+pub(super) async fn load(c: &Ctx, perm: Perm) -> ApiResult<MemberRow> {
     let p = c.require(perm)?;
     let id = c.id_param("id")?;
     let m = member_store::rows(&c.app.db, Which::Id(id))
