@@ -209,3 +209,26 @@ async fn members_of_rejected_and_revoked_teams_are_skipped_alike() {
     assert!(findings(&app, &admin, MANDULATU, "INSURANCE_EXPIRED").await.is_empty());
     assert!(findings(&app, &admin, MANDULATU, "CERTIFICATE_EXPIRED").await.is_empty());
 }
+
+#[tokio::test]
+async fn two_renewals_of_one_certificate_at_once_end_with_one_winner() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    team(&app, &admin, "T", 5.0).await;
+    let m = member(
+        &app,
+        &admin,
+        "T",
+        1,
+        json!({"certificates": [{"kind": "救援员证", "number": "A", "issued": "2023-01-01", "expires": "2026-11-26"}]}),
+    )
+    .await;
+    let path = format!("/api/v1/members/{m}/certificates/A/renew");
+    let (b, c) = (json!({"number": "B", "issued": "2026-11-27"}), json!({"number": "C", "issued": "2026-11-27"}));
+    let (r1, r2) = tokio::join!(app.post(&admin, &path, &b), app.post(&admin, &path, &c));
+    let mut codes = vec![r1.status.as_u16(), r2.status.as_u16()];
+    codes.sort();
+    assert_eq!(codes, vec![201, 409], "{} / {}", r1.text, r2.text);
+    let list = app.get(&admin, &format!("/api/v1/members/{m}/certificates")).await.expect(200).json();
+    assert_eq!(list["total"], 2, "the loser wrote nothing: {list}");
+}
