@@ -202,9 +202,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             db.close().await;
             Ok(())
         }
-        Command::Token(cmd) => token(config, clock, cmd).await,
-        Command::Plans(cmd) => plans(config, clock, cmd).await,
+        // Only `serve` and `migrate` load the shipped data into an empty database: issuing a token
+        // or importing regions or plans never loads the shipped plan set behind the user's back.
+        Command::Token(cmd) => token(Config { seed: false, ..config }, clock, cmd).await,
+        Command::Plans(cmd) => plans(Config { seed: false, ..config }, clock, cmd).await,
         Command::Regions(RegionsCommand::Import { file }) => {
+            let config = Config { seed: false, ..config };
             let text =
                 std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("读取 {} 失败：{e}", file.display()))?;
             let db = app::prepare_db(&config, &clock).await?;

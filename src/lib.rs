@@ -15,6 +15,7 @@ pub mod db;
 pub mod drills;
 pub mod error;
 pub mod forces;
+pub mod geodesy;
 pub mod http;
 pub mod metrics;
 pub mod notify;

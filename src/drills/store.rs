@@ -361,11 +361,13 @@ pub async fn upcoming_in_series(tx: &mut Tx, series_id: i64) -> Result<i64, sqlx
     .await)
 }
 
-/// Records "last drilled" on each plan a completed drill exercised (the drill's local end date).
+/// Records "last drilled" on each plan a completed drill exercised (the drill's local end date),
+/// where the drill's form is one the plan counts.
 pub async fn record_drilled(tx: &mut Tx, d: &Drill) -> Result<(), sqlx::Error> {
     let date = d.ends_at.0.with_timezone(&crate::time::LOCAL_TZ).date_naive();
+    let Some(form) = crate::plans::DrillForm::parse(d.form.as_str()) else { return Ok(()) };
     for plan in &d.plan_ids {
-        crate::plans::store::record_drilled(tx, *plan, date).await?;
+        crate::plans::store::record_drilled(tx, *plan, date, form).await?;
     }
     Ok(())
 }

@@ -345,6 +345,7 @@ pub async fn erase_temporaries(
         member_store::update(tx, &after, m.status).await?;
         let kept = Details { skills: details.skills, ..Details::default() };
         member_store::set_details(tx, m.id, &kept).await?;
+        member_store::erase_certificates(tx, m.id).await?;
         let a = Member::view(&after, kept, cipher, Disclosure::MASKED, now);
         members::audit_member(tx, actor, now, "erase", &after, Some(&before), Some(&a)).await?;
         erased.push(m.id);

@@ -37,6 +37,7 @@ pub const TEAM_COLUMNS: &[Column] = &[
     Column { name: "specialties", zh: "专业", aliases: &["专业类别"], required: false },
     Column { name: "grades", zh: "等级", aliases: &["专业等级"], required: false },
     Column { name: "filing_status", zh: "备案状态", aliases: &[], required: false },
+    Column { name: "submitted_on", zh: "备案提交日期", aliases: &["提交日期"], required: false },
 ];
 
 /// Query of exports.
@@ -134,6 +135,8 @@ struct Row {
     lat: f64,
     specialties: Vec<SpecialtyGrade>,
     status: Option<FilingStatus>,
+    /// When a new team's filing counts as submitted (the day on paper, or now).
+    submitted_at: Timestamp,
 }
 
 fn parse_specialties(rec: &csvio::Record, errors: &mut Vec<FieldError>) -> Option<Vec<SpecialtyGrade>> {
@@ -174,7 +177,7 @@ fn parse_specialties(rec: &csvio::Record, errors: &mut Vec<FieldError>) -> Optio
     Some(out)
 }
 
-fn parse_rows(text: &str) -> Result<(Vec<Row>, Vec<FieldError>), Vec<FieldError>> {
+fn parse_rows(text: &str, now: Timestamp) -> Result<(Vec<Row>, Vec<FieldError>), Vec<FieldError>> {
     let records = csvio::parse(text, TEAM_COLUMNS)?;
     let mut errors = Vec::new();
     let mut rows = Vec::new();
@@ -209,11 +212,30 @@ fn parse_rows(text: &str) -> Result<(Vec<Row>, Vec<FieldError>), Vec<FieldError>
                 None
             })
         });
+        let submitted_on = crate::supplies::csv::date(rec, "submitted_on", &mut errors);
+        let submitted_at = match super::paper::submitted_at(submitted_on, now) {
+            Ok(t) => t,
+            Err(m) => {
+                errors.push(rec.err("submitted_on", m));
+                now
+            }
+        };
         if errors.len() == n
             && let (Some(code), Some(name), Some(org_type), Some(region), Some(lon), Some(lat), Some(specialties)) =
                 (code, name, org_type, region, lon, lat, specialties)
         {
-            rows.push(Row { line: rec.line, code, name, org_type, region, lon, lat, specialties, status });
+            rows.push(Row {
+                line: rec.line,
+                code,
+                name,
+                org_type,
+                region,
+                lon,
+                lat,
+                specialties,
+                status,
+                submitted_at,
+            });
         }
     }
     Ok((rows, errors))
@@ -230,8 +252,9 @@ pub async fn import_teams_text(
     text: &str,
 ) -> Result<ImportSummary, ApiError> {
     let owned = text.to_string();
-    let (rows, mut errors) =
-        crate::blocking::cpu(move || parse_rows(&owned)).await?.map_err(|e| ApiError::invalid_many(summary(&e), e))?;
+    let (rows, mut errors) = crate::blocking::cpu(move || parse_rows(&owned, now))
+        .await?
+        .map_err(|e| ApiError::invalid_many(summary(&e), e))?;
     let may_decide = p.role.allows(Perm::Decide);
     let mut existing: HashMap<String, (TeamRow, Vec<SpecialtyGrade>)> = HashMap::new();
     let mut seen: HashMap<&str, u64> = HashMap::new();
@@ -316,7 +339,7 @@ pub async fn import_teams_text(
                     filing_status: status,
                     status_reason: None,
                     submitted_by: actor.name.clone(),
-                    submitted_at: now,
+                    submitted_at: row.submitted_at,
                     decided_by: decided.then(|| actor.name.clone()),
                     decided_at: decided.then_some(now),
                     approved_by: (status == FilingStatus::Approved).then(|| actor.name.clone()),
@@ -396,6 +419,7 @@ async fn export_teams(c: Ctx) -> ApiResult<Response> {
                 codes.join(";"),
                 if graded { grades.join(";") } else { String::new() },
                 t.filing_status.as_str().to_string(),
+                t.submitted_at.0.with_timezone(&crate::time::LOCAL_TZ).date_naive().to_string(),
             ]
         })
         .collect();

@@ -15,7 +15,9 @@ use warp::reply::Response;
 use super::csv::{ExportQuery, summary};
 use super::idnumber::{IdNumber, Phone};
 use super::member_store::{self, Which};
-use super::members::{self, Details, Insurance, Member, MemberRow, check_status_change};
+use super::members::{
+    self, Certificate, CertificateStatus, Details, Insurance, Member, MemberRow, check_status_change,
+};
 use super::personal::{Disclosure, record_reveal};
 use super::{MemberStatus, store};
 use crate::auth::Perm;
@@ -39,7 +41,14 @@ pub const MEMBER_COLUMNS: &[Column] = &[
     Column::optional("insurance_start", "保险起期"),
     Column::optional("insurance_end", "保险止期"),
     Column { name: "status", zh: "状态", aliases: &[], required: false },
+    Column::optional("certificate_kind", "证书种类"),
+    Column::optional("certificate_number", "证书编号"),
+    Column::optional("certificate_issued", "发证日期"),
+    Column::optional("certificate_expires", "证书有效期至"),
 ];
+
+/// The certificate columns: several certificates per member, `;`-separated and aligned.
+const CERT_COLS: [&str; 4] = ["certificate_kind", "certificate_number", "certificate_issued", "certificate_expires"];
 
 enum Ident {
     Full(IdNumber),
@@ -60,6 +69,7 @@ struct Row {
     phone: PhoneCell,
     skills: Option<Vec<Specialty>>,
     insurance: Option<Insurance>,
+    certificates: Vec<Certificate>,
     status: Option<MemberStatus>,
 }
 
@@ -128,6 +138,7 @@ fn parse_row(rec: &Record, errors: &mut Vec<FieldError>) -> Option<Row> {
             _ => None,
         }
     };
+    let certificates = certificates(rec, errors);
     let status = rec.get("status").and_then(|v| {
         MemberStatus::parse(v).or_else(|| {
             errors.push(rec.err("status", format!("状态「{v}」无效，应为 {}", MemberStatus::choices())));
@@ -137,7 +148,63 @@ fn parse_row(rec: &Record, errors: &mut Vec<FieldError>) -> Option<Row> {
     if errors.len() != n {
         return None;
     }
-    Some(Row { line: rec.line, team: team?, name: name?, id: id?, phone, skills, insurance, status })
+    Some(Row { line: rec.line, team: team?, name: name?, id: id?, phone, skills, insurance, certificates, status })
+}
+
+/// The certificates of a row: kind, number, issue date and expiry date, each column holding
+/// one value per certificate separated by `;` (an empty expiry: does not expire).
+fn certificates(rec: &Record, errors: &mut Vec<FieldError>) -> Vec<Certificate> {
+    let split = |c: &str| -> Vec<String> {
+        rec.get(c).map(|v| v.split([';', '；']).map(|s| s.trim().to_string()).collect()).unwrap_or_default()
+    };
+    let [kinds, numbers, issued, expires] = CERT_COLS.map(split);
+    if kinds.is_empty() && numbers.is_empty() && issued.is_empty() && expires.is_empty() {
+        return Vec::new();
+    }
+    let n = kinds.len();
+    for (col, v) in CERT_COLS.iter().zip([&kinds, &numbers, &issued, &expires]).skip(1) {
+        // An expiry column may be left out entirely (no certificate expires).
+        if v.len() != n && !(*col == "certificate_expires" && v.is_empty()) {
+            errors.push(rec.err(col, format!("有 {} 项，证书种类有 {n} 项，应一一对应（用 ; 分隔）", v.len())));
+            return Vec::new();
+        }
+    }
+    let mut day = |col: &'static str, v: &str| -> Option<NaiveDate> {
+        NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            .or_else(|_| NaiveDate::parse_from_str(v, "%Y/%m/%d"))
+            .map_err(|_| errors.push(rec.err(col, format!("日期「{v}」无效，应为 YYYY-MM-DD"))))
+            .ok()
+    };
+    let mut parsed = Vec::new();
+    let mut bad = Vec::new();
+    for i in 0..n {
+        let (kind, number) = (kinds[i].clone(), numbers[i].clone());
+        if kind.is_empty() || number.is_empty() || kind.chars().count() > 60 || number.chars().count() > 60 {
+            bad.push(
+                rec.err("certificate_number", format!("第 {} 张证书的种类和编号不能为空，且不超过 60 个字符", i + 1)),
+            );
+            continue;
+        }
+        let Some(iss) = day("certificate_issued", &issued[i]) else { continue };
+        let exp = match expires.get(i).map(String::as_str) {
+            None | Some("") => None,
+            Some(v) => match day("certificate_expires", v) {
+                Some(d) => Some(d),
+                None => continue,
+            },
+        };
+        if exp.is_some_and(|e| e < iss) {
+            bad.push(rec.err("certificate_expires", format!("证书 {number} 的有效期早于发证日期")));
+            continue;
+        }
+        if parsed.iter().any(|c: &Certificate| c.number == number) {
+            bad.push(rec.err("certificate_number", format!("证书编号 {number} 在本行重复")));
+            continue;
+        }
+        parsed.push(Certificate::new(kind, number, iss, exp));
+    }
+    errors.extend(bad);
+    parsed
 }
 
 /// A resolved row: the row, the member it updates (None: new), and the wanted details, phone
@@ -249,6 +316,13 @@ pub async fn import(c: Ctx) -> ApiResult<Response> {
         if let Some(s) = &row.skills {
             details.skills = s.clone();
         }
+        for cert in &row.certificates {
+            // Added, or corrected in place by number; never removed (certificates are a history).
+            match details.certificates.iter_mut().find(|c| c.number == cert.number) {
+                Some(c) => (c.kind, c.issued, c.expires) = (cert.kind.clone(), cert.issued, cert.expires),
+                None => details.certificates.push(cert.clone()),
+            }
+        }
         if let Some(ins) = &row.insurance {
             details.insurance.retain(|i| i.policy_number != ins.policy_number);
             details.insurance.push(ins.clone());
@@ -311,6 +385,7 @@ pub async fn import(c: Ctx) -> ApiResult<Response> {
                     && e.plain_phone == phone
                     && old_skills == new_skills
                     && norm(&e.details.insurance) == norm(&details.insurance)
+                    && e.details.certificates == details.certificates
                     && e.row.status == status
                 {
                     s.unchanged += 1;
@@ -380,6 +455,15 @@ pub async fn export(c: Ctx) -> ApiResult<Response> {
                 latest.map(|i| i.end.to_string()).unwrap_or_default(),
                 m.status.as_str().to_string(),
             ]);
+            // The certificates in force (renewed and revoked ones stay in the member's history).
+            let certs: Vec<&Certificate> =
+                det.certificates.iter().filter(|c| c.status == CertificateStatus::Active).collect();
+            let join = |f: &dyn Fn(&Certificate) -> String| certs.iter().map(|c| f(c)).collect::<Vec<_>>().join(";");
+            let row = out.last_mut().expect("just pushed");
+            row.push(join(&|c| c.kind.clone()));
+            row.push(join(&|c| c.number.clone()));
+            row.push(join(&|c| c.issued.to_string()));
+            row.push(join(&|c| c.expires.map(|e| e.to_string()).unwrap_or_default()));
             revealed.push((m.id, m.region_code.clone()));
         }
     }

@@ -75,7 +75,8 @@ impl Step {
 }
 
 /// Applies a filing step to the team `code`, checking the caller's permission in the team's
-/// region and the current state (409 otherwise).
+/// region and the current state (409 otherwise). `submitted_at` is when a resubmitted filing
+/// counts as submitted (`now`, or the day on paper: [`super::paper::submitted_at`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn apply(
     db: &Db,
@@ -86,6 +87,7 @@ pub async fn apply(
     code: &str,
     step: Step,
     reason: Option<String>,
+    submitted_at: Timestamp,
 ) -> Result<Team, ApiError> {
     p.require(step.perm())?;
     if step.needs_reason() && reason.is_none() {
@@ -113,7 +115,7 @@ pub async fn apply(
     match step {
         Step::Resubmit => {
             after.submitted_by = actor.name.clone();
-            after.submitted_at = now;
+            after.submitted_at = submitted_at;
             after.status_reason = None;
         }
         _ => {

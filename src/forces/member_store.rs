@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 
 use super::MemberStatus;
-use super::members::{Certificate, Details, Insurance, MemberRow};
+use super::members::{Certificate, CertificateStatus, Details, Insurance, MemberRow};
 use crate::db::{Db, Tx};
 use crate::time::Timestamp;
 use crate::vocab::Specialty;
@@ -68,7 +68,7 @@ pub async fn temporaries_tx(tx: &mut Tx, callup_id: i64) -> Result<Vec<MemberRow
     with_tx!(tx, |c| sqlx::query_as::<_, MemberRow>(&sql).bind(callup_id).fetch_all(c).await)
 }
 
-type CertRow = (i64, String, String, NaiveDate, Option<NaiveDate>);
+type CertRow = (i64, String, String, NaiveDate, Option<NaiveDate>, String, Option<String>, Option<String>);
 type InsRow = (i64, String, String, NaiveDate, NaiveDate);
 
 fn collect(skills: Vec<(i64, String)>, certs: Vec<CertRow>, ins: Vec<InsRow>) -> HashMap<i64, Details> {
@@ -78,8 +78,17 @@ fn collect(skills: Vec<(i64, String)>, certs: Vec<CertRow>, ins: Vec<InsRow>) ->
             map.entry(m).or_default().skills.push(s);
         }
     }
-    for (m, kind, number, issued, expires) in certs {
-        map.entry(m).or_default().certificates.push(Certificate { kind, number, issued, expires });
+    for (m, kind, number, issued, expires, status, renewed_by, revoked_reason) in certs {
+        let status = CertificateStatus::parse(&status).unwrap_or_default();
+        map.entry(m).or_default().certificates.push(Certificate {
+            kind,
+            number,
+            issued,
+            expires,
+            status,
+            renewed_by,
+            revoked_reason,
+        });
     }
     for (m, insurer, policy_number, start, end) in ins {
         map.entry(m).or_default().insurance.push(Insurance { insurer, policy_number, start, end });
@@ -94,7 +103,7 @@ fn detail_sql(which: Which) -> (String, String, String, i64) {
             "SELECT s.member_id, s.specialty FROM member_skills s JOIN members m ON m.id = s.member_id WHERE {w} ORDER BY s.member_id, s.specialty"
         ),
         format!(
-            "SELECT c.member_id, c.kind, c.number, c.issued, c.expires FROM member_certificates c JOIN members m ON m.id = c.member_id WHERE {w} ORDER BY c.member_id, c.id"
+            "SELECT c.member_id, c.kind, c.number, c.issued, c.expires, c.status, c.renewed_by, c.revoked_reason FROM member_certificates c JOIN members m ON m.id = c.member_id WHERE {w} ORDER BY c.member_id, c.id"
         ),
         format!(
             "SELECT i.member_id, i.insurer, i.policy_number, i.start_date, i.end_date FROM member_insurance i JOIN members m ON m.id = i.member_id WHERE {w} ORDER BY i.member_id, i.start_date, i.id"
@@ -197,10 +206,13 @@ pub async fn set_status(
     crate::transition!(tx, MEMBER, id, from [from.as_str()] => to.as_str(), set { "updated_at" = now })
 }
 
-/// Replaces a member's skills, certificates and insurance.
+/// Replaces a member's skills and insurance, and adds its certificates (a certificate with a
+/// number the member already holds is corrected in place: kind and dates; its status stays).
+/// Certificates are never removed here: they are a history ([`erase_certificates`] is for
+/// erasing a temporary volunteer's personal data).
 pub async fn set_details(tx: &mut Tx, member_id: i64, d: &Details) -> Result<(), sqlx::Error> {
     with_tx!(tx, |c| {
-        for table in ["member_skills", "member_certificates", "member_insurance"] {
+        for table in ["member_skills", "member_insurance"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE member_id = $1")).bind(member_id).execute(&mut *c).await?;
         }
         for s in &d.skills {
@@ -212,7 +224,8 @@ pub async fn set_details(tx: &mut Tx, member_id: i64, d: &Details) -> Result<(),
         }
         for k in &d.certificates {
             sqlx::query(
-                "INSERT INTO member_certificates (member_id, kind, number, issued, expires) VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO member_certificates (member_id, kind, number, issued, expires) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (member_id, number) DO UPDATE SET kind = excluded.kind, issued = excluded.issued, expires = excluded.expires",
             )
             .bind(member_id)
             .bind(&k.kind)
@@ -236,6 +249,15 @@ pub async fn set_details(tx: &mut Tx, member_id: i64, d: &Details) -> Result<(),
         }
         Ok(())
     })
+}
+
+/// Removes every certificate of a member (erasure of a temporary volunteer's personal data).
+pub async fn erase_certificates(tx: &mut Tx, member_id: i64) -> Result<(), sqlx::Error> {
+    with_tx!(tx, |c| sqlx::query("DELETE FROM member_certificates WHERE member_id = $1")
+        .bind(member_id)
+        .execute(c)
+        .await
+        .map(|_| ()))
 }
 
 /// Number of members of a team per status.

@@ -48,25 +48,65 @@ pub struct MemberRow {
     pub updated_at: Timestamp,
 }
 
-/// A certificate a member holds.
+crate::vocabulary! {
+    /// Where a certificate stands in a member's history.
+    CertificateStatus {
+        Active = "active", "有效记录";
+        Renewed = "renewed", "已换证";
+        Revoked = "revoked", "已注销";
+    }
+}
+
+// The vocabulary macro defines the enum, so the default cannot be derived there.
+#[allow(clippy::derivable_impls)]
+impl Default for CertificateStatus {
+    fn default() -> Self {
+        CertificateStatus::Active
+    }
+}
+
+/// A certificate a member holds (or held: certificates are kept as a history; a renewal adds one
+/// and marks the old one `renewed`, a revocation marks it `revoked`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Certificate {
     /// Kind, e.g. 红十字救护员证.
     pub kind: String,
-    /// Certificate number.
+    /// Certificate number (one per member).
     pub number: String,
     /// Issue date.
     pub issued: NaiveDate,
     /// Expiry date, when it expires.
     #[serde(default)]
     pub expires: Option<NaiveDate>,
+    /// `active`, `renewed` (a newer certificate replaced it) or `revoked` (read-only).
+    #[serde(default, skip_deserializing)]
+    pub status: CertificateStatus,
+    /// Number of the certificate that renewed it (read-only).
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub renewed_by: Option<String>,
+    /// Why it was revoked (read-only).
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub revoked_reason: Option<String>,
 }
 
 impl Certificate {
-    /// Whether the certificate is valid on a day.
+    /// A new, active certificate.
+    pub fn new(kind: String, number: String, issued: NaiveDate, expires: Option<NaiveDate>) -> Certificate {
+        Certificate {
+            kind,
+            number,
+            issued,
+            expires,
+            status: CertificateStatus::Active,
+            renewed_by: None,
+            revoked_reason: None,
+        }
+    }
+
+    /// Whether the certificate is valid on a day (issued, not expired, not revoked).
     pub fn valid_on(&self, day: NaiveDate) -> bool {
-        self.issued <= day && self.expires.is_none_or(|e| day <= e)
+        self.status != CertificateStatus::Revoked && self.issued <= day && self.expires.is_none_or(|e| day <= e)
     }
 }
 
@@ -219,7 +259,8 @@ pub struct MemberPatch {
     pub phone: Option<Option<Phone>>,
     /// Replaces the skills.
     pub skills: Option<Vec<Specialty>>,
-    /// Replaces the certificates.
+    /// Adds certificates, or corrects one with the same number; never removes one (certificates
+    /// are a history: renew or revoke one through `/api/v1/members/{id}/certificates`).
     pub certificates: Option<Vec<Certificate>>,
     /// Replaces the insurance policies.
     pub insurance: Option<Vec<Insurance>>,
@@ -242,7 +283,10 @@ pub fn check_details(skills: &[Specialty], certs: &[Certificate], ins: &[Insuran
         if c.expires.is_some_and(|e| e < c.issued) {
             return Err(ApiError::invalid(format!("certificates[{i}].expires"), "有效期不能早于发证日期"));
         }
-        certificates.push(Certificate { kind, number, issued: c.issued, expires: c.expires });
+        if certificates.iter().any(|o: &Certificate| o.number == number) {
+            return Err(ApiError::invalid(format!("certificates[{i}].number"), "证书编号重复"));
+        }
+        certificates.push(Certificate::new(kind, number, c.issued, c.expires));
     }
     let mut insurance: Vec<Insurance> = Vec::new();
     for (i, p) in ins.iter().enumerate() {

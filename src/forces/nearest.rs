@@ -5,12 +5,12 @@
 //! [`qualified_teams_near`] is the store-level entry point that readiness checks reuse: "how many
 //! qualified members does each approved team near this point have?".
 
-use geo::{Distance, Haversine, Point};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::members::local_day;
 use crate::db::Db;
+use crate::geodesy::{bounding_box, distance_km};
 use crate::time::Timestamp;
 use crate::vocab::Specialty;
 use crate::with_db;
@@ -67,19 +67,26 @@ pub struct Search {
     pub at: Timestamp,
 }
 
-/// Great-circle distance in km between two (lon, lat) points.
-pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
-    Haversine.distance(Point::new(a.0, a.1), Point::new(b.0, b.1)) / 1000.0
+/// What [`qualified_teams_near`] found.
+#[derive(Debug, Clone, Default)]
+pub struct Nearby {
+    /// Teams, nearest first (ties by code), each with its own qualified members.
+    pub teams: Vec<NearTeam>,
+    /// Distinct qualified people across those teams (one person in two teams counts once,
+    /// matched through the ID-number blind index).
+    pub people: i64,
 }
 
 /// Approved teams within `bounds` (a jurisdiction's region-code range) that have at least
 /// `s.min_members` members who are `available` now, hold `s.specialty`, and hold a policy
 /// covering the Asia/Shanghai day of `s.at`; within `s.max_km` of `s.point`; nearest first (ties
-/// by code). Member status is the current one (status history is not kept); only insurance is
-/// judged at `s.at`. A team's own specialty list is not required: its grade is shown when it
-/// has one.
-pub async fn qualified_teams_near(db: &Db, bounds: (&str, &str), s: &Search) -> Result<Vec<NearTeam>, sqlx::Error> {
-    const SQL: &str = "SELECT t.code, t.name, t.region_code, t.lon, t.lat, ts.grade, COUNT(m.id) AS qualified
+/// by code), with the distinct people across them. Member status is the current one (status
+/// history is not kept); only insurance is judged at `s.at`. A team's own specialty list is not
+/// required: its grade is shown when it has one.
+pub async fn qualified_teams_near(db: &Db, bounds: (&str, &str), s: &Search) -> Result<Nearby, sqlx::Error> {
+    // One row per qualified member (a person appears at most once per team); counted per team and
+    // per person below.
+    const SQL: &str = "SELECT t.code, t.name, t.region_code, t.lon, t.lat, ts.grade, COALESCE(m.id_index, CAST(m.id AS TEXT))
         FROM teams t
         JOIN members m ON m.team_id = t.id AND m.status = 'available'
         JOIN member_skills ms ON ms.member_id = m.id AND ms.specialty = $1
@@ -87,59 +94,47 @@ pub async fn qualified_teams_near(db: &Db, bounds: (&str, &str), s: &Search) -> 
         WHERE t.filing_status = 'approved' AND t.region_code >= $2 AND t.region_code <= $3
           AND t.lat >= $4 AND t.lat <= $5 AND t.lon >= $6 AND t.lon <= $7
           AND EXISTS (SELECT 1 FROM member_insurance i WHERE i.member_id = m.id AND i.start_date <= $8 AND i.end_date >= $8)
-        GROUP BY t.id, t.code, t.name, t.region_code, t.lon, t.lat, ts.grade
-        HAVING COUNT(m.id) >= $9";
-    type Row = (String, String, String, f64, f64, Option<i64>, i64);
+        ORDER BY t.code";
+    type Row = (String, String, String, f64, f64, Option<i64>, String);
     let (lon, lat) = s.point;
-    // A bounding box prefilter (indexed on lat, lon); the exact distance is computed below.
-    let dlat = s.max_km / 110.574 * 1.01 + 0.001;
-    let cos = lat.to_radians().cos();
-    let dlon = if cos < 0.01 { 360.0 } else { (s.max_km / (111.320 * cos) * 1.01 + 0.001).min(360.0) };
+    // A bounding box prefilter (indexed on lat, lon), exact at any radius; the exact distance is
+    // computed below.
+    let bb = bounding_box(lon, lat, s.max_km);
     let day = local_day(s.at);
     let min = s.min_members.max(1);
     let rows: Vec<Row> = with_db!(db, |p| sqlx::query_as(SQL)
         .bind(s.specialty.code())
         .bind(bounds.0)
         .bind(bounds.1)
-        .bind(lat - dlat)
-        .bind(lat + dlat)
-        .bind(lon - dlon)
-        .bind(lon + dlon)
+        .bind(bb.lat_min)
+        .bind(bb.lat_max)
+        .bind(bb.lon_min)
+        .bind(bb.lon_max)
         .bind(day)
-        .bind(min)
         .fetch_all(p)
         .await)?;
-    let mut out: Vec<NearTeam> = rows
-        .into_iter()
-        .map(|(team_code, name, region_code, tlon, tlat, grade, qualified)| {
-            let d = distance_km((lon, lat), (tlon, tlat));
-            (
-                d,
-                NearTeam {
-                    team_code,
-                    name,
-                    region_code,
-                    distance_km: (d * 100.0).round() / 100.0,
-                    qualified_members: qualified,
-                    grade: grade.and_then(|g| u8::try_from(g).ok()),
-                },
-            )
-        })
-        .filter(|(d, _)| *d <= s.max_km)
-        .map(|(_, t)| t)
-        .collect();
-    out.sort_by(|a, b| a.distance_km.total_cmp(&b.distance_km).then_with(|| a.team_code.cmp(&b.team_code)));
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn haversine_km() {
-        // Banner seat to 赛汉塔拉 (about 1 degree of latitude south): roughly 111 km.
-        let d = distance_km((113.644, 43.852), (113.644, 42.852));
-        assert!((d - 111.2).abs() < 0.5, "{d}");
+    let mut teams: Vec<(f64, NearTeam, Vec<String>)> = Vec::new();
+    for (team_code, name, region_code, tlon, tlat, grade, person) in rows {
+        if let Some(last) = teams.last_mut()
+            && last.1.team_code == team_code
+        {
+            last.1.qualified_members += 1;
+            last.2.push(person);
+            continue;
+        }
+        let d = distance_km((lon, lat), (tlon, tlat));
+        let team = NearTeam {
+            team_code,
+            name,
+            region_code,
+            distance_km: (d * 100.0).round() / 100.0,
+            qualified_members: 1,
+            grade: grade.and_then(|g| u8::try_from(g).ok()),
+        };
+        teams.push((d, team, vec![person]));
     }
+    teams.retain(|(d, t, _)| *d <= s.max_km && t.qualified_members >= min);
+    teams.sort_by(|a, b| a.1.distance_km.total_cmp(&b.1.distance_km).then_with(|| a.1.team_code.cmp(&b.1.team_code)));
+    let people = teams.iter().flat_map(|(_, _, p)| p.iter()).collect::<std::collections::HashSet<_>>().len() as i64;
+    Ok(Nearby { teams: teams.into_iter().map(|(_, t, _)| t).collect(), people })
 }

@@ -57,13 +57,22 @@ pub struct FilingBody {
     /// Reason (shown to the team).
     #[serde(default)]
     pub reason: Option<String>,
+    /// `resubmit` only: the day the corrected filing was submitted, when it came on paper
+    /// (default: now; not in the future).
+    #[serde(default)]
+    pub submitted_on: Option<chrono::NaiveDate>,
 }
 
 /// The nearest-teams answer.
 #[derive(Debug, serde::Serialize, JsonSchema)]
 pub struct NearestAnswer {
-    /// Teams, nearest first.
+    /// Teams, nearest first, each with its own count of qualified members.
     pub items: Vec<NearTeam>,
+    /// Number of teams.
+    pub total: i64,
+    /// Distinct qualified people across the teams: one person (same ID number) who is a member of
+    /// two teams counts once here, though in both teams' `qualified_members`.
+    pub qualified_people: i64,
 }
 
 macro_rules! step_route {
@@ -201,6 +210,7 @@ pub fn routes() -> Vec<Route> {
         ),
     ];
     r.extend(super::routes_members::routes());
+    r.extend(super::routes_certificates::routes());
     r.extend(super::routes_callups::routes());
     r.extend(super::routes_compensation::routes());
     r.extend(super::csv::routes());
@@ -243,7 +253,9 @@ async fn create(c: Ctx) -> ApiResult<Response> {
     let input: TeamInput = c.json()?;
     p.require_region(input.region_code.as_str())?;
     let (actor, now) = (c.actor()?, c.now());
-    let row = teams::to_row(&input, &c.app.cipher, &actor, now, None)?;
+    let mut row = teams::to_row(&input, &c.app.cipher, &actor, now, None)?;
+    row.submitted_at =
+        super::paper::submitted_at(input.submitted_on, now).map_err(|m| ApiError::invalid("submitted_on", m))?;
     let mut tx = c.app.db.begin().await?;
     let row = teams::create(&mut tx, &c.app.cipher, &actor, now, row, &input.specialties, "create").await?;
     tx.commit().await?;
@@ -296,7 +308,15 @@ async fn filing_step(c: Ctx, step: Step) -> ApiResult<Response> {
     let p = c.principal()?;
     let body: FilingBody = if c.body.iter().all(u8::is_ascii_whitespace) { FilingBody::default() } else { c.json()? };
     let reason = super::opt_text("reason", body.reason.as_deref(), 500)?;
-    let team = filing::apply(&c.app.db, &c.app.cipher, p, &c.actor()?, c.now(), c.param("code"), step, reason).await?;
+    if body.submitted_on.is_some() && step != Step::Resubmit {
+        return Err(ApiError::invalid("submitted_on", "备案提交日期只在重新提交（resubmit）时填写"));
+    }
+    let now = c.now();
+    let submitted_at =
+        super::paper::submitted_at(body.submitted_on, now).map_err(|m| ApiError::invalid("submitted_on", m))?;
+    let team =
+        filing::apply(&c.app.db, &c.app.cipher, p, &c.actor()?, now, c.param("code"), step, reason, submitted_at)
+            .await?;
     json(&team)
 }
 
@@ -319,6 +339,6 @@ async fn nearest_teams(c: Ctx) -> ApiResult<Response> {
         at: q.at.unwrap_or(c.now()),
     };
     let (lo, hi) = p.scope.bounds();
-    let items = nearest::qualified_teams_near(&c.app.db, (&lo, &hi), &s).await?;
-    json(&NearestAnswer { items })
+    let found = nearest::qualified_teams_near(&c.app.db, (&lo, &hi), &s).await?;
+    json(&NearestAnswer { total: found.teams.len() as i64, qualified_people: found.people, items: found.teams })
 }

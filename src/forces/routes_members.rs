@@ -15,7 +15,7 @@ use super::{MemberStatus, callup_store, teams};
 use crate::auth::Perm;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
-use crate::http::ctx::{Page, json, json_status};
+use crate::http::ctx::{Page, json, json_status, page};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 
 const TAG: &str = "社会应急力量";
@@ -29,6 +29,10 @@ pub struct MemberQuery {
     /// Show ID numbers and phones in full (admins; every revealed member is audited).
     #[serde(default)]
     pub reveal: bool,
+    /// Page size (default 100, max 1000).
+    pub limit: Option<u32>,
+    /// Items to skip.
+    pub offset: Option<u32>,
 }
 
 /// Body of `POST /api/v1/members/search`. The number travels in the body, not the URL, so it
@@ -129,11 +133,15 @@ async fn list(c: Ctx) -> ApiResult<Response> {
     let team = teams::load(&c.app.db, c.param("code")).await?;
     p.require_region(&team.region_code)?;
     let d = Disclosure::ask(p, q.reveal, &team.region_code)?;
+    let (limit, offset) = page(q.limit, q.offset)?;
     let rows: Vec<MemberRow> = member_store::rows(&c.app.db, Which::Team(team.id))
         .await?
         .into_iter()
         .filter(|m| q.status.is_none_or(|s| m.status == s))
         .collect();
+    let total = rows.len() as i64;
+    // Only the page is shown, so only the page is revealed (and audited).
+    let rows: Vec<MemberRow> = rows.into_iter().skip(offset as usize).take(limit as usize).collect();
     let mut details = member_store::details(&c.app.db, Which::Team(team.id)).await?;
     let now = c.now();
     if d.reveal {
@@ -157,11 +165,11 @@ async fn list(c: Ctx) -> ApiResult<Response> {
         .iter()
         .map(|m| Member::view(m, details.remove(&m.id).unwrap_or_default(), &c.app.cipher, d, now))
         .collect();
-    let total = items.len() as i64;
     json(&Page { items, total })
 }
 
-async fn load(c: &Ctx, perm: Perm) -> ApiResult<MemberRow> {
+/// The member `{id}` of the path, checked against the caller's permission in its region.
+pub(super) async fn load(c: &Ctx, perm: Perm) -> ApiResult<MemberRow> {
     let p = c.require(perm)?;
     let id = c.id_param("id")?;
     let m = member_store::rows(&c.app.db, Which::Id(id))

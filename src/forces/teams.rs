@@ -208,6 +208,10 @@ pub struct TeamInput {
     /// Contact person.
     #[serde(default)]
     pub contact: Option<ContactInput>,
+    /// Day the filing was submitted, when it was received on paper (default: now). Not in the
+    /// future; only on create (`POST /api/v1/teams`), not on edits.
+    #[serde(default)]
+    pub submitted_on: Option<chrono::NaiveDate>,
 }
 
 /// Checks a team code.

@@ -29,6 +29,16 @@ pub enum ChannelKind {
 }
 
 impl ChannelKind {
+    /// Messages the channel accepts per minute: DingTalk and WeCom group robots take at most 20
+    /// a minute (DingTalk then throttles the robot for 10 minutes); a generic webhook has no
+    /// limit here.
+    pub fn per_minute_limit(self) -> Option<i64> {
+        match self {
+            ChannelKind::Dingtalk | ChannelKind::Wecom => Some(20),
+            ChannelKind::Webhook => None,
+        }
+    }
+
     /// Stored name.
     pub fn as_str(self) -> &'static str {
         match self {

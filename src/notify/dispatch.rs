@@ -36,6 +36,15 @@ pub async fn deliver_due(state: &AppState, now: Timestamp) -> anyhow::Result<usi
                 continue;
             }
             drop(tx);
+            // Channels are kept within their per-minute limit (DingTalk, WeCom): a delivery over
+            // it waits, without counting an attempt.
+            if let Some(channel) = d.channel_id
+                && let Some(until) = outbox::rate_limited_until(&state.db, channel, now).await?
+            {
+                outbox::defer(&state.db, d.id, until).await?;
+                total -= 1;
+                continue;
+            }
             let outcome = channels::send(&state.db, &state.cipher, &state.http, &d, now).await;
             let next = match &outcome {
                 Ok(_) => None,

@@ -207,6 +207,50 @@ pub async fn record_attempt(
     .map(|_| ()))
 }
 
+/// When a delivery to `channel_id` may next be attempted without exceeding the channel's
+/// per-minute limit ([`channels::ChannelKind::per_minute_limit`]); None when it may go now.
+/// Counts the attempts of every instance (they are rows), so instances sharing a database share
+/// the limit.
+pub async fn rate_limited_until(db: &Db, channel_id: i64, now: Timestamp) -> Result<Option<Timestamp>, sqlx::Error> {
+    let kind: Option<String> = with_db!(db, |p| sqlx::query_scalar("SELECT kind FROM channels WHERE id = $1")
+        .bind(channel_id)
+        .fetch_optional(p)
+        .await)?;
+    let Some(limit) = kind.and_then(|k| channels::ChannelKind::try_from(k).ok()).and_then(|k| k.per_minute_limit())
+    else {
+        return Ok(None);
+    };
+    let window = Duration::minutes(1);
+    let recent: Vec<Timestamp> = with_db!(db, |p| sqlx::query_scalar(
+        "SELECT a.at FROM delivery_attempts a JOIN outbox o ON o.id = a.outbox_id
+         WHERE o.channel_id = $1 AND a.at > $2 ORDER BY a.at DESC LIMIT $3"
+    )
+    .bind(channel_id)
+    .bind(Timestamp(now.0 - window))
+    .bind(limit)
+    .fetch_all(p)
+    .await)?;
+    if (recent.len() as i64) < limit {
+        return Ok(None);
+    }
+    // The oldest of the last `limit` attempts leaves the window first.
+    Ok(recent.last().map(|oldest| Timestamp(oldest.0 + window)))
+}
+
+/// Puts a claimed delivery back in the queue until `at` without counting an attempt (the
+/// channel is at its rate limit).
+pub async fn defer(db: &Db, id: i64, at: Timestamp) -> Result<(), sqlx::Error> {
+    with_db!(db, |p| sqlx::query(
+        "UPDATE outbox SET status = 'pending', next_attempt_at = $2, claimed_at = NULL, claimed_by = NULL
+         WHERE id = $1 AND status = 'sending'"
+    )
+    .bind(id)
+    .bind(at)
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
 /// Filters of the delivery list.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

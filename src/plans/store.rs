@@ -5,7 +5,7 @@
 use chrono::NaiveDate;
 use sqlx::types::Json;
 
-use super::{PlanContent, PlanKind, PlanStatus, PlanVersion, ResponseLevel, RevisionReason};
+use super::{DrillForm, PlanContent, PlanKind, PlanStatus, PlanVersion, ResponseLevel, RevisionReason};
 use crate::db::{Db, Tx};
 use crate::time::Timestamp;
 use crate::{with_db, with_tx};
@@ -228,15 +228,23 @@ pub async fn update_pointers(tx: &mut Tx, p: &PlanRow) -> Result<(), sqlx::Error
     })
 }
 
-/// Records that a plan was drilled on `date` (for the drills module). Keeps the latest date:
-/// an earlier drill recorded late does not move `last_drilled_on` back. Returns false when no
-/// such plan exists. The caller audits the drill in the same transaction.
-pub async fn record_drilled(tx: &mut Tx, plan_id: i64, date: NaiveDate) -> Result<bool, sqlx::Error> {
-    let exists: Option<i64> = with_tx!(tx, |c| sqlx::query_scalar("SELECT id FROM plans WHERE id = $1")
-        .bind(plan_id)
-        .fetch_optional(c)
-        .await)?;
-    if exists.is_none() {
+/// Records that a plan was drilled on `date` in `form` (for the drills module, when a drill is
+/// completed). Only a form the plan lists as counting (`drill.forms` of the version in force, or
+/// of the latest version while none is in force) moves `last_drilled_on`: a tabletop exercise
+/// does not satisfy a plan that requires field drills. Keeps the latest date: an earlier drill
+/// recorded late does not move `last_drilled_on` back. Returns false when no such plan exists
+/// or the form does not count for it. The caller audits the drill in the same transaction.
+pub async fn record_drilled(tx: &mut Tx, plan_id: i64, date: NaiveDate, form: DrillForm) -> Result<bool, sqlx::Error> {
+    let content: Option<Json<PlanContent>> = with_tx!(tx, |c| sqlx::query_scalar(
+        "SELECT v.content FROM plans p JOIN plan_versions v ON v.plan_id = p.id
+           AND v.version = COALESCE(p.current_version, p.latest_version)
+         WHERE p.id = $1"
+    )
+    .bind(plan_id)
+    .fetch_optional(c)
+    .await)?;
+    let Some(content) = content else { return Ok(false) };
+    if !content.0.drill_forms().contains(&form) {
         return Ok(false);
     }
     with_tx!(tx, |c| {

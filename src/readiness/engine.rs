@@ -6,9 +6,8 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::context::Context;
-use super::{Found, Severity, rules, score, store};
+use super::{Found, digest, rules, score, store};
 use crate::app::AppState;
-use crate::notify::outbox::{self, Message};
 use crate::time::Timestamp;
 
 /// Writes per transaction, so a run never holds the (SQLite) write lock for long and the API
@@ -57,7 +56,8 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
         open.into_iter().map(|r| (r.identity.clone(), r)).collect();
 
     let mut per_rule: HashMap<&'static str, i64> = HashMap::new();
-    let (mut opened, mut seen_again, mut resolved, mut notified) = (0u64, 0u64, 0u64, 0u64);
+    let (mut opened, mut seen_again, mut resolved) = (0u64, 0u64, 0u64);
+    let mut new_findings: Vec<digest::Opened> = Vec::new();
     let mut entries: Vec<(String, Found)> = by_identity.into_iter().collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     for chunk in entries.chunks(BATCH) {
@@ -77,11 +77,7 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
                 None => {
                     let Some(id) = store::insert(&mut tx, f, severity, run_id, now).await? else { continue };
                     opened += 1;
-                    if severity == Severity::Critical {
-                        // Notified once, when the finding opens (not every day it is still open).
-                        outbox::enqueue(&mut tx, now, &notice(&ctx, id, f)).await?;
-                        notified += 1;
-                    }
+                    new_findings.push(digest::Opened { id, found: f, severity });
                 }
             }
         }
@@ -97,6 +93,9 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
         }
         tx.commit().await?;
     }
+    // Notified once, when findings open (not every day they stay open): one digest per region
+    // and a few individual messages for the most urgent critical findings.
+    let sent = digest::notify(&state.db, &ctx, run_id, now, new_findings).await?;
     write_scores(state, &ctx, run_id).await?;
     let mut rules: Vec<(&str, i64)> = per_rule.into_iter().collect();
     rules.sort();
@@ -107,25 +106,13 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
         "opened": opened,
         "still_open": seen_again,
         "resolved": resolved,
-        "notified": notified,
+        "notified": sent.findings,
+        "messages": {"individual": sent.individual, "digests": sent.digests},
         "by_rule": rules.into_iter().map(|(r, n)| (r.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "regions": ctx.regions.len(),
         "gather_ms": gathered_ms,
         "total_ms": started.elapsed().as_millis(),
     }))
-}
-
-fn notice(ctx: &Context, id: i64, f: &Found) -> Message {
-    Message {
-        key: format!("finding:{id}"),
-        region_code: f.region_code.clone(),
-        kind: "readiness_finding".into(),
-        title: format!("准备情况严重问题：{}（{}）", f.rule.label(), ctx.name(&f.region_code)),
-        body: format!("{}\n建议：{}", f.message, f.action),
-        data: json!({"finding_id": id, "rule": f.rule.id(), "facts": f.facts}),
-        late: false,
-        source: Some(("finding".into(), id.to_string())),
-    }
 }
 
 /// Scores every region from the open findings of its subtree (codes nest, so a finding counts for

@@ -4,6 +4,7 @@
 //! run no longer finds it.
 
 pub mod context;
+pub mod digest;
 pub mod engine;
 pub mod report;
 pub mod routes;
@@ -167,6 +168,15 @@ pub struct Config {
     /// Severity per rule id, where it should differ from the default.
     #[serde(default)]
     pub severity_overrides: BTreeMap<String, Severity>,
+    /// Most newly opened critical findings a region is sent individually per run (the most
+    /// urgent first); everything else it opened goes into the region's one digest. 0: digests
+    /// only.
+    #[serde(default = "default_max_individual_critical")]
+    pub max_individual_critical: i64,
+}
+
+fn default_max_individual_critical() -> i64 {
+    3
 }
 
 impl Default for Config {
@@ -184,6 +194,7 @@ impl Default for Config {
             expiry_warning_days: 30,
             team_filing_pending_days: 15,
             severity_overrides: BTreeMap::new(),
+            max_individual_critical: default_max_individual_critical(),
         }
     }
 }

@@ -30,8 +30,8 @@ pub struct Readiness {
     pub score: Option<i64>,
     /// When the latest run started.
     pub run_at: Option<Timestamp>,
-    /// Matching findings (a page of them).
-    pub findings: Vec<Finding>,
+    /// Matching findings (a page of them), as `items` like every list.
+    pub items: Vec<Finding>,
     /// How many findings match in all.
     pub total: i64,
 }
@@ -173,7 +173,7 @@ async fn get(c: Ctx) -> ApiResult<Response> {
         region_name: name,
         score: latest.as_ref().map(|s| s.score),
         run_at: latest.map(|s| s.run_at),
-        findings,
+        items: findings,
         total,
     })
 }

@@ -1,9 +1,12 @@
 //! A grid index over points for "what lies within D km of here", used by the shortfall rules
-//! (thousands of requirements against tens of thousands of depots or teams in one run).
+//! (thousands of requirements against tens of thousands of depots or teams in one run). The cells
+//! searched are those under the exact bounding box of the circle ([`crate::geodesy`]), so the
+//! answer is exact at any radius and latitude.
 
 use std::collections::HashMap;
 
-use geo::{Distance, Haversine, Point};
+pub use crate::geodesy::distance_km;
+use crate::geodesy::{BoundingBox, bounding_box};
 
 /// Grid cell size in degrees.
 const CELL: f64 = 0.25;
@@ -26,35 +29,34 @@ fn cell(lon: f64, lat: f64) -> (i32, i32) {
     ((lon / CELL).floor() as i32, (lat / CELL).floor() as i32)
 }
 
-/// Great-circle distance in km between (lon, lat) points.
-pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
-    Haversine.distance(Point::new(a.0, a.1), Point::new(b.0, b.1)) / 1000.0
-}
-
 impl<T> Grid<T> {
     /// Adds a point.
     pub fn insert(&mut self, lon: f64, lat: f64, payload: T) {
         self.cells.entry(cell(lon, lat)).or_default().push((lon, lat, payload));
     }
 
-    /// Every point within `km` of `at`, with its distance.
+    /// Every point within `km` of `at` (great-circle), with its distance.
     pub fn within(&self, at: (f64, f64), km: f64) -> Vec<(&T, f64)> {
-        let (lon, lat) = at;
-        let dlat = km / 110.574 + 0.01;
-        let cos = lat.to_radians().cos().max(0.01);
-        let dlon = (km / (111.320 * cos) + 0.01).min(180.0);
-        let (x0, y0) = cell(lon - dlon, lat - dlat);
-        let (x1, y1) = cell(lon + dlon, lat + dlat);
+        let bb: BoundingBox = bounding_box(at.0, at.1, km);
+        let (x0, y0) = cell(bb.lon_min, bb.lat_min);
+        let (x1, y1) = cell(bb.lon_max, bb.lat_max);
+        let box_cells = (i64::from(x1) - i64::from(x0) + 1) * (i64::from(y1) - i64::from(y0) + 1);
+        let buckets: Vec<&Vec<Entry<T>>> = if box_cells > self.cells.len() as i64 {
+            // A wide box (long range, near a pole, across the antimeridian): fewer cells are
+            // occupied than the box covers, so walk the occupied ones.
+            self.cells
+                .iter()
+                .filter(|((x, y), _)| (x0..=x1).contains(x) && (y0..=y1).contains(y))
+                .map(|(_, points)| points)
+                .collect()
+        } else {
+            (x0..=x1).flat_map(|x| (y0..=y1).filter_map(move |y| self.cells.get(&(x, y)))).collect()
+        };
         let mut out = Vec::new();
-        for x in x0..=x1 {
-            for y in y0..=y1 {
-                let Some(points) = self.cells.get(&(x, y)) else { continue };
-                for (plon, plat, payload) in points {
-                    let d = distance_km(at, (*plon, *plat));
-                    if d <= km {
-                        out.push((payload, d));
-                    }
-                }
+        for (plon, plat, payload) in buckets.into_iter().flatten() {
+            let d = distance_km(at, (*plon, *plat));
+            if d <= km {
+                out.push((payload, d));
             }
         }
         out
@@ -64,6 +66,7 @@ impl<T> Grid<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::geodesy::destination;
 
     #[test]
     fn finds_points_within_the_radius_only() {
@@ -71,9 +74,29 @@ mod tests {
         g.insert(113.644, 43.852, "seat");
         g.insert(114.5, 43.852, "east");
         g.insert(113.644, 45.0, "north");
-        let near: Vec<&str> = g.within((113.644, 43.852), 80.0).into_iter().map(|(p, _)| *p).collect();
-        assert_eq!(near, vec!["seat", "east"]);
+        let mut near: Vec<&str> = g.within((113.644, 43.852), 80.0).into_iter().map(|(p, _)| *p).collect();
+        near.sort();
+        assert_eq!(near, vec!["east", "seat"]);
         let d = distance_km((113.644, 43.852), (114.5, 43.852));
         assert!((d - 68.7).abs() < 0.5, "{d}");
+    }
+
+    #[test]
+    fn exact_at_long_range_in_every_direction_and_across_the_antimeridian() {
+        for at in [(113.64402, 43.85223), (179.8, 50.0), (0.0, 89.0)] {
+            for km in [1.0, 440.0, 1000.0, 2000.0] {
+                let mut g = Grid::default();
+                for i in 0..72 {
+                    let bearing = i as f64 * 5.0;
+                    let (lon, lat) = destination(at.0, at.1, bearing, km * 0.999);
+                    g.insert(lon, lat, (bearing, true));
+                    let (lon, lat) = destination(at.0, at.1, bearing, km * 1.001);
+                    g.insert(lon, lat, (bearing, false));
+                }
+                let found = g.within(at, km);
+                assert_eq!(found.len(), 72, "{at:?} {km} km: {}", found.len());
+                assert!(found.iter().all(|(p, _)| p.1), "{at:?} {km} km: a point beyond the radius counted");
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! Invariant: `stock_batches.quantity` is never written except by [`ledger::apply`], in the same
 //! transaction as the movement it sums; it is never negative.
 
+pub mod batches;
 pub mod catalogue;
 pub mod csv;
 pub mod depots;

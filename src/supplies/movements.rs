@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
-use super::ledger::{self, BatchAttrs, Details, MOVEMENT_COLUMNS, Movement};
+use super::batches::{self, NewBatch};
+use super::ledger::{self, Details, MOVEMENT_COLUMNS, Movement};
 use super::{AdjustReason, BATCH_COLUMNS, Batch, MovementKind, ReserveMode, depots, opt_text, text, to_audit};
 use crate::audit::{self, Change};
 use crate::auth::Perm;
@@ -226,13 +227,11 @@ async fn create(c: Ctx) -> ApiResult<Response> {
             super::positive("quantity", b.quantity)?;
         }
     }
-    let attrs = BatchAttrs {
+    let new_batch = NewBatch {
+        batch: b.batch.clone().unwrap_or_default(),
         production_date: b.production_date,
-        expiry_date: b.expiry_date.or_else(|| {
-            let months = u32::try_from(item.shelf_life_months?).ok()?;
-            b.production_date?.checked_add_months(chrono::Months::new(months))
-        }),
-        reserve_mode: b.reserve_mode.unwrap_or(ReserveMode::Physical),
+        expiry_date: b.expiry_date,
+        reserve_mode: b.reserve_mode,
         contract_no: opt_text("contract_no", b.contract_no.as_deref(), 60)?,
         contract_end: b.contract_end,
         owner: opt_text("owner", b.owner.as_deref(), 100)?,
@@ -242,8 +241,7 @@ async fn create(c: Ctx) -> ApiResult<Response> {
     idempotency_run(&c, move |mut tx| async move {
         let moved: Vec<Movement> = match b.kind {
             MovementKind::Receive | MovementKind::Return => {
-                let batch =
-                    ledger::open_batch(&mut tx, depot.id, &item_code, &need_batch(&b.batch)?, &attrs, now).await?;
+                let batch = batches::open(&mut tx, depot.id, &item, new_batch, now).await?;
                 vec![ledger::apply(&mut tx, &batch, b.kind, b.quantity, &details, now, &actor.name).await?]
             }
             MovementKind::Adjust => {

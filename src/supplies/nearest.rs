@@ -2,14 +2,13 @@
 //! depots first, with agreement stock listed separately as the fallback.
 //!
 //! Spatial search: a bounding-box prefilter on the indexed `depots (lat, lon)` columns, computed
-//! exactly from the search radius (Matuschek's bounding coordinates), then great-circle distances
-//! (the geo crate's Haversine) in Rust. The database is the only state, so several instances
+//! exactly from the search radius, then great-circle distances in Rust (both from
+//! [`crate::geodesy`], shared with nearest teams and readiness). The database is the only state, so several instances
 //! sharing PostgreSQL always agree, and there is no in-memory index to keep in step. The search
 //! starts at 25 km and doubles the radius until the stock found within it covers the request, or
 //! the radius reaches `max_km` (without it: covers the earth). Stopping early is exact: every
 //! allocated depot is then nearer than any depot outside the radius.
 
-use geo::{Distance, Haversine, Point};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use warp::http::Method;
@@ -19,6 +18,7 @@ use super::{depots, today};
 use crate::auth::Perm;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
+use crate::geodesy::{BoundingBox, WHOLE_EARTH_KM, bounding_box, distance_km};
 use crate::http::Ctx;
 use crate::http::ctx::json;
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
@@ -26,12 +26,8 @@ use crate::regions::{RegionCode, check_lon_lat};
 use crate::vocab::ItemCode;
 use crate::with_db;
 
-/// Mean earth radius used by the geo crate's Haversine, in km.
-const EARTH_RADIUS_KM: f64 = 6371.0088;
 /// First radius of an open search.
 const FIRST_RADIUS_KM: f64 = 25.0;
-/// Half the earth's circumference: a radius that covers everything.
-const WHOLE_EARTH_KM: f64 = std::f64::consts::PI * EARTH_RADIUS_KM;
 /// Most agreement depots listed as fallback.
 const MAX_FALLBACK: usize = 50;
 
@@ -108,39 +104,10 @@ struct Candidate {
     qty: i64,
 }
 
-/// `(lat_min, lat_max, lon_min, lon_max)` in degrees enclosing every point within `km` of
-/// (lon, lat) (Matuschek, "Finding points within a distance of a latitude/longitude using
-/// bounding coordinates").
-pub fn bounding_box(lon: f64, lat: f64, km: f64) -> (f64, f64, f64, f64) {
-    let r = km / EARTH_RADIUS_KM;
-    let (la, lo) = (lat.to_radians(), lon.to_radians());
-    let (mut la_min, mut la_max) = (la - r, la + r);
-    let half_pi = std::f64::consts::FRAC_PI_2;
-    let (lo_min, lo_max);
-    if la_min > -half_pi && la_max < half_pi {
-        let d = (r.sin() / la.cos()).clamp(-1.0, 1.0).asin();
-        if lo - d < -std::f64::consts::PI || lo + d > std::f64::consts::PI {
-            (lo_min, lo_max) = (-std::f64::consts::PI, std::f64::consts::PI);
-        } else {
-            (lo_min, lo_max) = (lo - d, lo + d);
-        }
-    } else {
-        la_min = la_min.max(-half_pi);
-        la_max = la_max.min(half_pi);
-        (lo_min, lo_max) = (-std::f64::consts::PI, std::f64::consts::PI);
-    }
-    (la_min.to_degrees(), la_max.to_degrees(), lo_min.to_degrees(), lo_max.to_degrees())
-}
-
-/// Great-circle distance in km.
-pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
-    Haversine.distance(Point::new(a.0, a.1), Point::new(b.0, b.1)) / 1000.0
-}
-
 async fn candidates(
     db: &Db,
     item: &str,
-    bbox: (f64, f64, f64, f64),
+    bbox: BoundingBox,
     bounds: (&str, &str),
     today: chrono::NaiveDate,
 ) -> Result<Vec<Candidate>, sqlx::Error> {
@@ -156,10 +123,10 @@ async fn candidates(
           AND (b.expiry_date IS NULL OR b.expiry_date >= $8)
         GROUP BY d.id, d.code, d.name, d.region_code, d.lon, d.lat, b.reserve_mode";
     with_db!(db, |p| sqlx::query_as::<_, Candidate>(SQL)
-        .bind(bbox.0)
-        .bind(bbox.1)
-        .bind(bbox.2)
-        .bind(bbox.3)
+        .bind(bbox.lat_min)
+        .bind(bbox.lat_max)
+        .bind(bbox.lon_min)
+        .bind(bbox.lon_max)
         .bind(bounds.0)
         .bind(bounds.1)
         .bind(item)
@@ -265,27 +232,4 @@ async fn nearest(c: Ctx) -> ApiResult<Response> {
         agreement,
         searched_km: radius,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn box_contains_every_point_within_the_radius() {
-        let (lon, lat) = (113.644, 43.852);
-        for km in [1.0, 50.0, 300.0, 2000.0] {
-            let (la0, la1, lo0, lo1) = bounding_box(lon, lat, km);
-            for i in 0..360 {
-                let bearing = (i as f64).to_radians();
-                // A point at exactly `km` along `bearing` (spherical destination formula).
-                let (p1, l1, d) = (lat.to_radians(), lon.to_radians(), km / EARTH_RADIUS_KM);
-                let p2 = (p1.sin() * d.cos() + p1.cos() * d.sin() * bearing.cos()).asin();
-                let l2 = l1 + (bearing.sin() * d.sin() * p1.cos()).atan2(d.cos() - p1.sin() * p2.sin());
-                let (plat, plon) = (p2.to_degrees(), l2.to_degrees());
-                assert!(plat >= la0 - 1e-9 && plat <= la1 + 1e-9, "{km} km bearing {i}");
-                assert!(plon >= lo0 - 1e-9 && plon <= lo1 + 1e-9, "{km} km bearing {i}");
-            }
-        }
-    }
 }

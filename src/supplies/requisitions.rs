@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
-use super::ledger::{self, BatchAttrs, Details};
+use super::batches::{self, NewBatch};
+use super::ledger::{self, Details};
 use super::{CompensationStatus, MovementKind, ReserveMode, depots, opt_text, text, to_audit, today};
 use crate::audit::{self, Change};
 use crate::auth::Perm;
@@ -90,6 +91,12 @@ pub struct NewRequisition {
     pub due_return: Option<NaiveDate>,
     /// Note.
     pub note: Option<String>,
+    /// Production date of the goods (an item with a shelf life needs this or `expiry_date`).
+    #[serde(default)]
+    pub production_date: Option<NaiveDate>,
+    /// Expiry date of the goods (default: production date plus the item's shelf life).
+    #[serde(default)]
+    pub expiry_date: Option<NaiveDate>,
 }
 
 /// Body of `POST /api/v1/requisitions/{id}/return`.
@@ -212,7 +219,7 @@ pub fn routes() -> Vec<Route> {
 async fn create(c: Ctx) -> ApiResult<Response> {
     let b: NewRequisition = c.json()?;
     let depot = depots::load(&c, Perm::Write, b.depot_id).await?;
-    super::catalogue::need(&c.app.db, "item_code", &b.item_code).await?;
+    let item = super::catalogue::need(&c.app.db, "item_code", &b.item_code).await?;
     super::positive("quantity", b.quantity)?;
     let owner = text("owner", &b.owner, 100)?;
     let condition = text("condition", &b.condition, 500)?;
@@ -229,8 +236,15 @@ async fn create(c: Ctx) -> ApiResult<Response> {
             Backend::Sqlite => "SELECT COALESCE(MAX(id), 0) + 1 FROM requisitions",
         };
         let id: i64 = with_tx!(&mut tx, |conn| sqlx::query_scalar(next).fetch_one(conn).await)?;
-        let attrs = BatchAttrs { reserve_mode: ReserveMode::Physical, owner: Some(owner.clone()), ..BatchAttrs::physical() };
-        let batch = ledger::open_batch(&mut tx, depot.id, b.item_code.as_str(), &format!("征用-{id}"), &attrs, now).await?;
+        let new = NewBatch {
+            batch: format!("征用-{id}"),
+            production_date: b.production_date,
+            expiry_date: b.expiry_date,
+            reserve_mode: Some(ReserveMode::Physical),
+            owner: Some(owner.clone()),
+            ..NewBatch::default()
+        };
+        let batch = batches::open(&mut tx, depot.id, &item, new, now).await?;
         with_tx!(&mut tx, |conn| sqlx::query(
             "INSERT INTO requisitions (id, depot_id, region_code, owner, item_code, quantity, batch_id, condition, received_on, due_return, compensation_status, note, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $12)"

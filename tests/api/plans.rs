@@ -355,9 +355,36 @@ async fn deadlines_follow_the_working_day_calendar_across_national_day() {
     let list = app.get(&admin, &format!("{path}/evaluations")).await.expect(200).json();
     assert_eq!(list["items"][0]["revision_reason"], "resources_changed");
     let mut tx = app.state.db.begin().await.unwrap();
-    assert!(store::record_drilled(&mut tx, id, NaiveDate::from_ymd_opt(2026, 10, 20).unwrap()).await.unwrap());
-    assert!(store::record_drilled(&mut tx, id, NaiveDate::from_ymd_opt(2026, 10, 1).unwrap()).await.unwrap());
-    assert!(!store::record_drilled(&mut tx, 999_999, NaiveDate::from_ymd_opt(2026, 10, 1).unwrap()).await.unwrap());
+    assert!(
+        store::record_drilled(
+            &mut tx,
+            id,
+            NaiveDate::from_ymd_opt(2026, 10, 20).unwrap(),
+            yingji::plans::DrillForm::Field
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        store::record_drilled(
+            &mut tx,
+            id,
+            NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+            yingji::plans::DrillForm::Field
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        !store::record_drilled(
+            &mut tx,
+            999_999,
+            NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+            yingji::plans::DrillForm::Field
+        )
+        .await
+        .unwrap()
+    );
     tx.commit().await.unwrap();
     let v = app.get(&admin, &path).await.expect(200).json();
     assert_eq!(v["deadlines"]["evaluation_due"], "2029-11-01");

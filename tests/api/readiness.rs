@@ -19,7 +19,7 @@ pub async fn run_check(app: &TestApp) -> Value {
 pub async fn findings(app: &TestApp, token: &str, region: &str, rule: &str) -> Vec<Value> {
     let v =
         app.get(token, &format!("/api/v1/readiness?region={region}&rule={rule}&limit=1000")).await.expect(200).json();
-    v["findings"].as_array().unwrap().clone()
+    v["items"].as_array().unwrap().clone()
 }
 
 async fn drill_with_action(app: &TestApp, token: &str, due: &str) -> (i64, i64) {
@@ -89,7 +89,7 @@ async fn overdue_corrective_actions_are_found_once_and_resolved_when_done() {
     let resolved =
         app.get(&op, &format!("/api/v1/readiness?region={MANDULATU}&resolved=true")).await.expect(200).json();
     assert_eq!(resolved["total"], 1);
-    assert!(resolved["findings"][0]["resolved_at"].is_string());
+    assert!(resolved["items"][0]["resolved_at"].is_string());
 }
 
 #[tokio::test]
@@ -107,7 +107,7 @@ async fn scores_history_report_and_jurisdiction() {
     // plan (critical) and has the two overdue actions (warnings): 100 − 15 − 2×5 = 75.
     assert_eq!(v["score"], 75);
     assert_eq!(v["total"], 3);
-    assert_eq!(v["findings"][0]["severity"], "critical", "most severe first");
+    assert_eq!(v["items"][0]["severity"], "critical", "most severe first");
     let banner = app.admin().await;
     let b = app.get(&banner, "/api/v1/readiness").await.expect(200).json();
     assert_eq!(b["score"], 0, "the banner's view includes everything: 17 missing plans and 2 warnings");

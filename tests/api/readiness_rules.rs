@@ -8,7 +8,7 @@ use crate::forces::id_number;
 use crate::readiness::{findings, run_check};
 
 /// A plan body for `region` with optional drill and evaluation intervals and requirements.
-fn plan(title: &str, kind: &str, region: &str, extra: Value) -> Value {
+pub(crate) fn plan(title: &str, kind: &str, region: &str, extra: Value) -> Value {
     let mut v = json!({
         "title": title, "kind": kind, "region": region,
         "owning_unit": "应急办", "lead_department": "应急办", "hazards": ["grassland_fire"],
@@ -22,7 +22,7 @@ fn plan(title: &str, kind: &str, region: &str, extra: Value) -> Value {
 }
 
 /// Creates, submits and approves a plan issued on `issued`; returns its id.
-async fn approved_plan(app: &TestApp, admin: &str, body: &Value, issued: &str) -> i64 {
+pub(crate) async fn approved_plan(app: &TestApp, admin: &str, body: &Value, issued: &str) -> i64 {
     let id = app.post(admin, "/api/v1/plans", body).await.expect(201).json()["id"].as_i64().unwrap();
     app.post(admin, &format!("/api/v1/plans/{id}/submit"), &json!({})).await.expect(200);
     app.post(
@@ -35,7 +35,7 @@ async fn approved_plan(app: &TestApp, admin: &str, body: &Value, issued: &str) -
     id
 }
 
-fn subjects(f: &[Value]) -> Vec<String> {
+pub(crate) fn subjects(f: &[Value]) -> Vec<String> {
     let mut v: Vec<String> = f.iter().map(|x| x["subject_id"].as_str().unwrap().to_string()).collect();
     v.sort();
     v
@@ -140,7 +140,15 @@ async fn plan_missing_filed_evaluation_and_drill_rules() {
 
 /// A team at `km` north of the banner seat with `n` members holding `grassland_fire`, insured to
 /// `end`; returns the member ids.
-async fn team_with_members(app: &TestApp, admin: &str, code: &str, km: f64, n: u32, end: &str, seq0: u32) -> Vec<i64> {
+pub(crate) async fn team_with_members(
+    app: &TestApp,
+    admin: &str,
+    code: &str,
+    km: f64,
+    n: u32,
+    end: &str,
+    seq0: u32,
+) -> Vec<i64> {
     let lat = 43.85223 + km / 111.195;
     app.post(admin, "/api/v1/teams", &json!({"code": code, "name": format!("{code}队"), "org_type": "volunteer_team", "region_code": MANDULATU, "lon": 113.64402, "lat": lat, "specialties": [{"specialty": "grassland_fire"}]})).await.expect(201);
     app.post(admin, &format!("/api/v1/teams/{code}/approve"), &json!({})).await.expect(200);
@@ -253,7 +261,7 @@ async fn insurance_certificate_and_filing_rules() {
 
 const QUILT: &str = "1999905";
 
-async fn depot_at(app: &TestApp, t: &str, code: &str, km_north: f64) -> i64 {
+pub(crate) async fn depot_at(app: &TestApp, t: &str, code: &str, km_north: f64) -> i64 {
     let body = json!({"code": code, "name": format!("{code}储备点"), "region_code": MANDULATU, "kind": "township_point", "lon": 113.64402, "lat": 43.85223 + km_north / 111.195});
     app.post(t, "/api/v1/depots", &body).await.expect(201).json()["id"].as_i64().unwrap()
 }

@@ -1,7 +1,7 @@
 //! Force rules: FORCE_SHORTFALL, INSURANCE_EXPIRING, INSURANCE_EXPIRED, CERTIFICATE_EXPIRED,
 //! TEAM_FILING_PENDING.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{Duration, NaiveDate};
 use serde_json::json;
@@ -25,29 +25,42 @@ pub async fn check(db: &Db, ctx: &Context, plans: &[CurrentPlan], out: &mut Vec<
 }
 
 /// For every response level of every plan in force: approved teams within the distance must have
-/// enough available, insured members with the specialty.
+/// enough available, insured people with the specialty (distinct people, not member rows).
 async fn shortfall(db: &Db, ctx: &Context, plans: &[CurrentPlan], out: &mut Vec<Found>) -> anyhow::Result<()> {
     if plans.iter().all(|p| p.response_levels().iter().all(|l| l.forces.is_empty())) {
         return Ok(());
     }
-    // One pass over the members: qualified members per approved team and specialty.
-    let rows: Vec<(String, f64, f64, String, i64)> = with_db!(db, |p| {
+    // One pass over the members: the qualified people of each approved team per specialty. A
+    // person is known by the ID-number blind index, so one person in two teams counts once.
+    let rows: Vec<(i64, f64, f64, String, String)> = with_db!(db, |p| {
         sqlx::query_as(
-        "SELECT t.code, t.lon, t.lat, ms.specialty, COUNT(*)
+        "SELECT t.id, t.lon, t.lat, ms.specialty, COALESCE(m.id_index, CAST(m.id AS TEXT))
          FROM teams t
          JOIN members m ON m.team_id = t.id AND m.status = 'available'
          JOIN member_skills ms ON ms.member_id = m.id
          WHERE t.filing_status = 'approved'
            AND EXISTS (SELECT 1 FROM member_insurance i WHERE i.member_id = m.id AND i.start_date <= $1 AND i.end_date >= $1)
-         GROUP BY t.code, t.lon, t.lat, ms.specialty"
+         ORDER BY t.id, ms.specialty"
     )
     .bind(ctx.today)
     .fetch_all(p)
     .await
     })?;
-    let mut grids: HashMap<String, Grid<i64>> = HashMap::new();
-    for (_, lon, lat, specialty, n) in rows {
-        grids.entry(specialty).or_default().insert(lon, lat, n);
+    let mut person_ids: HashMap<String, u32> = HashMap::new();
+    // ((team, specialty), base, people)
+    type TeamPeople = ((i64, String), (f64, f64), Vec<u32>);
+    let mut by_team: Vec<TeamPeople> = Vec::new();
+    for (team, lon, lat, specialty, person) in rows {
+        let next = person_ids.len() as u32;
+        let pid = *person_ids.entry(person).or_insert(next);
+        match by_team.last_mut() {
+            Some((key, _, people)) if key.0 == team && key.1 == specialty => people.push(pid),
+            _ => by_team.push(((team, specialty), (lon, lat), vec![pid])),
+        }
+    }
+    let mut grids: HashMap<String, Grid<Vec<u32>>> = HashMap::new();
+    for ((_, specialty), (lon, lat), people) in by_team {
+        grids.entry(specialty).or_default().insert(lon, lat, people);
     }
     let mut cache: HashMap<(String, String, u64), i64> = HashMap::new();
     for plan in plans {
@@ -56,10 +69,10 @@ async fn shortfall(db: &Db, ctx: &Context, plans: &[CurrentPlan], out: &mut Vec<
             for need in &level.forces {
                 let key = (plan.region_code.clone(), need.specialty.code().to_string(), need.within_km.to_bits());
                 let available = *cache.entry(key).or_insert_with(|| {
-                    grids
-                        .get(need.specialty.code())
-                        .map(|g| g.within(at, need.within_km).into_iter().map(|(n, _)| *n).sum())
-                        .unwrap_or(0)
+                    let Some(g) = grids.get(need.specialty.code()) else { return 0 };
+                    let people: HashSet<u32> =
+                        g.within(at, need.within_km).into_iter().flat_map(|(p, _)| p.iter().copied()).collect();
+                    people.len() as i64
                 });
                 let required = need.headcount as i64;
                 if available >= required {
@@ -95,56 +108,122 @@ async fn shortfall(db: &Db, ctx: &Context, plans: &[CurrentPlan], out: &mut Vec<
     Ok(())
 }
 
-/// Each active member's latest policy: expired, or ending within the warning window.
+/// Members the member rules look at: not retired, not erased, of a team that is filed or being
+/// filed (members of rejected and revoked teams are skipped alike).
+const ACTIVE_MEMBERS: &str = "m.status <> 'retired' AND m.anonymised_at IS NULL
+    AND t.filing_status IN ('submitted', 'approved', 'suspended')";
+
+/// A policy as the coverage rule sees it: (policy number, first day, last day).
+type Policy = (String, NaiveDate, NaiveDate);
+
+/// Coverage of one member on `today`.
+#[derive(Debug, PartialEq)]
+enum Coverage {
+    /// No policy covers today: the last policy that ended (if any) and the next that starts
+    /// (if any).
+    Gap { ended: Option<(String, NaiveDate)>, next: Option<(String, NaiveDate)> },
+    /// Covered without a gap until `until` (following renewals that start by the day after the
+    /// previous one ends); `policy` is the one that ends then.
+    Covered { until: NaiveDate, policy: String },
+}
+
+/// Judges a member's policies on `today`.
+fn coverage(today: NaiveDate, policies: &[Policy]) -> Coverage {
+    let covering = policies.iter().filter(|p| p.1 <= today && today <= p.2).max_by_key(|p| p.2);
+    let Some(first) = covering else {
+        let ended = policies.iter().filter(|p| p.2 < today).max_by_key(|p| p.2).map(|p| (p.0.clone(), p.2));
+        let next = policies.iter().filter(|p| p.1 > today).min_by_key(|p| p.1).map(|p| (p.0.clone(), p.1));
+        return Coverage::Gap { ended, next };
+    };
+    let (mut until, mut policy) = (first.2, first.0.clone());
+    // Follow renewals: a policy starting no later than the day after coverage ends extends it.
+    loop {
+        let next = policies.iter().filter(|p| p.1 <= until + Duration::days(1) && p.2 > until).max_by_key(|p| p.2);
+        match next {
+            Some(p) => (until, policy) = (p.2, p.0.clone()),
+            None => return Coverage::Covered { until, policy },
+        }
+    }
+}
+
+/// Insurance of each active member: INSURANCE_EXPIRED when no policy covers today (naming the
+/// gap and the renewal's start when one is on file), INSURANCE_EXPIRING when coverage (followed
+/// through renewals without a gap) ends within the warning window.
 async fn insurance(db: &Db, ctx: &Context, out: &mut Vec<Found>) -> anyhow::Result<()> {
     let edge = ctx.today + Duration::days(ctx.config.expiry_warning_days);
-    type Row = (i64, String, String, String, Option<NaiveDate>, Option<String>);
-    let rows: Vec<Row> = with_db!(db, |p| {
-        sqlx::query_as(
-        "SELECT m.id, m.name, t.code, t.region_code, i.end_date, i.policy_number
+    type Row = (i64, String, String, String, String, Option<String>, Option<NaiveDate>, Option<NaiveDate>);
+    let sql = format!(
+        "SELECT m.id, m.name, t.code, t.name, t.region_code, i.policy_number, i.start_date, i.end_date
          FROM members m JOIN teams t ON t.id = m.team_id
          LEFT JOIN member_insurance i ON i.member_id = m.id
-           AND i.end_date = (SELECT MAX(j.end_date) FROM member_insurance j WHERE j.member_id = m.id)
-         WHERE m.status <> 'retired' AND m.anonymised_at IS NULL AND t.filing_status IN ('submitted', 'approved', 'suspended')
-           AND (i.end_date IS NULL OR i.end_date <= $1)"
-    )
-    .bind(edge)
-    .fetch_all(p)
-    .await
-    })?;
-    let mut seen = std::collections::HashSet::new();
-    for (id, name, team, region, end, policy) in rows {
-        if !seen.insert(id) {
-            continue;
+         WHERE {ACTIVE_MEMBERS}
+         ORDER BY m.id"
+    );
+    let rows: Vec<Row> = with_db!(db, |p| sqlx::query_as(&sql).fetch_all(p).await)?;
+    let mut i = 0;
+    while i < rows.len() {
+        let (id, name, team, team_name, region) =
+            (rows[i].0, rows[i].1.clone(), rows[i].2.clone(), rows[i].3.clone(), rows[i].4.clone());
+        let mut policies: Vec<Policy> = Vec::new();
+        while i < rows.len() && rows[i].0 == id {
+            if let (Some(n), Some(s), Some(e)) = (&rows[i].5, rows[i].6, rows[i].7) {
+                policies.push((n.clone(), s, e));
+            }
+            i += 1;
         }
-        let (rule, message, action) = match end {
-            None => (
-                Rule::InsuranceExpired,
-                format!("{}：队伍 {team} 的队员{name}没有人身意外伤害保险记录", ctx.name(&region)),
-                "为该队员购买人身意外伤害保险并录入保单；未投保前不得参加危险救援任务".to_string(),
-            ),
-            Some(end) if end < ctx.today => (
-                Rule::InsuranceExpired,
-                format!("{}：队伍 {team} 的队员{name}的人身意外伤害保险已于 {end} 到期", ctx.name(&region)),
-                "立即续保并录入新保单；续保前不得参加危险救援任务".to_string(),
-            ),
-            Some(end) => (
-                Rule::InsuranceExpiring,
-                format!(
-                    "{}：队伍 {team} 的队员{name}的人身意外伤害保险将于 {end} 到期（{} 天后）",
-                    ctx.name(&region),
-                    (end - ctx.today).num_days()
-                ),
-                "提前办理续保，并在到期前录入新保单".to_string(),
-            ),
+        let who = format!("{}：队伍「{team_name}」（{team}）的队员{name}", ctx.name(&region));
+        let (rule, requirement, facts, message, action) = match coverage(ctx.today, &policies) {
+            Coverage::Covered { until, .. } if until > edge => continue,
+            Coverage::Covered { until, policy } => {
+                let days = (until - ctx.today).num_days();
+                let when = if days == 0 { "今天".to_string() } else { format!("{days} 天后") };
+                (
+                    Rule::InsuranceExpiring,
+                    format!("policy={policy}"),
+                    json!({"team": team, "team_name": team_name, "member": name, "policy_number": policy, "end_date": until, "days_left": days, "window_days": ctx.config.expiry_warning_days}),
+                    format!("{who}的人身意外伤害保险保障至 {until}（{when}），其后没有接续的保单"),
+                    "提前办理续保，并在到期前录入新保单（起期不晚于到期次日）".to_string(),
+                )
+            }
+            Coverage::Gap { ended, next } => {
+                let ended_text = match &ended {
+                    Some((p, e)) => format!("保单 {p} 已于 {e} 到期"),
+                    None => "没有生效的人身意外伤害保险".to_string(),
+                };
+                let (next_text, action) = match &next {
+                    Some((p, s)) => (
+                        format!("，续保保单 {p} 自 {s} 起生效，{} 至 {} 无保障", ctx.today, *s - Duration::days(1)),
+                        format!("在 {s} 前不得安排其参加危险救援任务；如可能将续保起期提前"),
+                    ),
+                    None => (
+                        if ended.is_some() { "，没有续保".to_string() } else { String::new() },
+                        "立即为该队员购买人身意外伤害保险并录入保单；未投保前不得参加危险救援任务".to_string(),
+                    ),
+                };
+                (
+                    Rule::InsuranceExpired,
+                    format!("policy={}", ended.as_ref().map(|e| e.0.as_str()).unwrap_or("-")),
+                    json!({"team": team, "team_name": team_name, "member": name,
+                           "policy_number": ended.as_ref().map(|e| &e.0), "end_date": ended.as_ref().map(|e| e.1),
+                           "next_policy_number": next.as_ref().map(|n| &n.0), "next_start": next.as_ref().map(|n| n.1),
+                           "gap_from": ended.as_ref().map(|e| e.1 + Duration::days(1)),
+                           "gap_until": next.as_ref().map(|n| n.1 - Duration::days(1))}),
+                    if ended.is_none() && next.is_none() {
+                        format!("{who}没有人身意外伤害保险记录")
+                    } else {
+                        format!("{who}今天没有保险保障：{ended_text}{next_text}")
+                    },
+                    action,
+                )
+            }
         };
         out.push(Found {
             rule,
-            region_code: region.clone(),
+            region_code: region,
             subject_type: "member",
             subject_id: id.to_string(),
-            requirement: format!("policy={}", policy.as_deref().unwrap_or("-")),
-            facts: json!({"team": team, "member": name, "policy_number": policy, "end_date": end, "window_days": ctx.config.expiry_warning_days}),
+            requirement,
+            facts,
             message,
             action,
         });
@@ -152,29 +231,53 @@ async fn insurance(db: &Db, ctx: &Context, out: &mut Vec<Found>) -> anyhow::Resu
     Ok(())
 }
 
-/// Certificates of active members past their expiry date.
+/// Certificates of active members, by kind: CERTIFICATE_EXPIRED when a certificate of a kind has
+/// expired and no certificate of that kind is valid today (a renewal, kept beside the old one,
+/// silences it). Revoked certificates are not valid and are not reported as expired.
 async fn certificates(db: &Db, ctx: &Context, out: &mut Vec<Found>) -> anyhow::Result<()> {
-    let rows: Vec<(i64, String, String, String, String, String, NaiveDate)> = with_db!(db, |p| sqlx::query_as(
-        "SELECT m.id, m.name, t.code, t.region_code, c.kind, c.number, c.expires
+    type Row = (i64, String, String, String, String, String, String, NaiveDate, Option<NaiveDate>, String);
+    let sql = format!(
+        "SELECT m.id, m.name, t.code, t.name, t.region_code, c.kind, c.number, c.issued, c.expires, c.status
          FROM member_certificates c JOIN members m ON m.id = c.member_id JOIN teams t ON t.id = m.team_id
-         WHERE m.status <> 'retired' AND m.anonymised_at IS NULL AND c.expires IS NOT NULL AND c.expires < $1"
-    )
-    .bind(ctx.today)
-    .fetch_all(p)
-    .await)?;
-    for (id, name, team, region, kind, number, expires) in rows {
+         WHERE {ACTIVE_MEMBERS} AND c.status <> 'revoked'
+           AND EXISTS (SELECT 1 FROM member_certificates x WHERE x.member_id = m.id AND x.kind = c.kind
+                       AND x.status <> 'revoked' AND x.expires IS NOT NULL AND x.expires < $1)
+         ORDER BY m.id, c.kind, c.expires"
+    );
+    let rows: Vec<Row> = with_db!(db, |p| sqlx::query_as(&sql).bind(ctx.today).fetch_all(p).await)?;
+    // (member, kind) → the latest expired certificate, unless one of the kind is valid today.
+    let mut groups: Vec<(Row, bool)> = Vec::new();
+    for r in rows {
+        let valid = r.7 <= ctx.today && r.8.is_none_or(|e| ctx.today <= e);
+        match groups.last_mut() {
+            Some((g, any_valid)) if g.0 == r.0 && g.5 == r.5 => {
+                *any_valid |= valid;
+                if r.8.is_some_and(|e| e < ctx.today) && r.8 > g.8 {
+                    *g = r;
+                }
+            }
+            _ => groups.push((r, valid)),
+        }
+    }
+    for ((id, name, team, team_name, region, kind, number, _, expires, _), any_valid) in groups {
+        if any_valid {
+            continue;
+        }
+        let Some(expires) = expires.filter(|e| *e < ctx.today) else { continue };
+        let label =
+            if kind.ends_with('证') || kind.ends_with("证书") { kind.clone() } else { format!("{kind}证书") };
         out.push(Found {
             rule: Rule::CertificateExpired,
             region_code: region.clone(),
             subject_type: "member",
             subject_id: id.to_string(),
-            requirement: format!("certificate={kind}:{number}"),
-            facts: json!({"team": team, "member": name, "kind": kind, "number": number, "expires": expires}),
+            requirement: format!("certificate_kind={kind}"),
+            facts: json!({"team": team, "team_name": team_name, "member": name, "kind": kind, "number": number, "expires": expires}),
             message: format!(
-                "{}：队伍 {team} 的队员{name}的{kind}证书（{number}）已于 {expires} 过期",
+                "{}：队伍「{team_name}」（{team}）的队员{name}的{label}（{number}）已于 {expires} 过期，没有同类有效证书",
                 ctx.name(&region)
             ),
-            action: "组织复训或换证，录入新证书；过期期间不安排其承担该专业任务".into(),
+            action: "组织复训或换证，并在系统中登记换证（原证书保留在历史中）；过期期间不安排其承担该专业任务".into(),
         });
     }
     Ok(())
@@ -183,23 +286,29 @@ async fn certificates(db: &Db, ctx: &Context, out: &mut Vec<Found>) -> anyhow::R
 /// Team filings waiting longer than the configured days.
 async fn filings(db: &Db, ctx: &Context, out: &mut Vec<Found>) -> anyhow::Result<()> {
     let cutoff = Timestamp(ctx.now.0 - Duration::days(ctx.config.team_filing_pending_days));
-    let rows: Vec<(i64, String, String, String, Timestamp)> = with_db!(db, |p| {
+    let rows: Vec<(String, String, String, Timestamp)> = with_db!(db, |p| {
         sqlx::query_as(
-        "SELECT id, code, name, region_code, submitted_at FROM teams WHERE filing_status = 'submitted' AND submitted_at < $1"
+        "SELECT code, name, region_code, submitted_at FROM teams WHERE filing_status = 'submitted' AND submitted_at < $1"
     )
     .bind(cutoff)
     .fetch_all(p)
     .await
     })?;
-    for (id, code, name, region, submitted) in rows {
+    for (code, name, region, submitted) in rows {
+        // Whole days waited: a filing dated on paper (its day's midnight) that has waited 15 days
+        // and some hours has waited 15 days, not more.
         let days = (ctx.now.0 - submitted.0).num_days();
+        if days <= ctx.config.team_filing_pending_days {
+            continue;
+        }
         out.push(Found {
             rule: Rule::TeamFilingPending,
             region_code: region.clone(),
             subject_type: "team",
-            subject_id: id.to_string(),
+            // Teams are known by code (the teams API never shows the row id).
+            subject_id: code.clone(),
             requirement: format!("submitted={}", submitted.0.timestamp()),
-            facts: json!({"team": code, "name": name, "submitted_at": submitted, "days_waiting": days, "limit_days": ctx.config.team_filing_pending_days}),
+            facts: json!({"team": code, "team_name": name, "name": name, "submitted_at": submitted, "days_waiting": days, "limit_days": ctx.config.team_filing_pending_days}),
             message: format!("{}：队伍「{name}」（{code}）于 {} 提交备案，已等待 {days} 天未审核", ctx.name(&region), submitted.local_display()),
             action: "由辖区规划员或管理员审核该队伍备案（批准或退回并说明理由）".into(),
         });

@@ -8,7 +8,8 @@ use serde_json::json;
 use crate::db::Db;
 use crate::plans::calendar::Calendar;
 use crate::plans::deadlines::{self, DeadlineInput};
-use crate::plans::{PlanKind, PlanStatus};
+use crate::plans::store::CurrentPlan;
+use crate::plans::{DrillForm, PlanKind, PlanStatus};
 use crate::readiness::context::Context;
 use crate::readiness::{Found, Rule};
 use crate::regions::Level;
@@ -44,7 +45,15 @@ fn hazards(text: &str) -> Vec<Hazard> {
 }
 
 /// Adds the plan findings.
-pub async fn check(db: &Db, ctx: &Context, calendar: &Calendar, out: &mut Vec<Found>) -> anyhow::Result<()> {
+pub async fn check(
+    db: &Db,
+    ctx: &Context,
+    calendar: &Calendar,
+    current: &[CurrentPlan],
+    out: &mut Vec<Found>,
+) -> anyhow::Result<()> {
+    // The drill forms that count for each plan in force.
+    let forms: HashMap<i64, Vec<DrillForm>> = current.iter().map(|p| (p.plan_id, p.content.0.drill_forms())).collect();
     let rows: Vec<PlanRow> = with_db!(db, |p| {
         sqlx::query_as::<_, PlanRow>(
         "SELECT p.id, p.region_code, p.kind, l.title, l.hazards, l.status AS latest_status, c.status AS current_status,
@@ -59,7 +68,8 @@ pub async fn check(db: &Db, ctx: &Context, calendar: &Calendar, out: &mut Vec<Fo
     })?;
     missing(ctx, &rows, out);
     for r in &rows {
-        deadlines_of(ctx, calendar, r, out);
+        let forms = forms.get(&r.id).cloned().unwrap_or_else(|| DrillForm::ALL.to_vec());
+        deadlines_of(ctx, calendar, r, &forms, out);
     }
     Ok(())
 }
@@ -127,7 +137,7 @@ fn missing(ctx: &Context, rows: &[PlanRow], out: &mut Vec<Found>) {
     }
 }
 
-fn deadlines_of(ctx: &Context, calendar: &Calendar, r: &PlanRow, out: &mut Vec<Found>) {
+fn deadlines_of(ctx: &Context, calendar: &Calendar, r: &PlanRow, forms: &[DrillForm], out: &mut Vec<Found>) {
     let Some(status) = r.current_status.as_deref().and_then(PlanStatus::parse) else { return };
     let input = DeadlineInput {
         status: Some(status),
@@ -157,7 +167,7 @@ fn deadlines_of(ctx: &Context, calendar: &Calendar, r: &PlanRow, out: &mut Vec<F
             subject_id: r.id.to_string(),
             requirement: format!("version={version}"),
             facts: json!({"plan_id": r.id, "title": r.title, "version": version, "issued_on": r.issued_on, "filing_due": due, "days_overdue": days(due)}),
-            message: format!("{region}：《{}》于 {} 印发，应在 {due} 前备案，至今未备案，已逾期 {} 天", r.title, r.issued_on.map(|d| d.to_string()).unwrap_or_default(), days(due)),
+            message: format!("{region}：《{}》于 {} 印发，最迟应于 {due} 备案，至今未备案，已逾期 {} 天", r.title, r.issued_on.map(|d| d.to_string()).unwrap_or_default(), days(due)),
             action: format!("尽快报{with_whom}备案，并在系统中登记备案机关、日期和回执号"),
         });
     }
@@ -171,22 +181,25 @@ fn deadlines_of(ctx: &Context, calendar: &Calendar, r: &PlanRow, out: &mut Vec<F
             subject_id: r.id.to_string(),
             requirement: format!("version={version}"),
             facts: json!({"plan_id": r.id, "title": r.title, "version": version, "last_evaluated_on": d.last_evaluated_on, "evaluation_due": due, "interval_months": input.evaluation_months, "days_overdue": days(due)}),
-            message: format!("{region}：《{}》应于 {due} 前完成评估，已逾期 {} 天", r.title, days(due)),
+            message: format!("{region}：《{}》最迟应于 {due} 完成评估，已逾期 {} 天", r.title, days(due)),
             action: "组织预案评估，记录评估结论；需要修订的，启动修订程序".into(),
         });
     }
     if d.drill_overdue
         && let Some(due) = d.drill_due
     {
+        // Only completed drills of a form the plan lists count (plans::store::record_drilled).
+        let forms_label = forms.iter().map(|f| f.label()).collect::<Vec<_>>().join("或");
         out.push(Found {
             rule: Rule::DrillOverdue,
             region_code: r.region_code.clone(),
             subject_type: "plan",
             subject_id: r.id.to_string(),
             requirement: format!("version={version}"),
-            facts: json!({"plan_id": r.id, "title": r.title, "last_drilled_on": r.last_drilled_on, "drill_due": due, "interval_months": input.drill_months, "days_overdue": days(due)}),
+            facts: json!({"plan_id": r.id, "title": r.title, "last_drilled_on": r.last_drilled_on, "drill_due": due, "interval_months": input.drill_months, "days_overdue": days(due),
+                          "forms_due": forms.iter().map(|f| f.code()).collect::<Vec<_>>()}),
             message: format!(
-                "{region}：《{}》{}，应在 {due} 前演练，已逾期 {} 天",
+                "{region}：《{}》{}，最迟应于 {due} 进行{forms_label}，已逾期 {} 天",
                 r.title,
                 match r.last_drilled_on {
                     Some(l) => format!("上次演练于 {l}"),
@@ -194,7 +207,7 @@ fn deadlines_of(ctx: &Context, calendar: &Calendar, r: &PlanRow, out: &mut Vec<F
                 },
                 days(due)
             ),
-            action: "安排一次针对本预案的演练（桌面推演或实战演练），完成后在系统中记录".into(),
+            action: format!("安排一次针对本预案的{forms_label}（本预案只计这些形式的演练），完成后在系统中记录"),
         });
     }
 }

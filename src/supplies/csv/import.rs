@@ -12,6 +12,7 @@ use crate::error::ApiResult;
 use crate::http::Ctx;
 use crate::http::ctx::json;
 use crate::regions::{RegionCode, check_lon_lat};
+use crate::supplies::batches::{self, NewBatch};
 use crate::supplies::catalogue::{self, Item, check_shelf_life};
 use crate::supplies::depots::{self, DepotRow, check_phone};
 use crate::supplies::ledger::{self, BatchAttrs, Details};
@@ -281,7 +282,8 @@ pub(super) async fn import_stock(c: Ctx) -> ApiResult<Response> {
     let (lo, hi) = p.scope.bounds();
     let depots: HashMap<String, DepotRow> =
         depots::all_in(&c.app.db, (&lo, &hi)).await?.into_iter().map(|d| (d.code.clone(), d)).collect();
-    let items: HashSet<String> = catalogue::all(&c.app.db).await?.into_iter().map(|i| i.code).collect();
+    let items: HashMap<String, Item> =
+        catalogue::all(&c.app.db).await?.into_iter().map(|i| (i.code.clone(), i)).collect();
     let mut errors = Vec::new();
     let mut rows = Vec::new();
     let mut seen: HashMap<(String, String, String), u64> = HashMap::new();
@@ -298,7 +300,7 @@ pub(super) async fn import_stock(c: Ctx) -> ApiResult<Response> {
                 errors.push(rec.err("item_code", m));
                 None
             }
-            Ok(i) if !items.contains(i.as_str()) => {
+            Ok(i) if !items.contains_key(i.as_str()) => {
                 errors.push(rec.err("item_code", format!("物资编码 {i} 不在物资目录中")));
                 None
             }
@@ -311,10 +313,13 @@ pub(super) async fn import_stock(c: Ctx) -> ApiResult<Response> {
                 None
             }
         });
-        let batch = rec.need("batch", &mut errors).map(str::to_string);
-        if batch.as_ref().is_some_and(|b| b.chars().count() > 60) {
-            errors.push(rec.err("batch", "批次号超过 60 个字符"));
-        }
+        let batch = rec.need("batch", &mut errors).and_then(|v| match batches::batch_id(v) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                errors.push(rec.err(e.field, e.message));
+                None
+            }
+        });
         let production_date = date(rec, "production_date", &mut errors);
         let expiry_date = date(rec, "expiry_date", &mut errors);
         let reserve_mode = match rec.get("reserve_mode") {
@@ -333,8 +338,12 @@ pub(super) async fn import_stock(c: Ctx) -> ApiResult<Response> {
             && let (Some(depot), Some(item), Some(quantity), Some(batch), Some(mode)) =
                 (depot, item, quantity, batch, reserve_mode)
         {
-            let attrs = BatchAttrs { production_date, expiry_date, reserve_mode: mode, ..BatchAttrs::physical() };
-            rows.push(StockRow { depot, item, quantity, batch, attrs });
+            // The same batch rules as a receive movement (shelf-life expiry, identity, mode).
+            let new = NewBatch { batch, production_date, expiry_date, reserve_mode: Some(mode), ..NewBatch::default() };
+            match batches::new_batch(&items[&item], new) {
+                Ok((batch, attrs)) => rows.push(StockRow { depot, item, quantity, batch, attrs }),
+                Err(e) => errors.push(rec.err(e.field, e.message)),
+            }
         }
     }
     if !errors.is_empty() {
