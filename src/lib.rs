@@ -13,6 +13,7 @@ pub mod csvio;
 pub mod db;
 pub mod drills;
 pub mod error;
+pub mod events;
 pub mod forces;
 pub mod http;
 pub mod metrics;

@@ -130,7 +130,8 @@ pub struct RequisitionQuery {
     pub offset: Option<u32>,
 }
 
-const SELECT: &str = "SELECT id, depot_id, region_code, owner, item_code, quantity, batch_id, condition, received_on, due_return, returned_on, returned_quantity, return_condition, compensation_amount, compensation_status, note, created_at, updated_at FROM requisitions";
+/// Columns of [`Requisition`] (used by events to list their requisitions too).
+pub const SELECT: &str = "SELECT id, depot_id, region_code, owner, item_code, quantity, batch_id, condition, received_on, due_return, returned_on, returned_quantity, return_condition, compensation_amount, compensation_status, note, created_at, updated_at FROM requisitions";
 
 async fn get_tx(tx: &mut Tx, id: i64) -> Result<Option<Requisition>, sqlx::Error> {
     let sql = format!("{SELECT} WHERE id = $1");
