@@ -4,6 +4,8 @@
 //! the next sources: agreement enterprises (协议储备), farther depots and teams (neighbouring
 //! regions), and requisition (征用) as the last resort.
 
+use std::collections::HashMap;
+
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -137,10 +139,40 @@ pub async fn propose(
             continue;
         }
         if n.kind == "supply" {
-            let want = Want { item: &n.code, quantity: left, point, max_km: Some(n.within_km) };
+            // An exercise moves no stock, so what its lines "sent" is still on the shelves: it
+            // is held back here, as the real dispatch would have taken it.
+            let mut held: HashMap<i64, i64> = HashMap::new();
+            if ev.exercise {
+                for l in existing.iter().filter(|l| l.kind == "supply" && l.need == n.code && l.counts()) {
+                    *held.entry(l.depot_id.unwrap_or_default()).or_default() += l.quantity;
+                }
+            }
+            let extra: i64 = held.values().sum();
+            let want = Want { item: &n.code, quantity: left + extra, point, max_km: Some(n.within_km) };
             let near = supply_nearest::search(db, &want, ALL_REGIONS, day).await?;
-            for a in near.allocations.iter().chain(near.agreement.iter()) {
-                let source = if near.allocations.contains(a) { "nearest" } else { "agreement" };
+            let far = if near.shortfall > near.agreement.iter().map(|a| a.take).sum::<i64>() {
+                // Farther physical stock (neighbouring regions): an open search, keeping only
+                // depots beyond the plan's distance.
+                let want = Want { item: &n.code, quantity: n.required + extra, point, max_km: None };
+                supply_nearest::search(db, &want, ALL_REGIONS, day).await?.allocations
+            } else {
+                Vec::new()
+            };
+            let candidates = near
+                .allocations
+                .iter()
+                .map(|a| ("nearest", a))
+                .chain(near.agreement.iter().map(|a| ("agreement", a)))
+                .chain(far.iter().filter(|a| a.distance_km > n.within_km).map(|a| ("beyond", a)));
+            for (source, a) in candidates {
+                if left <= 0 {
+                    break;
+                }
+                let available = a.available - held.get(&a.depot_id).copied().unwrap_or(0);
+                if available <= 0 {
+                    continue;
+                }
+                let take = available.min(left);
                 out.push(NewLine {
                     kind: "supply",
                     need: n.code.clone(),
@@ -148,33 +180,10 @@ pub async fn propose(
                     depot_id: Some(a.depot_id),
                     team_code: None,
                     region_code: a.region_code.clone(),
-                    quantity: a.take,
+                    quantity: take,
                     distance_km: a.distance_km,
                 });
-                left -= a.take;
-            }
-            if left > 0 {
-                // Farther physical stock (neighbouring regions): an open search for the whole
-                // requirement, keeping only depots beyond the plan's distance.
-                let want = Want { item: &n.code, quantity: n.required, point, max_km: None };
-                let far = supply_nearest::search(db, &want, ALL_REGIONS, day).await?;
-                for a in far.allocations.iter().filter(|a| a.distance_km > n.within_km) {
-                    if left <= 0 {
-                        break;
-                    }
-                    let take = a.available.min(left);
-                    out.push(NewLine {
-                        kind: "supply",
-                        need: n.code.clone(),
-                        source: "beyond",
-                        depot_id: Some(a.depot_id),
-                        team_code: None,
-                        region_code: a.region_code.clone(),
-                        quantity: take,
-                        distance_km: a.distance_km,
-                    });
-                    left -= take;
-                }
+                left -= take;
             }
         } else {
             let Some(specialty) = Specialty::parse(&n.code) else { continue };
@@ -259,7 +268,10 @@ pub async fn view(
                 if left <= 0 {
                     break;
                 }
-                if engaged.contains(&t.team_code) || lines.iter().any(|l| l.kind == "force" && l.code == t.team_code) {
+                let proposed = lines
+                    .iter()
+                    .any(|l| l.kind == "force" && l.code == t.team_code && l.status == super::LineStatus::Proposed);
+                if engaged.contains(&t.team_code) || proposed {
                     continue;
                 }
                 let take = t.qualified_members.min(left);

@@ -127,7 +127,7 @@ pub async fn save(tx: &mut Tx, s: &Settings, now: Timestamp) -> Result<(), sqlx:
         "INSERT INTO event_settings (id, settings, updated_at) VALUES (1, $1, $2)
          ON CONFLICT (id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at"
     )
-    .bind(&j)
+    .bind(j)
     .bind(now)
     .execute(c)
     .await

@@ -3,6 +3,7 @@
 
 mod common;
 mod drills;
+mod events;
 mod forces;
 mod forces_flows;
 mod foundation;
