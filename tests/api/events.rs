@@ -668,3 +668,40 @@ async fn a_double_dispatch_has_one_winner() {
         .unwrap());
     assert_eq!(n, 2);
 }
+
+#[tokio::test]
+async fn concurrent_activations_and_level_changes_have_one_winner() {
+    let app = TestApp::spawn().await;
+    let w = world(&app).await;
+    let id = simple_event(&app, &w.operator, "snow_disaster", "general").await;
+    let base = format!("/api/v1/events/{id}");
+    let activate = json!({"plan_id": w.plan_id, "level": 2});
+    let path = format!("{base}/activate");
+    let (a, b) = tokio::join!(app.post(&w.planner, &path, &activate), app.post(&w.planner, &path, &activate));
+    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{} / {}", a.text, b.text);
+    let level = json!({"level": 1, "reason": "灾情扩大"});
+    let path = format!("{base}/level");
+    let (a, b) = tokio::join!(app.post(&w.planner, &path, &level), app.post(&w.admin, &path, &level));
+    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+    statuses.sort();
+    // The loser finds the level already changed: either the guard missed (409) or, having
+    // started after the winner committed, it asks for the level already in force (422).
+    assert_eq!(statuses[0], 200, "{} / {}", a.text, b.text);
+    assert!(statuses[1] == 409 || statuses[1] == 422, "{} / {}", a.text, b.text);
+    let b = app.get(&w.planner, &base).await.expect(200).json();
+    assert_eq!(b["activations"].as_array().unwrap().len(), 2);
+    // One set of proposals per decision: nothing duplicated.
+    let proposed: i64 = b["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["state"] == "proposed" && l["kind"] == "supply")
+        .map(|l| l["quantity"].as_i64().unwrap())
+        .sum();
+    assert_eq!(proposed, 300);
+    let a = app.audit_rows("event", &id.to_string()).await;
+    assert_eq!(a.iter().filter(|(x, _)| x == "activate").count(), 1);
+    assert_eq!(a.iter().filter(|(x, _)| x == "raise").count(), 1);
+}
