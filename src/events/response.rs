@@ -86,19 +86,40 @@ fn decision_text(level: i64) -> String {
     level_label(u8::try_from(level).unwrap_or(0)).to_string()
 }
 
-/// Computes and stores the resource plan of `level` under activation `activation_id`; returns
-/// the regions whose depots or teams it involves.
-async fn plan_lines(
+/// Records one response decision (activation or level change) in the caller's transaction:
+/// the activation row, the resource plan of the new level (stored as proposed lines), the
+/// timeline entry, the audit row, and notifications to the event's region, the banner and every
+/// region whose depots or teams the plan involves.
+async fn decide(
     c: &Ctx,
     tx: &mut Tx,
-    ev: &Event,
-    level: &crate::plans::ResponseLevel,
-    activation_id: i64,
-) -> ApiResult<Vec<String>> {
-    let existing = lines::of_event_tx(tx, ev.id).await?;
-    let proposed = resource::propose(&c.app.db, ev, level, &existing, c.now()).await?;
-    lines::insert(tx, ev.id, activation_id, ev.exercise, &proposed, c.now()).await?;
-    Ok(proposed.into_iter().map(|l| l.region_code).collect())
+    before: &Event,
+    after: &Event,
+    actor: &Actor,
+    a: Activation,
+    text: &str,
+) -> ApiResult<()> {
+    let now = a.decided_at;
+    let level = after.level.unwrap_or_default();
+    let rl = level_of(&c.app.db, after)
+        .await?
+        .ok_or_else(|| ApiError::invalid("level", format!("预案没有{}响应", decision_text(level))))?;
+    let aid = store::insert_activation(tx, after.id, &a).await?;
+    let existing = lines::of_event_tx(tx, after.id).await?;
+    let proposed = resource::propose(&c.app.db, after, &rl, &existing, now).await?;
+    lines::insert(tx, after.id, aid, after.exercise, &proposed, now).await?;
+    let (kind, message, title) = match a.change.as_str() {
+        "activate" => ("activate", "event_activated", "启动响应"),
+        _ => ("level", "event_level", "响应级别调整"),
+    };
+    entry(tx, after, actor, now, kind, text).await?;
+    audit_event(tx, actor, now, &a.change, Some(before), after, Some(serde_json::json!({"activation_id": aid})))
+        .await?;
+    let mut regions = vec![after.region_code.clone(), banner_of(&after.region_code)];
+    regions.extend(proposed.into_iter().map(|l| l.region_code));
+    notify(tx, after, now, &format!("activation:{aid}"), message, &regions, &format!("{title}：{}", after.title), text)
+        .await?;
+    Ok(())
 }
 
 pub(super) async fn activate(c: Ctx) -> ApiResult<Response> {
@@ -134,9 +155,6 @@ pub(super) async fn activate(c: Ctx) -> ApiResult<Response> {
         decided_by: actor.name.clone(),
         decided_at: now,
     };
-    let aid = store::insert_activation(&mut tx, ev.id, &a).await?;
-    let rl = level_of(&c.app.db, &after).await?.ok_or_else(|| ApiError::invalid("level", "预案没有该响应级别"))?;
-    let involved = plan_lines(&c, &mut tx, &after, &rl, aid).await?;
     let text = format!(
         "{}启动《{}》{}响应{}",
         after.tag(),
@@ -144,30 +162,7 @@ pub(super) async fn activate(c: Ctx) -> ApiResult<Response> {
         level_label(b.level),
         reason.as_deref().map(|r| format!("：{r}")).unwrap_or_default()
     );
-    entry(&mut tx, &after, &actor, now, "activate", &text).await?;
-    audit_event(
-        &mut tx,
-        &actor,
-        now,
-        "activate",
-        Some(&before),
-        &after,
-        Some(serde_json::json!({"activation_id": aid})),
-    )
-    .await?;
-    let mut regions = vec![after.region_code.clone(), banner_of(&after.region_code)];
-    regions.extend(involved);
-    notify(
-        &mut tx,
-        &after,
-        now,
-        &format!("activation:{aid}"),
-        "event_activated",
-        &regions,
-        &format!("启动响应：{}", after.title),
-        &text,
-    )
-    .await?;
+    decide(&c, &mut tx, &before, &after, &actor, a, &text).await?;
     tx.commit().await?;
     json(&board(&c, after).await?)
 }
@@ -193,9 +188,6 @@ pub(super) async fn change_level(c: Ctx) -> ApiResult<Response> {
         set { "level" = new, "updated_at" = now }, guard { "level" = old })?;
     let mut after = before.clone();
     after.level = Some(new);
-    let rl = level_of(&c.app.db, &after)
-        .await?
-        .ok_or_else(|| ApiError::invalid("level", format!("预案没有{}响应", level_label(b.level))))?;
     // Proposals of the previous level that nobody acted on are replaced by the new plan.
     for l in lines::of_event_tx(&mut tx, before.id).await? {
         if l.status == LineStatus::Proposed {
@@ -213,26 +205,9 @@ pub(super) async fn change_level(c: Ctx) -> ApiResult<Response> {
         decided_by: actor.name.clone(),
         decided_at: now,
     };
-    let aid = store::insert_activation(&mut tx, before.id, &a).await?;
-    let involved = plan_lines(&c, &mut tx, &after, &rl, aid).await?;
     let verb = if change == "raise" { "提升" } else { "降低" };
     let text = format!("{}响应级别由{}{verb}为{}：{reason}", after.tag(), decision_text(old), decision_text(new));
-    entry(&mut tx, &after, &actor, now, "level", &text).await?;
-    audit_event(&mut tx, &actor, now, change, Some(&before), &after, Some(serde_json::json!({"activation_id": aid})))
-        .await?;
-    let mut regions = vec![after.region_code.clone(), banner_of(&after.region_code)];
-    regions.extend(involved);
-    notify(
-        &mut tx,
-        &after,
-        now,
-        &format!("activation:{aid}"),
-        "event_level",
-        &regions,
-        &format!("响应级别调整：{}", after.title),
-        &text,
-    )
-    .await?;
+    decide(&c, &mut tx, &before, &after, &actor, a, &text).await?;
     tx.commit().await?;
     json(&board(&c, after).await?)
 }
