@@ -23,6 +23,19 @@ pub const ALL_REGIONS: (&str, &str) = ("000000000000", "999999999999");
 /// How far "beyond" looks for teams when those within the plan's distance fall short, km.
 pub const BEYOND_KM: f64 = 500.0;
 
+/// Radii a team search widens through: the plan's distance, then doubling up to [`BEYOND_KM`],
+/// so that a shortfall looks only as far as it must (a 500 km circle holds a quarter of a
+/// province's teams).
+fn radii(within_km: f64) -> Vec<f64> {
+    let mut out = vec![within_km];
+    let mut r = within_km;
+    while r < BEYOND_KM {
+        r = (r * 2.0).min(BEYOND_KM);
+        out.push(r);
+    }
+    out
+}
+
 /// One requirement of the level, as the board shows it.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct NeedView {
@@ -188,10 +201,11 @@ pub async fn propose(
         } else {
             let Some(specialty) = Specialty::parse(&n.code) else { continue };
             let mut taken: Vec<String> = Vec::new();
-            for (max_km, source) in [(n.within_km, "nearest"), (BEYOND_KM.max(n.within_km), "beyond")] {
+            for max_km in radii(n.within_km) {
                 if left <= 0 {
                     break;
                 }
+                let source = if max_km <= n.within_km { "nearest" } else { "beyond" };
                 let s = Search { specialty, min_members: 1, point, max_km, at: now };
                 for t in qualified_teams_near(db, ALL_REGIONS, &s).await? {
                     if left <= 0 {
@@ -257,34 +271,35 @@ pub async fn view(
             && n.kind == "force"
             && let Some(specialty) = Specialty::parse(&n.code)
         {
-            let s = Search {
-                specialty,
-                min_members: 1,
-                point: (ev.lon, ev.lat),
-                max_km: BEYOND_KM.max(n.within_km),
-                at: now,
-            };
-            for t in qualified_teams_near(db, ALL_REGIONS, &s).await? {
+            let mut seen: Vec<String> = Vec::new();
+            for max_km in radii(n.within_km) {
                 if left <= 0 {
                     break;
                 }
-                let proposed = lines
-                    .iter()
-                    .any(|l| l.kind == "force" && l.code == t.team_code && l.status == super::LineStatus::Proposed);
-                if engaged.contains(&t.team_code) || proposed {
-                    continue;
+                let s = Search { specialty, min_members: 1, point: (ev.lon, ev.lat), max_km, at: now };
+                for t in qualified_teams_near(db, ALL_REGIONS, &s).await? {
+                    if left <= 0 {
+                        break;
+                    }
+                    let proposed = lines
+                        .iter()
+                        .any(|l| l.kind == "force" && l.code == t.team_code && l.status == super::LineStatus::Proposed);
+                    if engaged.contains(&t.team_code) || proposed || seen.contains(&t.team_code) {
+                        continue;
+                    }
+                    seen.push(t.team_code.clone());
+                    let take = t.qualified_members.min(left);
+                    next_sources.push(NextSource {
+                        source: if t.distance_km <= n.within_km { "nearest" } else { "beyond" },
+                        line_id: None,
+                        name: t.name,
+                        code: t.team_code,
+                        region_code: t.region_code,
+                        distance_km: Some(t.distance_km),
+                        take,
+                    });
+                    left -= take;
                 }
-                let take = t.qualified_members.min(left);
-                next_sources.push(NextSource {
-                    source: if t.distance_km <= n.within_km { "nearest" } else { "beyond" },
-                    line_id: None,
-                    name: t.name,
-                    code: t.team_code,
-                    region_code: t.region_code,
-                    distance_km: Some(t.distance_km),
-                    take,
-                });
-                left -= take;
             }
         }
         if left > 0 {
