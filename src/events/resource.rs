@@ -332,3 +332,14 @@ pub async fn view(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn team_searches_widen_by_doubling_up_to_the_limit() {
+        assert_eq!(radii(50.0), vec![50.0, 100.0, 200.0, 400.0, 500.0]);
+        assert_eq!(radii(600.0), vec![600.0]);
+    }
+}

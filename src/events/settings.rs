@@ -133,3 +133,21 @@ pub async fn save(tx: &mut Tx, s: &Settings, now: Timestamp) -> Result<(), sqlx:
     .await
     .map(|_| ()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_disasters_are_capped_at_two_hours() {
+        let s = Settings { first_report_minutes_general: 240, ..Settings::default() };
+        let known = crate::time::parse_instant("2026-11-27T08:00:00+08:00").unwrap();
+        let due = |sev, hazard| s.first_report_due(sev, hazard, known).in_tz(crate::time::LOCAL_TZ);
+        assert_eq!(due(Severity::General, Hazard::SnowDisaster), "2026-11-27T10:00:00+08:00");
+        assert_eq!(due(Severity::General, Hazard::MineAccident), "2026-11-27T12:00:00+08:00");
+        assert_eq!(due(Severity::EspeciallySerious, Hazard::MineAccident), "2026-11-27T08:30:00+08:00");
+        assert!(Settings::default().check().is_ok());
+        let bad = Settings { escalate_to_banner_minutes: 10, ..Settings::default() };
+        assert_eq!(bad.check().unwrap_err().0, "escalate_to_banner_minutes");
+    }
+}
