@@ -14,6 +14,7 @@ pub mod csvio;
 pub mod db;
 pub mod drills;
 pub mod error;
+pub mod events;
 pub mod forces;
 pub mod geodesy;
 pub mod http;

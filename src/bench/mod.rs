@@ -2,5 +2,6 @@
 //! targets are measured here, never in tests.
 
 pub mod data;
+pub mod events;
 pub mod readiness;
 pub mod rows;

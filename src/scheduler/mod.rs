@@ -157,5 +157,6 @@ async fn run_job(state: &AppState, schedule_id: i64, due_at: Timestamp, now: Tim
         Job::IdempotencyPurge => {
             crate::supplies::idempotency::purge_expired(state, now).await.map_err(|e| e.to_string())
         }
+        Job::EventWatch => crate::events::watch::run(state, now).await.map_err(|e| format!("{e:#}")),
     }
 }

@@ -24,6 +24,8 @@ pub enum Job {
     ExpirySweep,
     /// 幂等键清理: forget `Idempotency-Key`s older than their lifetime.
     IdempotencyPurge,
+    /// 事件督办: overdue first reports and unanswered event call-ups.
+    EventWatch,
 }
 
 impl Job {
@@ -34,6 +36,7 @@ impl Job {
             Job::ReadinessCheck => "readiness_check",
             Job::ExpirySweep => "expiry_sweep",
             Job::IdempotencyPurge => "idempotency_purge",
+            Job::EventWatch => "event_watch",
         }
     }
 
@@ -44,6 +47,7 @@ impl Job {
             Job::ReadinessCheck => "准备情况检查",
             Job::ExpirySweep => "到期巡检",
             Job::IdempotencyPurge => "幂等键清理",
+            Job::EventWatch => "事件督办",
         }
     }
 }
@@ -56,6 +60,7 @@ impl TryFrom<String> for Job {
             "readiness_check" => Ok(Job::ReadinessCheck),
             "expiry_sweep" => Ok(Job::ExpirySweep),
             "idempotency_purge" => Ok(Job::IdempotencyPurge),
+            "event_watch" => Ok(Job::EventWatch),
             _ => Err(format!("unknown job {s:?}")),
         }
     }
@@ -133,6 +138,7 @@ pub const BUILT_IN: &[(Job, &str, MissedPolicy)] = &[
     (Job::ReadinessCheck, "0 8 * * *", MissedPolicy::RunOnce),
     (Job::ExpirySweep, "30 7 * * *", MissedPolicy::RunOnce),
     (Job::IdempotencyPurge, "17 * * * *", MissedPolicy::RunOnce),
+    (Job::EventWatch, "* * * * *", MissedPolicy::RunOnce),
 ];
 
 /// Default cap for `run_all` catch-up.

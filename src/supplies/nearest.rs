@@ -186,12 +186,41 @@ async fn nearest(c: Ctx) -> ApiResult<Response> {
     }
     let (lo, hi) = depots::narrowed_bounds(p, q.region.as_ref())?;
     let item = super::catalogue::need(&c.app.db, "item", &q.item).await?;
-    let day = today(c.now());
-    let here = (q.lon, q.lat);
-    let cap = q.max_km.unwrap_or(WHOLE_EARTH_KM).min(WHOLE_EARTH_KM);
+    let want = Want { item: &item.code, quantity: q.quantity, point: (q.lon, q.lat), max_km: q.max_km };
+    let mut found = search(&c.app.db, &want, (&lo, &hi), today(c.now())).await?;
+    found.item_name = item.name;
+    found.unit = item.unit;
+    json(&found)
+}
+
+/// What [`search`] looks for.
+#[derive(Debug, Clone, Copy)]
+pub struct Want<'a> {
+    /// Item code (7 digits).
+    pub item: &'a str,
+    /// Units needed (positive).
+    pub quantity: i64,
+    /// The place in need (lon, lat).
+    pub point: (f64, f64),
+    /// Only depots within this distance (km); None: anywhere.
+    pub max_km: Option<f64>,
+}
+
+/// The nearest-supplies allocation at store level (what `GET /api/v1/supplies/nearest` answers,
+/// and what an event's resource plan is built from): unexpired physical stock of depots within
+/// `bounds` (region-code range), nearest first until the quantity is met, and agreement stock
+/// covering the shortfall. `item_name` and `unit` are left empty for the caller to fill.
+pub async fn search(
+    db: &Db,
+    w: &Want<'_>,
+    bounds: (&str, &str),
+    day: chrono::NaiveDate,
+) -> Result<Nearest, sqlx::Error> {
+    let here = w.point;
+    let cap = w.max_km.unwrap_or(WHOLE_EARTH_KM).min(WHOLE_EARTH_KM);
     let mut radius = FIRST_RADIUS_KM.min(cap);
     let (physical, agreement) = loop {
-        let found = candidates(&c.app.db, &item.code, bounding_box(q.lon, q.lat, radius), (&lo, &hi), day).await?;
+        let found = candidates(db, w.item, bounding_box(here.0, here.1, radius), bounds, day).await?;
         let mut physical = Vec::new();
         let mut agreement = Vec::new();
         for cand in &found {
@@ -205,7 +234,7 @@ async fn nearest(c: Ctx) -> ApiResult<Response> {
                 agreement.push((d, cand.clone()))
             }
         }
-        let enough = physical.iter().map(|(_, c)| c.qty).sum::<i64>() >= q.quantity;
+        let enough = physical.iter().map(|(_, c)| c.qty).sum::<i64>() >= w.quantity;
         if enough || radius >= cap {
             break (physical, agreement);
         }
@@ -217,15 +246,15 @@ async fn nearest(c: Ctx) -> ApiResult<Response> {
         v
     };
     let (physical, agreement) = (sort(physical), sort(agreement));
-    let allocations = allocate(&physical, q.quantity, usize::MAX);
+    let allocations = allocate(&physical, w.quantity, usize::MAX);
     let allocated: i64 = allocations.iter().map(|a| a.take).sum();
-    let shortfall = q.quantity - allocated;
+    let shortfall = w.quantity - allocated;
     let agreement = if shortfall > 0 { allocate(&agreement, shortfall, MAX_FALLBACK) } else { Vec::new() };
-    json(&Nearest {
-        item: item.code,
-        item_name: item.name,
-        unit: item.unit,
-        requested: q.quantity,
+    Ok(Nearest {
+        item: w.item.to_string(),
+        item_name: String::new(),
+        unit: String::new(),
+        requested: w.quantity,
         allocated,
         shortfall,
         allocations,

@@ -143,7 +143,8 @@ pub struct RequisitionQuery {
     pub offset: Option<u32>,
 }
 
-const SELECT: &str = "SELECT id, depot_id, region_code, owner, item_code, quantity, batch_id, condition, received_on, due_return, returned_on, returned_quantity, return_condition, status, compensation_fen, compensation_status, note, created_at, updated_at FROM requisitions";
+/// Columns of [`Requisition`] (used by events to list their requisitions too).
+pub const SELECT: &str = "SELECT id, depot_id, region_code, owner, item_code, quantity, batch_id, condition, received_on, due_return, returned_on, returned_quantity, return_condition, status, compensation_fen, compensation_status, note, created_at, updated_at FROM requisitions";
 
 /// The return lifecycle: `held` → `returned`.
 pub const REQUISITION: crate::transition::Lifecycle = crate::transition::Lifecycle::new("requisitions", "征用记录");

@@ -4,6 +4,7 @@
 mod blocking;
 mod common;
 mod drills;
+mod events;
 mod forces;
 mod forces_flows;
 mod foundation;

@@ -20,8 +20,8 @@ async fn built_in_schedules_are_listed_in_local_time() {
     let viewer = app.token("viewer", MANDULATU).await;
     let v = app.get(&viewer, "/api/v1/jobs").await.expect(200).json();
     let names: Vec<&str> = v["items"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(names, vec!["drill_reminders", "expiry_sweep", "idempotency_purge", "readiness_check"]);
-    let readiness = &v["items"][3];
+    assert_eq!(names, vec!["drill_reminders", "event_watch", "expiry_sweep", "idempotency_purge", "readiness_check"]);
+    let readiness = &v["items"][4];
     assert_eq!(readiness["cron"], "0 8 * * *");
     assert_eq!(readiness["timezone"], "Asia/Shanghai");
     // The clock stands at 2026-11-27 08:00 +08:00: the next run is tomorrow at 08:00.

@@ -1,0 +1,48 @@
+//! Benchmark of an activation's resource plan (10 supply items, 5 specialties) at province scale.
+//!
+//! ```sh
+//! cargo bench --bench events                                   # SQLite (temporary file)
+//! YINGJI_BENCH_DATABASE_URL=postgres://…/empty_db cargo bench --bench events
+//! YINGJI_BENCH_SCALE=0.2 YINGJI_BENCH_PLANS=200 cargo bench --bench events   # quicker
+//! ```
+//!
+//! Scale 1.0 is the province of `src/bench/data.rs`: ~15,100 regions, 20,000 depots with
+//! 1,000,000 stock batches, 50,000 teams with 500,000 members. The resource plan is computed the
+//! way activation computes it (`events::resource::propose`: the nearest-supplies search for each
+//! item and the nearest-teams query for each specialty, from the event's point).
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // `cargo test --all-targets` runs bench binaries too (without `--bench`): measure only when
+    // asked to, under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        return Ok(());
+    }
+    let scale: f64 = std::env::var("YINGJI_BENCH_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0);
+    let plans: usize = std::env::var("YINGJI_BENCH_PLANS").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+    let tmp = std::env::temp_dir().join(format!("yingji-bench-events-{}.db", std::process::id()));
+    let url = std::env::var("YINGJI_BENCH_DATABASE_URL").unwrap_or_else(|_| format!("sqlite://{}", tmp.display()));
+    let f = yingji::bench::events::run(&url, scale, plans).await;
+    for suffix in ["", "-wal", "-shm", ".migrate-lock"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", tmp.display()));
+    }
+    let f = f?;
+    println!(
+        "| backend | scale | depots | batches | teams | members | resource plans | p50 | p99 | max | lines per plan |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {scale} | {} | {} | {} | {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} |",
+        if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" },
+        f.counts.depots,
+        f.counts.batches,
+        f.counts.teams,
+        f.counts.members,
+        f.plans,
+        f.p50_ms,
+        f.p99_ms,
+        f.max_ms,
+        f.mean_lines
+    );
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! `cargo bench --bench events`: the resource plan of an activation — a level with 10 supply
+//! items and 5 specialties — computed from random event points over a generated province.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::data::{self, Size};
+use super::rows::Rng;
+use crate::app::{self, Config};
+use crate::clock::{SharedClock, SystemClock};
+use crate::events::{Event, EventStatus, Severity, resource};
+use crate::plans::{ForceNeed, ResponseLevel, SupplyNeed};
+use crate::time::Timestamp;
+use crate::vocab::{Hazard, ItemCode, Specialty};
+use crate::with_db;
+
+/// The figures of one run.
+#[derive(Debug, serde::Serialize)]
+pub struct Figures {
+    /// What was generated.
+    pub counts: data::Counts,
+    /// Generation time, s.
+    pub generate_s: f64,
+    /// Resource plans computed.
+    pub plans: usize,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Slowest, ms.
+    pub max_ms: f64,
+    /// Lines proposed on average.
+    pub mean_lines: f64,
+}
+
+/// A level needing 10 items (500 units each within 50 km) and 5 specialties (20 people each
+/// within 50 km).
+fn level(items: &[String]) -> anyhow::Result<ResponseLevel> {
+    let mut supplies = Vec::new();
+    for code in items.iter().take(10) {
+        supplies.push(SupplyNeed {
+            item_code: ItemCode::parse(code).map_err(|e| anyhow::anyhow!(e))?,
+            name: String::new(),
+            quantity: 500.0,
+            unit: String::new(),
+            within_km: 50.0,
+        });
+    }
+    let forces = ["grassland_fire", "snow_rescue", "medical", "transport", "communications"]
+        .iter()
+        .filter_map(|s| Specialty::parse(s))
+        .map(|specialty| ForceNeed { specialty, headcount: 20, within_km: 50.0 })
+        .collect();
+    Ok(ResponseLevel { level: 2, criteria: "基准".into(), measures: String::new(), supplies, forces })
+}
+
+fn event_at(region: &str, lon: f64, lat: f64, now: Timestamp) -> Event {
+    Event {
+        id: 0,
+        region_code: region.to_string(),
+        hazard: Hazard::SnowDisaster,
+        title: "基准事件".into(),
+        occurred_at: now,
+        known_at: now,
+        place: String::new(),
+        lon,
+        lat,
+        description: String::new(),
+        dead: 0,
+        injured: 0,
+        missing: 0,
+        trapped: 0,
+        affected_people: 0,
+        affected_households: 0,
+        affected_livestock: 0,
+        source: String::new(),
+        reporter: String::new(),
+        severity: Severity::General,
+        status: EventStatus::Responding,
+        exercise: false,
+        drill_id: None,
+        plan_id: None,
+        plan_version: None,
+        level: Some(2),
+        activated_at: Some(now),
+        terminated_at: None,
+        terminated_by: None,
+        termination_note: None,
+        first_report_due: now,
+        first_report_at: None,
+        first_report_state: "pending".into(),
+        created_by: String::new(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Generates the province at `scale` into `url` (a fresh database) and computes `plans`
+/// resource plans from random township points.
+pub async fn run(url: &str, scale: f64, plans: usize) -> anyhow::Result<Figures> {
+    let mut config = Config::new(url.to_string());
+    config.listen = "127.0.0.1:0".parse()?;
+    config.scheduler = false;
+    config.pii_key = Some(crate::personal::Cipher::generate_hex());
+    let clock: SharedClock = Arc::new(SystemClock);
+    let server = app::start(config, clock.clone()).await?;
+    let db = server.state.db.clone();
+    let now = Timestamp(clock.now());
+    let started = Instant::now();
+    let counts = data::generate(&db, Size::province(scale), now, 42).await?;
+    with_db!(&db, |p| sqlx::query("ANALYZE").execute(p).await.map(|_| ()))?;
+    let generate_s = started.elapsed().as_secs_f64();
+    eprintln!("generated {counts:?} in {generate_s:.1} s");
+    let items: Vec<String> =
+        with_db!(&db, |p| sqlx::query_scalar("SELECT code FROM supply_items ORDER BY code").fetch_all(p).await)?;
+    let level = level(&items)?;
+    let towns: Vec<(String, f64, f64)> = with_db!(&db, |p| sqlx::query_as(
+        "SELECT code, lon, lat FROM regions WHERE level = 'township' AND lon IS NOT NULL ORDER BY code"
+    )
+    .fetch_all(p)
+    .await)?;
+    anyhow::ensure!(!towns.is_empty(), "no township with a location");
+    let mut rng = Rng::new(7);
+    let mut times = Vec::with_capacity(plans);
+    let mut lines = 0usize;
+    for _ in 0..plans {
+        let (code, lon, lat) = &towns[rng.below(towns.len() as u64) as usize];
+        // A point up to ~20 km from the township centre.
+        let ev = event_at(code, lon + (rng.unit() - 0.5) * 0.5, lat + (rng.unit() - 0.5) * 0.36, now);
+        let t = Instant::now();
+        let proposed = resource::propose(&db, &ev, &level, &[], now).await?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        lines += proposed.len();
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let pick = |p: f64| times[(((times.len() - 1) as f64) * p).round() as usize];
+    let f = Figures {
+        counts,
+        generate_s,
+        plans,
+        p50_ms: pick(0.5),
+        p99_ms: pick(0.99),
+        max_ms: times.last().copied().unwrap_or(0.0),
+        mean_lines: lines as f64 / plans.max(1) as f64,
+    };
+    server.shutdown().await;
+    Ok(f)
+}
