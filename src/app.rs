@@ -33,8 +33,12 @@ pub struct Config {
     pub pii_key_file: std::path::PathBuf,
     /// Whether this instance runs the scheduler and the notification dispatcher.
     pub scheduler: bool,
-    /// Delivery attempts before a notification is marked failed.
+    /// Attempts before a delivery, a reminder or a job occurrence is parked as `failed`.
     pub max_delivery_attempts: i64,
+    /// Seconds a claim on background work lasts without renewal (see `crate::scheduler::lease`).
+    pub lease_seconds: u64,
+    /// Address people use to reach the service, for links in messages (default from `listen`).
+    pub public_url: Option<String>,
     /// Directory of `YYYY.toml` working-day calendar files added to (or replacing years of) the
     /// shipped calendar.
     pub calendar_dir: Option<std::path::PathBuf>,
@@ -55,6 +59,8 @@ impl Config {
             pii_key_file: "yingji.key".into(),
             scheduler: true,
             max_delivery_attempts: 8,
+            lease_seconds: 60,
+            public_url: None,
             calendar_dir: None,
             plans_dir: None,
         }
@@ -85,6 +91,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Working days (official holidays and make-up days) for deadlines.
     pub calendar: crate::plans::calendar::Calendar,
+    /// What the background loop has done (passes, for tests and metrics).
+    pub background: crate::scheduler::Activity,
 }
 
 /// Loads the personal-data key: from configuration, else from the key file, which is created
@@ -176,8 +184,9 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Server>
         cipher,
         wake: tokio::sync::Notify::new(),
         instance_id: format!("{}-{}", hostname(), crate::auth::tokens::random_hex16()),
-        http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?,
+        http: reqwest::Client::builder().timeout(crate::notify::dispatch::SEND_TIMEOUT).build()?,
         calendar,
+        background: Default::default(),
     });
     let filter = crate::http::filter(state.clone());
     let mut rx = shutdown_rx;

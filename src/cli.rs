@@ -101,6 +101,14 @@ struct ServeArgs {
     /// Delivery attempts before a notification is marked failed.
     #[arg(long, env = "YINGJI_MAX_DELIVERY_ATTEMPTS", default_value_t = 8, value_parser = clap::value_parser!(i64).range(1..=100))]
     max_delivery_attempts: i64,
+    /// Seconds a claim on background work (a delivery batch, a reminder batch, a job run) lasts
+    /// without renewal; a crashed instance's claims are taken over this long after it died.
+    #[arg(long, env = "YINGJI_LEASE_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    lease_seconds: u64,
+    /// Address people use to reach this service (e.g. `https://yingji.example.cn`), for links in
+    /// robot messages cut to the robots' size limits; default `http://<listen address>`.
+    #[arg(long, env = "YINGJI_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,6 +198,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.max_import_bytes = args.max_import_bytes;
             config.scheduler = args.scheduler == "on";
             config.max_delivery_attempts = args.max_delivery_attempts;
+            config.lease_seconds = args.lease_seconds;
+            config.public_url = args.public_url;
             serve(config, clock).await
         }
         Command::Migrate => {
