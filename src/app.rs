@@ -167,12 +167,14 @@ impl Server {
 }
 
 /// Starts the service on `config.listen` (port 0 picks a free port).
-pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Server> {
+pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Server> {
     let cipher = load_cipher(&config)?;
     let calendar = crate::plans::calendar::Calendar::load(config.calendar_dir.as_deref())?;
     let db = prepare_db(&config, &clock).await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
+    // The address actually bound (port 0 picks one), for links in messages.
+    config.listen = addr;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = Arc::new(AppState {
         db,
