@@ -3,6 +3,7 @@
 
 mod background;
 mod common;
+mod crash;
 mod drills;
 mod forces;
 mod forces_flows;
