@@ -25,3 +25,4 @@ ALTER TABLE drill_reminders ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE drill_reminders ADD COLUMN next_attempt_at TIMESTAMPTZ;
 ALTER TABLE drill_reminders ADD COLUMN last_error TEXT;
 CREATE INDEX drill_reminders_lease ON drill_reminders (status, lease_until);
+CREATE INDEX drill_reminders_retry ON drill_reminders (status, next_attempt_at);

@@ -39,3 +39,4 @@ DROP TABLE drill_reminders;
 ALTER TABLE drill_reminders_new RENAME TO drill_reminders;
 CREATE INDEX drill_reminders_due ON drill_reminders (status, due_at);
 CREATE INDEX drill_reminders_lease ON drill_reminders (status, lease_until);
+CREATE INDEX drill_reminders_retry ON drill_reminders (status, next_attempt_at);

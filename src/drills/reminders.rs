@@ -120,14 +120,21 @@ pub async fn cancel(tx: &mut Tx, drill_id: i64, now: Timestamp) -> Result<(), sq
 }
 
 /// The earliest moment a pending reminder becomes claimable: its due time or next try, or the
-/// end of the lease it is claimed under.
+/// end of the lease it is claimed under. Three indexed look-ups, whatever the backlog.
 pub async fn earliest_due(db: &Db) -> Result<Option<Timestamp>, sqlx::Error> {
-    with_db!(db, |p| sqlx::query_scalar(
-        "SELECT MIN(CASE WHEN lease_until IS NOT NULL THEN lease_until ELSE COALESCE(next_attempt_at, due_at) END)
-         FROM drill_reminders WHERE status = 'pending'"
-    )
-    .fetch_one(p)
-    .await)
+    let mut best: Option<Timestamp> = None;
+    for sql in [
+        "SELECT MIN(due_at) FROM drill_reminders WHERE status = 'pending' AND lease_until IS NULL AND next_attempt_at IS NULL",
+        "SELECT MIN(next_attempt_at) FROM drill_reminders WHERE status = 'pending' AND next_attempt_at IS NOT NULL AND lease_until IS NULL",
+        "SELECT MIN(lease_until) FROM drill_reminders WHERE status = 'pending' AND lease_until IS NOT NULL",
+    ] {
+        let t: Option<Timestamp> = with_db!(db, |p| sqlx::query_scalar(sql).fetch_one(p).await)?;
+        best = match (best, t) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(best)
 }
 
 /// A reminder as listed for a drill.
@@ -215,7 +222,7 @@ async fn claim(
                       WHERE status = 'pending' AND due_at <= $1
                         AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
                         AND (lease_until IS NULL OR lease_until < $1)
-                      ORDER BY due_at, id LIMIT $5 {lock})
+                      ORDER BY due_at LIMIT $5 {lock})
          RETURNING id, drill_id, offset_minutes, due_at, attempts"
     );
     let mut rows = with_db!(db, |p| sqlx::query_as::<_, Claimed>(&sql)
@@ -241,18 +248,20 @@ pub async fn process_due(state: &Arc<AppState>) -> anyhow::Result<Counts> {
         }
         let now = Timestamp(state.clock.now());
         let lease = Lease::take(state, now);
+        let turn = state.background.write_turn(&state.db).await;
         let batch = claim(&state.db, &state.instance_id, now, &lease, BATCH).await?;
+        drop(turn);
         if batch.is_empty() {
             break;
         }
         let renewal = lease::renew(state, "drill_reminders", "pending", &lease.token);
-        let counts = match process_batch(&state.db, &batch, &lease.token, now).await {
+        let counts = match process_batch(state, &batch, &lease.token, now).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), size = batch.len(), "reminder batch failed; processing its reminders one by one");
                 let mut c = Counts::default();
                 for r in &batch {
-                    match process_batch(&state.db, std::slice::from_ref(r), &lease.token, now).await {
+                    match process_batch(state, std::slice::from_ref(r), &lease.token, now).await {
                         Ok(one) => c += one,
                         Err(e) => {
                             c.failed += 1;
@@ -279,50 +288,64 @@ pub async fn process_due(state: &Arc<AppState>) -> anyhow::Result<Counts> {
 
 /// Processes claimed reminders in one transaction: each is moved (fenced by the lease) and its
 /// messages are enqueued. Any error rolls the whole batch back.
-async fn process_batch(db: &Db, batch: &[Claimed], token: &str, now: Timestamp) -> anyhow::Result<Counts> {
+async fn process_batch(state: &AppState, batch: &[Claimed], token: &str, now: Timestamp) -> anyhow::Result<Counts> {
+    let db = &state.db;
     let mut ids: Vec<i64> = batch.iter().map(|r| r.drill_id).collect();
     ids.sort_unstable();
     ids.dedup();
     let drills = store::get_many(db, &ids).await?;
+    let _turn = state.background.write_turn(db).await;
     let mut tx = db.begin().await?;
     let mut counts = Counts::default();
     let mut messages = Vec::new();
     let mut regions: HashMap<i64, Vec<String>> = HashMap::new();
     let no_lease: Option<String> = None;
     let no_time: Option<Timestamp> = None;
+    // Decide each reminder's outcome, then move each group of equal outcomes in one fenced
+    // statement.
+    type Outcome = (&'static str, bool, Option<&'static str>);
+    let mut groups: std::collections::BTreeMap<Outcome, Vec<&Claimed>> = std::collections::BTreeMap::new();
     for r in batch {
         let d = drills.get(&r.drill_id).ok_or_else(|| anyhow::anyhow!("演练 {} 不存在", r.drill_id))?;
         let ahead = d.status.is_upcoming() && d.starts_at > now;
         let late = now.0 - r.due_at.0 > GRACE;
-        let (status, note) = if ahead {
-            ("sent", late.then_some("服务停机，恢复后补发"))
+        let outcome = if ahead {
+            ("sent", late, late.then_some("服务停机，恢复后补发"))
         } else {
-            ("skipped", Some("提醒时演练已开始或已结束"))
+            ("skipped", late, Some("提醒时演练已开始或已结束"))
         };
-        let moved = crate::transition!(&mut tx, REMINDER, r.id, from ["pending"] => status,
+        groups.entry(outcome).or_default().push(r);
+    }
+    for ((status, late, note), group) in groups {
+        let ids: Vec<i64> = group.iter().map(|r| r.id).collect();
+        let moved = crate::transition_many!(&mut tx, REMINDER, &ids, from ["pending"] => status,
             set { "late" = late, "processed_at" = now, "note" = note, "lease" = &no_lease, "lease_until" = no_time },
-            guard { "lease" = token });
-        match moved {
-            Ok(()) => {}
-            Err(e) if e.is_conflict() => {
+            guard { "lease" = token })?;
+        let moved: std::collections::HashSet<i64> = moved.into_iter().collect();
+        for r in group {
+            if !moved.contains(&r.id) {
                 // Cancelled meanwhile, or taken over by another instance after our lease lapsed.
-                lease::refused("reminder", r.id, token, &e);
+                tracing::warn!(reminder = r.id, lease = %token, "write refused: the reminder is no longer pending under this lease");
                 continue;
             }
-            Err(e) => return Err(e.into()),
+            let d = &drills[&r.drill_id];
+            if status == "skipped" {
+                tracing::info!(
+                    drill = d.id,
+                    offset = r.offset_minutes,
+                    "reminder skipped: the drill is no longer ahead"
+                );
+                counts.skipped += 1;
+                continue;
+            }
+            if let std::collections::hash_map::Entry::Vacant(e) = regions.entry(d.id) {
+                e.insert(recipients(&mut tx, d).await?);
+            }
+            for region in &regions[&d.id] {
+                messages.push(message(d, r.offset_minutes, late, region));
+            }
+            counts.sent += 1;
         }
-        if !ahead {
-            tracing::info!(drill = d.id, offset = r.offset_minutes, "reminder skipped: the drill is no longer ahead");
-            counts.skipped += 1;
-            continue;
-        }
-        if let std::collections::hash_map::Entry::Vacant(e) = regions.entry(d.id) {
-            e.insert(recipients(&mut tx, d).await?);
-        }
-        for region in &regions[&d.id] {
-            messages.push(message(d, r.offset_minutes, late, region));
-        }
-        counts.sent += 1;
     }
     outbox::enqueue_many(&mut tx, now, &messages).await?;
     tx.commit().await?;
@@ -349,6 +372,7 @@ async fn record_failure(state: &AppState, r: &Claimed, token: &str, now: Timesta
     let no_lease: Option<String> = None;
     let no_time: Option<Timestamp> = None;
     let result: Result<(), TransitionError> = async {
+        let _turn = state.background.write_turn(&state.db).await;
         let mut tx = state.db.begin().await?;
         crate::transition!(&mut tx, REMINDER, r.id, from ["pending"] => to,
             set { "attempts" = attempts, "next_attempt_at" = retry, "last_error" = error, "processed_at" = processed,

@@ -91,7 +91,9 @@ pub async fn deliver_channel(state: &Arc<AppState>, channel: Option<i64>) -> any
         }
         let now = Timestamp(state.clock.now());
         let lease = Lease::take(state, now);
+        let turn = state.background.write_turn(&state.db).await;
         let batch = outbox::claim(&state.db, &state.instance_id, now, &lease, channel, limit).await?;
+        drop(turn);
         if batch.is_empty() {
             return Ok(total);
         }
@@ -148,6 +150,7 @@ fn failed(state: &AppState, d: Delivery, at: Timestamp, e: (Option<i64>, String)
 /// then attempted again.
 async fn save(state: &AppState, outcomes: &[Outcome], token: &str, inbox: bool) {
     let all = async {
+        let _turn = state.background.write_turn(&state.db).await;
         let mut tx = state.db.begin().await?;
         outbox::record(&mut tx, outcomes, token, inbox).await?;
         tx.commit().await
@@ -160,6 +163,7 @@ async fn save(state: &AppState, outcomes: &[Outcome], token: &str, inbox: bool) 
     tracing::warn!(error = %e, size = outcomes.len(), "cannot record delivery attempts together; recording one by one");
     for o in outcomes {
         let one = async {
+            let _turn = state.background.write_turn(&state.db).await;
             let mut tx = state.db.begin().await?;
             outbox::record(&mut tx, std::slice::from_ref(o), token, inbox).await?;
             tx.commit().await
@@ -168,6 +172,7 @@ async fn save(state: &AppState, outcomes: &[Outcome], token: &str, inbox: bool) 
             // An in-app delivery whose inbox row cannot be written is a failed attempt of its own.
             let failed_one = failed(state, o.delivery.clone(), o.at, (None, format!("站内通知写入失败：{e}")));
             let again = async {
+                let _turn = state.background.write_turn(&state.db).await;
                 let mut tx = state.db.begin().await?;
                 outbox::record(&mut tx, std::slice::from_ref(&failed_one), token, false).await?;
                 tx.commit().await

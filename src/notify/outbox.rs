@@ -133,16 +133,37 @@ pub async fn cancel_source(tx: &mut Tx, source_type: &str, source_id: &str) -> R
 }
 
 /// For every channel with deliveries waiting (None: the in-app inbox), the earliest moment one
-/// becomes claimable: a pending delivery's next attempt, or the end of a claim's lease.
+/// becomes claimable: a pending delivery's next attempt, or the end of a claim's lease. Two
+/// indexed look-ups per channel, whatever the length of the queue.
 pub async fn due_per_channel(db: &Db) -> Result<Vec<(Option<i64>, Option<Timestamp>)>, sqlx::Error> {
-    with_db!(db, |p| {
-        sqlx::query_as(
-        "SELECT channel_id, MIN(CASE WHEN status = 'pending' THEN next_attempt_at ELSE COALESCE(lease_until, next_attempt_at) END)
-         FROM outbox WHERE status IN ('pending', 'sending') GROUP BY channel_id"
-    )
-    .fetch_all(p)
-    .await
-    })
+    let ids: Vec<i64> = with_db!(db, |p| sqlx::query_scalar("SELECT id FROM channels ORDER BY id").fetch_all(p).await)?;
+    let mut out = Vec::with_capacity(ids.len() + 1);
+    for ch in std::iter::once(None).chain(ids.into_iter().map(Some)) {
+        let which = if ch.is_some() { "channel_id = $1" } else { "channel_id IS NULL" };
+        let pending = format!("SELECT MIN(next_attempt_at) FROM outbox WHERE {which} AND status = 'pending'");
+        let sending = format!(
+            "SELECT MIN(COALESCE(lease_until, next_attempt_at)) FROM outbox WHERE {which} AND status = 'sending'"
+        );
+        let mut best: Option<Timestamp> = None;
+        for sql in [&pending, &sending] {
+            let t: Option<Timestamp> = with_db!(db, |p| {
+                let q = sqlx::query_scalar(sql);
+                let q = match ch {
+                    Some(id) => q.bind(id),
+                    None => q,
+                };
+                q.fetch_one(p).await
+            })?;
+            best = match (best, t) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        if best.is_some() {
+            out.push((ch, best));
+        }
+    }
+    Ok(out)
 }
 
 /// Channels (None: the in-app inbox) with a delivery claimable at `now`.
@@ -210,28 +231,36 @@ pub async fn claim(
         Backend::Sqlite => "",
     };
     let which = if channel.is_some() { "channel_id = $6" } else { "channel_id IS NULL" };
-    let sql = format!(
-        "UPDATE outbox SET status = 'sending', claimed_at = $1, claimed_by = $2, lease = $3, lease_until = $4
-         WHERE id IN (SELECT id FROM outbox
-                      WHERE {which}
-                        AND ((status = 'pending' AND next_attempt_at <= $1)
-                          OR (status = 'sending' AND (lease_until IS NULL OR lease_until < $1)))
-                      ORDER BY next_attempt_at, id LIMIT $5 {lock})
-         RETURNING {COLUMNS}"
-    );
-    let mut rows = with_db!(db, |p| {
-        let q = sqlx::query_as::<_, Delivery>(&sql)
-            .bind(now)
-            .bind(instance)
-            .bind(&lease.token)
-            .bind(lease.until)
-            .bind(limit);
-        let q = match channel {
-            Some(id) => q.bind(id),
-            None => q,
-        };
-        q.fetch_all(p).await
-    })?;
+    // Two claims, each served by an index: first what a lapsed lease left behind, then pending
+    // deliveries in the order they fell due.
+    let lapsed = "status = 'sending' AND (lease_until IS NULL OR lease_until < $1)";
+    let due = "status = 'pending' AND next_attempt_at <= $1";
+    let mut rows: Vec<Delivery> = Vec::new();
+    for (cond, order) in [(lapsed, "lease_until"), (due, "next_attempt_at")] {
+        let room = limit - rows.len() as i64;
+        if room <= 0 {
+            break;
+        }
+        let sql = format!(
+            "UPDATE outbox SET status = 'sending', claimed_at = $1, claimed_by = $2, lease = $3, lease_until = $4
+             WHERE id IN (SELECT id FROM outbox WHERE {which} AND {cond} ORDER BY {order} LIMIT $5 {lock})
+             RETURNING {COLUMNS}"
+        );
+        let got = with_db!(db, |p| {
+            let q = sqlx::query_as::<_, Delivery>(&sql)
+                .bind(now)
+                .bind(instance)
+                .bind(&lease.token)
+                .bind(lease.until)
+                .bind(room);
+            let q = match channel {
+                Some(id) => q.bind(id),
+                None => q,
+            };
+            q.fetch_all(p).await
+        })?;
+        rows.extend(got);
+    }
     rows.sort_by_key(|d| (d.next_attempt_at, d.id));
     Ok(rows)
 }
@@ -258,26 +287,51 @@ pub async fn record(tx: &mut Tx, outcomes: &[Outcome], token: &str, inbox: bool)
     let mut applied: Vec<(&Outcome, Option<String>)> = Vec::new();
     let none: Option<String> = None;
     let no_time: Option<Timestamp> = None;
-    for o in outcomes {
+    // Successes: one fenced statement per attempt number (usually one per batch).
+    let mut by_attempt: std::collections::BTreeMap<i64, Vec<&Outcome>> = std::collections::BTreeMap::new();
+    for o in outcomes.iter().filter(|o| o.result.is_ok()) {
+        by_attempt.entry(o.delivery.attempts + 1).or_default().push(o);
+    }
+    for (attempt, group) in by_attempt {
+        let ids: Vec<i64> = group.iter().map(|o| o.delivery.id).collect();
+        let at = group.iter().map(|o| o.at).max().unwrap_or_else(|| group[0].at);
+        let moved = crate::transition_many!(tx, DELIVERY, &ids, from ["sending"] => "delivered",
+            set { "attempts" = attempt, "delivered_at" = Some(at), "last_error" = &none, "lease" = &none,
+                  "lease_until" = no_time },
+            guard { "lease" = token });
+        let moved: std::collections::HashSet<i64> = match moved {
+            Ok(m) => m.into_iter().collect(),
+            Err(crate::transition::TransitionError::Db(e)) => return Err(e),
+            Err(e) => return Err(sqlx::Error::Protocol(e.to_string())),
+        };
+        let mut delivered = Vec::new();
+        for o in group {
+            if moved.contains(&o.delivery.id) {
+                delivered.push(&o.delivery);
+                applied.push((o, None));
+            } else {
+                tracing::warn!(delivery = o.delivery.id, lease = %token, "write refused: this instance no longer holds the lease");
+            }
+        }
+        if inbox {
+            super::inbox::insert_many(tx, &delivered, at).await?;
+        }
+    }
+    // Failures: one fenced transition each (their next try differs).
+    for o in outcomes.iter().filter(|o| o.result.is_err()) {
         let d = &o.delivery;
         let attempt = d.attempts + 1;
         let error = o.result.as_ref().err().map(|(_, e)| e.clone());
-        let (status, delivered, next_at) = match (&o.result, o.retry_at) {
-            (Ok(_), _) => ("delivered", Some(o.at), d.next_attempt_at),
-            (Err(_), Some(n)) => ("pending", None, n),
-            (Err(_), None) => ("failed", None, d.next_attempt_at),
+        let (status, next_at) = match o.retry_at {
+            Some(n) => ("pending", n),
+            None => ("failed", d.next_attempt_at),
         };
         let moved = crate::transition!(tx, DELIVERY, d.id, from ["sending"] => status,
-            set { "attempts" = attempt, "delivered_at" = delivered, "next_attempt_at" = next_at,
-                  "last_error" = &error, "lease" = &none, "lease_until" = no_time },
+            set { "attempts" = attempt, "next_attempt_at" = next_at, "last_error" = &error, "lease" = &none,
+                  "lease_until" = no_time },
             guard { "lease" = token });
         match moved {
-            Ok(()) => {
-                if inbox && o.result.is_ok() {
-                    super::inbox::insert(tx, d, o.at).await?;
-                }
-                applied.push((o, error));
-            }
+            Ok(()) => applied.push((o, error)),
             Err(crate::transition::TransitionError::Db(e)) => return Err(e),
             Err(e) => lease::refused("delivery", d.id, token, &e),
         }

@@ -55,9 +55,21 @@ pub struct Activity {
     pub passes: AtomicU64,
     /// Workers started (jobs, reminders, one per channel with due deliveries).
     pub workers_started: AtomicU64,
+    /// Turns of the background writers on SQLite (see [`Activity::write_turn`]).
+    sqlite_writes: tokio::sync::Mutex<()>,
 }
 
 impl Activity {
+    /// On SQLite (one writer at a time), the background workers of this instance take turns
+    /// here, handing over at once, rather than in SQLite's busy handler, which sleeps between
+    /// tries; on PostgreSQL, None (rows are claimed with `SKIP LOCKED` and written concurrently).
+    pub async fn write_turn(&self, db: &crate::db::Db) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match db.backend() {
+            crate::db::Backend::Sqlite => Some(self.sqlite_writes.lock().await),
+            crate::db::Backend::Postgres => None,
+        }
+    }
+
     /// Passes so far.
     pub fn passes(&self) -> u64 {
         self.passes.load(Ordering::Relaxed)
