@@ -113,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
     while seen.keys.lock().unwrap().len() < count && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let n = seen.keys.lock().unwrap().len();
-        if n / 20_000 > last / 20_000 {
+        if n / 10_000 > last / 10_000 {
             println!("  {n} delivered after {:.1} s", started.elapsed().as_secs_f64());
         }
         last = n;

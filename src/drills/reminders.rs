@@ -275,8 +275,9 @@ pub async fn process_due(state: &Arc<AppState>) -> anyhow::Result<Counts> {
         drop(renewal);
         total += counts;
         batches += 1;
-        // Let the dispatcher start on the first batch; it keeps going while rows arrive.
-        if batches == 1 || batches.is_multiple_of(20) {
+        // Wake the loop so the channels' workers start (or restart, if they drained the queue
+        // before this batch); wake-ups coalesce.
+        if counts.sent > 0 {
             state.wake.notify_one();
         }
     }

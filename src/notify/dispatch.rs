@@ -24,7 +24,7 @@ use crate::scheduler::lease::{self, Lease};
 use crate::time::Timestamp;
 
 /// Webhook deliveries in flight at once per channel.
-pub const WEBHOOK_IN_FLIGHT: usize = 16;
+pub const WEBHOOK_IN_FLIGHT: usize = 32;
 
 /// Robot deliveries in flight at once per channel (robots ignore idempotency keys, and allow
 /// about 20 messages a minute).
@@ -112,18 +112,21 @@ pub async fn deliver_channel(state: &Arc<AppState>, channel: Option<i64>) -> any
                     batch.into_iter().map(|d| failed(state, d, now, (None, reason.clone()))).collect();
                 save(state, &outcomes, &lease.token, false).await;
             }
+            Some(Ok(t)) if in_flight == 1 => {
+                // Robots ignore idempotency keys: record each answer the moment it arrives.
+                for d in batch {
+                    let outcome = attempt(state, t, d, &public_url).await;
+                    save(state, std::slice::from_ref(&outcome), &lease.token, false).await;
+                }
+            }
             Some(Ok(t)) => {
-                // Robots: record each answer at once (one in flight). Webhooks: record what has
-                // arrived, while the rest are still in flight.
-                let record_every = if in_flight == 1 { 1 } else { limit as usize };
-                let sends = futures_util::stream::iter(batch)
+                // Webhooks: the batch in flight together, recorded in one transaction.
+                let outcomes: Vec<Outcome> = futures_util::stream::iter(batch)
                     .map(|d| attempt(state, t, d, &public_url))
                     .buffer_unordered(in_flight)
-                    .ready_chunks(record_every);
-                futures_util::pin_mut!(sends);
-                while let Some(outcomes) = sends.next().await {
-                    save(state, &outcomes, &lease.token, false).await;
-                }
+                    .collect()
+                    .await;
+                save(state, &outcomes, &lease.token, false).await;
             }
         }
         drop(renewal);

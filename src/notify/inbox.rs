@@ -30,7 +30,7 @@ pub async fn insert(tx: &mut Tx, d: &Delivery, now: Timestamp) -> Result<(), sql
 
 /// Writes the inbox rows of many in-app deliveries at once (multi-row inserts).
 pub async fn insert_many(tx: &mut Tx, ds: &[&Delivery], now: Timestamp) -> Result<(), sqlx::Error> {
-    for chunk in ds.chunks(500) {
+    for chunk in ds.chunks(50) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
                 let b = i * 6;

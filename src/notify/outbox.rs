@@ -18,8 +18,9 @@ use crate::{with_db, with_tx};
 /// `pending` (a retry after a failed attempt) or `failed` (parked); `pending` → `cancelled`.
 pub const DELIVERY: Lifecycle = Lifecycle::new("outbox", "通知投递");
 
-/// Rows per multi-row insert (11 values each, well under both databases' parameter limits).
-const INSERT_CHUNK: usize = 400;
+/// Rows per multi-row insert: SQLite binds numbered parameters in time growing with the square of
+/// their number, so statements stay small (50 rows of 11 values).
+const INSERT_CHUNK: usize = 50;
 
 /// A message to deliver to a region.
 #[derive(Debug, Clone)]
