@@ -33,8 +33,12 @@ pub struct Config {
     pub pii_key_file: std::path::PathBuf,
     /// Whether this instance runs the scheduler and the notification dispatcher.
     pub scheduler: bool,
-    /// Delivery attempts before a notification is marked failed.
+    /// Attempts before a delivery, a reminder or a job occurrence is parked as `failed`.
     pub max_delivery_attempts: i64,
+    /// Seconds a claim on background work lasts without renewal (see `crate::scheduler::lease`).
+    pub lease_seconds: u64,
+    /// Address people use to reach the service, for links in messages (default from `listen`).
+    pub public_url: Option<String>,
     /// Directory of `YYYY.toml` working-day calendar files added to (or replacing years of) the
     /// shipped calendar.
     pub calendar_dir: Option<std::path::PathBuf>,
@@ -58,6 +62,8 @@ impl Config {
             pii_key_file: "yingji.key".into(),
             scheduler: true,
             max_delivery_attempts: 8,
+            lease_seconds: 60,
+            public_url: None,
             calendar_dir: None,
             plans_dir: None,
             idempotency_ttl_hours: crate::supplies::idempotency::DEFAULT_TTL_HOURS,
@@ -89,6 +95,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Working days (official holidays and make-up days) for deadlines.
     pub calendar: crate::plans::calendar::Calendar,
+    /// What the background loop has done (passes, for tests and metrics).
+    pub background: crate::scheduler::Activity,
 }
 
 /// Loads the personal-data key: from configuration, else from the key file, which is created
@@ -163,12 +171,14 @@ impl Server {
 }
 
 /// Starts the service on `config.listen` (port 0 picks a free port).
-pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Server> {
+pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Server> {
     let cipher = load_cipher(&config)?;
     let calendar = crate::plans::calendar::Calendar::load(config.calendar_dir.as_deref())?;
     let db = prepare_db(&config, &clock).await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
+    // The address actually bound (port 0 picks one), for links in messages.
+    config.listen = addr;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = Arc::new(AppState {
         db,
@@ -180,8 +190,9 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Server>
         cipher,
         wake: tokio::sync::Notify::new(),
         instance_id: format!("{}-{}", hostname(), crate::auth::tokens::random_hex16()),
-        http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?,
+        http: reqwest::Client::builder().timeout(crate::notify::dispatch::SEND_TIMEOUT).build()?,
         calendar,
+        background: Default::default(),
     });
     let filter = crate::http::filter(state.clone());
     let mut rx = shutdown_rx;

@@ -104,6 +104,14 @@ struct ServeArgs {
     /// Hours an Idempotency-Key is remembered (a retry after that is a new request).
     #[arg(long, env = "YINGJI_IDEMPOTENCY_TTL_HOURS", default_value_t = 24, value_parser = clap::value_parser!(i64).range(1..=24 * 365))]
     idempotency_ttl_hours: i64,
+    /// Seconds a claim on background work (a delivery batch, a reminder batch, a job run) lasts
+    /// without renewal; a crashed instance's claims are taken over this long after it died.
+    #[arg(long, env = "YINGJI_LEASE_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    lease_seconds: u64,
+    /// Address people use to reach this service (e.g. `https://yingji.example.cn`), for links in
+    /// robot messages cut to the robots' size limits; default `http://<listen address>`.
+    #[arg(long, env = "YINGJI_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,6 +202,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.scheduler = args.scheduler == "on";
             config.max_delivery_attempts = args.max_delivery_attempts;
             config.idempotency_ttl_hours = args.idempotency_ttl_hours;
+            config.lease_seconds = args.lease_seconds;
+            config.public_url = args.public_url;
             serve(config, clock).await
         }
         Command::Migrate => {

@@ -81,6 +81,30 @@ impl Lifecycle {
         sql
     }
 
+    /// The conditional update of many rows at once, returning the keys it moved. Placeholders:
+    /// `$1` new state, then one per `set` column, one per guard column, one per allowed `from`
+    /// state, then one per key.
+    pub fn update_many_sql(&self, sets: &[&str], guards: &[&str], from: usize, keys: usize) -> String {
+        let mut sql = format!("UPDATE {} SET {} = $1", self.table, self.column);
+        let mut n = 1;
+        for col in sets {
+            n += 1;
+            sql.push_str(&format!(", {col} = ${n}"));
+        }
+        let mut conds = Vec::new();
+        for col in guards {
+            n += 1;
+            conds.push(format!("{col} = ${n}"));
+        }
+        let states: Vec<String> = (0..from).map(|i| format!("${}", n + 1 + i)).collect();
+        n += from;
+        conds.push(format!("{} IN ({})", self.column, states.join(", ")));
+        let keys: Vec<String> = (0..keys).map(|i| format!("${}", n + 1 + i)).collect();
+        conds.push(format!("{} IN ({})", self.key, keys.join(", ")));
+        sql.push_str(&format!(" WHERE {} RETURNING {}", conds.join(" AND "), self.key));
+        sql
+    }
+
     /// Reads the current state of one row (`$1` = key).
     pub fn status_sql(&self) -> String {
         let order = self.latest_by.map(|c| format!(" ORDER BY {c} DESC LIMIT 1")).unwrap_or_default();
@@ -212,6 +236,56 @@ macro_rules! transition {
     };
 }
 
+/// [`transition!`] for many rows with the same effects, in one statement: each row moves only
+/// if it is in one of the `from` states and matches the guards, exactly as one `transition!`
+/// per row would. Evaluates to `Result<Vec<i64>, TransitionError>` with the keys that moved;
+/// the caller treats every other key as having lost (say, to a lease taken over). Keys are
+/// `i64`, bound in chunks of 100 (SQLite binds numbered parameters in time growing with the square
+/// of their number, so statements stay small).
+///
+/// ```ignore
+/// let moved = transition_many!(&mut tx, DELIVERY, &ids, from ["sending"] => "delivered",
+///     set { "delivered_at" = now }, guard { "lease" = token })?;
+/// ```
+#[macro_export]
+macro_rules! transition_many {
+    ($tx:expr, $life:expr, $ids:expr, from [$($from:expr),+ $(,)?] => $to:expr
+     $(, set { $($col:literal = $val:expr),* $(,)? })?
+     $(, guard { $($gcol:literal = $gval:expr),* $(,)? })? $(,)?) => {{
+        let life: &$crate::transition::Lifecycle = &$life;
+        let from: &[&str] = &[$($from),+];
+        let to: &str = $to;
+        let ids: &[i64] = $ids;
+        let sets: &[&str] = &[$($($col),*)?];
+        let guards: &[&str] = &[$($($gcol),*)?];
+        let tx: &mut $crate::db::Tx = $tx;
+        let mut moved: Vec<i64> = Vec::with_capacity(ids.len());
+        let mut failure: Option<sqlx::Error> = None;
+        for chunk in ids.chunks(100) {
+            let sql = life.update_many_sql(sets, guards, from.len(), chunk.len());
+            let done: Result<Vec<i64>, sqlx::Error> = $crate::with_tx!(&mut *tx, |c| {
+                let q = sqlx::query_scalar::<_, i64>(&sql).bind(to);
+                $($(let q = q.bind($val);)*)?
+                $($(let q = q.bind($gval);)*)?
+                let q = from.iter().fold(q, |q, f| q.bind(*f));
+                let q = chunk.iter().fold(q, |q, k| q.bind(*k));
+                q.fetch_all(c).await
+            });
+            match done {
+                Ok(m) => moved.extend(m),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err($crate::transition::TransitionError::Db(e)),
+            None => Ok(moved),
+        }
+    }};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +300,15 @@ mod tests {
         assert_eq!(
             life.keyed_by("code").update_sql(&[], &[], 1),
             "UPDATE transfers SET status = $1 WHERE code = $2 AND status IN ($3)"
+        );
+    }
+
+    #[test]
+    fn update_many_sql_numbers_placeholders_in_bind_order() {
+        let life = Lifecycle::new("outbox", "通知投递");
+        assert_eq!(
+            life.update_many_sql(&["delivered_at"], &["lease"], 1, 3),
+            "UPDATE outbox SET status = $1, delivered_at = $2 WHERE lease = $3 AND status IN ($4) AND id IN ($5, $6, $7) RETURNING id"
         );
     }
 

@@ -1,15 +1,35 @@
 //! Drill reminders: one row per (drill, start, offset), planned when a drill is scheduled or
 //! moved, enqueued to the outbox exactly once at its moment (or late, once, after downtime if the
 //! drill is still ahead), withdrawn when the drill is cancelled.
+//!
+//! Processing claims due reminders in bounded batches under a lease and writes each one's
+//! outcome with a [`transition!`](crate::transition!) guarded by that lease, in one transaction
+//! per batch. When a batch fails, its reminders are processed one by one, so a reminder that
+//! cannot be processed (its drill unreadable, say) records its own error and next try, and is
+//! parked `failed` after the configured attempts, while every other reminder goes out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::json;
 
 use super::{Drill, store};
-use crate::db::{Db, Tx};
+use crate::app::AppState;
+use crate::db::{Backend, Db, Tx};
 use crate::notify::outbox::{self, Message};
 use crate::scheduler::GRACE;
+use crate::scheduler::lease::{self, Lease};
 use crate::time::Timestamp;
+use crate::transition::{Lifecycle, TransitionError};
 use crate::{with_db, with_tx};
+
+/// The reminder lifecycle: `pending` → `sent`, `skipped`, `cancelled`, or `failed` (parked after
+/// repeated failures).
+pub const REMINDER: Lifecycle = Lifecycle::new("drill_reminders", "演练提醒");
+
+/// Reminders claimed per batch: one transaction's worth, done in well under a second, far inside
+/// any lease.
+const BATCH: i64 = 250;
 
 /// "7 天", "1 天", "2 小时", "30 分钟".
 pub fn describe_offset(minutes: i64) -> String {
@@ -99,11 +119,22 @@ pub async fn cancel(tx: &mut Tx, drill_id: i64, now: Timestamp) -> Result<(), sq
     Ok(())
 }
 
-/// The earliest pending reminder.
+/// The earliest moment a pending reminder becomes claimable: its due time or next try, or the
+/// end of the lease it is claimed under. Three indexed look-ups, whatever the backlog.
 pub async fn earliest_due(db: &Db) -> Result<Option<Timestamp>, sqlx::Error> {
-    with_db!(db, |p| sqlx::query_scalar("SELECT MIN(due_at) FROM drill_reminders WHERE status = 'pending'")
-        .fetch_one(p)
-        .await)
+    let mut best: Option<Timestamp> = None;
+    for sql in [
+        "SELECT MIN(due_at) FROM drill_reminders WHERE status = 'pending' AND lease_until IS NULL AND next_attempt_at IS NULL",
+        "SELECT MIN(next_attempt_at) FROM drill_reminders WHERE status = 'pending' AND next_attempt_at IS NOT NULL AND lease_until IS NULL",
+        "SELECT MIN(lease_until) FROM drill_reminders WHERE status = 'pending' AND lease_until IS NOT NULL",
+    ] {
+        let t: Option<Timestamp> = with_db!(db, |p| sqlx::query_scalar(sql).fetch_one(p).await)?;
+        best = match (best, t) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(best)
 }
 
 /// A reminder as listed for a drill.
@@ -117,7 +148,7 @@ pub struct Reminder {
     pub offset_minutes: i64,
     /// When it is due.
     pub due_at: Timestamp,
-    /// `pending`, `sent`, `skipped` or `cancelled`.
+    /// `pending`, `sent`, `skipped`, `cancelled` or `failed` (parked after repeated failures).
     pub status: String,
     /// Sent late (after downtime)?
     pub late: bool,
@@ -125,75 +156,240 @@ pub struct Reminder {
     pub processed_at: Option<Timestamp>,
     /// Why it was skipped or cancelled.
     pub note: Option<String>,
+    /// Failed processing attempts.
+    pub attempts: i64,
+    /// The last processing error.
+    pub last_error: Option<String>,
 }
 
 /// A drill's reminders.
 pub async fn list(db: &Db, drill_id: i64) -> Result<Vec<Reminder>, sqlx::Error> {
-    with_db!(db, |p| sqlx::query_as::<_, Reminder>(
-        "SELECT id, starts_at, offset_minutes, due_at, status, late, processed_at, note FROM drill_reminders
+    with_db!(db, |p| {
+        sqlx::query_as::<_, Reminder>(
+        "SELECT id, starts_at, offset_minutes, due_at, status, late, processed_at, note, attempts, last_error FROM drill_reminders
          WHERE drill_id = $1 ORDER BY due_at, id"
     )
     .bind(drill_id)
     .fetch_all(p)
-    .await)
+    .await
+    })
 }
 
-/// Enqueues every reminder due at `now`. Each is taken by a conditional update, so across
-/// instances only one enqueues it; the outbox key is a second guard. Returns (sent, skipped).
-pub async fn enqueue_due(db: &Db, now: Timestamp) -> anyhow::Result<(u64, u64)> {
-    let due: Vec<(i64, i64, i64, Timestamp)> = with_db!(db, |p| {
-        sqlx::query_as(
-        "SELECT id, drill_id, offset_minutes, due_at FROM drill_reminders WHERE status = 'pending' AND due_at <= $1 ORDER BY due_at, id LIMIT 500"
-    )
-    .bind(now)
-    .fetch_all(p)
-    .await
-    })?;
-    let mut ids: Vec<i64> = due.iter().map(|r| r.1).collect();
+/// What a processing run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Reminders enqueued to the outbox.
+    pub sent: u64,
+    /// Reminders skipped (the drill no longer ahead).
+    pub skipped: u64,
+    /// Reminders whose processing failed this time (retried later or parked).
+    pub failed: u64,
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, o: Counts) {
+        self.sent += o.sent;
+        self.skipped += o.skipped;
+        self.failed += o.failed;
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct Claimed {
+    id: i64,
+    drill_id: i64,
+    offset_minutes: i64,
+    due_at: Timestamp,
+    attempts: i64,
+}
+
+/// Claims up to `limit` due reminders under `lease` (pending, due, past any retry time, and not
+/// under a live lease).
+async fn claim(
+    db: &Db,
+    instance: &str,
+    now: Timestamp,
+    lease: &Lease,
+    limit: i64,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    let lock = match db.backend() {
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "UPDATE drill_reminders SET lease = $2, lease_until = $3, claimed_by = $4
+         WHERE id IN (SELECT id FROM drill_reminders
+                      WHERE status = 'pending' AND due_at <= $1
+                        AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
+                        AND (lease_until IS NULL OR lease_until < $1)
+                      ORDER BY due_at LIMIT $5 {lock})
+         RETURNING id, drill_id, offset_minutes, due_at, attempts"
+    );
+    let mut rows = with_db!(db, |p| sqlx::query_as::<_, Claimed>(&sql)
+        .bind(now)
+        .bind(&lease.token)
+        .bind(lease.until)
+        .bind(instance)
+        .bind(limit)
+        .fetch_all(p)
+        .await)?;
+    rows.sort_by_key(|r| (r.due_at, r.id));
+    Ok(rows)
+}
+
+/// Processes every due reminder, batch by batch, until none is due. Returns what it did; only a
+/// failure to claim (the database unreachable) is an error.
+pub async fn process_due(state: &Arc<AppState>) -> anyhow::Result<Counts> {
+    let mut total = Counts::default();
+    let mut batches = 0u64;
+    loop {
+        if *state.shutdown.borrow() {
+            break;
+        }
+        let now = Timestamp(state.clock.now());
+        let lease = Lease::take(state, now);
+        let turn = state.background.write_turn(&state.db).await;
+        let batch = claim(&state.db, &state.instance_id, now, &lease, BATCH).await?;
+        drop(turn);
+        if batch.is_empty() {
+            break;
+        }
+        let renewal = lease::renew(state, "drill_reminders", "pending", &lease.token);
+        let counts = match process_batch(state, &batch, &lease.token, now).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), size = batch.len(), "reminder batch failed; processing its reminders one by one");
+                let mut c = Counts::default();
+                for r in &batch {
+                    match process_batch(state, std::slice::from_ref(r), &lease.token, now).await {
+                        Ok(one) => c += one,
+                        Err(e) => {
+                            c.failed += 1;
+                            record_failure(state, r, &lease.token, now, &format!("{e:#}")).await;
+                        }
+                    }
+                }
+                c
+            }
+        };
+        drop(renewal);
+        total += counts;
+        batches += 1;
+        // Wake the loop so the channels' workers start (or restart, if they drained the queue
+        // before this batch); wake-ups coalesce.
+        if counts.sent > 0 {
+            state.wake.notify_one();
+        }
+    }
+    if batches > 0 {
+        state.wake.notify_one();
+    }
+    Ok(total)
+}
+
+/// Processes claimed reminders in one transaction: each is moved (fenced by the lease) and its
+/// messages are enqueued. Any error rolls the whole batch back.
+async fn process_batch(state: &AppState, batch: &[Claimed], token: &str, now: Timestamp) -> anyhow::Result<Counts> {
+    let db = &state.db;
+    let mut ids: Vec<i64> = batch.iter().map(|r| r.drill_id).collect();
     ids.sort_unstable();
     ids.dedup();
     let drills = store::get_many(db, &ids).await?;
-    let (mut sent, mut skipped) = (0, 0);
-    for (id, drill_id, offset, due_at) in due {
-        let Some(d) = drills.get(&drill_id) else { continue };
-        let mut tx = db.begin().await?;
+    let _turn = state.background.write_turn(db).await;
+    let mut tx = db.begin().await?;
+    let mut counts = Counts::default();
+    let mut messages = Vec::new();
+    let mut regions: HashMap<i64, Vec<String>> = HashMap::new();
+    let no_lease: Option<String> = None;
+    let no_time: Option<Timestamp> = None;
+    // Decide each reminder's outcome, then move each group of equal outcomes in one fenced
+    // statement.
+    type Outcome = (&'static str, bool, Option<&'static str>);
+    let mut groups: std::collections::BTreeMap<Outcome, Vec<&Claimed>> = std::collections::BTreeMap::new();
+    for r in batch {
+        let d = drills.get(&r.drill_id).ok_or_else(|| anyhow::anyhow!("演练 {} 不存在", r.drill_id))?;
         let ahead = d.status.is_upcoming() && d.starts_at > now;
-        let late = now.0 - due_at.0 > GRACE;
-        let (status, note) = if ahead {
-            ("sent", late.then_some("服务停机，恢复后补发"))
+        let late = now.0 - r.due_at.0 > GRACE;
+        let outcome = if ahead {
+            ("sent", late, late.then_some("服务停机，恢复后补发"))
         } else {
-            ("skipped", Some("提醒时演练已开始或已结束"))
+            ("skipped", late, Some("提醒时演练已开始或已结束"))
         };
-        let taken = with_tx!(&mut tx, |c| {
-            sqlx::query(
-            "UPDATE drill_reminders SET status = $2, late = $3, processed_at = $4, note = $5 WHERE id = $1 AND status = 'pending'"
-        )
-        .bind(id)
-        .bind(status)
-        .bind(late)
-        .bind(now)
-        .bind(note)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
-        if taken == 0 {
-            continue;
-        }
-        if !ahead {
-            tracing::info!(drill = drill_id, offset, "reminder skipped: the drill is no longer ahead");
-            tx.commit().await?;
-            skipped += 1;
-            continue;
-        }
-        for region in recipients(&mut tx, d).await? {
-            let m = message(d, offset, late, &region);
-            outbox::enqueue(&mut tx, now, &m).await?;
-        }
-        tx.commit().await?;
-        sent += 1;
+        groups.entry(outcome).or_default().push(r);
     }
-    Ok((sent, skipped))
+    for ((status, late, note), group) in groups {
+        let ids: Vec<i64> = group.iter().map(|r| r.id).collect();
+        let moved = crate::transition_many!(&mut tx, REMINDER, &ids, from ["pending"] => status,
+            set { "late" = late, "processed_at" = now, "note" = note, "lease" = &no_lease, "lease_until" = no_time },
+            guard { "lease" = token })?;
+        let moved: std::collections::HashSet<i64> = moved.into_iter().collect();
+        for r in group {
+            if !moved.contains(&r.id) {
+                // Cancelled meanwhile, or taken over by another instance after our lease lapsed.
+                tracing::warn!(reminder = r.id, lease = %token, "write refused: the reminder is no longer pending under this lease");
+                continue;
+            }
+            let d = &drills[&r.drill_id];
+            if status == "skipped" {
+                tracing::info!(
+                    drill = d.id,
+                    offset = r.offset_minutes,
+                    "reminder skipped: the drill is no longer ahead"
+                );
+                counts.skipped += 1;
+                continue;
+            }
+            if let std::collections::hash_map::Entry::Vacant(e) = regions.entry(d.id) {
+                e.insert(recipients(&mut tx, d).await?);
+            }
+            for region in &regions[&d.id] {
+                messages.push(message(d, r.offset_minutes, late, region));
+            }
+            counts.sent += 1;
+        }
+    }
+    outbox::enqueue_many(&mut tx, now, &messages).await?;
+    tx.commit().await?;
+    Ok(counts)
+}
+
+/// Records a reminder's failure (fenced by the lease): its error, attempt count and next try
+/// with backoff, or `failed` when the attempts are used up. Logged, never propagated.
+async fn record_failure(state: &AppState, r: &Claimed, token: &str, now: Timestamp, error: &str) {
+    let attempts = r.attempts + 1;
+    let retry = crate::scheduler::backoff_at(state, attempts, now);
+    let (to, processed, note) = match retry {
+        Some(_) => ("pending", None, None),
+        None => ("failed", Some(now), Some("多次处理失败，已停止重试；修复后由管理员重新安排")),
+    };
+    tracing::warn!(
+        reminder = r.id,
+        drill = r.drill_id,
+        attempt = attempts,
+        parked = retry.is_none(),
+        error,
+        "reminder failed"
+    );
+    let no_lease: Option<String> = None;
+    let no_time: Option<Timestamp> = None;
+    let result: Result<(), TransitionError> = async {
+        let _turn = state.background.write_turn(&state.db).await;
+        let mut tx = state.db.begin().await?;
+        crate::transition!(&mut tx, REMINDER, r.id, from ["pending"] => to,
+            set { "attempts" = attempts, "next_attempt_at" = retry, "last_error" = error, "processed_at" = processed,
+                  "note" = note, "lease" = &no_lease, "lease_until" = no_time },
+            guard { "lease" = token })?;
+        tx.commit().await?;
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => {}
+        Err(e) if e.is_conflict() => lease::refused("reminder", r.id, token, &e),
+        Err(e) => {
+            tracing::warn!(reminder = r.id, error = %e, "cannot record the reminder's failure; it is retried when its lease lapses")
+        }
+    }
 }
 
 /// Who is reminded: the organising region and the home regions of the participating teams.

@@ -184,26 +184,76 @@ pub async fn enabled_ids_tx(tx: &mut Tx, region: &str) -> Result<Vec<i64>, sqlx:
         .await)
 }
 
-/// Sends one delivery to its channel. Ok(status) on success; Err((status, error)) otherwise.
-pub async fn send(
-    db: &Db,
-    cipher: &Cipher,
-    http: &reqwest::Client,
-    d: &Delivery,
-    now: Timestamp,
-) -> Result<Option<i64>, (Option<i64>, String)> {
-    let Some(id) = d.channel_id else { return Err((None, "not an HTTP channel".into())) };
+/// WeCom group robots take text messages of at most 2,048 bytes (UTF-8).
+pub const WECOM_TEXT_MAX_BYTES: usize = 2048;
+
+/// DingTalk group robots: the custom-robot page documents no text limit; DingTalk's robot
+/// message API documents 15,000 bytes for a message's content, which is used here (messages
+/// this long are truncated with a link to the full text).
+pub const DINGTALK_TEXT_MAX_BYTES: usize = 15_000;
+
+/// Where a channel's deliveries go, decrypted once per batch.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Kind.
+    pub kind: ChannelKind,
+    /// URL with its credential.
+    url: String,
+    /// DingTalk signing secret.
+    secret: Option<String>,
+}
+
+/// Loads and decrypts a channel's address. Err is a permanent, human-readable reason.
+pub async fn target(db: &Db, cipher: &Cipher, id: i64) -> Result<Result<Target, String>, sqlx::Error> {
     let secrets =
         with_db!(db, |p| sqlx::query_as::<_, Secrets>("SELECT kind, url_enc, secret_enc FROM channels WHERE id = $1")
             .bind(id)
             .fetch_optional(p)
-            .await)
-        .map_err(|e| (None, format!("数据库错误：{e}")))?
-        .ok_or((None, "渠道已删除".to_string()))?;
-    let url = cipher.decrypt(&secrets.url_enc).ok_or((None, "无法解密渠道地址（密钥不符）".to_string()))?;
+            .await)?;
+    let Some(secrets) = secrets else { return Ok(Err("渠道已删除".to_string())) };
+    let Some(url) = cipher.decrypt(&secrets.url_enc) else {
+        return Ok(Err("无法解密渠道地址（密钥不符）".to_string()));
+    };
     let secret = secrets.secret_enc.as_deref().and_then(|s| cipher.decrypt(s));
+    Ok(ChannelKind::try_from(secrets.kind).map(|kind| Target { kind, url, secret }))
+}
+
+/// Cuts `text` to at most `max` bytes (on a character boundary), ending with a note and the
+/// link where the full text can be read. Unchanged when it fits.
+pub fn fit(text: &str, max: usize, link: &str) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let tail = format!("……（内容过长已截断，全文：{link}）");
+    let room = max.saturating_sub(tail.len());
+    let mut cut = room.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{tail}", &text[..cut])
+}
+
+/// The text a robot shows for a delivery, within the robot's size limit.
+pub fn robot_text(kind: ChannelKind, d: &Delivery, public_url: &str) -> String {
     let text = format!("【应急】{}{}\n{}", d.title, if d.late { "（延迟送达）" } else { "" }, d.body);
-    let (url, payload) = match ChannelKind::try_from(secrets.kind).map_err(|e| (None, e))? {
+    let link = format!("{}/api/v1/outbox/{}", public_url.trim_end_matches('/'), d.id);
+    match kind {
+        ChannelKind::Wecom => fit(&text, WECOM_TEXT_MAX_BYTES, &link),
+        ChannelKind::Dingtalk => fit(&text, DINGTALK_TEXT_MAX_BYTES, &link),
+        ChannelKind::Webhook => text,
+    }
+}
+
+/// Sends one delivery to its channel. Ok(status) on success; Err((status, error)) otherwise.
+pub async fn send(
+    http: &reqwest::Client,
+    target: &Target,
+    d: &Delivery,
+    now: Timestamp,
+    public_url: &str,
+) -> Result<Option<i64>, (Option<i64>, String)> {
+    let url = target.url.clone();
+    let (url, payload) = match target.kind {
         ChannelKind::Webhook => (
             url,
             json!({
@@ -218,20 +268,22 @@ pub async fn send(
             }),
         ),
         ChannelKind::Dingtalk => {
-            let url = match secret {
+            let url = match &target.secret {
                 Some(s) => {
                     let ts = now.0.timestamp_millis();
                     format!(
                         "{url}{}timestamp={ts}&sign={}",
                         if url.contains('?') { '&' } else { '?' },
-                        dingtalk_sign(ts, &s)
+                        dingtalk_sign(ts, s)
                     )
                 }
                 None => url,
             };
-            (url, json!({"msgtype": "text", "text": {"content": text}}))
+            (url, json!({"msgtype": "text", "text": {"content": robot_text(target.kind, d, public_url)}}))
         }
-        ChannelKind::Wecom => (url, json!({"msgtype": "text", "text": {"content": text}})),
+        ChannelKind::Wecom => {
+            (url, json!({"msgtype": "text", "text": {"content": robot_text(target.kind, d, public_url)}}))
+        }
     };
     let resp = http
         .post(&url)

@@ -28,6 +28,40 @@ pub async fn insert(tx: &mut Tx, d: &Delivery, now: Timestamp) -> Result<(), sql
     .map(|_| ()))
 }
 
+/// Writes the inbox rows of many in-app deliveries at once (multi-row inserts).
+pub async fn insert_many(tx: &mut Tx, ds: &[&Delivery], now: Timestamp) -> Result<(), sqlx::Error> {
+    for chunk in ds.chunks(50) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = i * 6;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    chunk.len() * 6 + 1
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO notifications (outbox_id, region_code, kind, title, body, data, created_at) VALUES {}
+             ON CONFLICT (outbox_id) DO NOTHING",
+            values.join(", ")
+        );
+        with_tx!(tx, |c| {
+            let mut q = sqlx::query(&sql);
+            for d in chunk {
+                q = q.bind(d.id).bind(&d.region_code).bind(&d.kind).bind(&d.title).bind(&d.body).bind(&d.data);
+            }
+            q.bind(now).execute(c).await.map(|_| ())
+        })?;
+    }
+    Ok(())
+}
+
 /// A notification in a user's inbox.
 #[derive(Debug, Serialize, JsonSchema, sqlx::FromRow)]
 pub struct Notification {

@@ -1,19 +1,26 @@
 //! The outbox: whatever causes a notification writes it here in the same transaction; the
 //! dispatcher delivers it later. One row per (message, channel), unique on its idempotency key.
 
-use chrono::Duration;
+use std::collections::HashMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::channels;
 use crate::db::{Backend, Db, Tx};
+use crate::scheduler::lease::{self, Lease};
 use crate::time::Timestamp;
+use crate::transition::Lifecycle;
 use crate::{with_db, with_tx};
 
-/// A delivery claimed but not finished within this long belongs to a dead instance and may be
-/// claimed again (the receiver drops the duplicate by its idempotency key).
-pub const LEASE: Duration = Duration::minutes(5);
+/// The delivery lifecycle: `pending` → `sending` (claimed under a lease) → `delivered`, back to
+/// `pending` (a retry after a failed attempt) or `failed` (parked); `pending` → `cancelled`.
+pub const DELIVERY: Lifecycle = Lifecycle::new("outbox", "通知投递");
+
+/// Rows per multi-row insert: SQLite binds numbered parameters in time growing with the square of
+/// their number, so statements stay small (50 rows of 11 values).
+const INSERT_CHUNK: usize = 50;
 
 /// A message to deliver to a region.
 #[derive(Debug, Clone)]
@@ -40,41 +47,75 @@ pub struct Message {
 /// Enqueues a message for the region's in-app inbox and every enabled channel of the region.
 /// Returns how many deliveries were newly enqueued (0 when the message was enqueued before).
 pub async fn enqueue(tx: &mut Tx, now: Timestamp, m: &Message) -> Result<u64, sqlx::Error> {
-    let channel_ids = channels::enabled_ids_tx(tx, &m.region_code).await?;
-    let mut targets: Vec<Option<i64>> = vec![None];
-    targets.extend(channel_ids.into_iter().map(Some));
-    let data = sqlx::types::Json(&m.data);
-    let (source_type, source_id) = match &m.source {
-        Some((t, i)) => (Some(t.as_str()), Some(i.as_str())),
-        None => (None, None),
-    };
+    enqueue_many(tx, now, std::slice::from_ref(m)).await
+}
+
+/// Enqueues many messages at once (one channel lookup per region, multi-row inserts). Returns
+/// how many deliveries were newly enqueued.
+pub async fn enqueue_many(tx: &mut Tx, now: Timestamp, messages: &[Message]) -> Result<u64, sqlx::Error> {
+    let mut by_region: HashMap<&str, Vec<i64>> = HashMap::new();
+    for m in messages {
+        if !by_region.contains_key(m.region_code.as_str()) {
+            let ids = channels::enabled_ids_tx(tx, &m.region_code).await?;
+            by_region.insert(m.region_code.as_str(), ids);
+        }
+    }
+    let mut rows: Vec<(String, Option<i64>, &Message)> = Vec::new();
+    for m in messages {
+        rows.push((format!("{}:inapp", m.key), None, m));
+        for id in &by_region[m.region_code.as_str()] {
+            rows.push((format!("{}:ch{id}", m.key), Some(*id), m));
+        }
+    }
     let mut n = 0;
-    for channel in targets {
-        let key = match channel {
-            None => format!("{}:inapp", m.key),
-            Some(id) => format!("{}:ch{id}", m.key),
-        };
-        n += with_tx!(tx, |c| {
-            sqlx::query(
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = i * 11;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'pending', 0, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8,
+                    b + 9,
+                    b + 10,
+                    b + 11,
+                    b + 9
+                )
+            })
+            .collect();
+        let sql = format!(
             "INSERT INTO outbox (idempotency_key, channel_id, region_code, kind, title, body, data, late, status, attempts,
                                  next_attempt_at, source_type, source_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $10, $11, $9)
-             ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(&key)
-        .bind(channel)
-        .bind(&m.region_code)
-        .bind(&m.kind)
-        .bind(&m.title)
-        .bind(&m.body)
-        .bind(data)
-        .bind(m.late)
-        .bind(now)
-        .bind(source_type)
-        .bind(source_id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
+             VALUES {} ON CONFLICT (idempotency_key) DO NOTHING",
+            values.join(", ")
+        );
+        n += with_tx!(tx, |c| {
+            let mut q = sqlx::query(&sql);
+            for (key, channel, m) in chunk {
+                let (source_type, source_id) = match &m.source {
+                    Some((t, i)) => (Some(t.as_str()), Some(i.as_str())),
+                    None => (None, None),
+                };
+                q = q
+                    .bind(key)
+                    .bind(*channel)
+                    .bind(&m.region_code)
+                    .bind(&m.kind)
+                    .bind(&m.title)
+                    .bind(&m.body)
+                    .bind(sqlx::types::Json(&m.data))
+                    .bind(m.late)
+                    .bind(now)
+                    .bind(source_type)
+                    .bind(source_id);
+            }
+            q.execute(c).await.map(|r| r.rows_affected())
         })?;
     }
     Ok(n)
@@ -92,11 +133,48 @@ pub async fn cancel_source(tx: &mut Tx, source_type: &str, source_id: &str) -> R
     .map(|r| r.rows_affected()))
 }
 
-/// The earliest pending delivery attempt.
-pub async fn earliest_due(db: &Db) -> Result<Option<Timestamp>, sqlx::Error> {
-    with_db!(db, |p| sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'")
-        .fetch_one(p)
-        .await)
+/// For every channel with deliveries waiting (None: the in-app inbox), the earliest moment one
+/// becomes claimable: a pending delivery's next attempt, or the end of a claim's lease. Two
+/// indexed look-ups per channel, whatever the length of the queue.
+pub async fn due_per_channel(db: &Db) -> Result<Vec<(Option<i64>, Option<Timestamp>)>, sqlx::Error> {
+    let ids: Vec<i64> = with_db!(db, |p| sqlx::query_scalar("SELECT id FROM channels ORDER BY id").fetch_all(p).await)?;
+    let mut out = Vec::with_capacity(ids.len() + 1);
+    for ch in std::iter::once(None).chain(ids.into_iter().map(Some)) {
+        let which = if ch.is_some() { "channel_id = $1" } else { "channel_id IS NULL" };
+        let pending = format!("SELECT MIN(next_attempt_at) FROM outbox WHERE {which} AND status = 'pending'");
+        let sending = format!(
+            "SELECT MIN(COALESCE(lease_until, next_attempt_at)) FROM outbox WHERE {which} AND status = 'sending'"
+        );
+        let mut best: Option<Timestamp> = None;
+        for sql in [&pending, &sending] {
+            let t: Option<Timestamp> = with_db!(db, |p| {
+                let q = sqlx::query_scalar(sql);
+                let q = match ch {
+                    Some(id) => q.bind(id),
+                    None => q,
+                };
+                q.fetch_one(p).await
+            })?;
+            best = match (best, t) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        if best.is_some() {
+            out.push((ch, best));
+        }
+    }
+    Ok(out)
+}
+
+/// Channels (None: the in-app inbox) with a delivery claimable at `now`.
+pub async fn channels_due(db: &Db, now: Timestamp) -> Result<Vec<Option<i64>>, sqlx::Error> {
+    Ok(due_per_channel(db).await?.into_iter().filter(|(_, t)| t.is_some_and(|t| t <= now)).map(|(c, _)| c).collect())
+}
+
+/// The earliest claimable moment per channel, for the scheduler's sleep.
+pub async fn earliest_due_per_channel(db: &Db) -> Result<Vec<(Option<i64>, Option<Timestamp>)>, sqlx::Error> {
+    due_per_channel(db).await
 }
 
 /// A delivery as the dispatcher and the admin list see it.
@@ -137,74 +215,159 @@ pub struct Delivery {
 
 const COLUMNS: &str = "id, idempotency_key, channel_id, region_code, kind, title, body, data, late, status, attempts, next_attempt_at, last_error, created_at, delivered_at";
 
-/// Claims up to `limit` due deliveries for `instance` (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so
-/// two instances never claim the same row).
-pub async fn claim(db: &Db, instance: &str, now: Timestamp, limit: i64) -> Result<Vec<Delivery>, sqlx::Error> {
+/// Claims up to `limit` claimable deliveries of one channel (None: the in-app inbox) for
+/// `instance` under `lease`: pending ones due at `now`, and ones whose claimant's lease lapsed.
+/// The claim is stamped with `now`, the moment of the claim. PostgreSQL: `FOR UPDATE SKIP
+/// LOCKED`, so two instances never claim the same row; SQLite: one writer at a time.
+pub async fn claim(
+    db: &Db,
+    instance: &str,
+    now: Timestamp,
+    lease: &Lease,
+    channel: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Delivery>, sqlx::Error> {
     let lock = match db.backend() {
         Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
-    let sql = format!(
-        "UPDATE outbox SET status = 'sending', claimed_at = $1, claimed_by = $2
-         WHERE id IN (SELECT id FROM outbox
-                      WHERE (status = 'pending' AND next_attempt_at <= $1) OR (status = 'sending' AND claimed_at < $3)
-                      ORDER BY next_attempt_at, id LIMIT $4 {lock})
-         RETURNING {COLUMNS}"
-    );
-    let stale = Timestamp(now.0 - LEASE);
-    with_db!(db, |p| sqlx::query_as::<_, Delivery>(&sql)
-        .bind(now)
-        .bind(instance)
-        .bind(stale)
-        .bind(limit)
-        .fetch_all(p)
-        .await)
+    let which = if channel.is_some() { "channel_id = $6" } else { "channel_id IS NULL" };
+    // Two claims, each served by an index: first what a lapsed lease left behind, then pending
+    // deliveries in the order they fell due.
+    let lapsed = "status = 'sending' AND (lease_until IS NULL OR lease_until < $1)";
+    let due = "status = 'pending' AND next_attempt_at <= $1";
+    let mut rows: Vec<Delivery> = Vec::new();
+    for (cond, order) in [(lapsed, "lease_until"), (due, "next_attempt_at")] {
+        let room = limit - rows.len() as i64;
+        if room <= 0 {
+            break;
+        }
+        let sql = format!(
+            "UPDATE outbox SET status = 'sending', claimed_at = $1, claimed_by = $2, lease = $3, lease_until = $4
+             WHERE id IN (SELECT id FROM outbox WHERE {which} AND {cond} ORDER BY {order} LIMIT $5 {lock})
+             RETURNING {COLUMNS}"
+        );
+        let got = with_db!(db, |p| {
+            let q = sqlx::query_as::<_, Delivery>(&sql)
+                .bind(now)
+                .bind(instance)
+                .bind(&lease.token)
+                .bind(lease.until)
+                .bind(room);
+            let q = match channel {
+                Some(id) => q.bind(id),
+                None => q,
+            };
+            q.fetch_all(p).await
+        })?;
+        rows.extend(got);
+    }
+    rows.sort_by_key(|d| (d.next_attempt_at, d.id));
+    Ok(rows)
 }
 
-/// Records an attempt and its outcome in one transaction. `next` is when to retry (None: give
-/// up, `failed`).
-pub async fn record_attempt(
-    tx: &mut Tx,
-    d: &Delivery,
-    now: Timestamp,
-    outcome: Result<Option<i64>, (Option<i64>, String)>,
-    next: Option<Timestamp>,
-) -> Result<(), sqlx::Error> {
-    let attempt = d.attempts + 1;
-    let (ok, status_code, error) = match &outcome {
-        Ok(code) => (true, *code, None),
-        Err((code, e)) => (false, *code, Some(e.clone())),
-    };
-    with_tx!(tx, |c| sqlx::query(
-        "INSERT INTO delivery_attempts (outbox_id, attempt, at, ok, http_status, error) VALUES ($1, $2, $3, $4, $5, $6)"
-    )
-    .bind(d.id)
-    .bind(attempt)
-    .bind(now)
-    .bind(ok)
-    .bind(status_code)
-    .bind(&error)
-    .execute(c)
-    .await
-    .map(|_| ()))?;
-    let (status, delivered, next_at) = match (ok, next) {
-        (true, _) => ("delivered", Some(now), d.next_attempt_at),
-        (false, Some(n)) => ("pending", None, n),
-        (false, None) => ("failed", None, d.next_attempt_at),
-    };
-    with_tx!(tx, |c| sqlx::query(
-        "UPDATE outbox SET status = $2, attempts = $3, delivered_at = $4, next_attempt_at = $5, last_error = $6,
-                claimed_at = NULL, claimed_by = NULL WHERE id = $1",
-    )
-    .bind(d.id)
-    .bind(status)
-    .bind(attempt)
-    .bind(delivered)
-    .bind(next_at)
-    .bind(&error)
-    .execute(c)
-    .await
-    .map(|_| ()))
+/// The outcome of one attempt at a claimed delivery.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The delivery, as claimed.
+    pub delivery: Delivery,
+    /// When the attempt was made.
+    pub at: Timestamp,
+    /// Ok(HTTP status) or Err((HTTP status, error)).
+    pub result: Result<Option<i64>, (Option<i64>, String)>,
+    /// When to try again after a failure (None: give up, `failed`).
+    pub retry_at: Option<Timestamp>,
+}
+
+/// Records attempts in one transaction, each fenced by the claim's lease: the delivery moves
+/// from `sending` to `delivered`, back to `pending` (retry) or to `failed`, and its attempt row
+/// is written. With `inbox`, a successful in-app delivery also writes its inbox row. A delivery
+/// whose lease passed to another instance is refused and logged, and nothing of it is written.
+/// Returns how many outcomes were applied.
+pub async fn record(tx: &mut Tx, outcomes: &[Outcome], token: &str, inbox: bool) -> Result<usize, sqlx::Error> {
+    let mut applied: Vec<(&Outcome, Option<String>)> = Vec::new();
+    let none: Option<String> = None;
+    let no_time: Option<Timestamp> = None;
+    // Successes: one fenced statement per attempt number (usually one per batch).
+    let mut by_attempt: std::collections::BTreeMap<i64, Vec<&Outcome>> = std::collections::BTreeMap::new();
+    for o in outcomes.iter().filter(|o| o.result.is_ok()) {
+        by_attempt.entry(o.delivery.attempts + 1).or_default().push(o);
+    }
+    for (attempt, group) in by_attempt {
+        let ids: Vec<i64> = group.iter().map(|o| o.delivery.id).collect();
+        let at = group.iter().map(|o| o.at).max().unwrap_or_else(|| group[0].at);
+        let moved = crate::transition_many!(tx, DELIVERY, &ids, from ["sending"] => "delivered",
+            set { "attempts" = attempt, "delivered_at" = Some(at), "last_error" = &none, "lease" = &none,
+                  "lease_until" = no_time },
+            guard { "lease" = token });
+        let moved: std::collections::HashSet<i64> = match moved {
+            Ok(m) => m.into_iter().collect(),
+            Err(crate::transition::TransitionError::Db(e)) => return Err(e),
+            Err(e) => return Err(sqlx::Error::Protocol(e.to_string())),
+        };
+        let mut delivered = Vec::new();
+        for o in group {
+            if moved.contains(&o.delivery.id) {
+                delivered.push(&o.delivery);
+                applied.push((o, None));
+            } else {
+                tracing::warn!(delivery = o.delivery.id, lease = %token, "write refused: this instance no longer holds the lease");
+            }
+        }
+        if inbox {
+            super::inbox::insert_many(tx, &delivered, at).await?;
+        }
+    }
+    // Failures: one fenced transition each (their next try differs).
+    for o in outcomes.iter().filter(|o| o.result.is_err()) {
+        let d = &o.delivery;
+        let attempt = d.attempts + 1;
+        let error = o.result.as_ref().err().map(|(_, e)| e.clone());
+        let (status, next_at) = match o.retry_at {
+            Some(n) => ("pending", n),
+            None => ("failed", d.next_attempt_at),
+        };
+        let moved = crate::transition!(tx, DELIVERY, d.id, from ["sending"] => status,
+            set { "attempts" = attempt, "next_attempt_at" = next_at, "last_error" = &error, "lease" = &none,
+                  "lease_until" = no_time },
+            guard { "lease" = token });
+        match moved {
+            Ok(()) => applied.push((o, error)),
+            Err(crate::transition::TransitionError::Db(e)) => return Err(e),
+            Err(e) => lease::refused("delivery", d.id, token, &e),
+        }
+    }
+    for chunk in applied.chunks(INSERT_CHUNK) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = i * 6;
+                format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6)
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO delivery_attempts (outbox_id, attempt, at, ok, http_status, error) VALUES {}
+             ON CONFLICT (outbox_id, attempt) DO NOTHING",
+            values.join(", ")
+        );
+        with_tx!(tx, |c| {
+            let mut q = sqlx::query(&sql);
+            for (o, error) in chunk {
+                let code = match &o.result {
+                    Ok(c) => *c,
+                    Err((c, _)) => *c,
+                };
+                q = q
+                    .bind(o.delivery.id)
+                    .bind(o.delivery.attempts + 1)
+                    .bind(o.at)
+                    .bind(o.result.is_ok())
+                    .bind(code)
+                    .bind(error);
+            }
+            q.execute(c).await.map(|_| ())
+        })?;
+    }
+    Ok(applied.len())
 }
 
 /// When a delivery to `channel_id` may next be attempted without exceeding the channel's
@@ -220,7 +383,7 @@ pub async fn rate_limited_until(db: &Db, channel_id: i64, now: Timestamp) -> Res
     else {
         return Ok(None);
     };
-    let window = Duration::minutes(1);
+    let window = chrono::Duration::minutes(1);
     let recent: Vec<Timestamp> = with_db!(db, |p| sqlx::query_scalar(
         "SELECT a.at FROM delivery_attempts a JOIN outbox o ON o.id = a.outbox_id
          WHERE o.channel_id = $1 AND a.at > $2 ORDER BY a.at DESC LIMIT $3"
@@ -238,17 +401,18 @@ pub async fn rate_limited_until(db: &Db, channel_id: i64, now: Timestamp) -> Res
 }
 
 /// Puts a claimed delivery back in the queue until `at` without counting an attempt (the
-/// channel is at its rate limit).
-pub async fn defer(db: &Db, id: i64, at: Timestamp) -> Result<(), sqlx::Error> {
-    with_db!(db, |p| sqlx::query(
-        "UPDATE outbox SET status = 'pending', next_attempt_at = $2, claimed_at = NULL, claimed_by = NULL
-         WHERE id = $1 AND status = 'sending'"
-    )
-    .bind(id)
-    .bind(at)
-    .execute(p)
-    .await
-    .map(|_| ()))
+/// channel is at its rate limit), fenced by the claim's lease like every other write of the
+/// claimant.
+pub async fn defer(db: &Db, id: i64, at: Timestamp, token: &str) -> Result<(), crate::transition::TransitionError> {
+    let mut tx = db.begin().await?;
+    let none: Option<String> = None;
+    let no_time: Option<Timestamp> = None;
+    crate::transition!(&mut tx, DELIVERY, id, from ["sending"] => "pending",
+        set { "next_attempt_at" = at, "claimed_at" = no_time, "claimed_by" = &none, "lease" = &none,
+              "lease_until" = no_time },
+        guard { "lease" = token })?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Filters of the delivery list.
@@ -294,19 +458,16 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Delivery>, sqlx::Error> {
     with_db!(db, |p| sqlx::query_as::<_, Delivery>(&sql).bind(id).fetch_optional(p).await)
 }
 
-/// Puts a failed delivery back in the queue (admin retry).
+/// Puts a failed delivery back in the queue (admin retry); false when it is not `failed`.
 pub async fn retry(tx: &mut Tx, id: i64, now: Timestamp) -> Result<bool, sqlx::Error> {
-    let n = with_tx!(tx, |c| {
-        sqlx::query(
-        "UPDATE outbox SET status = 'pending', next_attempt_at = $2, last_error = NULL WHERE id = $1 AND status = 'failed'"
-    )
-    .bind(id)
-    .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    Ok(n == 1)
+    let none: Option<String> = None;
+    match crate::transition!(tx, DELIVERY, id, from ["failed"] => "pending",
+        set { "next_attempt_at" = now, "last_error" = &none })
+    {
+        Ok(()) => Ok(true),
+        Err(crate::transition::TransitionError::Db(e)) => Err(e),
+        Err(_) => Ok(false),
+    }
 }
 
 /// An attempt, for the delivery detail.

@@ -185,13 +185,45 @@ pub async fn list(db: &Db) -> Result<Vec<Schedule>, sqlx::Error> {
     with_db!(db, |p| sqlx::query_as::<_, Schedule>(&sql).fetch_all(p).await)
 }
 
-/// The job a schedule runs.
-pub async fn job_of(db: &Db, id: i64) -> Result<Option<Job>, sqlx::Error> {
+/// The job a schedule runs; Err names why it cannot run (the schedule is gone, or its job is
+/// unknown to this version, say written by a newer instance).
+pub async fn job_of(db: &Db, id: i64) -> Result<Result<Job, String>, sqlx::Error> {
     let job: Option<String> = with_db!(db, |p| sqlx::query_scalar("SELECT job FROM schedules WHERE id = $1")
         .bind(id)
         .fetch_optional(p)
         .await)?;
-    Ok(job.and_then(|j| Job::try_from(j).ok()))
+    Ok(match job {
+        None => Err(format!("调度 {id} 已不存在")),
+        Some(j) => {
+            Job::try_from(j.clone()).map_err(|_| format!("未知任务「{j}」（本版本不认识，可能由更新版本的实例创建）"))
+        }
+    })
+}
+
+/// Records that schedule `id` could not be materialised: a `failed` run for its due occurrence
+/// (with the error, visible in the history) and the next look an hour later, so a broken
+/// schedule neither stops the others nor keeps the loop busy.
+pub async fn record_broken(db: &Db, id: i64, now: Timestamp, error: &str) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    with_tx!(&mut tx, |c| sqlx::query(
+        "INSERT INTO job_runs (schedule_id, due_at, status, late, enqueued_at, finished_at, error, attempts)
+         SELECT id, next_due_at, 'failed', $2, $3, $3, $4, 1 FROM schedules WHERE id = $1
+         ON CONFLICT (schedule_id, due_at) DO NOTHING",
+    )
+    .bind(id)
+    .bind(false)
+    .bind(now)
+    .bind(error)
+    .execute(c)
+    .await
+    .map(|_| ()))?;
+    with_tx!(&mut tx, |c| sqlx::query("UPDATE schedules SET next_due_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(Timestamp(now.0 + Duration::hours(1)))
+        .execute(c)
+        .await
+        .map(|_| ()))?;
+    tx.commit().await
 }
 
 /// One schedule by name.

@@ -1,8 +1,10 @@
 //! Integration tests: one binary, one module per domain. Each test starts the real service on an
 //! ephemeral port with a fresh database and speaks HTTP to it.
 
+mod background;
 mod blocking;
 mod common;
+mod crash;
 mod drills;
 mod events;
 mod forces;

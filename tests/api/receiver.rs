@@ -32,6 +32,16 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver that answers 500 to the first `fail_first` requests, then 200.
     pub async fn start(fail_first: usize) -> Receiver {
+        Self::start_with(fail_first, std::time::Duration::ZERO).await
+    }
+
+    /// Starts a receiver that takes `delay` to answer each request (a slow receiver).
+    pub async fn start_slow(delay: std::time::Duration) -> Receiver {
+        Self::start_with(0, delay).await
+    }
+
+    /// Starts a receiver failing the first `fail_first` requests and taking `delay` for each.
+    pub async fn start_with(fail_first: usize, delay: std::time::Duration) -> Receiver {
         let log: Arc<Mutex<Vec<Received>>> = Arc::default();
         let fails = Arc::new(AtomicUsize::new(fail_first));
         let (l, f) = (log.clone(), fails.clone());
@@ -39,24 +49,28 @@ impl Receiver {
             .and(warp::query::raw().or(warp::any().map(String::new)).unify())
             .and(warp::header::optional::<String>("idempotency-key"))
             .and(warp::body::json::<Value>())
-            .map(move |path: warp::path::FullPath, query: String, key: Option<String>, body: Value| {
-                let accepted = f.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err();
-                l.lock().unwrap().push(Received {
-                    key: key.unwrap_or_default(),
-                    path: format!("{}?{query}", path.as_str()),
-                    body,
-                    accepted,
-                });
-                if accepted {
-                    warp::reply::with_status(
-                        warp::reply::json(&serde_json::json!({"errcode": 0})),
-                        warp::http::StatusCode::OK,
-                    )
-                } else {
-                    warp::reply::with_status(
-                        warp::reply::json(&serde_json::json!({})),
-                        warp::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    )
+            .then(move |path: warp::path::FullPath, query: String, key: Option<String>, body: Value| {
+                let (l, f) = (l.clone(), f.clone());
+                async move {
+                    tokio::time::sleep(delay).await;
+                    let accepted = f.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err();
+                    l.lock().unwrap().push(Received {
+                        key: key.unwrap_or_default(),
+                        path: format!("{}?{query}", path.as_str()),
+                        body,
+                        accepted,
+                    });
+                    if accepted {
+                        warp::reply::with_status(
+                            warp::reply::json(&serde_json::json!({"errcode": 0})),
+                            warp::http::StatusCode::OK,
+                        )
+                    } else {
+                        warp::reply::with_status(
+                            warp::reply::json(&serde_json::json!({})),
+                            warp::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        )
+                    }
                 }
             });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -68,6 +82,11 @@ impl Receiver {
     /// The URL to configure as a channel.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Distinct idempotency keys received so far.
+    pub fn keys(&self) -> std::collections::BTreeSet<String> {
+        self.log.lock().unwrap().iter().map(|r| r.key.clone()).collect()
     }
 
     /// Everything received so far.
