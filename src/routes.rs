@@ -15,5 +15,6 @@ pub fn router() -> Router {
     all.extend(crate::readiness::routes::routes());
     all.extend(crate::plans::routes::routes());
     all.extend(crate::supplies::routes::routes());
+    all.extend(crate::warnings::routes::routes());
     Router::new(all)
 }

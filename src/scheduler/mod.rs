@@ -154,5 +154,6 @@ async fn run_job(state: &AppState, schedule_id: i64, due_at: Timestamp, now: Tim
         }
         Job::ReadinessCheck => crate::readiness::engine::run(state, "schedule").await.map_err(|e| format!("{e:#}")),
         Job::ExpirySweep => expiry::run(state, now).await.map_err(|e| format!("{e:#}")),
+        Job::WarningSweep => crate::warnings::jobs::run(state, now).await.map_err(|e| format!("{e:#}")),
     }
 }

@@ -22,6 +22,8 @@ pub enum Job {
     ReadinessCheck,
     /// 到期巡检: supply batches, certificates and insurance expiring within 30 days.
     ExpirySweep,
+    /// 预警巡检: expire warnings at their expiry time, remind regions that have not acknowledged.
+    WarningSweep,
 }
 
 impl Job {
@@ -31,6 +33,7 @@ impl Job {
             Job::DrillReminders => "drill_reminders",
             Job::ReadinessCheck => "readiness_check",
             Job::ExpirySweep => "expiry_sweep",
+            Job::WarningSweep => "warning_sweep",
         }
     }
 
@@ -40,6 +43,7 @@ impl Job {
             Job::DrillReminders => "演练提醒",
             Job::ReadinessCheck => "准备情况检查",
             Job::ExpirySweep => "到期巡检",
+            Job::WarningSweep => "预警巡检",
         }
     }
 }
@@ -51,6 +55,7 @@ impl TryFrom<String> for Job {
             "drill_reminders" => Ok(Job::DrillReminders),
             "readiness_check" => Ok(Job::ReadinessCheck),
             "expiry_sweep" => Ok(Job::ExpirySweep),
+            "warning_sweep" => Ok(Job::WarningSweep),
             _ => Err(format!("unknown job {s:?}")),
         }
     }
@@ -127,6 +132,7 @@ pub const BUILT_IN: &[(Job, &str, MissedPolicy)] = &[
     (Job::DrillReminders, "*/10 * * * *", MissedPolicy::RunOnce),
     (Job::ReadinessCheck, "0 8 * * *", MissedPolicy::RunOnce),
     (Job::ExpirySweep, "30 7 * * *", MissedPolicy::RunOnce),
+    (Job::WarningSweep, "*/5 * * * *", MissedPolicy::RunOnce),
 ];
 
 /// Default cap for `run_all` catch-up.

@@ -14,3 +14,4 @@ mod receiver;
 mod scheduler;
 mod supplies;
 mod supplies_flows;
+mod warnings;
