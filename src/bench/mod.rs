@@ -4,3 +4,4 @@
 pub mod data;
 pub mod readiness;
 pub mod rows;
+pub mod warnings;

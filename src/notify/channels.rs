@@ -219,9 +219,9 @@ pub async fn send(
                 }
                 None => url,
             };
-            (url, json!({"msgtype": "text", "text": {"content": text}}))
+            (url, robot_payload(d, &text, "markdown"))
         }
-        ChannelKind::Wecom => (url, json!({"msgtype": "text", "text": {"content": text}})),
+        ChannelKind::Wecom => (url, robot_payload(d, &text, "markdown_wecom")),
     };
     let resp = http
         .post(&url)
@@ -242,6 +242,16 @@ pub async fn send(
             format!("机器人返回错误 {code}：{}", body.get("errmsg").and_then(Value::as_str).unwrap_or("")),
         )),
         _ => Ok(Some(status)),
+    }
+}
+
+/// A robot message: markdown when the message carries it in `data.<field>` (e.g. a warning with
+/// its colour and level), plain text otherwise.
+fn robot_payload(d: &Delivery, text: &str, field: &str) -> Value {
+    match d.data.0.get(field).or_else(|| d.data.0.get("markdown")).and_then(Value::as_str) {
+        Some(md) if field == "markdown" => json!({"msgtype": "markdown", "markdown": {"title": d.title, "text": md}}),
+        Some(md) => json!({"msgtype": "markdown", "markdown": {"content": md}}),
+        None => json!({"msgtype": "text", "text": {"content": text}}),
     }
 }
 

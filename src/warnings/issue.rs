@@ -261,21 +261,42 @@ fn message(
             w.id
         ));
     }
+    let title = title(w);
+    let body = body.join("\n");
+    let (markdown, markdown_wecom) = robot_markdown(w, &title, &body);
     Message {
         key: format!("warning:{}:{region}", w.id),
         region_code: region.to_string(),
         kind: "warning".into(),
-        title: title(w),
-        body: body.join("\n"),
         data: json!({
+            "markdown": markdown, "markdown_wecom": markdown_wecom,
             "warning_id": w.id, "identifier": w.identifier, "msg_type": w.msg_type, "cap_status": w.cap_status,
             "hazard": w.hazard, "level": w.level, "colour": level_colour(w.level as u8),
             "severity": level_severity(w.level as u8), "expires_at": w.expires_at,
             "findings": own.len(), "links": links,
         }),
+        title,
+        body,
         late: false,
         source: Some(("warning".into(), w.id.to_string())),
     }
+}
+
+/// The DingTalk and WeCom robot texts of a warning message: the title in the level's colour
+/// (DingTalk takes any colour; WeCom only its three named ones), then the body. The level is
+/// written out as well, so the colour is never the only sign.
+pub fn robot_markdown(w: &Warning, title: &str, body: &str) -> (String, String) {
+    let hex = match w.level {
+        1 => "#E00000",
+        2 => "#FF8C00",
+        3 => "#D4B000",
+        _ => "#1E64FF",
+    };
+    let wecom = if w.level <= 2 { "warning" } else { "info" };
+    let lines: String = body.lines().map(|l| format!("> {l}\n")).collect();
+    let dingtalk = format!("### <font color=\"{hex}\">{title}</font>\n{lines}");
+    let wecom = format!("**<font color=\"{wecom}\">{title}</font>**\n{lines}");
+    (dingtalk, wecom)
 }
 
 /// Acknowledges a warning for a region (pending or reminded → acknowledged), audited.

@@ -602,3 +602,30 @@ async fn drafts_issue_updates_cancel_and_concurrent_acks() {
     schema_valid(&cxml);
     app.post(&admin, &format!("/api/v1/warnings/{up_id}/cancel"), &json!({})).await.problem(409);
 }
+
+#[tokio::test]
+async fn robots_get_the_warning_in_its_colour_and_level() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let rx = crate::receiver::Receiver::start(0).await;
+    for (kind, path) in [("dingtalk", "/ding?access_token=a"), ("wecom", "/wecom?key=b")] {
+        app.post(
+            &admin,
+            "/api/v1/channels",
+            &json!({"region": MANDULATU, "kind": kind, "name": "满都拉图镇应急办", "url": rx.url(path)}),
+        )
+        .await
+        .expect(201);
+    }
+    app.post(&admin, "/api/v1/warnings", &warning_body(&[MANDULATU], 2, json!({}))).await.expect(201);
+    app.tick().await;
+    let got = rx.received();
+    assert_eq!(got.len(), 2, "{got:?}");
+    let ding = got.iter().find(|r| r.path.starts_with("/ding")).unwrap();
+    assert_eq!(ding.body["msgtype"], "markdown");
+    let text = ding.body["markdown"]["text"].as_str().unwrap();
+    assert!(text.starts_with("### <font color=\"#FF8C00\">【橙色预警】") && text.contains("二级（橙色）"), "{text}");
+    let wecom = got.iter().find(|r| r.path.starts_with("/wecom")).unwrap();
+    let content = wecom.body["markdown"]["content"].as_str().unwrap();
+    assert!(content.contains("<font color=\"warning\">【橙色预警】") && content.contains("防御指南"), "{content}");
+}
