@@ -141,3 +141,53 @@ fn boundary(v: &Value) -> Option<MultiPolygon<f64>> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Timestamp;
+
+    fn region(code: &str, level: Level, parent: &str) -> Region {
+        let now = Timestamp(chrono::Utc::now());
+        Region {
+            code: code.into(),
+            name: code.into(),
+            level,
+            parent_code: Some(parent.into()),
+            lon: None,
+            lat: None,
+            boundary: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn tree() -> Tree {
+        Tree::new(vec![
+            region("152523000000", Level::Banner, "152500000000"),
+            region("152523100000", Level::Township, "152523000000"),
+            region("152523100001", Level::Village, "152523100000"),
+            region("152523101000", Level::Township, "152523000000"),
+        ])
+    }
+
+    #[test]
+    fn geocodes_map_to_known_regions_covering_counties_or_nothing() {
+        let t = tree();
+        assert_eq!(t.map_geocode("152523100000"), Ok(vec!["152523100000".to_string()]));
+        assert_eq!(t.map_geocode("152523100"), Ok(vec!["152523100000".to_string()]));
+        assert_eq!(t.map_geocode("152500"), Ok(vec!["152523000000".to_string()]), "the league covers the banner");
+        assert_eq!(t.map_geocode("150000000000"), Ok(vec!["152523000000".to_string()]), "so does the province");
+        assert_eq!(t.map_geocode("152524000000"), Ok(vec![]), "a neighbouring county is not ours");
+        assert_eq!(t.map_geocode("152523109000"), Err(GeocodeError::Unknown("152523109000".into())));
+        assert_eq!(t.map_geocode("15252x"), Err(GeocodeError::Malformed("15252x".into())));
+    }
+
+    #[test]
+    fn recipients_are_the_named_regions_and_everything_below_once() {
+        let t = tree();
+        let r = t.recipients(&["152523100000".into(), "152523100001".into()]);
+        assert_eq!(r, vec![("152523100000".to_string(), true), ("152523100001".to_string(), true)]);
+        assert_eq!(t.recipients(&["152523000000".into()]).len(), 4);
+    }
+}
