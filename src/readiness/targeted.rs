@@ -4,10 +4,12 @@
 //! or expiring stock and uninsured members are listed. Nothing is written to the daily check's
 //! findings: the caller keeps the result with whatever triggered it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use chrono::{Duration, NaiveDate};
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::context::Context;
 use super::{Found, Rule, Severity, rules, store};
@@ -15,6 +17,7 @@ use crate::db::Db;
 use crate::plans::store::CurrentPlan;
 use crate::time::Timestamp;
 use crate::vocab::Hazard;
+use crate::with_db;
 
 /// Rules a targeted check reports: what a hazard needs now, not the paperwork.
 pub const TARGETED_RULES: &[Rule] = &[
@@ -98,8 +101,19 @@ pub async fn check(
         .filter(|p| wanted.contains(p.region_code.as_str()) && p.content.0.hazards.contains(&hazard))
         .collect();
     let mut found = Vec::new();
-    rules::supplies::check(db, &ctx, &plans, &mut found).await?;
-    rules::forces::check(db, &ctx, &plans, &mut found).await?;
+    let items: HashMap<String, (String, String)> =
+        with_db!(db, |p| sqlx::query_as::<_, (String, String, String)>("SELECT code, name, unit FROM supply_items")
+            .fetch_all(p)
+            .await)?
+        .into_iter()
+        .map(|(c, n, u)| (c, (n, u)))
+        .collect();
+    // The plan rules of the daily check, on the hazard's plans only; stock and members read
+    // within the regions' code range only (a whole-province scan would be most of the cost).
+    rules::supplies::shortfall(db, &ctx, &plans, &items, &mut found).await?;
+    rules::forces::shortfall(db, &ctx, &plans, &mut found).await?;
+    stock(db, &ctx, (lo, hi), &items, &mut found).await?;
+    insurance(db, &ctx, (lo, hi), &mut found).await?;
     let mut findings: Vec<TargetedFinding> = found
         .into_iter()
         .filter(|f| wanted.contains(f.region_code.as_str()) && TARGETED_RULES.contains(&f.rule))
@@ -202,4 +216,135 @@ pub fn link(f: &Found, at: Option<(f64, f64)>) -> Option<String> {
         Rule::InsuranceExpired | Rule::InsuranceExpiring => Some(format!("/api/v1/members/{}", f.subject_id)),
         _ => None,
     }
+}
+
+/// Stock in depots of the regions: batches expired and not written off, or expiring within the
+/// window; depots below their minimum.
+async fn stock(
+    db: &Db,
+    ctx: &Context,
+    bounds: (&str, &str),
+    items: &HashMap<String, (String, String)>,
+    out: &mut Vec<Found>,
+) -> anyhow::Result<()> {
+    let edge = ctx.today + Duration::days(ctx.config.expiry_warning_days);
+    let name = |code: &str| items.get(code).cloned().unwrap_or_else(|| ("物资".into(), String::new()));
+    let rows: Vec<(i64, String, String, String, String, i64, NaiveDate)> = with_db!(db, |p| sqlx::query_as(
+        "SELECT b.id, d.code, d.region_code, b.item_code, b.batch, b.quantity, b.expiry_date
+         FROM depots d JOIN stock_batches b ON b.depot_id = d.id
+         WHERE d.region_code >= $1 AND d.region_code <= $2
+           AND b.quantity > 0 AND b.expiry_date IS NOT NULL AND b.expiry_date <= $3"
+    )
+    .bind(bounds.0)
+    .bind(bounds.1)
+    .bind(edge)
+    .fetch_all(p)
+    .await)?;
+    for (id, depot, region, item, batch, qty, expiry) in rows {
+        let (item_name, unit) = name(&item);
+        let expired = expiry < ctx.today;
+        let (rule, message, action) = if expired {
+            (
+                Rule::SupplyExpired,
+                format!(
+                    "{}：储备点 {depot} 的{item_name}（批次 {batch}）{qty} {unit} 已于 {expiry} 过期，尚未核销",
+                    ctx.name(&region)
+                ),
+                "按规定报废核销（调整出库，原因：过期）并补充新批次",
+            )
+        } else {
+            (
+                Rule::SupplyExpiring,
+                format!(
+                    "{}：储备点 {depot} 的{item_name}（批次 {batch}）{qty} {unit} 将于 {expiry} 过期",
+                    ctx.name(&region)
+                ),
+                "安排轮换：优先调拨使用或与供货企业协商更换，并采购补充",
+            )
+        };
+        out.push(Found {
+            rule,
+            region_code: region,
+            subject_type: "batch",
+            subject_id: id.to_string(),
+            requirement: format!("expiry={expiry}"),
+            facts: json!({"depot": depot, "item": item, "item_name": item_name, "batch": batch, "quantity": qty, "expiry_date": expiry}),
+            message,
+            action: action.into(),
+        });
+    }
+    let minimums: Vec<(i64, String, String, String, i64, i64)> = with_db!(db, |p| {
+        sqlx::query_as(
+        "SELECT d.id, d.code, d.region_code, m.item_code, m.minimum,
+                CAST(COALESCE((SELECT SUM(b.quantity) FROM stock_batches b WHERE b.depot_id = m.depot_id AND b.item_code = m.item_code
+                          AND b.reserve_mode = 'physical' AND (b.expiry_date IS NULL OR b.expiry_date >= $3)), 0) AS BIGINT)
+         FROM depots d JOIN stock_minimums m ON m.depot_id = d.id
+         WHERE d.region_code >= $1 AND d.region_code <= $2 AND m.minimum > 0"
+    )
+    .bind(bounds.0)
+    .bind(bounds.1)
+    .bind(ctx.today)
+    .fetch_all(p)
+    .await
+    })?;
+    for (depot_id, depot, region, item, minimum, held) in minimums.into_iter().filter(|r| r.5 < r.4) {
+        let (item_name, unit) = name(&item);
+        out.push(Found {
+            rule: Rule::SupplyBelowMinimum,
+            region_code: region.clone(),
+            subject_type: "depot",
+            subject_id: depot_id.to_string(),
+            requirement: format!("item={item}"),
+            facts: json!({"depot": depot, "item": item, "item_name": item_name, "minimum": minimum, "held": held, "shortfall": minimum - held}),
+            message: format!("{}：储备点 {depot} 的{item_name}现有 {held} {unit}，低于最低储备 {minimum} {unit}", ctx.name(&region)),
+            action: format!("补充{item_name}至最低储备以上（采购入库或调拨）"),
+        });
+    }
+    Ok(())
+}
+
+/// Active members of the regions' teams whose latest policy has ended or ends within the window
+/// (or who have none).
+async fn insurance(db: &Db, ctx: &Context, bounds: (&str, &str), out: &mut Vec<Found>) -> anyhow::Result<()> {
+    let edge = ctx.today + Duration::days(ctx.config.expiry_warning_days);
+    let rows: Vec<(i64, String, String, String, Option<NaiveDate>)> = with_db!(db, |p| {
+        sqlx::query_as(
+        "SELECT m.id, m.name, t.code, t.region_code, (SELECT MAX(i.end_date) FROM member_insurance i WHERE i.member_id = m.id)
+         FROM teams t JOIN members m ON m.team_id = t.id
+         WHERE t.region_code >= $1 AND t.region_code <= $2 AND t.filing_status IN ('submitted', 'approved', 'suspended')
+           AND m.status <> 'retired' AND m.anonymised_at IS NULL"
+    )
+    .bind(bounds.0)
+    .bind(bounds.1)
+    .fetch_all(p)
+    .await
+    })?;
+    for (id, name, team, region, end) in rows {
+        let (rule, message) = match end {
+            Some(end) if end > edge => continue,
+            None => (
+                Rule::InsuranceExpired,
+                format!("{}：队伍 {team} 的队员{name}没有人身意外伤害保险记录", ctx.name(&region)),
+            ),
+            Some(end) if end < ctx.today => (
+                Rule::InsuranceExpired,
+                format!("{}：队伍 {team} 的队员{name}的人身意外伤害保险已于 {end} 到期", ctx.name(&region)),
+            ),
+            Some(end) => (
+                Rule::InsuranceExpiring,
+                format!("{}：队伍 {team} 的队员{name}的人身意外伤害保险将于 {end} 到期", ctx.name(&region)),
+            ),
+        };
+        out.push(Found {
+            rule,
+            region_code: region,
+            subject_type: "member",
+            subject_id: id.to_string(),
+            requirement: format!("insurance_end={}", end.map(|e| e.to_string()).unwrap_or_else(|| "-".into())),
+            facts: json!({"team": team, "member": name, "end_date": end}),
+            message,
+            action: "为该队员续保或投保并录入保单；未投保前不得参加危险救援任务".into(),
+        });
+    }
+    Ok(())
 }

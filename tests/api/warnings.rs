@@ -398,6 +398,12 @@ async fn an_orange_snow_warning_reaches_two_townships_and_their_villages_with_th
             .expect(201);
     }
 
+    // A member without insurance in 查干敖包镇 (in the area) and one in 巴彦淖尔镇 (outside it).
+    for (code, region, seq) in [("CG1", CHAGANAOBAO, 1), ("BY1", BYNE, 2)] {
+        crate::forces::new_team(&app, &admin, code, region, crate::forces::SEAT, json!([])).await;
+        let member = json!({"name": format!("队员{seq}"), "id_number": crate::forces::id_number(seq)});
+        app.post(&admin, &format!("/api/v1/teams/{code}/members"), &member).await.expect(201);
+    }
     let w = app
         .post(
             &admin,
@@ -414,10 +420,13 @@ async fn an_orange_snow_warning_reaches_two_townships_and_their_villages_with_th
     let r = app.get(&admin, &format!("/api/v1/warnings/{id}/readiness")).await.expect(200).json();
     assert_eq!(r["summary"]["plans"], 1, "{r}");
     let rules: Vec<&str> = r["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
-    assert!(
-        rules.contains(&"SUPPLY_SHORTFALL") && rules.contains(&"FORCE_SHORTFALL") && rules.contains(&"SUPPLY_EXPIRED"),
-        "{rules:?}"
-    );
+    for rule in ["SUPPLY_SHORTFALL", "FORCE_SHORTFALL", "SUPPLY_EXPIRED", "INSURANCE_EXPIRED"] {
+        assert!(rules.contains(&rule), "{rule} missing: {rules:?}");
+    }
+    let findings = r["findings"].as_array().unwrap();
+    let uninsured: Vec<&Value> = findings.iter().filter(|f| f["rule"] == "INSURANCE_EXPIRED").collect();
+    assert_eq!(uninsured.len(), 1, "only the member in the area: {uninsured:?}");
+    assert_eq!(uninsured[0]["region_code"], CHAGANAOBAO);
     for f in r["findings"].as_array().unwrap() {
         assert!(
             [MANDULATU, CHAGANAOBAO, MDLT_V1, MDLT_V2, CGAB_V1].contains(&f["region_code"].as_str().unwrap()),
