@@ -34,7 +34,17 @@ pub async fn create_draft(
     actor: &Actor,
     now: Timestamp,
 ) -> Result<i64, ApiError> {
-    let id = store::insert(tx, new, &actor.name, now).await?;
+    let id = match store::insert(tx, new, &actor.name, now).await {
+        Ok(id) => id,
+        // The same message arriving twice at once: the unique identifier decides.
+        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+            return Err(ApiError::Conflict(format!(
+                "标识符 {} 的预警已存在（同一消息正在或已经接收）",
+                new.identifier
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if new.origin == "local" {
         store::set_identifier(tx, id, &super::cap::identifier(&new.issuing_region, id, new.sent_at)).await?;
     }

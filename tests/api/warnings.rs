@@ -638,3 +638,17 @@ async fn robots_get_the_warning_in_its_colour_and_level() {
     let content = wecom.body["markdown"]["content"].as_str().unwrap();
     assert!(content.contains("<font color=\"warning\">【橙色预警】") && content.contains("防御指南"), "{content}");
 }
+
+#[tokio::test]
+async fn the_same_message_arriving_twice_at_once_is_stored_once() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let xml =
+        message("15250041600000_20261127075000", "Alert", None, &snow_info("Severe", &[MANDULATU], "暴雪橙色预警"));
+    let (a, b) = tokio::join!(post_xml(&app, &admin, &xml), post_xml(&app, &admin, &xml));
+    let mut codes = vec![a.status.as_u16(), b.status.as_u16()];
+    codes.sort();
+    assert!(codes == vec![200, 201] || codes == vec![201, 409], "{codes:?}");
+    assert_eq!(count(&app, "warnings").await, 1);
+    assert_eq!(outbox_regions(&app, "warning").await, vec![MANDULATU.to_string()]);
+}
