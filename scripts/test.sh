@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The warning tests validate CAP output with xmllint against the official CAP 1.2 schema.
+if ! command -v xmllint >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get install -y -q libxml2-utils >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libxml2-utils >/dev/null 2>&1; }) || true
+fi
+command -v xmllint >/dev/null 2>&1 || echo "!!! xmllint (libxml2-utils) missing: CAP schema validation in the warning tests is SKIPPED"
+
 echo "=== yingji tests on SQLite"
 YINGJI_TEST_DATABASE_URL= cargo test "$@"
 

@@ -68,6 +68,10 @@ pub fn document(router: &Router) -> Value {
             BodyKind::Csv => {
                 op["requestBody"] = json!({"required": true, "content": {"text/csv": {"schema": {"type": "string"}}}});
             }
+            BodyKind::Xml => {
+                op["requestBody"] =
+                    json!({"required": true, "content": {"application/xml": {"schema": {"type": "string"}}}});
+            }
         }
         let mut responses = Map::new();
         let ok = match (d.response, d.response_type) {

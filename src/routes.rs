@@ -16,5 +16,6 @@ pub fn router() -> Router {
     all.extend(crate::plans::routes::routes());
     all.extend(crate::supplies::routes::routes());
     all.extend(crate::events::routes::routes());
+    all.extend(crate::warnings::routes::routes());
     Router::new(all)
 }

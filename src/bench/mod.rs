@@ -6,3 +6,4 @@ pub mod data;
 pub mod events;
 pub mod readiness;
 pub mod rows;
+pub mod warnings;

@@ -37,7 +37,7 @@ pub(super) async fn list(c: Ctx) -> ApiResult<Response> {
     json(&Page { items, total })
 }
 
-pub(super) fn bounds_for(p: &Principal, region: Option<&RegionCode>) -> ApiResult<(String, String)> {
+pub fn bounds_for(p: &Principal, region: Option<&RegionCode>) -> ApiResult<(String, String)> {
     match region {
         None => Ok(p.scope.bounds()),
         Some(r) => {

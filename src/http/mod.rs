@@ -138,6 +138,14 @@ where
             check_content_type(&headers, "text/csv")?;
             read_body(&headers, body, state.config.max_import_bytes).await?
         }
+        BodyKind::Xml => {
+            if check_content_type(&headers, "text/xml").is_err()
+                && check_content_type(&headers, "application/cap+xml").is_err()
+            {
+                check_content_type(&headers, "application/xml")?;
+            }
+            read_body(&headers, body, state.config.max_body_bytes).await?
+        }
     };
     let (method, path) = (route.method.clone(), route.path);
     let ctx = Ctx { app: state, principal, params, query, headers, body, request_id, method, route: path };

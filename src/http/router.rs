@@ -33,6 +33,8 @@ pub enum BodyKind {
     Json,
     /// `text/csv` (UTF-8, BOM allowed), up to the import size limit.
     Csv,
+    /// `application/xml` (also `text/xml`, `application/cap+xml`), up to the JSON size limit.
+    Xml,
 }
 
 /// Who may call a route.

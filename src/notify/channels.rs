@@ -192,6 +192,9 @@ pub const WECOM_TEXT_MAX_BYTES: usize = 2048;
 /// this long are truncated with a link to the full text).
 pub const DINGTALK_TEXT_MAX_BYTES: usize = 15_000;
 
+/// WeCom group robots refuse markdown content over 4,096 bytes.
+pub const WECOM_MARKDOWN_MAX_BYTES: usize = 4096;
+
 /// Where a channel's deliveries go, decrypted once per batch.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -279,11 +282,9 @@ pub async fn send(
                 }
                 None => url,
             };
-            (url, json!({"msgtype": "text", "text": {"content": robot_text(target.kind, d, public_url)}}))
+            (url, robot_payload(target.kind, d, public_url, "markdown"))
         }
-        ChannelKind::Wecom => {
-            (url, json!({"msgtype": "text", "text": {"content": robot_text(target.kind, d, public_url)}}))
-        }
+        ChannelKind::Wecom => (url, robot_payload(target.kind, d, public_url, "markdown_wecom")),
     };
     let resp = http
         .post(&url)
@@ -304,6 +305,19 @@ pub async fn send(
             format!("机器人返回错误 {code}：{}", body.get("errmsg").and_then(Value::as_str).unwrap_or("")),
         )),
         _ => Ok(Some(status)),
+    }
+}
+
+/// A robot message: markdown when the message carries it in `data.<field>` (e.g. a warning with
+/// its colour and level), plain text otherwise.
+fn robot_payload(kind: ChannelKind, d: &Delivery, public_url: &str, field: &str) -> Value {
+    let link = format!("{}/api/v1/outbox/{}", public_url.trim_end_matches('/'), d.id);
+    match d.data.0.get(field).or_else(|| d.data.0.get("markdown")).and_then(Value::as_str) {
+        Some(md) if kind == ChannelKind::Dingtalk => {
+            json!({"msgtype": "markdown", "markdown": {"title": d.title, "text": fit(md, DINGTALK_TEXT_MAX_BYTES, &link)}})
+        }
+        Some(md) => json!({"msgtype": "markdown", "markdown": {"content": fit(md, WECOM_MARKDOWN_MAX_BYTES, &link)}}),
+        None => json!({"msgtype": "text", "text": {"content": robot_text(kind, d, public_url)}}),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod routes;
 pub mod rules;
 pub mod spatial;
 pub mod store;
+pub mod targeted;
 
 use std::collections::BTreeMap;
 

@@ -413,5 +413,6 @@ async fn run_job(state: &Arc<AppState>, schedule_id: i64, due_at: Timestamp, now
             crate::supplies::idempotency::purge_expired(state, now).await.map_err(|e| e.to_string())
         }
         Job::EventWatch => crate::events::watch::run(state, now).await.map_err(|e| format!("{e:#}")),
+        Job::WarningSweep => crate::warnings::jobs::run(state, now).await.map_err(|e| format!("{e:#}")),
     }
 }

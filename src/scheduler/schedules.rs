@@ -26,6 +26,8 @@ pub enum Job {
     IdempotencyPurge,
     /// 事件督办: overdue first reports and unanswered event call-ups.
     EventWatch,
+    /// 预警巡检: expire warnings at their expiry time, remind regions that have not acknowledged.
+    WarningSweep,
 }
 
 impl Job {
@@ -37,6 +39,7 @@ impl Job {
             Job::ExpirySweep => "expiry_sweep",
             Job::IdempotencyPurge => "idempotency_purge",
             Job::EventWatch => "event_watch",
+            Job::WarningSweep => "warning_sweep",
         }
     }
 
@@ -48,6 +51,7 @@ impl Job {
             Job::ExpirySweep => "到期巡检",
             Job::IdempotencyPurge => "幂等键清理",
             Job::EventWatch => "事件督办",
+            Job::WarningSweep => "预警巡检",
         }
     }
 }
@@ -61,6 +65,7 @@ impl TryFrom<String> for Job {
             "expiry_sweep" => Ok(Job::ExpirySweep),
             "idempotency_purge" => Ok(Job::IdempotencyPurge),
             "event_watch" => Ok(Job::EventWatch),
+            "warning_sweep" => Ok(Job::WarningSweep),
             _ => Err(format!("unknown job {s:?}")),
         }
     }
@@ -139,6 +144,7 @@ pub const BUILT_IN: &[(Job, &str, MissedPolicy)] = &[
     (Job::ExpirySweep, "30 7 * * *", MissedPolicy::RunOnce),
     (Job::IdempotencyPurge, "17 * * * *", MissedPolicy::RunOnce),
     (Job::EventWatch, "* * * * *", MissedPolicy::RunOnce),
+    (Job::WarningSweep, "*/5 * * * *", MissedPolicy::RunOnce),
 ];
 
 /// Default cap for `run_all` catch-up.

@@ -29,3 +29,4 @@ mod truth_notify;
 mod truth_paper;
 mod truth_small;
 mod truth_supplies;
+mod warnings;

@@ -20,7 +20,10 @@ async fn built_in_schedules_are_listed_in_local_time() {
     let viewer = app.token("viewer", MANDULATU).await;
     let v = app.get(&viewer, "/api/v1/jobs").await.expect(200).json();
     let names: Vec<&str> = v["items"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(names, vec!["drill_reminders", "event_watch", "expiry_sweep", "idempotency_purge", "readiness_check"]);
+    assert_eq!(
+        names,
+        vec!["drill_reminders", "event_watch", "expiry_sweep", "idempotency_purge", "readiness_check", "warning_sweep"]
+    );
     let readiness = &v["items"][4];
     assert_eq!(readiness["cron"], "0 8 * * *");
     assert_eq!(readiness["timezone"], "Asia/Shanghai");

@@ -26,7 +26,7 @@ pub async fn check(db: &Db, ctx: &Context, plans: &[CurrentPlan], out: &mut Vec<
 
 /// For every response level of every plan in force: approved teams within the distance must have
 /// enough available, insured people with the specialty (distinct people, not member rows).
-async fn shortfall(db: &Db, ctx: &Context, plans: &[CurrentPlan], out: &mut Vec<Found>) -> anyhow::Result<()> {
+pub async fn shortfall(db: &Db, ctx: &Context, plans: &[CurrentPlan], out: &mut Vec<Found>) -> anyhow::Result<()> {
     if plans.iter().all(|p| p.response_levels().iter().all(|l| l.forces.is_empty())) {
         return Ok(());
     }

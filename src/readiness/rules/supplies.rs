@@ -37,7 +37,7 @@ fn item_name<'a>(items: &'a HashMap<String, (String, String)>, code: &str, fallb
 
 /// For every response level of every plan in force: unexpired physical stock of each required
 /// item within the required distance of the plan's region must cover the required quantity.
-async fn shortfall(
+pub async fn shortfall(
     db: &Db,
     ctx: &Context,
     plans: &[CurrentPlan],
