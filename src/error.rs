@@ -135,6 +135,17 @@ impl ApiError {
         ApiError::Validation { detail: detail.into(), errors }
     }
 
+    /// Ok when `errors` is empty, else a 422 whose detail quotes the first error.
+    pub fn fail_with(errors: Vec<FieldError>) -> Result<(), ApiError> {
+        match errors.first() {
+            None => Ok(()),
+            Some(e) => {
+                let detail = format!("{}：{}", e.field.clone().unwrap_or_default(), e.message);
+                Err(ApiError::invalid_many(detail, errors))
+            }
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {

@@ -52,13 +52,27 @@ pub fn document(router: &Router) -> Value {
         if r.access == Access::FeedToken {
             params.push(json!({"name": "token", "in": "query", "required": true, "description": "订阅令牌", "schema": {"type": "string"}}));
         }
+        let access = r.access_text();
+        let description = if d.description.is_empty() {
+            format!("访问：{access}")
+        } else {
+            format!("{}\n\n访问：{access}", d.description)
+        };
         let mut op = json!({
             "tags": [d.tag],
             "summary": d.summary,
-            "description": d.description,
+            "description": description,
             "operationId": format!("{} {}", r.method, r.path),
             "parameters": params,
         });
+        if let Some(g) = &r.guard {
+            // Machine-readable access rule: the permission and which roles carry it.
+            let roles: Vec<&str> =
+                crate::auth::Role::ALL.iter().filter(|role| role.allows(g.perm)).map(|r| r.as_str()).collect();
+            op["x-permission"] = json!(format!("{:?}", g.perm));
+            op["x-roles"] = json!(roles);
+            op["x-access"] = json!(access);
+        }
         match r.body {
             BodyKind::None => {}
             BodyKind::Json => {
@@ -139,18 +153,19 @@ pub fn html(router: &Router) -> String {
     let mut rows = String::new();
     for r in router.routes() {
         rows.push_str(&format!(
-            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             escape(r.doc.tag),
             r.method,
             escape(r.path),
             escape(r.doc.summary),
-            escape(r.doc.description)
+            escape(r.doc.description),
+            escape(&r.access_text())
         ));
     }
     format!(
         "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>yingji 接口说明</title>\
          <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}</style></head>\
          <body><h1>yingji 应急准备服务接口</h1><p>机器可读的完整描述见 <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a>。除运维接口外均需 <code>Authorization: Bearer &lt;令牌&gt;</code>。</p>\
-         <table><tr><th>分组</th><th>方法</th><th>路径</th><th>说明</th><th>详情</th></tr>\n{rows}</table></body></html>"
+         <table><tr><th>分组</th><th>方法</th><th>路径</th><th>说明</th><th>详情</th><th>访问</th></tr>\n{rows}</table></body></html>"
     )
 }

@@ -45,7 +45,13 @@ impl Ctx {
         self.principal.as_ref().ok_or_else(|| ApiError::Unauthorized("需要登录令牌".into()))
     }
 
-    /// The caller, after checking the role carries `perm`.
+    /// The caller of a token route, whose access the route's guard has already checked.
+    pub fn caller(&self) -> Result<&Principal, ApiError> {
+        self.principal()
+    }
+
+    /// The caller, after checking the role carries `perm` (for checks that depend on the body,
+    /// beyond the route's guard).
     pub fn require(&self, perm: Perm) -> Result<&Principal, ApiError> {
         let p = self.principal()?;
         p.require(perm)?;

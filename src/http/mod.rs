@@ -1,7 +1,9 @@
 //! HTTP: one warp filter that hands every request to the route table, with request ids,
 //! authentication, body limits, metrics and logging around it.
 
+pub mod access;
 pub mod ctx;
+pub mod refs;
 pub mod router;
 
 use std::sync::Arc;
@@ -139,6 +141,12 @@ where
             read_body(&headers, body, state.config.max_import_bytes).await?
         }
     };
+    if let Some(p) = &principal {
+        let Some(guard) = &route.guard else {
+            return Err(ApiError::Forbidden("此接口未声明访问规则".into()));
+        };
+        access::enforce(&state.db, guard, p, &params, &query, &body).await?;
+    }
     let ctx = Ctx { app: state, principal, params, query, headers, body, request_id };
     (route.handler)(ctx).await
 }

@@ -1,5 +1,32 @@
-//! The route table: one entry per served route, carrying its handler and its documentation, so
-//! the OpenAPI document is built from exactly what is served.
+//! The route table: one entry per served route, carrying its handler, its documentation and its
+//! access rule, so the OpenAPI document is built from exactly what is served and guarded.
+//!
+//! # Declaring access (every `Access::Token` route must)
+//!
+//! ```ignore
+//! use crate::auth::Perm;
+//! use crate::http::access::{self, Region};
+//!
+//! route(Method::POST, "/api/v1/plans/{id}/approve", Access::Token, BodyKind::Json, doc, handler)
+//!     .guard(Perm::Approve, &[Region::Path("id", &access::PLAN)])
+//! ```
+//!
+//! A guard names the permission the caller's role must carry and where the region(s) of what the
+//! route touches come from, each of which must lie in the caller's jurisdiction:
+//!
+//! - `Region::Path(param, &OBJECT)`: the object named in the path (its region found by the
+//!   object's lookup in `http/access.rs`; add an `Object` there for a new kind of thing);
+//! - `Region::Body("field")`: a region code in a top-level body field (creating something);
+//! - `Region::Query("region")`: lists and reports over the jurisdiction, with an optional region
+//!   filter that must lie inside it;
+//! - `Region::Banner`: acts on the whole banner, so only banner-level callers;
+//! - `Region::Rows`: imports, which check each row's region and answer line errors;
+//! - `Region::Global`: nothing regional (the catalogue, scheduler jobs).
+//!
+//! [`access::enforce`] checks the guard after authentication and before the handler: 403 for a
+//! missing permission, 404 for a path object that does not exist, 403 for anything outside the
+//! jurisdiction. Handlers then use [`Ctx::caller`](super::Ctx::caller) and do no access checks of
+//! their own. Ids and codes referenced *inside* a body are checked with [`super::refs`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,6 +35,8 @@ use warp::http::Method;
 use warp::reply::Response;
 
 use super::Ctx;
+use super::access::{self, Guard, Region};
+use crate::auth::Perm;
 use crate::error::ApiError;
 
 /// A handler's future.
@@ -99,11 +128,32 @@ pub struct Route {
     pub doc: Doc,
     /// The handler.
     pub handler: Handler,
+    /// The access rule of a token route (see the module doc); None only on public routes.
+    pub guard: Option<Guard>,
 }
 
-/// Builds a [`Route`] (used by each domain module's `routes()`).
+impl Route {
+    /// Declares the route's permission and where the regions it touches come from.
+    pub fn guard(mut self, perm: Perm, regions: &'static [Region]) -> Route {
+        self.guard = Some(Guard { perm, regions });
+        self
+    }
+
+    /// The access rule in words (OpenAPI, README).
+    pub fn access_text(&self) -> String {
+        match (&self.access, &self.guard) {
+            (Access::Public, _) => "公开，无需令牌".to_string(),
+            (Access::FeedToken, _) => "日历订阅令牌（查询参数 token）".to_string(),
+            (Access::Token, Some(g)) => access::describe(g),
+            (Access::Token, None) => "未声明".to_string(),
+        }
+    }
+}
+
+/// Builds a [`Route`] (used by each domain module's `routes()`); token routes add a
+/// [`Route::guard`].
 pub fn route(method: Method, path: &'static str, access: Access, body: BodyKind, doc: Doc, handler: Handler) -> Route {
-    Route { method, path, access, body, doc, handler }
+    Route { method, path, access, body, doc, handler, guard: None }
 }
 
 /// Path parameters by template name.
@@ -225,5 +275,17 @@ mod tests {
         let segs: Vec<&str> = "/api/v1/regions/%E6%BB%A1".split('/').collect();
         let (_, params) = match_path("/api/v1/regions/{code}", &segs).unwrap();
         assert_eq!(params[0].1, "满");
+    }
+
+    #[test]
+    fn every_token_route_declares_its_access() {
+        let router = crate::routes::router();
+        let missing: Vec<String> = router
+            .routes()
+            .iter()
+            .filter(|r| r.access == Access::Token && r.guard.is_none())
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        assert!(missing.is_empty(), "token routes without a guard: {missing:#?}");
     }
 }

@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 use sqlx::types::Json;
 
 use super::{PlanContent, PlanKind, PlanStatus, PlanVersion, ResponseLevel, RevisionReason};
+use crate::audit::Actor;
 use crate::db::{Backend, Db, Tx};
 use crate::time::Timestamp;
 use crate::{with_db, with_tx};
@@ -229,15 +230,28 @@ pub async fn update_pointers(tx: &mut Tx, p: &PlanRow) -> Result<(), sqlx::Error
     })
 }
 
-/// Records that a plan was drilled on `date` (for the drills module). Keeps the latest date:
-/// an earlier drill recorded late does not move `last_drilled_on` back. Returns false when no
-/// such plan exists. The caller audits the drill in the same transaction.
-pub async fn record_drilled(tx: &mut Tx, plan_id: i64, date: NaiveDate) -> Result<bool, sqlx::Error> {
-    let exists: Option<i64> = with_tx!(tx, |c| sqlx::query_scalar("SELECT id FROM plans WHERE id = $1")
-        .bind(plan_id)
-        .fetch_optional(c)
-        .await)?;
-    if exists.is_none() {
+/// Records that a plan was drilled on `date` (for the drills module), only when the plan lies
+/// within `lo..=hi` (the jurisdiction of whoever completed the drill), with an audit row on the
+/// plan. Keeps the latest date: an earlier drill recorded late does not move `last_drilled_on`
+/// back. Returns whether the plan changed.
+pub async fn record_drilled(
+    tx: &mut Tx,
+    actor: &Actor,
+    at: Timestamp,
+    plan_id: i64,
+    date: NaiveDate,
+    (lo, hi): (&str, &str),
+) -> Result<bool, sqlx::Error> {
+    let before: Option<(String, Option<NaiveDate>)> = with_tx!(tx, |c| sqlx::query_as(
+        "SELECT region_code, last_drilled_on FROM plans WHERE id = $1 AND region_code BETWEEN $2 AND $3"
+    )
+    .bind(plan_id)
+    .bind(lo)
+    .bind(hi)
+    .fetch_optional(c)
+    .await)?;
+    let Some((region, last)) = before else { return Ok(false) };
+    if last.is_some_and(|l| l >= date) {
         return Ok(false);
     }
     with_tx!(tx, |c| {
@@ -250,6 +264,20 @@ pub async fn record_drilled(tx: &mut Tx, plan_id: i64, date: NaiveDate) -> Resul
         .await
         .map(|_| ())
     })?;
+    crate::audit::record(
+        tx,
+        actor,
+        at,
+        crate::audit::Change {
+            action: "drilled",
+            entity_type: "plan",
+            entity_id: &plan_id.to_string(),
+            region_code: Some(&region),
+            before: Some(serde_json::json!({ "last_drilled_on": last })),
+            after: Some(serde_json::json!({ "last_drilled_on": date })),
+        },
+    )
+    .await?;
     Ok(true)
 }
 

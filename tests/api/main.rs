@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per domain. Each test starts the real service on an
 //! ephemeral port with a fresh database and speaks HTTP to it.
 
+mod access;
 mod common;
 mod drills;
 mod forces;
