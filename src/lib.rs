@@ -15,6 +15,7 @@ pub mod drills;
 pub mod error;
 pub mod forces;
 pub mod http;
+pub mod keys;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;

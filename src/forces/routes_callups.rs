@@ -297,6 +297,9 @@ async fn decline(c: Ctx) -> ApiResult<Response> {
     let detail = serde_json::json!({ "temporaries_erased": erased });
     audit_callup(&mut tx, &actor, now, "decline", Some(&before), &row, Some(detail)).await?;
     tx.commit().await?;
+    if !erased.is_empty() {
+        c.app.db.forget_old_pages().await;
+    }
     json(&view(&c, row).await?)
 }
 
@@ -324,5 +327,7 @@ async fn close(c: Ctx) -> ApiResult<Response> {
     expect_status(&row, &[CallUpStatus::Requested, CallUpStatus::Accepted, CallUpStatus::Declined], "结束")?;
     let row = callups::close(&mut tx, &c.app.cipher, &c.actor()?, c.now(), row, &b).await?;
     tx.commit().await?;
+    // Temporary volunteers may have been erased: old page images must not keep them.
+    c.app.db.forget_old_pages().await;
     json(&view(&c, row).await?)
 }

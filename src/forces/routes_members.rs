@@ -19,6 +19,7 @@ use crate::http::Ctx;
 use crate::http::access::{self, Region};
 use crate::http::ctx::{Page, json, json_status};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
+use crate::personal::Field;
 
 const TAG: &str = "社会应急力量";
 
@@ -236,7 +237,7 @@ async fn create(c: Ctx) -> ApiResult<Response> {
         name,
         id_number: None,
         id_index: None,
-        phone: body.phone.as_ref().map(|ph| c.app.cipher.encrypt(ph.as_str())),
+        phone: body.phone.as_ref().map(|ph| c.app.cipher.encrypt(Field::MEMBER_PHONE, ph.as_str())),
         status,
         temp_callup_id: body.temporary_for_callup,
         anonymised_at: None,
@@ -268,11 +269,11 @@ async fn patch(c: Ctx) -> ApiResult<Response> {
         row.name = members::check_name(n)?;
     }
     if let Some(idn) = &body.id_number {
-        row.id_number = Some(cipher.encrypt(idn.as_str()));
+        row.id_number = Some(cipher.encrypt(Field::MEMBER_ID_NUMBER, idn.as_str()));
         row.id_index = Some(cipher.blind_index(idn.as_str()));
     }
     if let Some(ph) = &body.phone {
-        row.phone = ph.as_ref().map(|ph| cipher.encrypt(ph.as_str()));
+        row.phone = ph.as_ref().map(|ph| cipher.encrypt(Field::MEMBER_PHONE, ph.as_str()));
     }
     if let Some(s) = body.status {
         check_status_change(before.status, s)?;
@@ -296,7 +297,7 @@ async fn patch(c: Ctx) -> ApiResult<Response> {
     let a = Member::view(&row, details, cipher, Disclosure::MASKED, now);
     let action =
         if row.status == MemberStatus::Retired && before.status != MemberStatus::Retired { "retire" } else { "update" };
-    members::audit_member(&mut tx, &actor, now, action, &row, Some(&b), Some(&a)).await?;
+    members::audit_member(&mut tx, cipher, &actor, now, action, &row, Some(&b), Some(&a)).await?;
     tx.commit().await?;
     json(&a)
 }

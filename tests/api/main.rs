@@ -4,9 +4,11 @@
 mod access;
 mod common;
 mod drills;
+mod erasure;
 mod forces;
 mod forces_flows;
 mod foundation;
+mod keys;
 mod notify;
 mod plans;
 mod readiness;

@@ -10,6 +10,7 @@ use crate::csvio;
 use crate::error::ApiResult;
 use crate::http::Ctx;
 use crate::http::ctx::json;
+use crate::personal::Field;
 use crate::regions::{RegionCode, check_lon_lat};
 use crate::supplies::catalogue::{self, Item, check_shelf_life};
 use crate::supplies::depots::{self, DepotRow, check_phone};
@@ -230,14 +231,14 @@ pub(super) async fn import_depots(c: Ctx) -> ApiResult<Response> {
                 row.phone_enc = if old_phone == new_phone {
                     b.phone_enc.clone()
                 } else {
-                    new_phone.as_deref().map(|p| cipher.encrypt(p))
+                    new_phone.as_deref().map(|p| cipher.encrypt(Field::DEPOT_PHONE, p))
                 };
                 (row.id, row.notes, row.created_at) = (b.id, b.notes.clone(), b.created_at);
                 depots::update(&mut tx, &row).await?;
                 summary.updated += 1;
             }
             None => {
-                row.phone_enc = new_phone.as_deref().map(|p| cipher.encrypt(p));
+                row.phone_enc = new_phone.as_deref().map(|p| cipher.encrypt(Field::DEPOT_PHONE, p));
                 row.id = depots::insert(&mut tx, &row).await?;
                 summary.created += 1;
             }

@@ -10,7 +10,7 @@ use crate::auth::Principal;
 use crate::db::{Db, Tx};
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
-use crate::personal::{Cipher, mask_phone};
+use crate::personal::{Cipher, Field, mask_phone};
 use crate::regions::RegionCode;
 use crate::time::Timestamp;
 use crate::vocab::ItemCode;
@@ -88,7 +88,7 @@ pub struct Depot {
 impl DepotRow {
     /// The phone in clear (None when absent or unreadable with this key).
     pub fn phone(&self, cipher: &Cipher) -> Option<String> {
-        self.phone_enc.as_deref().and_then(|e| cipher.decrypt(e))
+        self.phone_enc.as_deref().and_then(|e| cipher.decrypt(Field::DEPOT_PHONE, e))
     }
 
     /// The API view, with the phone masked or (when `reveal`) in full.

@@ -12,7 +12,7 @@ use crate::http::Ctx;
 use crate::http::access::{self, Region};
 use crate::http::ctx::{Page, json, json_status, page};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
-use crate::personal::Cipher;
+use crate::personal::{Cipher, Field};
 use crate::regions::check_lon_lat;
 use crate::supplies::{Batch, opt_text, text, to_audit};
 use crate::time::Timestamp;
@@ -125,7 +125,9 @@ async fn list(c: Ctx) -> ApiResult<Response> {
 fn parse_new(b: NewDepot, cipher: &Cipher, now: Timestamp) -> ApiResult<DepotRow> {
     check_lon_lat(b.lon, b.lat).map_err(|m| ApiError::invalid("lon", m))?;
     let phone = match b.phone.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
-        Some(p) => Some(cipher.encrypt(&check_phone(p).map_err(|m| ApiError::invalid("phone", m))?)),
+        Some(p) => {
+            Some(cipher.encrypt(Field::DEPOT_PHONE, &check_phone(p).map_err(|m| ApiError::invalid("phone", m))?))
+        }
         None => None,
     };
     Ok(DepotRow {
@@ -234,7 +236,9 @@ async fn patch(c: Ctx) -> ApiResult<Response> {
     if let Some(p) = b.phone {
         d.phone_enc = match p.trim() {
             "" => None,
-            p => Some(c.app.cipher.encrypt(&check_phone(p).map_err(|m| ApiError::invalid("phone", m))?)),
+            p => Some(
+                c.app.cipher.encrypt(Field::DEPOT_PHONE, &check_phone(p).map_err(|m| ApiError::invalid("phone", m))?),
+            ),
         };
     }
     if let Some(n) = b.notes {
