@@ -32,6 +32,10 @@ pub struct Config {
     /// Where the personal-data key lives when not given directly; None: beside the SQLite
     /// database file (`yingji.db.key`), see [`crate::keys::default_key_file`].
     pub pii_key_file: Option<std::path::PathBuf>,
+    /// Longest a request may take; a slower one is answered 408 and its transaction rolled back.
+    pub request_timeout: std::time::Duration,
+    /// Most requests handled at once; more are answered 503 at once instead of queueing.
+    pub max_concurrent_requests: usize,
     /// Whether this instance runs the scheduler and the notification dispatcher.
     pub scheduler: bool,
     /// Delivery attempts before a notification is marked failed.
@@ -54,6 +58,8 @@ impl Config {
             seed: true,
             pii_key: None,
             pii_key_file: None,
+            request_timeout: std::time::Duration::from_secs(120),
+            max_concurrent_requests: 256,
             scheduler: true,
             max_delivery_attempts: 8,
             calendar_dir: None,
@@ -86,6 +92,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Working days (official holidays and make-up days) for deadlines.
     pub calendar: crate::plans::calendar::Calendar,
+    /// Requests in progress (at most `config.max_concurrent_requests`).
+    pub in_flight: tokio::sync::Semaphore,
 }
 
 /// Opens the database, applies migrations, and loads the shipped data into an empty database.
@@ -146,6 +154,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Server>
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let max_concurrent = config.max_concurrent_requests.max(1);
     let state = Arc::new(AppState {
         db,
         clock,
@@ -158,6 +167,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Server>
         instance_id: format!("{}-{}", hostname(), crate::auth::tokens::random_hex16()),
         http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?,
         calendar,
+        in_flight: tokio::sync::Semaphore::new(max_concurrent),
     });
     let filter = crate::http::filter(state.clone());
     let mut rx = shutdown_rx;

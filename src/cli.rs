@@ -114,6 +114,12 @@ struct ServeArgs {
     /// Run the scheduler and notification dispatcher in this instance (`on` or `off`).
     #[arg(long, env = "YINGJI_SCHEDULER", default_value = "on", value_parser = ["on", "off"])]
     scheduler: String,
+    /// Longest a request may take, in seconds (slower ones: 408, rolled back).
+    #[arg(long, env = "YINGJI_REQUEST_TIMEOUT_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    request_timeout_secs: u64,
+    /// Most requests handled at once (more: 503 with Retry-After).
+    #[arg(long, env = "YINGJI_MAX_CONCURRENT_REQUESTS", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100000))]
+    max_concurrent_requests: u64,
     /// Delivery attempts before a notification is marked failed.
     #[arg(long, env = "YINGJI_MAX_DELIVERY_ATTEMPTS", default_value_t = 8, value_parser = clap::value_parser!(i64).range(1..=100))]
     max_delivery_attempts: i64,
@@ -206,6 +212,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.max_import_bytes = args.max_import_bytes;
             config.scheduler = args.scheduler == "on";
             config.max_delivery_attempts = args.max_delivery_attempts;
+            config.request_timeout = std::time::Duration::from_secs(args.request_timeout_secs);
+            config.max_concurrent_requests = args.max_concurrent_requests as usize;
             serve(config, clock).await
         }
         Command::Migrate => {

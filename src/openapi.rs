@@ -49,7 +49,7 @@ pub fn document(router: &Router) -> Value {
                 }
             }
         }
-        if r.access == Access::FeedToken {
+        if r.access == Access::FeedToken && !params.iter().any(|p| p["name"] == "token") {
             params.push(json!({"name": "token", "in": "query", "required": true, "description": "订阅令牌", "schema": {"type": "string"}}));
         }
         let access = r.access_text();
@@ -117,7 +117,8 @@ pub fn document(router: &Router) -> Value {
         let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
         entry[r.method.as_str().to_ascii_lowercase()] = op;
     }
-    let schemas = generator.take_definitions(true);
+    let mut schemas = Value::Object(generator.take_definitions(true).into_iter().collect());
+    dedup_required(&mut schemas);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -131,6 +132,22 @@ pub fn document(router: &Router) -> Value {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     })
+}
+
+/// Removes repeated names from every `required` list (flattened structs can list a field twice,
+/// which makes the document invalid).
+fn dedup_required(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Array(req)) = map.get_mut("required") {
+                let mut seen = std::collections::HashSet::new();
+                req.retain(|x| seen.insert(x.to_string()));
+            }
+            map.values_mut().for_each(dedup_required);
+        }
+        Value::Array(items) => items.iter_mut().for_each(dedup_required),
+        _ => {}
+    }
 }
 
 /// Follows a `$ref` into the generator's definitions (for flattening query structs).

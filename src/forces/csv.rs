@@ -65,13 +65,7 @@ impl ExportQuery {
 
 /// Writes rows as CSV with a UTF-8 BOM (so Excel reads the Chinese correctly).
 pub fn write_csv(header: Vec<&str>, rows: Vec<Vec<String>>) -> Result<Vec<u8>, ApiError> {
-    let mut w = ::csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
-    let internal = |e: ::csv::Error| ApiError::Internal(e.into());
-    w.write_record(header).map_err(internal)?;
-    for r in rows {
-        w.write_record(r).map_err(internal)?;
-    }
-    w.into_inner().map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))
+    csvio::write(&header, rows)
 }
 
 /// The summary text of a failed import.

@@ -163,8 +163,9 @@ pub type Params = Vec<(&'static str, String)>;
 pub enum Match<'a> {
     /// A route matched, with its path parameters.
     Found(&'a Route, Vec<(&'static str, String)>),
-    /// The path exists but not for this method.
-    WrongMethod(Vec<String>),
+    /// The path exists but not for this method: the template (the metrics label) and the
+    /// methods it does serve (the `Allow` header).
+    WrongMethod(&'static str, Vec<String>),
     /// No route has this path.
     NotFound,
 }
@@ -191,25 +192,30 @@ impl Router {
     pub fn find(&self, method: &Method, path: &str) -> Match<'_> {
         let segs: Vec<&str> = path.trim_end_matches('/').split('/').collect();
         let mut best: Option<(usize, &Route, Params)> = None;
-        let mut allowed = Vec::new();
+        // Methods of the most specific template(s) only: a literal route shadows `{id}`.
+        let mut allowed: Option<(usize, &'static str, Vec<String>)> = None;
         for r in &self.routes {
             let Some((score, params)) = match_path(r.path, &segs) else { continue };
             if r.method != method {
-                allowed.push(r.method.to_string());
+                match &mut allowed {
+                    Some((s, _, methods)) if *s == score => methods.push(r.method.to_string()),
+                    Some((s, _, _)) if *s > score => {}
+                    _ => allowed = Some((score, r.path, vec![r.method.to_string()])),
+                }
                 continue;
             }
             if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
                 best = Some((score, r, params));
             }
         }
-        match best {
-            Some((_, r, params)) => Match::Found(r, params),
-            None if !allowed.is_empty() => {
-                allowed.sort();
-                allowed.dedup();
-                Match::WrongMethod(allowed)
+        match (best, allowed) {
+            (Some((_, r, params)), _) => Match::Found(r, params),
+            (None, Some((_, template, mut methods))) => {
+                methods.sort();
+                methods.dedup();
+                Match::WrongMethod(template, methods)
             }
-            None => Match::NotFound,
+            (None, None) => Match::NotFound,
         }
     }
 }
@@ -258,7 +264,8 @@ fn percent_decode(s: &str) -> Option<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).ok()
+    // NUL cannot be stored (PostgreSQL) and names nothing: such a path matches no route.
+    String::from_utf8(out).ok().filter(|s| !s.contains('\0'))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod erasure;
 mod forces;
 mod forces_flows;
 mod foundation;
+mod hardening;
 mod keys;
 mod notify;
 mod plans;

@@ -24,13 +24,7 @@ fn chinese(c: &Ctx) -> ApiResult<bool> {
 }
 
 fn write_csv(columns: &[Column], zh: bool, rows: Vec<Vec<String>>) -> ApiResult<Response> {
-    let mut w = ::csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
-    let internal = |e: ::csv::Error| ApiError::Internal(e.into());
-    w.write_record(csvio::header_row(columns, zh)).map_err(internal)?;
-    for r in rows {
-        w.write_record(r).map_err(internal)?;
-    }
-    let data = w.into_inner().map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
+    let data = csvio::write(&csvio::header_row(columns, zh), rows)?;
     Ok(body("text/csv; charset=utf-8", data))
 }
 

@@ -25,7 +25,9 @@ pub(super) async fn import_catalogue(c: Ctx) -> ApiResult<Response> {
     let mut errors = Vec::new();
     let mut rows: Vec<Item> = Vec::new();
     let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut dropped = 0;
     for rec in &records {
+        crate::error::cap_errors(&mut errors, &mut dropped);
         let n = errors.len();
         let code = rec
             .need("code", &mut errors)
@@ -64,6 +66,7 @@ pub(super) async fn import_catalogue(c: Ctx) -> ApiResult<Response> {
             });
         }
     }
+    crate::error::finish_errors(&mut errors, dropped);
     if !errors.is_empty() {
         return Err(fail(errors));
     }
@@ -116,7 +119,9 @@ pub(super) async fn import_depots(c: Ctx) -> ApiResult<Response> {
     // (row, new clear phone or None to keep the stored one)
     let mut rows: Vec<(DepotRow, Option<Option<String>>)> = Vec::new();
     let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut dropped = 0;
     for rec in &records {
+        crate::error::cap_errors(&mut errors, &mut dropped);
         let n = errors.len();
         let code = rec.need("code", &mut errors).map(str::to_string);
         let name = rec.need("name", &mut errors).map(str::to_string);
@@ -202,6 +207,7 @@ pub(super) async fn import_depots(c: Ctx) -> ApiResult<Response> {
             rows.push((row, phone));
         }
     }
+    crate::error::finish_errors(&mut errors, dropped);
     if !errors.is_empty() {
         return Err(fail(errors));
     }
@@ -284,7 +290,9 @@ pub(super) async fn import_stock(c: Ctx) -> ApiResult<Response> {
     let mut errors = Vec::new();
     let mut rows = Vec::new();
     let mut seen: HashMap<(String, String, String), u64> = HashMap::new();
+    let mut dropped = 0;
     for rec in &records {
+        crate::error::cap_errors(&mut errors, &mut dropped);
         let n = errors.len();
         let depot = rec.need("depot_code", &mut errors).and_then(|v| {
             depots.get(v).cloned().or_else(|| {
@@ -336,6 +344,7 @@ pub(super) async fn import_stock(c: Ctx) -> ApiResult<Response> {
             rows.push(StockRow { depot, item, quantity, batch, attrs });
         }
     }
+    crate::error::finish_errors(&mut errors, dropped);
     if !errors.is_empty() {
         return Err(fail(errors));
     }
