@@ -129,6 +129,7 @@ async fn list_audit(c: Ctx) -> ApiResult<Response> {
     let q: AuditQuery = c.query()?;
     let (limit, offset) = ctx::page(q.limit, q.offset)?;
     let (lo, hi) = p.scope.bounds();
-    let (items, total) = audit::list(&c.app.db, (&lo, &hi), &q, limit, offset).await?;
+    let global = p.scope.level == crate::regions::Level::Banner;
+    let (items, total) = audit::list(&c.app.db, (&lo, &hi), global, &q, limit, offset).await?;
     json(&Page { items, total })
 }

@@ -207,7 +207,10 @@ fn describe_data_error(msg: &str) -> String {
     } else if let Some(rest) = msg.strip_prefix("missing field ") {
         format!("缺少必填字段 {rest}")
     } else if let Some(rest) = msg.strip_prefix("invalid type: ") {
-        format!("类型错误：{rest}")
+        // Never echo the value (it may be an ID number sent as a number): keep only the types.
+        let mut parts = rest.splitn(3, '`');
+        let (kind, _value, tail) = (parts.next().unwrap_or(""), parts.next(), parts.next());
+        format!("类型错误：{}{}", kind.trim(), tail.unwrap_or(""))
     } else if let Some(rest) = msg.strip_prefix("unknown variant ") {
         format!("取值无效：{rest}")
     } else {

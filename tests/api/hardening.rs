@@ -180,3 +180,17 @@ async fn the_openapi_document_names_each_parameter_and_required_field_once() {
     }
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+#[tokio::test]
+async fn catalogue_changes_reach_the_audit_list_and_a_422_never_echoes_the_value() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    app.post(&admin, "/api/v1/items", &json!({"code": "1-01-01-01", "name": "测试", "unit": "个"})).await.expect(201);
+    let rows = app.get(&admin, "/api/v1/audit?entity_type=supply_item").await.expect(200).json();
+    assert!(rows["total"].as_i64().unwrap() >= 1, "{rows}");
+    // A township admin sees only its own region's rows.
+    let town = app.token("admin", MANDULATU).await;
+    assert_eq!(app.get(&town, "/api/v1/audit?entity_type=supply_item").await.expect(200).json()["total"], 0);
+    let p = app.post(&admin, "/api/v1/members/search", &json!({"id_number": 152523199001011234u64})).await.problem(422);
+    assert!(!p.to_string().contains("152523199001011234"), "{p}");
+}
