@@ -88,6 +88,10 @@ pub fn document(router: &Router) -> Value {
             (Some(f), _) => {
                 json!({"description": "成功", "content": {"application/json": {"schema": f(&mut generator).to_value()}}})
             }
+            // GeoJSON and other JSON media types are objects; CSV, HTML and iCalendar are text.
+            (None, Some(t)) if t.contains("json") => {
+                json!({"description": "成功", "content": {t: {"schema": {"type": "object"}}}})
+            }
             (None, Some(t)) => json!({"description": "成功", "content": {t: {"schema": {"type": "string"}}}}),
             (None, None) => json!({"description": "成功（无内容）"}),
         };
@@ -99,7 +103,11 @@ pub fn document(router: &Router) -> Value {
         }
         if r.body != BodyKind::None {
             errors.extend([("413", "请求体过大"), ("415", "内容类型不对"), ("422", "输入未通过校验")]);
+        } else if d.query.is_some() || r.access == Access::Token {
+            // Query values that parse but break a rule (a range, a point outside the banner).
+            errors.push(("422", "输入未通过校验"));
         }
+        errors.extend([("408", "请求超时（已回滚）"), ("503", "服务繁忙，请稍后重试")]);
         if r.method != warp::http::Method::GET {
             errors.push(("409", "状态冲突"));
         }

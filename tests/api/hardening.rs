@@ -163,6 +163,10 @@ async fn the_openapi_document_names_each_parameter_and_required_field_once() {
     }
     let mut bad = Vec::new();
     walk(&doc, &mut bad);
+    let problem_required = doc["components"]["schemas"]["Problem"]["required"].to_string();
+    assert!(!problem_required.contains("errors"), "most problems have no errors list: {problem_required}");
+    let geo = &doc["paths"]["/api/v1/depots.geojson"]["get"]["responses"]["200"]["content"]["application/geo+json"];
+    assert_eq!(geo["schema"]["type"], "object");
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
             let mut names: Vec<String> =
