@@ -26,11 +26,16 @@ pub struct Config {
     pub max_import_bytes: u64,
     /// Whether to load the shipped data (banner regions, …) into an empty database.
     pub seed: bool,
-    /// Key protecting personal data at rest (64 hex digits); when None, read from (or created
-    /// in) `pii_key_file`.
+    /// Key protecting personal data at rest (64 hex digits); when None, read from (or, for a
+    /// database without one yet, created in) the key file.
     pub pii_key: Option<String>,
-    /// Where the personal-data key lives when not given directly.
-    pub pii_key_file: std::path::PathBuf,
+    /// Where the personal-data key lives when not given directly; None: beside the SQLite
+    /// database file (`yingji.db.key`), see [`crate::keys::default_key_file`].
+    pub pii_key_file: Option<std::path::PathBuf>,
+    /// Longest a request may take; a slower one is answered 408 and its transaction rolled back.
+    pub request_timeout: std::time::Duration,
+    /// Most requests handled at once; more are answered 503 at once instead of queueing.
+    pub max_concurrent_requests: usize,
     /// Whether this instance runs the scheduler and the notification dispatcher.
     pub scheduler: bool,
     /// Attempts before a delivery, a reminder or a job occurrence is parked as `failed`.
@@ -59,7 +64,9 @@ impl Config {
             max_import_bytes: 64 * 1024 * 1024,
             seed: true,
             pii_key: None,
-            pii_key_file: "yingji.key".into(),
+            pii_key_file: None,
+            request_timeout: std::time::Duration::from_secs(120),
+            max_concurrent_requests: 256,
             scheduler: true,
             max_delivery_attempts: 8,
             lease_seconds: 60,
@@ -97,33 +104,8 @@ pub struct AppState {
     pub calendar: crate::plans::calendar::Calendar,
     /// What the background loop has done (passes, for tests and metrics).
     pub background: crate::scheduler::Activity,
-}
-
-/// Loads the personal-data key: from configuration, else from the key file, which is created
-/// (mode 0600) with a random key on first start. Several instances sharing PostgreSQL must share
-/// the key: set `YINGJI_PII_KEY` (or the same key file) on all of them.
-pub fn load_cipher(config: &Config) -> anyhow::Result<Cipher> {
-    if let Some(k) = &config.pii_key {
-        return Cipher::from_hex(k).map_err(|e| anyhow::anyhow!(e));
-    }
-    let path = &config.pii_key_file;
-    match std::fs::read_to_string(path) {
-        Ok(k) => Cipher::from_hex(&k).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let k = Cipher::generate_hex();
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            use std::io::Write;
-            opts.open(path)
-                .and_then(|mut f| f.write_all(k.as_bytes()))
-                .map_err(|e| anyhow::anyhow!("cannot create key file {}: {e}", path.display()))?;
-            tracing::warn!(path = %path.display(), "created a new personal-data key file; back it up: without it, ID numbers and phones cannot be read");
-            Cipher::from_hex(&k).map_err(|e| anyhow::anyhow!(e))
-        }
-        Err(e) => Err(anyhow::anyhow!("cannot read key file {}: {e}", path.display())),
-    }
+    /// Requests in progress (at most `config.max_concurrent_requests`).
+    pub in_flight: tokio::sync::Semaphore,
 }
 
 /// Opens the database, applies migrations, and loads the shipped data into an empty database.
@@ -172,14 +154,21 @@ impl Server {
 
 /// Starts the service on `config.listen` (port 0 picks a free port).
 pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Server> {
-    let cipher = load_cipher(&config)?;
     let calendar = crate::plans::calendar::Calendar::load(config.calendar_dir.as_deref())?;
     let db = prepare_db(&config, &clock).await?;
+    let cipher = match crate::keys::open(&config, &db).await {
+        Ok(c) => c,
+        Err(e) => {
+            db.close().await;
+            return Err(e);
+        }
+    };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     // The address actually bound (port 0 picks one), for links in messages.
     config.listen = addr;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let max_concurrent = config.max_concurrent_requests.max(1);
     let state = Arc::new(AppState {
         db,
         clock,
@@ -193,6 +182,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Ser
         http: reqwest::Client::builder().timeout(crate::notify::dispatch::SEND_TIMEOUT).build()?,
         calendar,
         background: Default::default(),
+        in_flight: tokio::sync::Semaphore::new(max_concurrent),
     });
     let filter = crate::http::filter(state.clone());
     let mut rx = shutdown_rx;

@@ -134,21 +134,23 @@ pub struct AuditQuery {
     pub offset: Option<u32>,
 }
 
-/// Lists audit rows in the jurisdiction bounds `(lo, hi)`, newest first. Every change records the
-/// region it belongs to; a row without one would match no jurisdiction and is never listed.
+/// Lists audit rows in the jurisdiction bounds `(lo, hi)`, newest first; with `global`, also the
+/// rows about things that belong to no region (the supplies catalogue, schedules, the key), which
+/// banner-level callers see.
 pub async fn list(
     db: &Db,
     bounds: (&str, &str),
+    global: bool,
     q: &AuditQuery,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<AuditEntry>, i64), sqlx::Error> {
-    const WHERE: &str = "WHERE region_code >= $1 AND region_code <= $2
+    const WHERE: &str = "WHERE ((region_code >= $1 AND region_code <= $2) OR (region_code IS NULL AND $8))
           AND ($3 IS NULL OR entity_type = $3) AND ($4 IS NULL OR entity_id = $4)
           AND ($5 IS NULL OR actor = $5) AND ($6 IS NULL OR at >= $6) AND ($7 IS NULL OR at < $7)";
     let items_sql = format!(
         "SELECT id, at, actor, actor_role, action, entity_type, entity_id, region_code, before_state, after_state, request_id
-         FROM audit_log {WHERE} ORDER BY id DESC LIMIT $8 OFFSET $9"
+         FROM audit_log {WHERE} ORDER BY id DESC LIMIT $9 OFFSET $10"
     );
     let count_sql = format!("SELECT COUNT(*) FROM audit_log {WHERE}");
     with_db!(db, |p| {
@@ -160,6 +162,7 @@ pub async fn list(
             .bind(&q.actor)
             .bind(q.from)
             .bind(q.to)
+            .bind(global)
             .bind(limit)
             .bind(offset)
             .fetch_all(p)
@@ -172,6 +175,7 @@ pub async fn list(
             .bind(&q.actor)
             .bind(q.from)
             .bind(q.to)
+            .bind(global)
             .fetch_one(p)
             .await?;
         Ok((items, total))

@@ -39,9 +39,10 @@ struct Global {
     /// Personal-data encryption key (64 hex digits). Overrides --pii-key-file.
     #[arg(long, env = "YINGJI_PII_KEY", global = true, hide_env_values = true)]
     pii_key: Option<String>,
-    /// File holding the personal-data key; created with a random key on first start if missing.
-    #[arg(long, env = "YINGJI_PII_KEY_FILE", default_value = "yingji.key", global = true)]
-    pii_key_file: std::path::PathBuf,
+    /// File holding the personal-data key (default: beside the SQLite database file, e.g.
+    /// `yingji.db.key`); created with a random key on first start of a new database only.
+    #[arg(long, env = "YINGJI_PII_KEY_FILE", global = true)]
+    pii_key_file: Option<std::path::PathBuf>,
     /// Log format: `text` or `json`. Log level comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "YINGJI_LOG_FORMAT", default_value = "text", global = true, value_parser = ["text", "json"])]
     log_format: String,
@@ -68,6 +69,21 @@ enum Command {
     /// Emergency plan files (plans/ directory).
     #[command(subcommand)]
     Plans(PlansCommand),
+    /// The personal-data key.
+    #[command(subcommand)]
+    Pii(PiiCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PiiCommand {
+    /// Re-encrypt every ID number, phone and channel secret under a new random key in one
+    /// transaction. The new key is written first to NEW_KEY_FILE (default: the key file + `.new`);
+    /// after the commit the key file is replaced by it and the old key kept as `.old`.
+    RotateKey {
+        /// Where to write the new key (must not exist).
+        #[arg(long)]
+        new_key_file: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +114,12 @@ struct ServeArgs {
     /// Run the scheduler and notification dispatcher in this instance (`on` or `off`).
     #[arg(long, env = "YINGJI_SCHEDULER", default_value = "on", value_parser = ["on", "off"])]
     scheduler: String,
+    /// Longest a request may take, in seconds (slower ones: 408, rolled back).
+    #[arg(long, env = "YINGJI_REQUEST_TIMEOUT_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    request_timeout_secs: u64,
+    /// Most requests handled at once (more: 503 with Retry-After).
+    #[arg(long, env = "YINGJI_MAX_CONCURRENT_REQUESTS", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100000))]
+    max_concurrent_requests: u64,
     /// Delivery attempts before a notification is marked failed.
     #[arg(long, env = "YINGJI_MAX_DELIVERY_ATTEMPTS", default_value_t = 8, value_parser = clap::value_parser!(i64).range(1..=100))]
     max_delivery_attempts: i64,
@@ -204,10 +226,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.idempotency_ttl_hours = args.idempotency_ttl_hours;
             config.lease_seconds = args.lease_seconds;
             config.public_url = args.public_url;
+            config.request_timeout = std::time::Duration::from_secs(args.request_timeout_secs);
+            config.max_concurrent_requests = args.max_concurrent_requests as usize;
             serve(config, clock).await
         }
         Command::Migrate => {
             let db = app::prepare_db(&config, &clock).await?;
+            if let Err(e) = crate::keys::open(&config, &db).await {
+                db.close().await;
+                return Err(e);
+            }
             println!("数据库已迁移到最新版本 ({:?})", db.backend());
             db.close().await;
             Ok(())
@@ -216,6 +244,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         // or importing regions or plans never loads the shipped plan set behind the user's back.
         Command::Token(cmd) => token(Config { seed: false, ..config }, clock, cmd).await,
         Command::Plans(cmd) => plans(Config { seed: false, ..config }, clock, cmd).await,
+        Command::Pii(PiiCommand::RotateKey { new_key_file }) => {
+            rotate_key(Config { seed: false, ..config }, clock, new_key_file).await
+        }
         Command::Regions(RegionsCommand::Import { file }) => {
             let config = Config { seed: false, ..config };
             let text =
@@ -232,6 +263,60 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+async fn rotate_key(
+    config: Config,
+    clock: SharedClock,
+    new_key_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let db = app::prepare_db(&config, &clock).await?;
+    let result = rotate_key_in(&config, &db, clock, new_key_file).await;
+    db.close().await;
+    result
+}
+
+async fn rotate_key_in(
+    config: &Config,
+    db: &crate::db::Db,
+    clock: SharedClock,
+    new_key_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let old = crate::keys::open(config, db).await?;
+    let current_file = if config.pii_key.is_some() { None } else { crate::keys::key_file(config) };
+    let new_path = match (new_key_file, &current_file) {
+        (Some(p), _) => p,
+        (None, Some(f)) => std::path::PathBuf::from(format!("{}.new", f.display())),
+        (None, None) => anyhow::bail!("密钥由 YINGJI_PII_KEY 给出：请用 --new-key-file 指定新密钥写到哪里"),
+    };
+    let hex = crate::personal::Cipher::generate_hex();
+    crate::keys::write_key_file(&new_path, &hex)?;
+    let new = crate::personal::Cipher::from_hex(&hex).map_err(|e| anyhow::anyhow!(e))?;
+    let n = match crate::keys::rotate(db, &old, &new, &Actor::cli(), Timestamp(clock.now())).await {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&new_path);
+            return Err(e);
+        }
+    };
+    println!("已用新密钥（指纹 {}）重新加密 {n} 个值。", new.fingerprint());
+    match current_file {
+        Some(f) if f.exists() => {
+            let old_path = std::path::PathBuf::from(format!("{}.old", f.display()));
+            std::fs::rename(&f, &old_path)?;
+            std::fs::rename(&new_path, &f)?;
+            println!(
+                "密钥文件 {} 已换成新密钥；旧密钥保存在 {}（确认服务正常后请销毁）。",
+                f.display(),
+                old_path.display()
+            );
+        }
+        _ => println!(
+            "新密钥在 {}：请在重启服务前把 YINGJI_PII_KEY / 密钥文件换成它（所有实例），旧密钥已不能启动服务。",
+            new_path.display()
+        ),
+    }
+    Ok(())
 }
 
 async fn plans(config: Config, clock: SharedClock, cmd: PlansCommand) -> anyhow::Result<()> {

@@ -53,7 +53,7 @@ impl Record {
 
     /// The trimmed value of a column; None when the column is absent or the cell empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values[self.idx(name)].as_deref().map(str::trim).filter(|v| !v.is_empty())
+        self.values[self.idx(name)].as_deref().map(str::trim).map(unneutralise).filter(|v| !v.is_empty())
     }
 
     /// An error about a column of this row (with the column's position when the file has it).
@@ -127,7 +127,14 @@ pub fn parse(text: &str, columns: &[Column]) -> Result<Vec<Record>, Vec<FieldErr
     let names: Vec<&'static str> = columns.iter().map(|c| c.name).collect();
     let positions: Vec<Option<u64>> = map.iter().map(|m| m.map(|i| i as u64 + 1)).collect();
     let mut records = Vec::new();
+    // A file with an error on every line keeps only the first errors in memory (and counts
+    // the rest), and stops keeping records once it is certain to fail.
+    let mut dropped = 0;
     for rec in iter {
+        crate::error::cap_errors(&mut errors, &mut dropped);
+        if !errors.is_empty() {
+            records.clear();
+        }
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
@@ -148,9 +155,14 @@ pub fn parse(text: &str, columns: &[Column]) -> Result<Vec<Record>, Vec<FieldErr
             ));
             continue;
         }
+        if !errors.is_empty() {
+            continue;
+        }
         let values = map.iter().map(|m| m.map(|i| rec.get(i).unwrap_or("").to_string())).collect();
         records.push(Record { line, values, positions: positions.clone(), names: names.clone() });
     }
+    crate::error::cap_errors(&mut errors, &mut dropped);
+    crate::error::finish_errors(&mut errors, dropped);
     if errors.is_empty() { Ok(records) } else { Err(errors) }
 }
 
@@ -171,16 +183,40 @@ pub fn header_row(columns: &[Column], chinese: bool) -> Vec<&'static str> {
     columns.iter().map(|c| if chinese { c.zh } else { c.name }).collect()
 }
 
-/// Writes rows as CSV with a UTF-8 BOM (so Excel reads the Chinese correctly), on the blocking
-/// pool ([`crate::blocking::cpu`]).
-pub async fn write(header: Vec<&'static str>, rows: Vec<Vec<String>>) -> Result<Vec<u8>, crate::error::ApiError> {
+/// Characters that make a spreadsheet treat a cell as a formula (OWASP "CSV injection").
+const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A cell as written to an export: a cell that a spreadsheet would run as a formula gets a
+/// leading `'` (OWASP's recommendation), except a plain number such as `-5`; imports remove that
+/// quote again (see [`Record::get`]), so exports re-import unchanged.
+pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some(c) if FORMULA_START.contains(&c) && cell.parse::<f64>().is_err() => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+/// Undoes [`neutralise`] on an imported cell.
+fn unneutralise(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(FORMULA_START) && rest.parse::<f64>().is_err() => rest,
+        _ => cell,
+    }
+}
+
+/// Writes an export: UTF-8 with a BOM (so Excel reads the Chinese correctly), every cell
+/// neutralised against formula injection, on the blocking pool ([`crate::blocking::cpu`]).
+pub async fn write<H: AsRef<str> + Send + 'static>(
+    header: Vec<H>,
+    rows: Vec<Vec<String>>,
+) -> Result<Vec<u8>, crate::error::ApiError> {
     use crate::error::ApiError;
     crate::blocking::cpu(move || {
-        let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
         let internal = |e: csv::Error| ApiError::Internal(e.into());
-        w.write_record(header).map_err(internal)?;
+        let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+        w.write_record(header.iter().map(|h| h.as_ref())).map_err(internal)?;
         for r in rows {
-            w.write_record(r).map_err(internal)?;
+            w.write_record(r.iter().map(|c| neutralise(c).into_owned())).map_err(internal)?;
         }
         w.into_inner().map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))
     })

@@ -98,6 +98,9 @@ impl Db {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // Deleted and overwritten content is zeroed, not left in free space: erased
+            // personal data must not survive in the file (see `forget_old_pages`).
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(15));
         // The first connection creates the file and switches it to WAL, which needs an exclusive
         // lock that SQLite does not wait for: processes starting together take turns.
@@ -108,6 +111,18 @@ impl Db {
             .connect_with(connect)
             .await?;
         Ok(Db::Sqlite(pool))
+    }
+
+    /// After an erasure: on SQLite, copies the write-ahead log into the database file and empties
+    /// it, so old page images holding erased data leave the `-wal` file (with `secure_delete` on,
+    /// the database file itself keeps no deleted content). Best effort: a checkpoint blocked by a
+    /// long reader completes at the next one. PostgreSQL reclaims dead rows with (auto)vacuum.
+    pub async fn forget_old_pages(&self) {
+        if let Db::Sqlite(p) = self
+            && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(p).await
+        {
+            tracing::warn!(error = %e, "WAL checkpoint after an erasure failed");
+        }
     }
 
     /// Which backend this pool talks to.

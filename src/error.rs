@@ -40,6 +40,29 @@ impl FieldError {
     }
 }
 
+/// Most errors one problem lists; the rest are only counted (`total_errors`), so no input can make
+/// an error response (or the list behind it) grow without bound.
+pub const MAX_ERRORS: usize = 100;
+
+/// Keeps at most `MAX_ERRORS - 1` errors while a long input is checked, counting the rest in
+/// `dropped` (call after each line); [`finish_errors`] then adds one entry saying how many more
+/// there were. Memory stays bounded however many lines are wrong.
+pub fn cap_errors(errors: &mut Vec<FieldError>, dropped: &mut usize) {
+    if errors.len() >= MAX_ERRORS {
+        *dropped += errors.len() + 1 - MAX_ERRORS;
+        errors.truncate(MAX_ERRORS - 1);
+    }
+}
+
+/// Closes a list kept by [`cap_errors`]: when errors were dropped, the last entry gives the total.
+pub fn finish_errors(errors: &mut Vec<FieldError>, mut dropped: usize) {
+    cap_errors(errors, &mut dropped);
+    if dropped > 0 {
+        let total = errors.len() + dropped;
+        errors.push(FieldError::field("errors", format!("另有 {dropped} 处错误未列出（共 {total} 处）")));
+    }
+}
+
 /// The problem document (RFC 9457) every error response carries.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Problem {
@@ -52,9 +75,13 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong in this request and how to fix it.
     pub detail: String,
-    /// Individual validation errors.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Individual validation errors: the first [`MAX_ERRORS`] (see `total_errors`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// How many errors there were in all, present when the list was cut at [`MAX_ERRORS`]. (CSV
+    /// files checked line by line keep at most 99 errors and say the total in the last entry.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_errors: Option<usize>,
     /// For a state conflict (409 from a lifecycle step): the state the object is in now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_status: Option<String>,
@@ -91,6 +118,12 @@ pub enum ApiError {
     /// No such thing (or not visible to the caller).
     #[error("not found: {0}")]
     NotFound(String),
+    /// Too many requests in progress: try again shortly.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// The request took longer than the configured limit (its transaction was rolled back).
+    #[error("request timeout: {0}")]
+    Timeout(String),
     /// Path exists, method does not.
     #[error("method not allowed")]
     MethodNotAllowed(Vec<String>),
@@ -135,6 +168,17 @@ impl ApiError {
         ApiError::Validation { detail: detail.into(), errors }
     }
 
+    /// Ok when `errors` is empty, else a 422 whose detail quotes the first error.
+    pub fn fail_with(errors: Vec<FieldError>) -> Result<(), ApiError> {
+        match errors.first() {
+            None => Ok(()),
+            Some(e) => {
+                let detail = format!("{}：{}", e.field.clone().unwrap_or_default(), e.message);
+                Err(ApiError::invalid_many(detail, errors))
+            }
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -144,6 +188,8 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Conflict(_) | ApiError::StateConflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -170,6 +216,8 @@ impl ApiError {
                 vec![],
             ),
             ApiError::Conflict(d) => ("conflict", "冲突 (Conflict)", d.clone(), vec![]),
+            ApiError::Unavailable(d) => ("unavailable", "服务繁忙 (Service unavailable)", d.clone(), vec![]),
+            ApiError::Timeout(d) => ("timeout", "请求超时 (Request timeout)", d.clone(), vec![]),
             ApiError::StateConflict { detail, .. } => {
                 ("state-conflict", "状态冲突 (State conflict)", detail.clone(), vec![])
             }
@@ -189,12 +237,20 @@ impl ApiError {
                 vec![],
             ),
         };
+        let (errors, total_errors) = match self {
+            ApiError::Validation { .. } | ApiError::BadRequest { .. } if errors.len() > MAX_ERRORS => {
+                let total = errors.len();
+                (errors.into_iter().take(MAX_ERRORS).collect(), Some(total))
+            }
+            _ => (errors, None),
+        };
         Problem {
             kind: format!("/problems/{kind}"),
             title: title.to_string(),
             status: self.status().as_u16(),
             detail,
             errors,
+            total_errors,
             current_status: match self {
                 ApiError::StateConflict { current, .. } => Some(current.clone()),
                 _ => None,

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod blocking;
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod events;
 pub mod forces;
 pub mod geodesy;
 pub mod http;
+pub mod keys;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;

@@ -49,16 +49,30 @@ pub fn document(router: &Router) -> Value {
                 }
             }
         }
-        if r.access == Access::FeedToken {
+        if r.access == Access::FeedToken && !params.iter().any(|p| p["name"] == "token") {
             params.push(json!({"name": "token", "in": "query", "required": true, "description": "订阅令牌", "schema": {"type": "string"}}));
         }
+        let access = r.access_text();
+        let description = if d.description.is_empty() {
+            format!("访问：{access}")
+        } else {
+            format!("{}\n\n访问：{access}", d.description)
+        };
         let mut op = json!({
             "tags": [d.tag],
             "summary": d.summary,
-            "description": d.description,
+            "description": description,
             "operationId": format!("{} {}", r.method, r.path),
             "parameters": params,
         });
+        if let Some(g) = &r.guard {
+            // Machine-readable access rule: the permission and which roles carry it.
+            let roles: Vec<&str> =
+                crate::auth::Role::ALL.iter().filter(|role| role.allows(g.perm)).map(|r| r.as_str()).collect();
+            op["x-permission"] = json!(format!("{:?}", g.perm));
+            op["x-roles"] = json!(roles);
+            op["x-access"] = json!(access);
+        }
         match r.body {
             BodyKind::None => {}
             BodyKind::Json => {
@@ -78,6 +92,10 @@ pub fn document(router: &Router) -> Value {
             (Some(f), _) => {
                 json!({"description": "成功", "content": {"application/json": {"schema": f(&mut generator).to_value()}}})
             }
+            // GeoJSON and other JSON media types are objects; CSV, HTML and iCalendar are text.
+            (None, Some(t)) if t.contains("json") => {
+                json!({"description": "成功", "content": {t: {"schema": {"type": "object"}}}})
+            }
             (None, Some(t)) => json!({"description": "成功", "content": {t: {"schema": {"type": "string"}}}}),
             (None, None) => json!({"description": "成功（无内容）"}),
         };
@@ -89,7 +107,11 @@ pub fn document(router: &Router) -> Value {
         }
         if r.body != BodyKind::None {
             errors.extend([("413", "请求体过大"), ("415", "内容类型不对"), ("422", "输入未通过校验")]);
+        } else if d.query.is_some() || r.access == Access::Token {
+            // Query values that parse but break a rule (a range, a point outside the banner).
+            errors.push(("422", "输入未通过校验"));
         }
+        errors.extend([("408", "请求超时（已回滚）"), ("503", "服务繁忙，请稍后重试")]);
         if r.method != warp::http::Method::GET {
             errors.push(("409", "状态冲突"));
         }
@@ -107,7 +129,8 @@ pub fn document(router: &Router) -> Value {
         let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
         entry[r.method.as_str().to_ascii_lowercase()] = op;
     }
-    let schemas = generator.take_definitions(true);
+    let mut schemas = Value::Object(generator.take_definitions(true).into_iter().collect());
+    dedup_required(&mut schemas);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -121,6 +144,22 @@ pub fn document(router: &Router) -> Value {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     })
+}
+
+/// Removes repeated names from every `required` list (flattened structs can list a field twice,
+/// which makes the document invalid).
+fn dedup_required(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Array(req)) = map.get_mut("required") {
+                let mut seen = std::collections::HashSet::new();
+                req.retain(|x| seen.insert(x.to_string()));
+            }
+            map.values_mut().for_each(dedup_required);
+        }
+        Value::Array(items) => items.iter_mut().for_each(dedup_required),
+        _ => {}
+    }
 }
 
 /// Follows a `$ref` into the generator's definitions (for flattening query structs).
@@ -143,18 +182,19 @@ pub fn html(router: &Router) -> String {
     let mut rows = String::new();
     for r in router.routes() {
         rows.push_str(&format!(
-            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             escape(r.doc.tag),
             r.method,
             escape(r.path),
             escape(r.doc.summary),
-            escape(r.doc.description)
+            escape(r.doc.description),
+            escape(&r.access_text())
         ));
     }
     format!(
         "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>yingji 接口说明</title>\
          <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}</style></head>\
          <body><h1>yingji 应急准备服务接口</h1><p>机器可读的完整描述见 <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a>。除运维接口外均需 <code>Authorization: Bearer &lt;令牌&gt;</code>。</p>\
-         <table><tr><th>分组</th><th>方法</th><th>路径</th><th>说明</th><th>详情</th></tr>\n{rows}</table></body></html>"
+         <table><tr><th>分组</th><th>方法</th><th>路径</th><th>说明</th><th>详情</th><th>访问</th></tr>\n{rows}</table></body></html>"
     )
 }

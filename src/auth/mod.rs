@@ -24,6 +24,9 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, most powerful first.
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Planner, Role::Operator, Role::Viewer];
+
     /// Parses `admin`, `planner`, `operator` or `viewer`.
     pub fn parse(s: &str) -> Option<Role> {
         match s {
@@ -119,6 +122,20 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// The subtree of a region, its level read from the code's shape (trailing zeros): the one
+    /// way a region becomes a jurisdiction or a `?region=` filter.
+    pub fn of(code: &RegionCode) -> Scope {
+        let c = code.as_str();
+        let level = if c.ends_with("000000") {
+            Level::Banner
+        } else if c.ends_with("000") {
+            Level::Township
+        } else {
+            Level::Village
+        };
+        Scope { code: code.clone(), level }
+    }
+
     /// The code prefix that every region inside shares.
     pub fn prefix(&self) -> &str {
         &self.code.as_str()[..self.level.prefix_len()]

@@ -9,6 +9,7 @@ use super::{Perm, Role};
 use crate::audit::{self, AuditEntry, AuditQuery};
 use crate::error::ApiResult;
 use crate::http::Ctx;
+use crate::http::access::{self, Region};
 use crate::http::ctx::{self, Page, json, json_status, page};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 use crate::regions::RegionCode;
@@ -53,7 +54,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("令牌与审计", "列出令牌")
             },
             |c| Box::pin(list_tokens(c)),
-        ),
+        )
+        .guard(Perm::ManageTokens, &[Region::Query("region")]),
         route(
             Method::POST,
             "/api/v1/tokens",
@@ -67,7 +69,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("令牌与审计", "签发令牌")
             },
             |c| Box::pin(create_token(c)),
-        ),
+        )
+        .guard(Perm::ManageTokens, &[Region::Body("region")]),
         route(
             Method::DELETE,
             "/api/v1/tokens/{id}",
@@ -79,7 +82,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("令牌与审计", "吊销令牌")
             },
             |c| Box::pin(revoke_token(c)),
-        ),
+        )
+        .guard(Perm::ManageTokens, &[Region::Path("id", &access::TOKEN)]),
         route(
             Method::GET,
             "/api/v1/audit",
@@ -92,12 +96,13 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("令牌与审计", "审计日志")
             },
             |c| Box::pin(list_audit(c)),
-        ),
+        )
+        .guard(Perm::ReadAudit, &[Region::Query("region")]),
     ]
 }
 
 async fn list_tokens(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::ManageTokens)?;
+    let p = c.caller()?;
     let q: PageQuery = c.query()?;
     let (limit, offset) = page(q.limit, q.offset)?;
     let (lo, hi) = p.scope.bounds();
@@ -106,9 +111,7 @@ async fn list_tokens(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn create_token(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::ManageTokens)?;
     let body: NewToken = c.json()?;
-    p.require_region(body.region.as_str())?;
     let issued =
         tokens::issue(&c.app.db, &c.actor()?, c.now(), &body.name, body.role, &body.region, body.label.as_deref())
             .await?;
@@ -116,21 +119,17 @@ async fn create_token(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn revoke_token(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::ManageTokens)?;
     let id = c.id_param("id")?;
-    let info = tokens::get(&c.app.db, id).await?.filter(|t| p.scope.contains(&t.region_code));
-    if info.is_none() {
-        return Err(crate::error::ApiError::NotFound(format!("令牌 {id} 不存在或不在您的辖区内")));
-    }
     let after = tokens::revoke(&c.app.db, &c.actor()?, c.now(), id).await?;
     json(&after)
 }
 
 async fn list_audit(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::ReadAudit)?;
+    let p = c.caller()?;
     let q: AuditQuery = c.query()?;
     let (limit, offset) = ctx::page(q.limit, q.offset)?;
     let (lo, hi) = p.scope.bounds();
-    let (items, total) = audit::list(&c.app.db, (&lo, &hi), &q, limit, offset).await?;
+    let global = p.scope.level == crate::regions::Level::Banner;
+    let (items, total) = audit::list(&c.app.db, (&lo, &hi), global, &q, limit, offset).await?;
     json(&Page { items, total })
 }

@@ -7,7 +7,6 @@ use warp::reply::Response;
 use super::handlers::bounds_for;
 use super::routes::FeedQuery;
 use super::{ics, store};
-use crate::auth::Perm;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
 use crate::http::ctx::{body, json, json_status, no_content};
@@ -42,18 +41,18 @@ pub(super) async fn feed(c: Ctx) -> ApiResult<Response> {
 }
 
 pub(super) async fn list_feed_tokens(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     json(&ics::list(&c.app.db, p.user_id).await?)
 }
 
 pub(super) async fn issue_feed_token(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let issued = ics::issue(&c.app.db, p.user_id, c.now()).await?;
     json_status(StatusCode::CREATED, &issued)
 }
 
 pub(super) async fn revoke_feed_token(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let id = c.id_param("id")?;
     if ics::revoke(&c.app.db, p.user_id, id, c.now()).await? {
         Ok(no_content())

@@ -9,26 +9,21 @@ use super::routes::{Cancel, DrillPatch, DrillQuery, NewDrill, Postpone};
 use super::validate::*;
 use super::{Actual, DEFAULT_REMINDER_OFFSETS, Drill, Evaluation, Status, series, store};
 use crate::audit::{self, Change};
-use crate::auth::{Perm, Principal};
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::Ctx;
 use crate::http::ctx::{Page, json, json_status, page};
 use crate::regions::RegionCode;
 use crate::scheduler::cron_expr::CronExpr;
 
-/// Loads a drill the caller may see; `perm` is checked on its region.
-pub(super) async fn load(c: &Ctx, perm: Perm) -> ApiResult<(Principal, Drill)> {
-    let p = c.require(perm)?.clone();
+/// Loads the drill named in the path (the route's guard has checked access to it).
+pub(super) async fn load(c: &Ctx) -> ApiResult<Drill> {
     let id = c.id_param("id")?;
-    let d = store::get(&c.app.db, id).await?.ok_or_else(|| ApiError::NotFound(format!("演练 {id} 不存在")))?;
-    if !p.scope.contains(&d.region_code) {
-        return Err(ApiError::NotFound(format!("演练 {id} 不存在")));
-    }
-    Ok((p, d))
+    store::get(&c.app.db, id).await?.ok_or_else(|| ApiError::NotFound(format!("演练 {id} 不存在")))
 }
 
 pub(super) async fn list(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: DrillQuery = c.query()?;
     let (limit, offset) = page(q.limit, q.offset)?;
     let bounds = bounds_for(p, q.region.as_ref())?;
@@ -37,27 +32,20 @@ pub(super) async fn list(c: Ctx) -> ApiResult<Response> {
     json(&Page { items, total })
 }
 
+/// Bounds of the caller's jurisdiction, narrowed to `region` when given (the feed, which has no
+/// route guard because a feed token authenticates it, relies on the check here).
 pub fn bounds_for(p: &Principal, region: Option<&RegionCode>) -> ApiResult<(String, String)> {
     match region {
         None => Ok(p.scope.bounds()),
         Some(r) => {
             p.require_region(r.as_str())?;
-            let level = if r.as_str().ends_with("000000") {
-                crate::regions::Level::Banner
-            } else if r.as_str().ends_with("000") {
-                crate::regions::Level::Township
-            } else {
-                crate::regions::Level::Village
-            };
-            Ok(crate::auth::Scope { code: r.clone(), level }.bounds())
+            Ok(crate::auth::Scope::of(r).bounds())
         }
     }
 }
 
 pub(super) async fn create(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Write)?.clone();
     let b: NewDrill = c.json()?;
-    p.require_region(b.region.as_str())?;
     let mut errors = Vec::new();
     check_text("title", &b.title, 200, true, &mut errors);
     check_text("organiser_unit", &b.organiser_unit, 200, true, &mut errors);
@@ -80,7 +68,7 @@ pub(super) async fn create(c: Ctx) -> ApiResult<Response> {
     if crate::regions::store::get(&c.app.db, b.region.as_str()).await?.is_none() {
         errors.push(FieldError::field("region", format!("区划 {} 不存在", b.region)));
     }
-    check_links(&c, &b.plan_ids, &mut errors).await?;
+    check_links(&c, b.region.as_str(), &b.plan_ids, &b.team_codes, &mut errors).await?;
     fail(errors)?;
     let now = c.now();
     let d = Drill {
@@ -151,7 +139,7 @@ pub(super) async fn create(c: Ctx) -> ApiResult<Response> {
 }
 
 pub(super) async fn get(c: Ctx) -> ApiResult<Response> {
-    let (_, d) = load(&c, Perm::Read).await?;
+    let d = load(&c).await?;
     json(&d)
 }
 
@@ -199,7 +187,10 @@ pub(super) async fn save(c: &Ctx, before: &Drill, mut after: Drill, action: &str
         series::ensure_next(&mut tx, &actor, series, now).await?;
     }
     if after.status == Status::Completed && before.status != Status::Completed {
-        store::record_drilled(&mut tx, &after).await?;
+        // Only plans inside the caller's jurisdiction and the drill's region (audited on each).
+        let p = c.caller()?;
+        let (lo, hi) = p.scope.bounds();
+        store::record_drilled(&mut tx, &actor, now, &after, (&lo, &hi)).await?;
     }
     tx.commit().await?;
     c.app.wake.notify_one();
@@ -221,7 +212,7 @@ pub(super) fn require_status(d: &Drill, allowed: &[Status], what: &str) -> ApiRe
 
 pub(super) async fn patch(c: Ctx) -> ApiResult<Response> {
     let b: DrillPatch = c.json()?;
-    let (_, before) = load(&c, Perm::Write).await?;
+    let before = load(&c).await?;
     require_status(&before, &[Status::Planned, Status::Postponed], "修改")?;
     let mut d = before.clone();
     let mut errors = Vec::new();
@@ -250,7 +241,7 @@ pub(super) async fn patch(c: Ctx) -> ApiResult<Response> {
     if let Some(v) = b.team_codes {
         d.team_codes = v;
     }
-    check_links(&c, &d.plan_ids, &mut errors).await?;
+    check_links(&c, &d.region_code, &d.plan_ids, &d.team_codes, &mut errors).await?;
     if b.lon.is_some() || b.lat.is_some() {
         check_location(b.lon, b.lat, &mut errors);
         (d.lon, d.lat) = (b.lon, b.lat);
@@ -264,7 +255,7 @@ pub(super) async fn patch(c: Ctx) -> ApiResult<Response> {
 }
 
 pub(super) async fn start(c: Ctx) -> ApiResult<Response> {
-    let (_, before) = load(&c, Perm::Write).await?;
+    let before = load(&c).await?;
     require_status(&before, &[Status::Planned, Status::Postponed], "开始")?;
     let d = Drill { status: Status::InProgress, ..before.clone() };
     json(&save(&c, &before, d, "start", UPCOMING).await?)
@@ -272,7 +263,7 @@ pub(super) async fn start(c: Ctx) -> ApiResult<Response> {
 
 pub(super) async fn complete(c: Ctx) -> ApiResult<Response> {
     let actual: Actual = c.json()?;
-    let (_, before) = load(&c, Perm::Write).await?;
+    let before = load(&c).await?;
     require_status(&before, &[Status::Planned, Status::Postponed, Status::InProgress], "完成")?;
     let mut errors = Vec::new();
     if actual.participant_count < 0 {
@@ -286,7 +277,7 @@ pub(super) async fn complete(c: Ctx) -> ApiResult<Response> {
 
 pub(super) async fn evaluate(c: Ctx) -> ApiResult<Response> {
     let mut e: Evaluation = c.json()?;
-    let (_, before) = load(&c, Perm::Write).await?;
+    let before = load(&c).await?;
     require_status(&before, &[Status::Completed, Status::Evaluated], "评估（须先完成演练）")?;
     indicators::score(before.form, &mut e).map_err(|errs| {
         let errors: Vec<FieldError> = errs.into_iter().map(|(f, m)| FieldError::field(f, m)).collect();
@@ -298,7 +289,7 @@ pub(super) async fn evaluate(c: Ctx) -> ApiResult<Response> {
 
 pub(super) async fn cancel(c: Ctx) -> ApiResult<Response> {
     let b: Cancel = c.json()?;
-    let (_, before) = load(&c, Perm::Write).await?;
+    let before = load(&c).await?;
     require_status(&before, &[Status::Planned, Status::Postponed], "取消")?;
     if b.reason.trim().is_empty() {
         return Err(ApiError::invalid("reason", "请说明取消原因"));
@@ -309,7 +300,7 @@ pub(super) async fn cancel(c: Ctx) -> ApiResult<Response> {
 
 pub(super) async fn postpone(c: Ctx) -> ApiResult<Response> {
     let b: Postpone = c.json()?;
-    let (_, before) = load(&c, Perm::Write).await?;
+    let before = load(&c).await?;
     require_status(&before, &[Status::Planned, Status::Postponed], "延期")?;
     let mut errors = Vec::new();
     check_times(b.starts_at, b.ends_at, &mut errors);
@@ -328,6 +319,6 @@ pub(super) async fn postpone(c: Ctx) -> ApiResult<Response> {
 }
 
 pub(super) async fn list_reminders(c: Ctx) -> ApiResult<Response> {
-    let (_, d) = load(&c, Perm::Read).await?;
+    let d = load(&c).await?;
     json(&reminders::list(&c.app.db, d.id).await?)
 }

@@ -8,6 +8,8 @@ use super::actions::{ActionQuery, CorrectiveAction, Finding, NewAction, NewFindi
 use super::indicators::{self, Indicator};
 use super::reminders::Reminder;
 use super::{Actual, Drill, Evaluation, Form, Purpose, Scope, Status, action_handlers, feed, handlers, ics};
+use crate::auth::Perm;
+use crate::http::access::{self, Region};
 use crate::http::ctx::{Page, json};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 use crate::regions::RegionCode;
@@ -154,6 +156,9 @@ pub struct IndicatorSets {
     pub field: Vec<Indicator>,
 }
 
+/// The drill named in the path.
+const ON_DRILL: &[Region] = &[Region::Path("id", &access::DRILL)];
+
 fn r(method: Method, path: &'static str, body: BodyKind, doc: Doc, h: crate::http::router::Handler) -> Route {
     route(method, path, Access::Token, body, doc, h)
 }
@@ -171,7 +176,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "演练日程")
             },
             |c| Box::pin(handlers::list(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
         r(
             Method::POST,
             "/api/v1/drills",
@@ -184,7 +190,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "安排演练")
             },
             |c| Box::pin(handlers::create(c)),
-        ),
+        )
+        .guard(Perm::Write, &[Region::Body("region")]),
         r(
             Method::GET,
             "/api/v1/drills/indicators",
@@ -202,14 +209,16 @@ pub fn routes() -> Vec<Route> {
                     })
                 })
             },
-        ),
+        )
+        .guard(Perm::Read, &[Region::Global]),
         r(
             Method::GET,
             "/api/v1/drills/{id}",
             BodyKind::None,
             Doc { response: Some(schema::<Drill>()), ..Doc::new(TAG, "查看演练") },
             |c| Box::pin(handlers::get(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_DRILL),
         r(
             Method::PATCH,
             "/api/v1/drills/{id}",
@@ -221,14 +230,16 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "修改演练")
             },
             |c| Box::pin(handlers::patch(c)),
-        ),
+        )
+        .guard(Perm::Write, ON_DRILL),
         r(
             Method::POST,
             "/api/v1/drills/{id}/start",
             BodyKind::None,
             Doc { response: Some(schema::<Drill>()), ..Doc::new(TAG, "开始演练") },
             |c| Box::pin(handlers::start(c)),
-        ),
+        )
+        .guard(Perm::Write, ON_DRILL),
         r(
             Method::POST,
             "/api/v1/drills/{id}/complete",
@@ -240,7 +251,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "完成演练")
             },
             |c| Box::pin(handlers::complete(c)),
-        ),
+        )
+        .guard(Perm::Write, ON_DRILL),
         r(
             Method::POST,
             "/api/v1/drills/{id}/evaluate",
@@ -252,7 +264,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "评估演练")
             },
             |c| Box::pin(handlers::evaluate(c)),
-        ),
+        )
+        .guard(Perm::Write, ON_DRILL),
         r(
             Method::POST,
             "/api/v1/drills/{id}/cancel",
@@ -264,7 +277,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "取消演练")
             },
             |c| Box::pin(handlers::cancel(c)),
-        ),
+        )
+        .guard(Perm::Write, ON_DRILL),
         r(
             Method::POST,
             "/api/v1/drills/{id}/postpone",
@@ -276,21 +290,24 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "延期演练")
             },
             |c| Box::pin(handlers::postpone(c)),
-        ),
+        )
+        .guard(Perm::Write, ON_DRILL),
         r(
             Method::GET,
             "/api/v1/drills/{id}/reminders",
             BodyKind::None,
             Doc { response: Some(schema::<Vec<Reminder>>()), ..Doc::new(TAG, "演练提醒") },
             |c| Box::pin(handlers::list_reminders(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_DRILL),
         r(
             Method::GET,
             "/api/v1/drills/{id}/findings",
             BodyKind::None,
             Doc { response: Some(schema::<Vec<Finding>>()), ..Doc::new(TAG, "演练发现的问题") },
             |c| Box::pin(action_handlers::list_findings(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_DRILL),
         r(
             Method::POST,
             "/api/v1/drills/{id}/findings",
@@ -302,14 +319,16 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "记录发现的问题")
             },
             |c| Box::pin(action_handlers::add_finding(c)),
-        ),
+        )
+        .guard(Perm::Write, ON_DRILL),
         r(
             Method::GET,
             "/api/v1/drills/{id}/actions",
             BodyKind::None,
             Doc { response: Some(schema::<Vec<CorrectiveAction>>()), ..Doc::new(TAG, "演练整改措施") },
             |c| Box::pin(action_handlers::list_drill_actions(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_DRILL),
         r(
             Method::POST,
             "/api/v1/drills/{id}/actions",
@@ -321,7 +340,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "新增整改措施")
             },
             |c| Box::pin(action_handlers::add_action(c)),
-        ),
+        )
+        .guard(Perm::Write, ON_DRILL),
         r(
             Method::GET,
             "/api/v1/drills/{id}/report",
@@ -332,7 +352,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "演练总结报告")
             },
             |c| Box::pin(action_handlers::get_report(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_DRILL),
         r(
             Method::GET,
             "/api/v1/actions",
@@ -343,7 +364,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "整改措施")
             },
             |c| Box::pin(action_handlers::list_actions(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
         r(
             Method::PATCH,
             "/api/v1/actions/{id}",
@@ -355,7 +377,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "更新整改措施")
             },
             |c| Box::pin(action_handlers::patch_action(c)),
-        ),
+        )
+        .guard(Perm::Write, &[Region::Path("id", &access::ACTION)]),
         route(
             Method::GET,
             "/api/v1/drills.ics",
@@ -375,7 +398,8 @@ pub fn routes() -> Vec<Route> {
             BodyKind::None,
             Doc { response: Some(schema::<Vec<ics::FeedToken>>()), ..Doc::new(TAG, "我的日历订阅令牌") },
             |c| Box::pin(feed::list_feed_tokens(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Global]),
         r(
             Method::POST,
             "/api/v1/feed-tokens",
@@ -387,13 +411,15 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "签发日历订阅令牌")
             },
             |c| Box::pin(feed::issue_feed_token(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Global]),
         r(
             Method::DELETE,
             "/api/v1/feed-tokens/{id}",
             BodyKind::None,
             Doc { status: 204, ..Doc::new(TAG, "吊销日历订阅令牌") },
             |c| Box::pin(feed::revoke_feed_token(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Global]),
     ]
 }

@@ -361,31 +361,20 @@ pub async fn upcoming_in_series(tx: &mut Tx, series_id: i64) -> Result<i64, sqlx
     .await)
 }
 
-/// Records "last drilled" on each plan a completed drill exercised (the drill's local end date),
-/// where the drill's form is one the plan counts.
-pub async fn record_drilled(tx: &mut Tx, d: &Drill) -> Result<(), sqlx::Error> {
+/// Records "last drilled" on each plan a completed drill exercised (the drill's local end date).
+pub async fn record_drilled(
+    tx: &mut Tx,
+    actor: &crate::audit::Actor,
+    at: Timestamp,
+    d: &Drill,
+    bounds: (&str, &str),
+) -> Result<(), sqlx::Error> {
     let date = d.ends_at.0.with_timezone(&crate::time::LOCAL_TZ).date_naive();
     let Some(form) = crate::plans::DrillForm::parse(d.form.as_str()) else { return Ok(()) };
     for plan in &d.plan_ids {
-        crate::plans::store::record_drilled(tx, *plan, date, form).await?;
+        crate::plans::store::record_drilled(tx, actor, at, *plan, date, form, bounds).await?;
     }
     Ok(())
-}
-
-/// Which of the given plan ids do not exist.
-pub async fn unknown_plans(db: &Db, ids: &[i64]) -> Result<Vec<i64>, sqlx::Error> {
-    if ids.is_empty() {
-        return Ok(vec![]);
-    }
-    let sql = format!("SELECT id FROM plans WHERE id IN ({})", placeholders(1, ids.len()));
-    let found: Vec<i64> = with_db!(db, |p| {
-        let mut q = sqlx::query_scalar(&sql);
-        for id in ids {
-            q = q.bind(*id);
-        }
-        q.fetch_all(p).await
-    })?;
-    Ok(ids.iter().copied().filter(|i| !found.contains(i)).collect())
 }
 
 /// Titles of plans, for the report.

@@ -3,9 +3,11 @@
 use chrono::Duration;
 use serde::Serialize;
 
-use super::store;
+use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::Ctx;
+use crate::http::refs::{self, Kind, Within};
+use crate::regions::RegionCode;
 use crate::regions::check_lon_lat;
 use crate::time::Timestamp;
 
@@ -56,25 +58,32 @@ pub(super) fn check_location(lon: Option<f64>, lat: Option<f64>, errors: &mut Ve
     }
 }
 
-/// Checks that the exercised plans exist (a township may drill the banner's plan, so any plan
-/// counts).
-pub(super) async fn check_links(c: &Ctx, plans: &[i64], errors: &mut Vec<FieldError>) -> ApiResult<()> {
-    if plans.len() > 50 {
-        errors.push(FieldError::field("plan_ids", "一次演练最多检验 50 个预案"));
-        return Ok(());
-    }
-    for id in store::unknown_plans(&c.app.db, plans).await? {
-        errors.push(FieldError::field("plan_ids", format!("预案 {id} 不存在")));
-    }
+/// Most plans one drill exercises.
+pub const MAX_DRILL_PLANS: usize = 50;
+/// Most teams one drill names (their channels receive its reminders).
+pub const MAX_DRILL_TEAMS: usize = 50;
+
+/// Checks a drill's references: the exercised plans belong to the organising region's subtree
+/// (the drill's completion records on them that they were drilled), the participating teams are
+/// visible to the caller, and both lists are within their maximum lengths.
+pub(super) async fn check_links(
+    c: &Ctx,
+    region: &str,
+    plans: &[i64],
+    teams: &[String],
+    errors: &mut Vec<FieldError>,
+) -> ApiResult<()> {
+    let p = c.caller()?;
+    let mine = Within { scope: &p.scope, reason: "您的管辖范围" };
+    let Ok(code) = RegionCode::parse(region) else { return Ok(()) };
+    let organiser = Scope::of(&code);
+    let plan_within = [mine, Within { scope: &organiser, reason: "演练组织区划" }];
+    refs::check(&c.app.db, "plan_ids", Kind::Plan, plans, MAX_DRILL_PLANS, &plan_within, errors).await?;
+    let team_within = [Within { scope: &p.scope, reason: "您的管辖范围" }];
+    refs::check(&c.app.db, "team_codes", Kind::Team, teams, MAX_DRILL_TEAMS, &team_within, errors).await?;
     Ok(())
 }
 
 pub(super) fn fail(errors: Vec<FieldError>) -> ApiResult<()> {
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        let first = errors[0].message.clone();
-        let field = errors[0].field.clone().unwrap_or_default();
-        Err(ApiError::invalid_many(format!("{field}：{first}"), errors))
-    }
+    ApiError::fail_with(errors)
 }

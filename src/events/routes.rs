@@ -12,10 +12,14 @@ use super::{Event, report};
 use crate::auth::Perm;
 use crate::error::ApiResult;
 use crate::http::Ctx;
+use crate::http::access::{self, Region};
 use crate::http::ctx::{Page, body};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 
 const TAG: &str = "突发事件应对";
+
+/// The event named in the path.
+const ON_EVENT: &[Region] = &[Region::Path("id", &access::EVENT)];
 
 /// A token-authenticated route.
 macro_rules! r {
@@ -38,7 +42,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "列出突发事件")
             },
             handlers::list
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
         r!(
             POST,
             "/api/v1/events",
@@ -51,7 +56,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "接报突发事件")
             },
             handlers::create
-        ),
+        )
+        .guard(Perm::Write, &[Region::Body("region_code")]),
         r!(
             GET,
             "/api/v1/events/settings",
@@ -62,7 +68,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "事件设置")
             },
             handlers::get_settings
-        ),
+        )
+        .guard(Perm::Read, &[Region::Global]),
         r!(
             PUT,
             "/api/v1/events/settings",
@@ -74,7 +81,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "修改事件设置")
             },
             handlers::put_settings
-        ),
+        )
+        .guard(Perm::Approve, &[Region::Banner]),
         r!(
             GET,
             "/api/v1/events/{id}",
@@ -85,7 +93,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "事件看板")
             },
             handlers::get
-        ),
+        )
+        .guard(Perm::Read, ON_EVENT),
         r!(
             POST,
             "/api/v1/events/{id}/reports",
@@ -98,7 +107,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "信息报告")
             },
             handlers::add_report
-        ),
+        )
+        .guard(Perm::Write, ON_EVENT),
         r!(
             POST,
             "/api/v1/events/{id}/notes",
@@ -111,7 +121,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "记录事件日志")
             },
             handlers::add_note
-        ),
+        )
+        .guard(Perm::Write, ON_EVENT),
         r!(
             GET,
             "/api/v1/events/{id}/plans",
@@ -122,7 +133,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "可启动的预案")
             },
             handlers::plans
-        ),
+        )
+        .guard(Perm::Read, ON_EVENT),
         r!(
             POST,
             "/api/v1/events/{id}/activate",
@@ -134,7 +146,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "启动响应")
             },
             response::activate
-        ),
+        )
+        .guard(Perm::Decide, ON_EVENT),
         r!(
             POST,
             "/api/v1/events/{id}/level",
@@ -146,7 +159,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "调整响应级别")
             },
             response::change_level
-        ),
+        )
+        .guard(Perm::Decide, ON_EVENT),
         r!(
             POST,
             "/api/v1/events/{id}/dispatch",
@@ -158,7 +172,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "调度与调用")
             },
             response::dispatch
-        ),
+        )
+        .guard(Perm::Decide, ON_EVENT),
         r!(
             POST,
             "/api/v1/events/{id}/lines/{line}/arrive",
@@ -169,7 +184,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "登记送达/到场")
             },
             response::arrive
-        ),
+        )
+        .guard(Perm::Write, ON_EVENT),
         r!(
             POST,
             "/api/v1/events/{id}/terminate",
@@ -181,7 +197,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "响应终止")
             },
             response::terminate
-        ),
+        )
+        .guard(Perm::Decide, ON_EVENT),
         r!(
             POST,
             "/api/v1/events/{id}/requisitions",
@@ -194,7 +211,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "关联征用")
             },
             closeout::link_requisition
-        ),
+        )
+        .guard(Perm::Write, ON_EVENT),
         r!(
             GET,
             "/api/v1/events/{id}/close-out",
@@ -205,7 +223,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "善后清单")
             },
             closeout::close_out
-        ),
+        )
+        .guard(Perm::Read, ON_EVENT),
         r!(
             POST,
             "/api/v1/events/{id}/tasks",
@@ -218,7 +237,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "恢复重建任务")
             },
             closeout::add_task
-        ),
+        )
+        .guard(Perm::Write, ON_EVENT),
         r!(
             POST,
             "/api/v1/events/{id}/tasks/{task}/done",
@@ -229,7 +249,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "任务完成")
             },
             closeout::task_done
-        ),
+        )
+        .guard(Perm::Write, ON_EVENT),
         r!(
             POST,
             "/api/v1/events/{id}/assessment",
@@ -242,7 +263,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "调查评估")
             },
             closeout::assess
-        ),
+        )
+        .guard(Perm::Decide, ON_EVENT),
         r!(
             GET,
             "/api/v1/events/{id}/report",
@@ -253,7 +275,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "态势报告")
             },
             situation_report
-        ),
+        )
+        .guard(Perm::Read, ON_EVENT),
         r!(
             GET,
             "/api/v1/events/{id}/assessment/report",
@@ -264,7 +287,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "调查评估报告")
             },
             assessment_report
-        ),
+        )
+        .guard(Perm::Read, ON_EVENT),
     ]
 }
 

@@ -347,7 +347,10 @@ pub async fn erase_temporaries(
         member_store::set_details(tx, m.id, &kept).await?;
         member_store::erase_certificates(tx, m.id).await?;
         let a = Member::view(&after, kept, cipher, Disclosure::MASKED, now);
-        members::audit_member(tx, actor, now, "erase", &after, Some(&before), Some(&a)).await?;
+        members::audit_member(tx, cipher, actor, now, "erase", &after, Some(&before), Some(&a)).await?;
+        // Crypto-shredding: the person's fields in every audit row (this one included) were
+        // encrypted under this key only.
+        members::shred_person_key(tx, m.id).await?;
         erased.push(m.id);
     }
     Ok(erased)

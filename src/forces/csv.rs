@@ -18,6 +18,7 @@ use crate::auth::{Perm, Principal};
 use crate::csvio::{self, Column};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::Ctx;
+use crate::http::access::Region;
 use crate::http::ctx::{body, json};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 use crate::personal::Cipher;
@@ -83,7 +84,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("社会应急力量", "导入队伍")
             },
             |c| Box::pin(import_teams(c)),
-        ),
+        )
+        .guard(Perm::Write, &[Region::Rows]),
         route(
             Method::GET,
             "/api/v1/export/teams.csv",
@@ -96,7 +98,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("社会应急力量", "导出队伍")
             },
             |c| Box::pin(export_teams(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
         route(
             Method::POST,
             "/api/v1/import/members",
@@ -108,7 +111,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("社会应急力量", "导入队员")
             },
             |c| Box::pin(super::csv_members::import(c)),
-        ),
+        )
+        .guard(Perm::Write, &[Region::Rows]),
         route(
             Method::GET,
             "/api/v1/export/members.csv",
@@ -121,7 +125,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("社会应急力量", "导出队员")
             },
             |c| Box::pin(super::csv_members::export(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
     ]
 }
 
@@ -388,13 +393,13 @@ pub async fn import_teams_text(
 }
 
 async fn import_teams(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Write)?;
+    let p = c.caller()?;
     let summary = import_teams_text(&c.app.db, &c.app.cipher, p, &c.actor()?, c.now(), c.text()?).await?;
     json(&summary)
 }
 
 async fn export_teams(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: ExportQuery = c.query()?;
     if q.reveal {
         return Err(ApiError::invalid("reveal", "队伍导出不含个人信息，无需 reveal"));

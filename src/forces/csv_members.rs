@@ -20,12 +20,11 @@ use super::members::{
 };
 use super::personal::{Disclosure, record_reveal};
 use super::{MemberStatus, store};
-use crate::auth::Perm;
 use crate::csvio::{self, Column, Record};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::Ctx;
 use crate::http::ctx::{body, json};
-use crate::personal::{mask_id, mask_phone};
+use crate::personal::{Field, mask_id, mask_phone};
 use crate::regions::import::ImportSummary;
 use crate::vocab::Specialty;
 
@@ -220,7 +219,7 @@ struct Existing {
 
 /// `POST /api/v1/import/members`.
 pub async fn import(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Write)?;
+    let p = c.caller()?;
     let (actor, now, cipher, db) = (c.actor()?, c.now(), &c.app.cipher, &c.app.db);
     let records = c.csv(MEMBER_COLUMNS).await?.map_err(|e| ApiError::invalid_many(summary(&e), e))?;
     let mut errors = Vec::new();
@@ -239,8 +238,8 @@ pub async fn import(c: Ctx) -> ApiResult<Response> {
                     .await?
                     .into_iter()
                     .filter_map(|m| {
-                        let plain_id = cipher.decrypt(m.id_number.as_deref()?)?;
-                        let plain_phone = m.phone.as_deref().and_then(|ph| cipher.decrypt(ph));
+                        let plain_id = cipher.decrypt(Field::MEMBER_ID_NUMBER, m.id_number.as_deref()?)?;
+                        let plain_phone = m.phone.as_deref().and_then(|ph| cipher.decrypt(Field::MEMBER_PHONE, ph));
                         Some(Existing {
                             details: details.remove(&m.id).unwrap_or_default(),
                             row: m,
@@ -365,7 +364,7 @@ pub async fn import(c: Ctx) -> ApiResult<Response> {
                     name: row.name.clone(),
                     id_number: None,
                     id_index: None,
-                    phone: phone.as_deref().map(|ph| cipher.encrypt(ph)),
+                    phone: phone.as_deref().map(|ph| cipher.encrypt(Field::MEMBER_PHONE, ph)),
                     status,
                     temp_callup_id: None,
                     anonymised_at: None,
@@ -394,7 +393,7 @@ pub async fn import(c: Ctx) -> ApiResult<Response> {
                 let mut m = e.row.clone();
                 m.name = row.name.clone();
                 if e.plain_phone != phone {
-                    m.phone = phone.as_deref().map(|ph| cipher.encrypt(ph));
+                    m.phone = phone.as_deref().map(|ph| cipher.encrypt(Field::MEMBER_PHONE, ph));
                 }
                 m.status = status;
                 m.updated_at = now;
@@ -402,7 +401,7 @@ pub async fn import(c: Ctx) -> ApiResult<Response> {
                 member_store::set_details(&mut tx, m.id, &details).await?;
                 let b = Member::view(&e.row, e.details.clone(), cipher, Disclosure::MASKED, now);
                 let a = Member::view(&m, details, cipher, Disclosure::MASKED, now);
-                members::audit_member(&mut tx, &actor, now, "import", &m, Some(&b), Some(&a)).await?;
+                members::audit_member(&mut tx, cipher, &actor, now, "import", &m, Some(&b), Some(&a)).await?;
                 s.updated += 1;
             }
         }
@@ -427,7 +426,7 @@ fn problem_text(e: &ApiError) -> String {
 
 /// `GET /api/v1/export/members.csv`.
 pub async fn export(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: ExportQuery = c.query()?;
     let d = Disclosure::ask(p, q.reveal, p.scope.code.as_str())?;
     let (lo, hi) = p.scope.bounds();
@@ -447,7 +446,7 @@ pub async fn export(c: Ctx) -> ApiResult<Response> {
                 t.code.clone(),
                 m.name.clone(),
                 d.id_number(cipher, m.id_number.as_deref()).unwrap_or_default(),
-                d.phone(cipher, m.phone.as_deref()).unwrap_or_default(),
+                d.phone(cipher, Field::MEMBER_PHONE, m.phone.as_deref()).unwrap_or_default(),
                 skills.join(";"),
                 latest.map(|i| i.insurer.clone()).unwrap_or_default(),
                 latest.map(|i| i.policy_number.clone()).unwrap_or_default(),

@@ -7,7 +7,7 @@ use super::personal::Disclosure;
 use super::teams::{self, Team};
 use super::{FilingStatus, store};
 use crate::audit::Actor;
-use crate::auth::{Perm, Principal};
+use crate::auth::Perm;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::personal::Cipher;
@@ -64,7 +64,8 @@ impl Step {
         }
     }
 
-    fn perm(self) -> Perm {
+    /// The permission the step needs (declared on its route).
+    pub fn perm(self) -> Perm {
         if self == Step::Resubmit { Perm::Write } else { Perm::Decide }
     }
 
@@ -74,14 +75,14 @@ impl Step {
     }
 }
 
-/// Applies a filing step to the team `code`, checking the caller's permission in the team's
-/// region and the current state (409 otherwise). `submitted_at` is when a resubmitted filing
-/// counts as submitted (`now`, or the day on paper: [`super::paper::submitted_at`]).
+/// Applies a filing step to the team `code` (the route's guard has checked the caller's
+/// permission in the team's region), checking the current state (409 otherwise). `submitted_at`
+/// is when a resubmitted filing counts as submitted (`now`, or the day on paper:
+/// [`super::paper::submitted_at`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn apply(
     db: &Db,
     cipher: &Cipher,
-    p: &Principal,
     actor: &Actor,
     now: Timestamp,
     code: &str,
@@ -89,13 +90,11 @@ pub async fn apply(
     reason: Option<String>,
     submitted_at: Timestamp,
 ) -> Result<Team, ApiError> {
-    p.require(step.perm())?;
     if step.needs_reason() && reason.is_none() {
         return Err(ApiError::invalid("reason", "此操作须说明理由"));
     }
     let mut tx = db.begin().await?;
     let before = teams::load_tx(&mut tx, code).await?;
-    p.require_in(step.perm(), &before.region_code)?;
     if !step.from().contains(&before.filing_status) {
         let allowed: Vec<&str> = step.from().iter().map(|s| s.label()).collect();
         return Err(ApiError::StateConflict {

@@ -7,7 +7,6 @@ use serde_json::json;
 use warp::reply::Response;
 
 use super::{FilingStatus, MemberStatus, store};
-use crate::auth::Perm;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
 use crate::http::ctx::body;
@@ -23,7 +22,7 @@ pub struct MapQuery {
 
 /// Serves the map.
 pub async fn handler(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: MapQuery = c.query()?;
     let status = q.filing_status.unwrap_or(FilingStatus::Approved);
     let (lo, hi) = p.scope.bounds();

@@ -12,9 +12,10 @@ use super::{MemberStatus, audit_json, member_store, text};
 use crate::audit::{self, Actor, Change};
 use crate::db::Tx;
 use crate::error::ApiError;
-use crate::personal::Cipher;
+use crate::personal::{Cipher, Field, PersonKey};
 use crate::time::{LOCAL_TZ, Timestamp};
 use crate::vocab::Specialty;
+use crate::with_tx;
 
 /// A member as stored (ID number and phone encrypted; None once anonymised).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -198,7 +199,7 @@ impl Member {
             region_code: row.region_code.clone(),
             name: row.name.clone(),
             id_number: disclosure.id_number(cipher, row.id_number.as_deref()),
-            phone: disclosure.phone(cipher, row.phone.as_deref()),
+            phone: disclosure.phone(cipher, Field::MEMBER_PHONE, row.phone.as_deref()),
             personal_revealed: disclosure.reveal,
             insured_today: d.insurance.iter().any(|i| i.covers(now)),
             certified_today: d.certificates.iter().any(|c| c.valid_on(local_day(now))),
@@ -303,10 +304,66 @@ pub fn check_details(skills: &[Specialty], certs: &[Certificate], ins: &[Insuran
     Ok(Details { skills: s, certificates, insurance })
 }
 
+/// Fields of a member that are the person's own data: audit rows keep them only encrypted under
+/// the person's key (`personal`), so erasing the person (deleting the key) erases them from the
+/// append-only log too, while the rows themselves and their ids stay.
+pub const PERSONAL_FIELDS: [&str; 5] = ["name", "id_number", "phone", "certificates", "insurance"];
+
+/// The member's own data key, created on first use.
+pub async fn person_key(tx: &mut Tx, cipher: &Cipher, member_id: i64) -> Result<PersonKey, ApiError> {
+    let stored: Option<String> =
+        with_tx!(&mut *tx, |c| sqlx::query_scalar("SELECT key_enc FROM person_keys WHERE member_id = $1")
+            .bind(member_id)
+            .fetch_optional(c)
+            .await)?;
+    if let Some(s) = stored {
+        return cipher
+            .open_person_key(&s)
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("person key of member {member_id} does not decrypt")));
+    }
+    let (key, enc) = cipher.new_person_key();
+    with_tx!(&mut *tx, |c| sqlx::query("INSERT INTO person_keys (member_id, key_enc) VALUES ($1, $2)")
+        .bind(member_id)
+        .bind(&enc)
+        .execute(c)
+        .await
+        .map(|_| ()))?;
+    Ok(key)
+}
+
+/// Erases a member's key: every personal field in their audit rows becomes unreadable for good.
+pub async fn shred_person_key(tx: &mut Tx, member_id: i64) -> Result<(), ApiError> {
+    with_tx!(&mut *tx, |c| sqlx::query("DELETE FROM person_keys WHERE member_id = $1")
+        .bind(member_id)
+        .execute(c)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// Moves the personal fields of an audit value into `personal`, encrypted under `key`.
+fn seal_personal(mut v: serde_json::Value, key: &PersonKey) -> serde_json::Value {
+    if let Some(obj) = v.as_object_mut() {
+        let mut personal = serde_json::Map::new();
+        for f in PERSONAL_FIELDS {
+            if let Some(x) = obj.remove(f) {
+                personal.insert(f.to_string(), x);
+            }
+        }
+        obj.insert(
+            "personal".into(),
+            serde_json::Value::String(key.encrypt(&serde_json::Value::Object(personal).to_string())),
+        );
+    }
+    v
+}
+
 /// Writes an audit row for a member. Views in audit rows are always masked: personal data never
 /// reaches the log.
+#[allow(clippy::too_many_arguments)]
 pub async fn audit_member(
     tx: &mut Tx,
+    cipher: &Cipher,
     actor: &Actor,
     now: Timestamp,
     action: &str,
@@ -314,6 +371,8 @@ pub async fn audit_member(
     before: Option<&Member>,
     after: Option<&Member>,
 ) -> Result<(), ApiError> {
+    let key = person_key(tx, cipher, row.id).await?;
+    let seal = |m: &Member| audit_json(m).map(|v| seal_personal(v, &key));
     audit::record(
         tx,
         actor,
@@ -323,8 +382,8 @@ pub async fn audit_member(
             entity_type: "member",
             entity_id: &row.id.to_string(),
             region_code: Some(&row.region_code),
-            before: before.map(audit_json).transpose()?,
-            after: after.map(audit_json).transpose()?,
+            before: before.map(seal).transpose()?,
+            after: after.map(seal).transpose()?,
         },
     )
     .await?;
@@ -343,7 +402,7 @@ pub async fn create(
     details: &Details,
     action: &str,
 ) -> Result<MemberRow, ApiError> {
-    row.id_number = Some(cipher.encrypt(id_number.as_str()));
+    row.id_number = Some(cipher.encrypt(Field::MEMBER_ID_NUMBER, id_number.as_str()));
     row.id_index = Some(cipher.blind_index(id_number.as_str()));
     row.id = match member_store::insert(tx, &row).await {
         Ok(id) => id,
@@ -354,7 +413,7 @@ pub async fn create(
     };
     member_store::set_details(tx, row.id, details).await?;
     let after = Member::view(&row, details.clone(), cipher, Disclosure::MASKED, now);
-    audit_member(tx, actor, now, action, &row, None, Some(&after)).await?;
+    audit_member(tx, cipher, actor, now, action, &row, None, Some(&after)).await?;
     Ok(row)
 }
 

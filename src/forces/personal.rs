@@ -7,7 +7,7 @@ use crate::audit::{self, Actor, Change};
 use crate::auth::{Perm, Principal};
 use crate::db::Tx;
 use crate::error::ApiError;
-use crate::personal::{Cipher, mask_id, mask_phone};
+use crate::personal::{Cipher, Field, mask_id, mask_phone};
 use crate::time::Timestamp;
 
 /// Whether a response shows personal data in full.
@@ -32,16 +32,16 @@ impl Disclosure {
 
     /// An ID number as this disclosure shows it (None when erased).
     pub fn id_number(self, cipher: &Cipher, stored: Option<&str>) -> Option<String> {
-        stored.map(|s| match cipher.decrypt(s) {
+        stored.map(|s| match cipher.decrypt(Field::MEMBER_ID_NUMBER, s) {
             Some(plain) if self.reveal => plain,
             Some(plain) => mask_id(&plain),
             None => undecryptable(),
         })
     }
 
-    /// A phone as this disclosure shows it.
-    pub fn phone(self, cipher: &Cipher, stored: Option<&str>) -> Option<String> {
-        stored.map(|s| match cipher.decrypt(s) {
+    /// A phone stored in `column` as this disclosure shows it.
+    pub fn phone(self, cipher: &Cipher, column: Field, stored: Option<&str>) -> Option<String> {
+        stored.map(|s| match cipher.decrypt(column, s) {
             Some(plain) if self.reveal => plain,
             Some(plain) => mask_phone(&plain),
             None => undecryptable(),

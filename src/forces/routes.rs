@@ -14,6 +14,7 @@ use super::{FilingStatus, geojson};
 use crate::auth::Perm;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
+use crate::http::access::{self, Region};
 use crate::http::ctx::{Page, json, json_status, page};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 use crate::regions::check_lon_lat;
@@ -75,6 +76,9 @@ pub struct NearestAnswer {
     pub qualified_people: i64,
 }
 
+/// The team named in the path.
+pub(super) const ON_TEAM: &[Region] = &[Region::Path("code", &access::TEAM)];
+
 macro_rules! step_route {
     ($step:expr, $path:literal, $summary:literal, $desc:literal) => {
         route(
@@ -90,6 +94,7 @@ macro_rules! step_route {
             },
             |c| Box::pin(filing_step(c, $step)),
         )
+        .guard($step.perm(), ON_TEAM)
     };
 }
 
@@ -108,7 +113,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "列出队伍")
             },
             |c| Box::pin(list(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
         route(
             Method::POST,
             "/api/v1/teams",
@@ -122,7 +128,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "登记并提交队伍备案")
             },
             |c| Box::pin(create(c)),
-        ),
+        )
+        .guard(Perm::Write, &[Region::Body("region_code")]),
         route(
             Method::GET,
             "/api/v1/teams/{code}",
@@ -132,7 +139,8 @@ pub fn routes() -> Vec<Route> {
                 query: Some(schema::<RevealQuery>()), response: Some(schema::<Team>()), ..Doc::new(TAG, "查看队伍")
             },
             |c| Box::pin(get(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_TEAM),
         route(
             Method::PUT,
             "/api/v1/teams/{code}",
@@ -145,7 +153,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "修改队伍")
             },
             |c| Box::pin(update(c)),
-        ),
+        )
+        .guard(Perm::Write, &[Region::Path("code", &access::TEAM), Region::Body("region_code")]),
         step_route!(
             Step::Approve,
             "/api/v1/teams/{code}/approve",
@@ -194,7 +203,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "最近的合格队伍")
             },
             |c| Box::pin(nearest_teams(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
         route(
             Method::GET,
             "/api/v1/teams.geojson",
@@ -207,7 +217,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "队伍地图数据")
             },
             |c| Box::pin(geojson::handler(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
     ];
     r.extend(super::routes_members::routes());
     r.extend(super::routes_certificates::routes());
@@ -218,7 +229,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 async fn list(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: TeamQuery = c.query()?;
     let (limit, offset) = page(q.limit, q.offset)?;
     let d = Disclosure::ask(p, q.reveal, p.scope.code.as_str())?;
@@ -249,9 +260,7 @@ async fn list(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn create(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Write)?;
     let input: TeamInput = c.json()?;
-    p.require_region(input.region_code.as_str())?;
     let (actor, now) = (c.actor()?, c.now());
     let mut row = teams::to_row(&input, &c.app.cipher, &actor, now, None)?;
     row.submitted_at =
@@ -263,10 +272,9 @@ async fn create(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn get(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: RevealQuery = c.query()?;
     let row = teams::load(&c.app.db, c.param("code")).await?;
-    p.require_region(&row.region_code)?;
     let d = Disclosure::ask(p, q.reveal, &row.region_code)?;
     let specs = store::specialties(&c.app.db, row.id).await?;
     if d.reveal {
@@ -288,7 +296,6 @@ async fn get(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn update(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Write)?;
     let input: TeamInput = c.json()?;
     if input.code.trim() != c.param("code") {
         return Err(ApiError::invalid("code", "队伍编码不可修改（请求体中的 code 应与路径一致）"));
@@ -296,8 +303,6 @@ async fn update(c: Ctx) -> ApiResult<Response> {
     let (actor, now) = (c.actor()?, c.now());
     let mut tx = c.app.db.begin().await?;
     let before = teams::load_tx(&mut tx, c.param("code")).await?;
-    p.require_in(Perm::Write, &before.region_code)?;
-    p.require_region(input.region_code.as_str())?;
     let row = teams::to_row(&input, &c.app.cipher, &actor, now, Some(&before))?;
     teams::update(&mut tx, &c.app.cipher, &actor, now, &before, &row, &input.specialties, "update").await?;
     tx.commit().await?;
@@ -305,7 +310,6 @@ async fn update(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn filing_step(c: Ctx, step: Step) -> ApiResult<Response> {
-    let p = c.principal()?;
     let body: FilingBody = if c.body.iter().all(u8::is_ascii_whitespace) { FilingBody::default() } else { c.json()? };
     let reason = super::opt_text("reason", body.reason.as_deref(), 500)?;
     if body.submitted_on.is_some() && step != Step::Resubmit {
@@ -315,13 +319,12 @@ async fn filing_step(c: Ctx, step: Step) -> ApiResult<Response> {
     let submitted_at =
         super::paper::submitted_at(body.submitted_on, now).map_err(|m| ApiError::invalid("submitted_on", m))?;
     let team =
-        filing::apply(&c.app.db, &c.app.cipher, p, &c.actor()?, now, c.param("code"), step, reason, submitted_at)
-            .await?;
+        filing::apply(&c.app.db, &c.app.cipher, &c.actor()?, now, c.param("code"), step, reason, submitted_at).await?;
     json(&team)
 }
 
 async fn nearest_teams(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: NearestQuery = c.query()?;
     check_lon_lat(q.lon, q.lat).map_err(|m| ApiError::invalid("lon", m))?;
     if !(q.max_km.is_finite() && q.max_km > 0.0 && q.max_km <= 5000.0) {

@@ -10,7 +10,9 @@ use super::{callup_store, opt_text, teams, text};
 use crate::auth::Perm;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
+use crate::http::access::{self, Region};
 use crate::http::ctx::{Page, json, json_status, page};
+use crate::http::refs::{self, Kind, Within};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 use crate::regions::check_lon_lat;
 
@@ -29,6 +31,12 @@ pub struct CallUpQuery {
     /// Items to skip.
     pub offset: Option<u32>,
 }
+
+/// The call-up named in the path.
+pub(super) const ON_CALLUP: &[Region] = &[Region::Path("id", &access::CALLUP)];
+
+/// Most members one call-up can send (its headcount limit).
+pub const MAX_CALLUP_MEMBERS: usize = 1000;
 
 /// A token-authenticated route.
 macro_rules! r {
@@ -51,7 +59,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "列出调用")
             },
             list
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
         r!(
             GET,
             "/api/v1/teams/{code}/callups",
@@ -63,7 +72,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "队伍调用历史")
             },
             team_history
-        ),
+        )
+        .guard(Perm::Read, super::routes::ON_TEAM),
         r!(
             POST,
             "/api/v1/callups",
@@ -76,14 +86,16 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "发起调用")
             },
             create
-        ),
+        )
+        .guard(Perm::Decide, &[Region::Global]),
         r!(
             GET,
             "/api/v1/callups/{id}",
             None,
             Doc { response: Some(schema::<CallUp>()), ..Doc::new(TAG, "查看调用") },
             get
-        ),
+        )
+        .guard(Perm::Read, ON_CALLUP),
         r!(
             POST,
             "/api/v1/callups/{id}/accept",
@@ -95,7 +107,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "接受调用")
             },
             accept
-        ),
+        )
+        .guard(Perm::Write, ON_CALLUP),
         r!(
             POST,
             "/api/v1/callups/{id}/decline",
@@ -107,7 +120,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "拒绝调用")
             },
             decline
-        ),
+        )
+        .guard(Perm::Write, ON_CALLUP),
         r!(
             POST,
             "/api/v1/callups/{id}/retention",
@@ -119,7 +133,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "登记留存评估")
             },
             retention
-        ),
+        )
+        .guard(Perm::Decide, ON_CALLUP),
         r!(
             POST,
             "/api/v1/callups/{id}/close",
@@ -131,7 +146,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "结束调用")
             },
             close
-        ),
+        )
+        .guard(Perm::Decide, ON_CALLUP),
     ]
 }
 
@@ -141,7 +157,7 @@ async fn view(c: &Ctx, row: CallUpRow) -> ApiResult<CallUp> {
 }
 
 async fn list_for(c: &Ctx, team: Option<String>) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: CallUpQuery = c.query()?;
     let (limit, offset) = page(q.limit, q.offset)?;
     let team_id = match team.or(q.team) {
@@ -171,12 +187,16 @@ async fn team_history(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn create(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Decide)?;
+    let p = c.caller()?;
     let b: NewCallUp = c.json()?;
     let (actor, now) = (c.actor()?, c.now());
-    if !(1..=1000).contains(&b.headcount) {
+    if !(1..=MAX_CALLUP_MEMBERS as i64).contains(&b.headcount) {
         return Err(ApiError::invalid("headcount", "人数应在 1 到 1000 之间"));
     }
+    let mut errors = Vec::new();
+    let mine = [Within { scope: &p.scope, reason: "您的管辖范围" }];
+    refs::check_one(&c.app.db, "team_code", Kind::Team, &b.team_code, &mine, &mut errors).await?;
+    ApiError::fail_with(errors)?;
     match (b.report_lon, b.report_lat) {
         (Some(lon), Some(lat)) => check_lon_lat(lon, lat).map_err(|m| ApiError::invalid("report_lon", m))?,
         (None, None) => {}
@@ -184,7 +204,6 @@ async fn create(c: Ctx) -> ApiResult<Response> {
     }
     let mut tx = c.app.db.begin().await?;
     let team = teams::load_tx(&mut tx, b.team_code.trim()).await?;
-    p.require_in(Perm::Decide, &team.region_code)?;
     callups::check_team_available(team.filing_status, &team.code)?;
     let mut row = CallUpRow {
         id: 0,
@@ -219,13 +238,10 @@ async fn create(c: Ctx) -> ApiResult<Response> {
     json_status(StatusCode::CREATED, &view(&c, row).await?)
 }
 
-/// Loads a call-up in a transaction and checks the caller's permission in its region.
-pub(super) async fn load_tx(c: &Ctx, tx: &mut crate::db::Tx, perm: Perm) -> ApiResult<CallUpRow> {
-    let p = c.require(perm)?;
+/// Loads the call-up named in the path in a transaction (the route's guard has checked access).
+pub(super) async fn load_tx(c: &Ctx, tx: &mut crate::db::Tx) -> ApiResult<CallUpRow> {
     let id = c.id_param("id")?;
-    let row = callup_store::get_tx(tx, id).await?.ok_or_else(|| ApiError::NotFound(format!("调用 {id} 不存在")))?;
-    p.require_in(perm, &row.region_code)?;
-    Ok(row)
+    callup_store::get_tx(tx, id).await?.ok_or_else(|| ApiError::NotFound(format!("调用 {id} 不存在")))
 }
 
 fn expect_status(row: &CallUpRow, allowed: &[CallUpStatus], what: &str) -> ApiResult<()> {
@@ -245,17 +261,19 @@ fn expect_status(row: &CallUpRow, allowed: &[CallUpStatus], what: &str) -> ApiRe
 }
 
 async fn get(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
     let id = c.id_param("id")?;
     let row = callup_store::get(&c.app.db, id).await?.ok_or_else(|| ApiError::NotFound(format!("调用 {id} 不存在")))?;
-    p.require_region(&row.region_code)?;
     json(&view(&c, row).await?)
 }
 
 async fn accept(c: Ctx) -> ApiResult<Response> {
     let b: Accept = c.json()?;
+    let mut errors = Vec::new();
+    let mine = [Within { scope: &c.caller()?.scope, reason: "您的管辖范围" }];
+    refs::check(&c.app.db, "members", Kind::Member, &b.members, MAX_CALLUP_MEMBERS, &mine, &mut errors).await?;
+    ApiError::fail_with(errors)?;
     let mut tx = c.app.db.begin().await?;
-    let row = load_tx(&c, &mut tx, Perm::Write).await?;
+    let row = load_tx(&c, &mut tx).await?;
     expect_status(&row, &[CallUpStatus::Requested], "接受")?;
     // Only approved teams count: a team suspended since the request cannot serve it.
     let team = teams::load_tx(&mut tx, &row.team_code).await?;
@@ -270,7 +288,7 @@ async fn decline(c: Ctx) -> ApiResult<Response> {
     let reason = text("reason", &b.reason, 500)?;
     let (actor, now) = (c.actor()?, c.now());
     let mut tx = c.app.db.begin().await?;
-    let mut row = load_tx(&c, &mut tx, Perm::Write).await?;
+    let mut row = load_tx(&c, &mut tx).await?;
     expect_status(&row, &[CallUpStatus::Requested], "拒绝")?;
     let before = row.clone();
     row.status = CallUpStatus::Declined;
@@ -287,6 +305,9 @@ async fn decline(c: Ctx) -> ApiResult<Response> {
     let detail = serde_json::json!({ "temporaries_erased": erased });
     audit_callup(&mut tx, &actor, now, "decline", Some(&before), &row, Some(detail)).await?;
     tx.commit().await?;
+    if !erased.is_empty() {
+        c.app.db.forget_old_pages().await;
+    }
     json(&view(&c, row).await?)
 }
 
@@ -295,7 +316,7 @@ async fn retention(c: Ctx) -> ApiResult<Response> {
     let assessment = text("reason", &b.reason, 2000)?;
     let (actor, now) = (c.actor()?, c.now());
     let mut tx = c.app.db.begin().await?;
-    let mut row = load_tx(&c, &mut tx, Perm::Decide).await?;
+    let mut row = load_tx(&c, &mut tx).await?;
     expect_status(&row, &[CallUpStatus::Requested, CallUpStatus::Accepted, CallUpStatus::Declined], "登记留存评估")?;
     let before = row.clone();
     row.retention_assessment = Some(assessment);
@@ -310,9 +331,11 @@ async fn retention(c: Ctx) -> ApiResult<Response> {
 async fn close(c: Ctx) -> ApiResult<Response> {
     let b: Close = if c.body.iter().all(u8::is_ascii_whitespace) { Close::default() } else { c.json()? };
     let mut tx = c.app.db.begin().await?;
-    let row = load_tx(&c, &mut tx, Perm::Decide).await?;
+    let row = load_tx(&c, &mut tx).await?;
     expect_status(&row, &[CallUpStatus::Requested, CallUpStatus::Accepted, CallUpStatus::Declined], "结束")?;
     let row = callups::close(&mut tx, &c.app.cipher, &c.actor()?, c.now(), row, &b).await?;
     tx.commit().await?;
+    // Temporary volunteers may have been erased: old page images must not keep them.
+    c.app.db.forget_old_pages().await;
     json(&view(&c, row).await?)
 }

@@ -17,6 +17,7 @@ use crate::auth::Perm;
 use crate::db::Tx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
+use crate::http::access::{self, Region};
 use crate::http::ctx::{Page, json, json_status};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 use crate::time::Timestamp;
@@ -26,6 +27,9 @@ use crate::with_tx;
 const TAG: &str = "社会应急力量";
 
 /// Certificates change state through [`crate::transition!`].
+/// The member named in the path.
+const ON_MEMBER: &[Region] = &[Region::Path("id", &access::MEMBER)];
+
 const CERTIFICATE: Lifecycle = Lifecycle::new("member_certificates", "证书");
 
 /// Body of `POST /api/v1/members/{id}/certificates/{number}/renew`: the new certificate.
@@ -63,7 +67,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "队员证书")
             },
             |c| Box::pin(list(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_MEMBER),
         route(
             Method::POST,
             "/api/v1/members/{id}/certificates",
@@ -77,7 +82,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "添加证书")
             },
             |c| Box::pin(add(c)),
-        ),
+        )
+        .guard(Perm::Write, ON_MEMBER),
         route(
             Method::POST,
             "/api/v1/members/{id}/certificates/{number}/renew",
@@ -91,7 +97,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "换证")
             },
             |c| Box::pin(renew(c)),
-        ),
+        )
+        .guard(Perm::Write, ON_MEMBER),
         route(
             Method::POST,
             "/api/v1/members/{id}/certificates/{number}/revoke",
@@ -104,12 +111,13 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "注销证书")
             },
             |c| Box::pin(revoke(c)),
-        ),
+        )
+        .guard(Perm::Write, ON_MEMBER),
     ]
 }
 
 async fn load(c: &Ctx, perm: Perm) -> ApiResult<MemberRow> {
-    let m = super::routes_members::load(c, perm).await?;
+    let m = super::routes_members::load(c).await?;
     if perm == Perm::Write && m.anonymised_at.is_some() {
         return Err(ApiError::Conflict("该临时志愿者的个人信息已匿名化，不能再修改".into()));
     }

@@ -5,8 +5,9 @@ use warp::reply::Response;
 
 use super::callups::{CallUpRow, CallUpStatus};
 use super::compensation::{self, Claim, ClaimRow, ClaimStatus, NewClaim, Payment};
+use super::routes_callups::ON_CALLUP;
 use super::routes_callups::load_tx;
-use super::{audit_json, callup_store, opt_text};
+use super::{audit_json, opt_text};
 use crate::audit::{self, Change};
 use crate::auth::Perm;
 use crate::error::{ApiError, ApiResult};
@@ -31,7 +32,8 @@ pub fn routes() -> Vec<Route> {
             None,
             Doc { response: Some(schema::<Claim>()), ..Doc::new(TAG, "查看补偿申请") },
             get_claim
-        ),
+        )
+        .guard(Perm::Read, ON_CALLUP),
         r!(
             POST,
             "/api/v1/callups/{id}/compensation",
@@ -44,7 +46,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "申请补偿")
             },
             claim
-        ),
+        )
+        .guard(Perm::Write, ON_CALLUP),
         r!(
             POST,
             "/api/v1/callups/{id}/compensation/approve",
@@ -55,7 +58,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "核准补偿")
             },
             approve_claim
-        ),
+        )
+        .guard(Perm::Decide, ON_CALLUP),
         r!(
             POST,
             "/api/v1/callups/{id}/compensation/pay",
@@ -67,7 +71,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "登记补偿支付")
             },
             pay_claim
-        ),
+        )
+        .guard(Perm::Decide, ON_CALLUP),
     ]
 }
 
@@ -97,11 +102,7 @@ async fn audit_claim(
 }
 
 async fn get_claim(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
     let id = c.id_param("id")?;
-    let call =
-        callup_store::get(&c.app.db, id).await?.ok_or_else(|| ApiError::NotFound(format!("调用 {id} 不存在")))?;
-    p.require_region(&call.region_code)?;
     let claim =
         compensation::get(&c.app.db, id).await?.ok_or_else(|| ApiError::NotFound(format!("调用 {id} 尚无补偿申请")))?;
     json(&Claim::from(&claim))
@@ -112,7 +113,7 @@ async fn claim(c: Ctx) -> ApiResult<Response> {
     let note = opt_text("note", b.note.as_deref(), 1000)?;
     let (actor, now) = (c.actor()?, c.now());
     let mut tx = c.app.db.begin().await?;
-    let call = load_tx(&c, &mut tx, Perm::Write).await?;
+    let call = load_tx(&c, &mut tx).await?;
     if call.status != CallUpStatus::Closed || call.responded_at.is_none() || call.decline_reason.is_some() {
         return Err(ApiError::Conflict(format!("调用 {} 须由队伍接受并已结束，才能申请补偿", call.id)));
     }
@@ -147,7 +148,7 @@ async fn advance_claim(c: Ctx, to: ClaimStatus) -> ApiResult<Response> {
     let payment: Payment = if c.body.iter().all(u8::is_ascii_whitespace) { Payment::default() } else { c.json()? };
     let (actor, now) = (c.actor()?, c.now());
     let mut tx = c.app.db.begin().await?;
-    let call = load_tx(&c, &mut tx, Perm::Decide).await?;
+    let call = load_tx(&c, &mut tx).await?;
     let mut row = compensation::get_tx(&mut tx, call.id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("调用 {} 尚无补偿申请", call.id)))?;

@@ -10,13 +10,16 @@ use super::idnumber::IdNumber;
 use super::member_store::{self, Which};
 use super::members::{self, Member, MemberPatch, MemberRow, NewMember, check_details, check_status_change};
 use super::personal::{Disclosure, record_reveal};
+use super::routes::ON_TEAM;
 use super::routes::RevealQuery;
 use super::{MemberStatus, callup_store, teams};
 use crate::auth::Perm;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
+use crate::http::access::{self, Region};
 use crate::http::ctx::{Page, json, json_status, page};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
+use crate::personal::Field;
 
 const TAG: &str = "社会应急力量";
 
@@ -44,6 +47,9 @@ pub struct MemberSearch {
     pub id_number: IdNumber,
 }
 
+/// The member named in the path.
+const ON_MEMBER: &[Region] = &[Region::Path("id", &access::MEMBER)];
+
 /// Routes for members.
 pub fn routes() -> Vec<Route> {
     vec![
@@ -59,7 +65,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "列出队员")
             },
             |c| Box::pin(list(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_TEAM),
         route(
             Method::POST,
             "/api/v1/teams/{code}/members",
@@ -73,7 +80,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "登记队员")
             },
             |c| Box::pin(create(c)),
-        ),
+        )
+        .guard(Perm::Write, ON_TEAM),
         route(
             Method::GET,
             "/api/v1/members/{id}",
@@ -85,7 +93,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "查看队员")
             },
             |c| Box::pin(get(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_MEMBER),
         route(
             Method::PATCH,
             "/api/v1/members/{id}",
@@ -98,7 +107,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "修改队员")
             },
             |c| Box::pin(patch(c)),
-        ),
+        )
+        .guard(Perm::Write, ON_MEMBER),
         route(
             Method::POST,
             "/api/v1/members/search",
@@ -111,7 +121,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "按身份证号查找队员")
             },
             |c| Box::pin(search(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
         route(
             Method::GET,
             "/api/v1/members/{id}/service",
@@ -123,15 +134,15 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "队员服务记录")
             },
             |c| Box::pin(service(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_MEMBER),
     ]
 }
 
 async fn list(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: MemberQuery = c.query()?;
     let team = teams::load(&c.app.db, c.param("code")).await?;
-    p.require_region(&team.region_code)?;
     let d = Disclosure::ask(p, q.reveal, &team.region_code)?;
     let (limit, offset) = page(q.limit, q.offset)?;
     let rows: Vec<MemberRow> = member_store::rows(&c.app.db, Which::Team(team.id))
@@ -168,22 +179,19 @@ async fn list(c: Ctx) -> ApiResult<Response> {
     json(&Page { items, total })
 }
 
-/// The member `{id}` of the path, checked against the caller's permission in its region.
-pub(super) async fn load(c: &Ctx, perm: Perm) -> ApiResult<MemberRow> {
-    let p = c.require(perm)?;
+/// Loads the member named in the path (the route's guard has checked access to it).
+pub(super) async fn load(c: &Ctx) -> ApiResult<MemberRow> {
     let id = c.id_param("id")?;
-    let m = member_store::rows(&c.app.db, Which::Id(id))
+    member_store::rows(&c.app.db, Which::Id(id))
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| ApiError::NotFound(format!("队员 {id} 不存在")))?;
-    p.require_region(&m.region_code)?;
-    Ok(m)
+        .ok_or_else(|| ApiError::NotFound(format!("队员 {id} 不存在")))
 }
 
 async fn get(c: Ctx) -> ApiResult<Response> {
     let q: RevealQuery = c.query()?;
-    let m = load(&c, Perm::Read).await?;
+    let m = load(&c).await?;
     let d = Disclosure::ask(c.principal()?, q.reveal, &m.region_code)?;
     let details = member_store::details(&c.app.db, Which::Id(m.id)).await?.remove(&m.id).unwrap_or_default();
     if d.reveal {
@@ -205,7 +213,6 @@ async fn get(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn create(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Write)?;
     let body: NewMember = c.json()?;
     let (actor, now) = (c.actor()?, c.now());
     let name = members::check_name(&body.name)?;
@@ -216,7 +223,6 @@ async fn create(c: Ctx) -> ApiResult<Response> {
     }
     let mut tx = c.app.db.begin().await?;
     let team = teams::load_tx(&mut tx, c.param("code")).await?;
-    p.require_in(Perm::Write, &team.region_code)?;
     if let Some(cid) = body.temporary_for_callup {
         let call = callup_store::get_tx(&mut tx, cid).await?;
         match call {
@@ -238,7 +244,7 @@ async fn create(c: Ctx) -> ApiResult<Response> {
         name,
         id_number: None,
         id_index: None,
-        phone: body.phone.as_ref().map(|ph| c.app.cipher.encrypt(ph.as_str())),
+        phone: body.phone.as_ref().map(|ph| c.app.cipher.encrypt(Field::MEMBER_PHONE, ph.as_str())),
         status,
         temp_callup_id: body.temporary_for_callup,
         anonymised_at: None,
@@ -252,7 +258,6 @@ async fn create(c: Ctx) -> ApiResult<Response> {
 
 async fn patch(c: Ctx) -> ApiResult<Response> {
     let body: MemberPatch = c.json()?;
-    let p = c.require(Perm::Write)?;
     let id = c.id_param("id")?;
     let (actor, now) = (c.actor()?, c.now());
     let cipher = &c.app.cipher;
@@ -262,7 +267,6 @@ async fn patch(c: Ctx) -> ApiResult<Response> {
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::NotFound(format!("队员 {id} 不存在")))?;
-    p.require_in(Perm::Write, &before.region_code)?;
     if before.anonymised_at.is_some() {
         return Err(ApiError::Conflict("该临时志愿者的个人信息已匿名化，不能再修改".into()));
     }
@@ -272,11 +276,11 @@ async fn patch(c: Ctx) -> ApiResult<Response> {
         row.name = members::check_name(n)?;
     }
     if let Some(idn) = &body.id_number {
-        row.id_number = Some(cipher.encrypt(idn.as_str()));
+        row.id_number = Some(cipher.encrypt(Field::MEMBER_ID_NUMBER, idn.as_str()));
         row.id_index = Some(cipher.blind_index(idn.as_str()));
     }
     if let Some(ph) = &body.phone {
-        row.phone = ph.as_ref().map(|ph| cipher.encrypt(ph.as_str()));
+        row.phone = ph.as_ref().map(|ph| cipher.encrypt(Field::MEMBER_PHONE, ph.as_str()));
     }
     if let Some(s) = body.status {
         check_status_change(before.status, s)?;
@@ -315,20 +319,20 @@ async fn patch(c: Ctx) -> ApiResult<Response> {
     let a = Member::view(&row, details, cipher, Disclosure::MASKED, now);
     let action =
         if row.status == MemberStatus::Retired && before.status != MemberStatus::Retired { "retire" } else { "update" };
-    members::audit_member(&mut tx, &actor, now, action, &row, Some(&b), Some(&a)).await?;
+    members::audit_member(&mut tx, cipher, &actor, now, action, &row, Some(&b), Some(&a)).await?;
     tx.commit().await?;
     json(&a)
 }
 
 async fn service(c: Ctx) -> ApiResult<Response> {
-    let m = load(&c, Perm::Read).await?;
+    let m = load(&c).await?;
     let items = callup_store::service(&c.app.db, m.id).await?;
     let hours = items.iter().filter_map(|i| i.hours).sum::<f64>();
     json(&ServiceRecord { member_id: m.id, callups: items.len() as i64, hours: (hours * 10.0).round() / 10.0, items })
 }
 
 async fn search(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let b: MemberSearch = c.json()?;
     let (lo, hi) = p.scope.bounds();
     let index = c.app.cipher.blind_index(b.id_number.as_str());

@@ -132,8 +132,8 @@ pub struct Team {
 impl Team {
     /// The view of a stored team.
     pub fn view(row: &TeamRow, specialties: Vec<SpecialtyGrade>, cipher: &Cipher, d: Disclosure) -> Team {
-        let person = |name: &Option<String>, phone: &Option<String>| {
-            name.as_ref().map(|n| Contact { name: n.clone(), phone: d.phone(cipher, phone.as_deref()) })
+        let person = |name: &Option<String>, phone: &Option<String>, column| {
+            name.as_ref().map(|n| Contact { name: n.clone(), phone: d.phone(cipher, column, phone.as_deref()) })
         };
         Team {
             code: row.code.clone(),
@@ -146,8 +146,8 @@ impl Team {
             lat: row.lat,
             specialties,
             equipment: row.equipment.0.clone(),
-            leader: person(&row.leader_name, &row.leader_phone),
-            contact: person(&row.contact_name, &row.contact_phone),
+            leader: person(&row.leader_name, &row.leader_phone, crate::personal::Field::TEAM_LEADER_PHONE),
+            contact: person(&row.contact_name, &row.contact_phone, crate::personal::Field::TEAM_CONTACT_PHONE),
             filing_status: row.filing_status,
             filing_status_label: row.filing_status.label(),
             status_reason: row.status_reason.clone(),
@@ -242,6 +242,7 @@ pub fn to_row(
         }
     }
     let person = |field: &str,
+                  column: crate::personal::Field,
                   c: &Option<ContactInput>,
                   stored: Option<&String>|
      -> Result<(Option<String>, Option<String>), ApiError> {
@@ -250,16 +251,25 @@ pub fn to_row(
             Some(c) => Ok((
                 Some(text(&format!("{field}.name"), &c.name, 50)?),
                 match &c.phone {
-                    Some(Some(p)) => Some(cipher.encrypt(p.as_str())),
+                    Some(Some(p)) => Some(cipher.encrypt(column, p.as_str())),
                     Some(None) => None,
                     None => stored.cloned(),
                 },
             )),
         }
     };
-    let (leader_name, leader_phone) = person("leader", &input.leader, existing.and_then(|e| e.leader_phone.as_ref()))?;
-    let (contact_name, contact_phone) =
-        person("contact", &input.contact, existing.and_then(|e| e.contact_phone.as_ref()))?;
+    let (leader_name, leader_phone) = person(
+        "leader",
+        crate::personal::Field::TEAM_LEADER_PHONE,
+        &input.leader,
+        existing.and_then(|e| e.leader_phone.as_ref()),
+    )?;
+    let (contact_name, contact_phone) = person(
+        "contact",
+        crate::personal::Field::TEAM_CONTACT_PHONE,
+        &input.contact,
+        existing.and_then(|e| e.contact_phone.as_ref()),
+    )?;
     let base = existing.cloned();
     Ok(TeamRow {
         id: base.as_ref().map_or(0, |b| b.id),

@@ -49,7 +49,13 @@ impl Ctx {
         self.principal.as_ref().ok_or_else(|| ApiError::Unauthorized("需要登录令牌".into()))
     }
 
-    /// The caller, after checking the role carries `perm`.
+    /// The caller of a token route, whose access the route's guard has already checked.
+    pub fn caller(&self) -> Result<&Principal, ApiError> {
+        self.principal()
+    }
+
+    /// The caller, after checking the role carries `perm` (for checks that depend on the body,
+    /// beyond the route's guard).
     pub fn require(&self, perm: Perm) -> Result<&Principal, ApiError> {
         let p = self.principal()?;
         p.require(perm)?;
@@ -82,6 +88,16 @@ impl Ctx {
 
     /// Parses the query string strictly: unknown parameters and bad values are 400s naming them.
     pub fn query<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        // PostgreSQL cannot store NUL in text; SQLite can. Refuse it on both, the same way.
+        if let Some((name, _)) =
+            form_urlencoded::parse(self.query.as_bytes()).find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            let message = "查询参数不能包含 NUL 字符 (U+0000)".to_string();
+            return Err(ApiError::BadRequest {
+                detail: format!("{name}：{message}"),
+                errors: vec![FieldError::field(name.replace('\0', "\\0"), message)],
+            });
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(self.query.as_bytes()));
         serde_path_to_error::deserialize(de).map_err(|e| {
             let field = e.path().to_string();
@@ -119,6 +135,14 @@ impl Ctx {
 /// The body as UTF-8 text without a byte-order mark; a bad byte is a 400 naming its line.
 pub fn decode_text(body: &[u8]) -> Result<&str, ApiError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(body);
+    // PostgreSQL cannot store NUL in text (SQLite can): refused on both, naming the line.
+    if let Some(at) = body.iter().position(|b| *b == 0) {
+        let line = body[..at].iter().filter(|b| **b == b'\n').count() as u64 + 1;
+        return Err(ApiError::invalid_many(
+            format!("第 {line} 行含有 NUL 字符 (U+0000)，无法保存"),
+            vec![FieldError::line(line, None, "不能包含 NUL 字符 (U+0000)")],
+        ));
+    }
     std::str::from_utf8(body).map_err(|e| {
         let upto = &body[..e.valid_up_to()];
         let line = upto.iter().filter(|b| **b == b'\n').count() as u64 + 1;
@@ -133,6 +157,22 @@ pub fn decode_text(body: &[u8]) -> Result<&str, ApiError> {
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ApiError::BadRequest { detail: "请求体为空，应为 JSON 对象".into(), errors: vec![] });
+    }
+    // serde also accepts a struct written as a positional array; every body here is an object.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::invalid("body", "请求体应为 JSON 对象（{…}），不接受数组"));
+    }
+    // PostgreSQL cannot store NUL in text (SQLite can): refuse it on both, naming the field. In
+    // valid JSON a NUL can only be written as an escape, so only bodies containing one are walked.
+    if body.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
+        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
+        && let Some(path) = nul_path(&v, String::new())
+    {
+        let message = "不能包含 NUL 字符 (U+0000)".to_string();
+        return Err(ApiError::Validation {
+            detail: format!("字段 {path} {message}"),
+            errors: vec![FieldError::field(path, message)],
+        });
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
@@ -165,6 +205,21 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// The path (`members[2].name`) of the first string or key in `v` that contains NUL.
+fn nul_path(v: &serde_json::Value, at: String) -> Option<String> {
+    use serde_json::Value;
+    let here = || if at.is_empty() { "body".to_string() } else { at.clone() };
+    match v {
+        Value::String(s) if s.contains('\0') => Some(here()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, x)| nul_path(x, format!("{}[{i}]", here()))),
+        Value::Object(map) => map.iter().find_map(|(k, x)| {
+            let path = if at.is_empty() { k.replace('\0', "\\0") } else { format!("{at}.{}", k.replace('\0', "\\0")) };
+            if k.contains('\0') { Some(path) } else { nul_path(x, path) }
+        }),
+        _ => None,
+    }
+}
+
 /// Turns serde's English messages into Chinese ones a person can act on, keeping the original.
 fn describe_data_error(msg: &str) -> String {
     let msg = msg.split(" at line ").next().unwrap_or(msg);
@@ -173,7 +228,10 @@ fn describe_data_error(msg: &str) -> String {
     } else if let Some(rest) = msg.strip_prefix("missing field ") {
         format!("缺少必填字段 {rest}")
     } else if let Some(rest) = msg.strip_prefix("invalid type: ") {
-        format!("类型错误：{rest}")
+        // Never echo the value (it may be an ID number sent as a number): keep only the types.
+        let mut parts = rest.splitn(3, '`');
+        let (kind, _value, tail) = (parts.next().unwrap_or(""), parts.next(), parts.next());
+        format!("类型错误：{}{}", kind.trim(), tail.unwrap_or(""))
     } else if let Some(rest) = msg.strip_prefix("unknown variant ") {
         format!("取值无效：{rest}")
     } else {

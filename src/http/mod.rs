@@ -1,7 +1,9 @@
 //! HTTP: one warp filter that hands every request to the route table, with request ids,
 //! authentication, body limits, metrics and logging around it.
 
+pub mod access;
 pub mod ctx;
+pub mod refs;
 pub mod router;
 
 use std::sync::Arc;
@@ -65,21 +67,35 @@ where
 {
     let started = Instant::now();
     let rid = request_id(&headers);
+    // Overload answers 503 at once rather than queueing without bound; the permit is held until
+    // the answer is ready.
+    let permit = state.in_flight.try_acquire();
     let (route_label, result) = match state.router.find(&method, &path) {
+        _ if permit.is_err() => {
+            ("overloaded".to_string(), Err(ApiError::Unavailable("同时处理的请求已达上限，请稍后重试".into())))
+        }
         Match::NotFound => (
             "unmatched".to_string(),
             Err(ApiError::NotFound(format!("没有这个接口：{path}；接口列表见 /api/v1/openapi.json"))),
         ),
-        Match::WrongMethod(allowed) => (path.clone(), Err(ApiError::MethodNotAllowed(allowed))),
+        // Labels are route templates (or "unmatched"), never raw paths: metrics stay bounded.
+        Match::WrongMethod(template, allowed) => (template.to_string(), Err(ApiError::MethodNotAllowed(allowed))),
         Match::Found(route, params) => {
             let label = route.path.to_string();
             let tz = display_tz(&headers);
             let r = match tz {
                 Err(e) => Err(e),
                 Ok(tz) => {
-                    crate::time::DISPLAY_TZ
-                        .scope(tz, run_route(state.clone(), route, params, query, headers, body, rid.clone()))
-                        .await
+                    let limit = state.config.request_timeout;
+                    let run = run_route(state.clone(), route, params, query, headers, body, rid.clone());
+                    // Dropping a handler at the limit rolls back its open transaction.
+                    match tokio::time::timeout(limit, crate::time::DISPLAY_TZ.scope(tz, run)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(ApiError::Timeout(format!(
+                            "请求超过 {} 秒未完成，已中止，未写入任何数据",
+                            limit.as_secs()
+                        ))),
+                    }
                 }
             };
             (label, r)
@@ -89,6 +105,11 @@ where
         Ok(r) => r,
         Err(e) => e.into_response(&rid),
     };
+    secure_headers(&mut resp);
+    if resp.status() == warp::http::StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    drop(permit);
     if let Ok(v) = HeaderValue::from_str(&rid) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -97,6 +118,26 @@ where
     state.metrics.observe(method.as_str(), &route_label, status, elapsed);
     tracing::info!(request_id = %rid, %method, route = %route_label, status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, "request");
     resp
+}
+
+/// Every response: `X-Content-Type-Options: nosniff`. HTML pages also get a strict
+/// Content-Security-Policy: nothing loads from elsewhere, no scripts unless served by us, no
+/// framing (the pages are printable documents; their styles are inline).
+fn secure_headers(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    let html = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
+    if html {
+        h.insert(
+            "content-security-policy",
+            HeaderValue::from_static(
+                "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+                 connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+            ),
+        );
+        h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+        h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    }
 }
 
 fn display_tz(headers: &HeaderMap) -> Result<chrono_tz::Tz, ApiError> {
@@ -147,6 +188,12 @@ where
             read_body(&headers, body, state.config.max_body_bytes).await?
         }
     };
+    if let Some(p) = &principal {
+        let Some(guard) = &route.guard else {
+            return Err(ApiError::Forbidden("此接口未声明访问规则".into()));
+        };
+        access::enforce(&state.db, guard, p, &params, &query, &body).await?;
+    }
     let (method, path) = (route.method.clone(), route.path);
     let ctx = Ctx { app: state, principal, params, query, headers, body, request_id, method, route: path };
     (route.handler)(ctx).await

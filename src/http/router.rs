@@ -1,5 +1,32 @@
-//! The route table: one entry per served route, carrying its handler and its documentation, so
-//! the OpenAPI document is built from exactly what is served.
+//! The route table: one entry per served route, carrying its handler, its documentation and its
+//! access rule, so the OpenAPI document is built from exactly what is served and guarded.
+//!
+//! # Declaring access (every `Access::Token` route must)
+//!
+//! ```ignore
+//! use crate::auth::Perm;
+//! use crate::http::access::{self, Region};
+//!
+//! route(Method::POST, "/api/v1/plans/{id}/approve", Access::Token, BodyKind::Json, doc, handler)
+//!     .guard(Perm::Approve, &[Region::Path("id", &access::PLAN)])
+//! ```
+//!
+//! A guard names the permission the caller's role must carry and where the region(s) of what the
+//! route touches come from, each of which must lie in the caller's jurisdiction:
+//!
+//! - `Region::Path(param, &OBJECT)`: the object named in the path (its region found by the
+//!   object's lookup in `http/access.rs`; add an `Object` there for a new kind of thing);
+//! - `Region::Body("field")`: a region code in a top-level body field (creating something);
+//! - `Region::Query("region")`: lists and reports over the jurisdiction, with an optional region
+//!   filter that must lie inside it;
+//! - `Region::Banner`: acts on the whole banner, so only banner-level callers;
+//! - `Region::Rows`: imports, which check each row's region and answer line errors;
+//! - `Region::Global`: nothing regional (the catalogue, scheduler jobs).
+//!
+//! [`access::enforce`] checks the guard after authentication and before the handler: 403 for a
+//! missing permission, 404 for a path object that does not exist, 403 for anything outside the
+//! jurisdiction. Handlers then use [`Ctx::caller`](super::Ctx::caller) and do no access checks of
+//! their own. Ids and codes referenced *inside* a body are checked with [`super::refs`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,6 +35,8 @@ use warp::http::Method;
 use warp::reply::Response;
 
 use super::Ctx;
+use super::access::{self, Guard, Region};
+use crate::auth::Perm;
 use crate::error::ApiError;
 
 /// A handler's future.
@@ -101,11 +130,32 @@ pub struct Route {
     pub doc: Doc,
     /// The handler.
     pub handler: Handler,
+    /// The access rule of a token route (see the module doc); None only on public routes.
+    pub guard: Option<Guard>,
 }
 
-/// Builds a [`Route`] (used by each domain module's `routes()`).
+impl Route {
+    /// Declares the route's permission and where the regions it touches come from.
+    pub fn guard(mut self, perm: Perm, regions: &'static [Region]) -> Route {
+        self.guard = Some(Guard { perm, regions });
+        self
+    }
+
+    /// The access rule in words (OpenAPI, README).
+    pub fn access_text(&self) -> String {
+        match (&self.access, &self.guard) {
+            (Access::Public, _) => "公开，无需令牌".to_string(),
+            (Access::FeedToken, _) => "日历订阅令牌（查询参数 token）".to_string(),
+            (Access::Token, Some(g)) => access::describe(g),
+            (Access::Token, None) => "未声明".to_string(),
+        }
+    }
+}
+
+/// Builds a [`Route`] (used by each domain module's `routes()`); token routes add a
+/// [`Route::guard`].
 pub fn route(method: Method, path: &'static str, access: Access, body: BodyKind, doc: Doc, handler: Handler) -> Route {
-    Route { method, path, access, body, doc, handler }
+    Route { method, path, access, body, doc, handler, guard: None }
 }
 
 /// Path parameters by template name.
@@ -115,8 +165,9 @@ pub type Params = Vec<(&'static str, String)>;
 pub enum Match<'a> {
     /// A route matched, with its path parameters.
     Found(&'a Route, Vec<(&'static str, String)>),
-    /// The path exists but not for this method.
-    WrongMethod(Vec<String>),
+    /// The path exists but not for this method: the template (the metrics label) and the
+    /// methods it does serve (the `Allow` header).
+    WrongMethod(&'static str, Vec<String>),
     /// No route has this path.
     NotFound,
 }
@@ -143,25 +194,30 @@ impl Router {
     pub fn find(&self, method: &Method, path: &str) -> Match<'_> {
         let segs: Vec<&str> = path.trim_end_matches('/').split('/').collect();
         let mut best: Option<(usize, &Route, Params)> = None;
-        let mut allowed = Vec::new();
+        // Methods of the most specific template(s) only: a literal route shadows `{id}`.
+        let mut allowed: Option<(usize, &'static str, Vec<String>)> = None;
         for r in &self.routes {
             let Some((score, params)) = match_path(r.path, &segs) else { continue };
             if r.method != method {
-                allowed.push(r.method.to_string());
+                match &mut allowed {
+                    Some((s, _, methods)) if *s == score => methods.push(r.method.to_string()),
+                    Some((s, _, _)) if *s > score => {}
+                    _ => allowed = Some((score, r.path, vec![r.method.to_string()])),
+                }
                 continue;
             }
             if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
                 best = Some((score, r, params));
             }
         }
-        match best {
-            Some((_, r, params)) => Match::Found(r, params),
-            None if !allowed.is_empty() => {
-                allowed.sort();
-                allowed.dedup();
-                Match::WrongMethod(allowed)
+        match (best, allowed) {
+            (Some((_, r, params)), _) => Match::Found(r, params),
+            (None, Some((_, template, mut methods))) => {
+                methods.sort();
+                methods.dedup();
+                Match::WrongMethod(template, methods)
             }
-            None => Match::NotFound,
+            (None, None) => Match::NotFound,
         }
     }
 }
@@ -210,7 +266,8 @@ fn percent_decode(s: &str) -> Option<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).ok()
+    // NUL cannot be stored (PostgreSQL) and names nothing: such a path matches no route.
+    String::from_utf8(out).ok().filter(|s| !s.contains('\0'))
 }
 
 #[cfg(test)]
@@ -227,5 +284,17 @@ mod tests {
         let segs: Vec<&str> = "/api/v1/regions/%E6%BB%A1".split('/').collect();
         let (_, params) = match_path("/api/v1/regions/{code}", &segs).unwrap();
         assert_eq!(params[0].1, "满");
+    }
+
+    #[test]
+    fn every_token_route_declares_its_access() {
+        let router = crate::routes::router();
+        let missing: Vec<String> = router
+            .routes()
+            .iter()
+            .filter(|r| r.access == Access::Token && r.guard.is_none())
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        assert!(missing.is_empty(), "token routes without a guard: {missing:#?}");
     }
 }

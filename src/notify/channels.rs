@@ -11,7 +11,7 @@ use sha2::Sha256;
 
 use super::outbox::Delivery;
 use crate::db::{Db, Tx};
-use crate::personal::Cipher;
+use crate::personal::{Cipher, Field};
 use crate::regions::RegionCode;
 use crate::time::Timestamp;
 use crate::{with_db, with_tx};
@@ -132,8 +132,8 @@ pub fn url_hint(url: &str) -> String {
 /// Creates a channel.
 pub async fn create(tx: &mut Tx, cipher: &Cipher, now: Timestamp, new: &NewChannel) -> Result<i64, sqlx::Error> {
     let url = new.url.trim();
-    let url_enc = cipher.encrypt(url);
-    let secret_enc = new.secret.as_deref().map(|s| cipher.encrypt(s));
+    let url_enc = cipher.encrypt(Field::CHANNEL_URL, url);
+    let secret_enc = new.secret.as_deref().map(|s| cipher.encrypt(Field::CHANNEL_SECRET, s));
     with_tx!(tx, |c| sqlx::query_scalar(
         "INSERT INTO channels (region_code, kind, name, url_enc, url_hint, secret_enc, enabled, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
@@ -214,10 +214,10 @@ pub async fn target(db: &Db, cipher: &Cipher, id: i64) -> Result<Result<Target, 
             .fetch_optional(p)
             .await)?;
     let Some(secrets) = secrets else { return Ok(Err("渠道已删除".to_string())) };
-    let Some(url) = cipher.decrypt(&secrets.url_enc) else {
+    let Some(url) = cipher.decrypt(Field::CHANNEL_URL, &secrets.url_enc) else {
         return Ok(Err("无法解密渠道地址（密钥不符）".to_string()));
     };
-    let secret = secrets.secret_enc.as_deref().and_then(|s| cipher.decrypt(s));
+    let secret = secrets.secret_enc.as_deref().and_then(|s| cipher.decrypt(Field::CHANNEL_SECRET, s));
     Ok(ChannelKind::try_from(secrets.kind).map(|kind| Target { kind, url, secret }))
 }
 

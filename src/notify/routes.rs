@@ -12,6 +12,7 @@ use crate::audit::{self, Change};
 use crate::auth::Perm;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
+use crate::http::access::{self, Region};
 use crate::http::ctx::{Page, json, json_status, no_content, page};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 
@@ -43,7 +44,8 @@ pub fn routes() -> Vec<Route> {
             BodyKind::None,
             Doc { response: Some(schema::<Page<Channel>>()), ..Doc::new("通知", "列出通知渠道") },
             |c| Box::pin(list_channels(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
         route(
             Method::POST,
             "/api/v1/channels",
@@ -57,7 +59,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("通知", "新增通知渠道")
             },
             |c| Box::pin(create_channel(c)),
-        ),
+        )
+        .guard(Perm::Approve, &[Region::Body("region")]),
         route(
             Method::PATCH,
             "/api/v1/channels/{id}",
@@ -69,7 +72,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("通知", "启用或停用通知渠道")
             },
             |c| Box::pin(patch_channel(c)),
-        ),
+        )
+        .guard(Perm::Approve, &[Region::Path("id", &access::CHANNEL)]),
         route(
             Method::GET,
             "/api/v1/notifications",
@@ -82,7 +86,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("通知", "站内通知")
             },
             |c| Box::pin(list_inbox(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
         route(
             Method::POST,
             "/api/v1/notifications/{id}/read",
@@ -90,7 +95,8 @@ pub fn routes() -> Vec<Route> {
             BodyKind::None,
             Doc { status: 204, ..Doc::new("通知", "标记通知已读") },
             |c| Box::pin(mark_read(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Path("id", &access::NOTIFICATION)]),
         route(
             Method::GET,
             "/api/v1/outbox",
@@ -103,7 +109,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("通知", "投递队列")
             },
             |c| Box::pin(list_outbox(c)),
-        ),
+        )
+        .guard(Perm::Approve, &[Region::Query("region")]),
         route(
             Method::GET,
             "/api/v1/outbox/{id}",
@@ -113,7 +120,8 @@ pub fn routes() -> Vec<Route> {
                 response: Some(schema::<DeliveryDetail>()), ..Doc::new("通知", "投递详情（含每次尝试）")
             },
             |c| Box::pin(get_delivery(c)),
-        ),
+        )
+        .guard(Perm::Approve, &[Region::Path("id", &access::DELIVERY)]),
         route(
             Method::POST,
             "/api/v1/outbox/{id}/retry",
@@ -125,12 +133,13 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("通知", "重试失败的投递")
             },
             |c| Box::pin(retry(c)),
-        ),
+        )
+        .guard(Perm::Approve, &[Region::Path("id", &access::DELIVERY)]),
     ]
 }
 
 async fn list_channels(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let (lo, hi) = p.scope.bounds();
     let items = channels::list(&c.app.db, (&lo, &hi)).await?;
     let total = items.len() as i64;
@@ -138,9 +147,7 @@ async fn list_channels(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn create_channel(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Approve)?;
     let b: NewChannel = c.json()?;
-    p.require_region(b.region.as_str())?;
     let url = b.url.trim();
     if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2000 {
         return Err(ApiError::invalid("url", "地址应以 http:// 或 https:// 开头"));
@@ -175,13 +182,10 @@ async fn create_channel(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn patch_channel(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Approve)?;
     let b: ChannelPatch = c.json()?;
     let id = c.id_param("id")?;
-    let before = channels::get(&c.app.db, id)
-        .await?
-        .filter(|ch| p.scope.contains(&ch.region_code))
-        .ok_or_else(|| ApiError::NotFound(format!("通知渠道 {id} 不存在")))?;
+    let before =
+        channels::get(&c.app.db, id).await?.ok_or_else(|| ApiError::NotFound(format!("通知渠道 {id} 不存在")))?;
     let now = c.now();
     let mut tx = c.app.db.begin().await?;
     channels::set_enabled(&mut tx, id, b.enabled, now).await?;
@@ -205,7 +209,7 @@ async fn patch_channel(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn list_inbox(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: InboxQuery = c.query()?;
     let (limit, offset) = page(q.limit, q.offset)?;
     let (lo, hi) = p.scope.bounds();
@@ -214,18 +218,14 @@ async fn list_inbox(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn mark_read(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let id = c.id_param("id")?;
-    match inbox::region_of(&c.app.db, id).await? {
-        Some(r) if p.scope.contains(&r) => {}
-        _ => return Err(ApiError::NotFound(format!("通知 {id} 不存在"))),
-    }
     inbox::mark_read(&c.app.db, id, p.user_id, c.now()).await?;
     Ok(no_content())
 }
 
 async fn list_outbox(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Approve)?;
+    let p = c.caller()?;
     let q: OutboxQuery = c.query()?;
     let (limit, offset) = page(q.limit, q.offset)?;
     let (lo, hi) = p.scope.bounds();
@@ -233,13 +233,10 @@ async fn list_outbox(c: Ctx) -> ApiResult<Response> {
     json(&Page { items, total })
 }
 
+/// Loads the delivery named in the path (the route's guard has checked access to it).
 async fn load_delivery(c: &Ctx) -> ApiResult<Delivery> {
-    let p = c.require(Perm::Approve)?;
     let id = c.id_param("id")?;
-    outbox::get(&c.app.db, id)
-        .await?
-        .filter(|d| p.scope.contains(&d.region_code))
-        .ok_or_else(|| ApiError::NotFound(format!("投递 {id} 不存在")))
+    outbox::get(&c.app.db, id).await?.ok_or_else(|| ApiError::NotFound(format!("投递 {id} 不存在")))
 }
 
 async fn get_delivery(c: Ctx) -> ApiResult<Response> {

@@ -11,9 +11,10 @@ use super::lifecycle::{self, Approval, Filing, Note, Revision};
 use super::store::{self, PlanRow};
 use super::view::{self, PlanQuery, PlanSummary, PlanView};
 use super::{Evaluation, PlanContent, PlanStatus, PlanVersion, document};
-use crate::auth::{Perm, Principal};
+use crate::auth::Perm;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
+use crate::http::access::{self, Region};
 use crate::http::ctx::{Page, body, json, json_status};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 
@@ -48,6 +49,9 @@ pub struct DocumentQuery {
     pub version: Option<i64>,
 }
 
+/// The plan named in the path.
+const ON_PLAN: &[Region] = &[Region::Path("id", &access::PLAN)];
+
 fn r(method: Method, path: &'static str, body: BodyKind, doc: Doc, h: crate::http::router::Handler) -> Route {
     route(method, path, Access::Token, body, doc, h)
 }
@@ -68,7 +72,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "列出预案")
             },
             |c| Box::pin(view::list(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
         r(
             M::POST,
             "/api/v1/plans",
@@ -81,7 +86,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "新建预案")
             },
             |c| Box::pin(create(c)),
-        ),
+        )
+        .guard(Perm::Plan, &[Region::Body("region")]),
         r(
             M::GET,
             "/api/v1/plans/{id}",
@@ -92,7 +98,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "查看预案")
             },
             |c| Box::pin(get(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_PLAN),
         r(
             M::PUT,
             "/api/v1/plans/{id}",
@@ -104,7 +111,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "修改预案草稿")
             },
             |c| Box::pin(update(c)),
-        ),
+        )
+        .guard(Perm::Plan, ON_PLAN),
         r(
             M::POST,
             "/api/v1/plans/{id}/submit",
@@ -115,7 +123,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "提交审核")
             },
             |c| Box::pin(submit(c)),
-        ),
+        )
+        .guard(Perm::Plan, ON_PLAN),
         r(
             M::POST,
             "/api/v1/plans/{id}/reject",
@@ -127,7 +136,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "退回修改")
             },
             |c| Box::pin(reject(c)),
-        ),
+        )
+        .guard(Perm::Approve, ON_PLAN),
         r(
             M::POST,
             "/api/v1/plans/{id}/approve",
@@ -139,7 +149,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "批准印发")
             },
             |c| Box::pin(approve(c)),
-        ),
+        )
+        .guard(Perm::Approve, ON_PLAN),
         r(
             M::POST,
             "/api/v1/plans/{id}/file",
@@ -151,7 +162,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "登记备案")
             },
             |c| Box::pin(file(c)),
-        ),
+        )
+        .guard(Perm::Approve, ON_PLAN),
         r(
             M::POST,
             "/api/v1/plans/{id}/revise",
@@ -164,7 +176,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "修订预案（新版本）")
             },
             |c| Box::pin(revise(c)),
-        ),
+        )
+        .guard(Perm::Plan, ON_PLAN),
         r(
             M::POST,
             "/api/v1/plans/{id}/retire",
@@ -176,7 +189,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "废止预案")
             },
             |c| Box::pin(retire(c)),
-        ),
+        )
+        .guard(Perm::Approve, ON_PLAN),
         r(
             M::GET,
             "/api/v1/plans/{id}/versions",
@@ -187,14 +201,16 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "版本历史")
             },
             |c| Box::pin(versions(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_PLAN),
         r(
             M::GET,
             "/api/v1/plans/{id}/versions/{version}",
             NoBody,
             Doc { response: Some(schema::<PlanVersion>()), ..Doc::new(TAG, "查看某一版本") },
             |c| Box::pin(version(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_PLAN),
         r(
             M::GET,
             "/api/v1/plans/{id}/diff",
@@ -206,7 +222,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "版本差异")
             },
             |c| Box::pin(diff_versions(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_PLAN),
         r(
             M::GET,
             "/api/v1/plans/{id}/document",
@@ -218,14 +235,16 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "预案文档")
             },
             |c| Box::pin(render(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_PLAN),
         r(
             M::GET,
             "/api/v1/plans/{id}/evaluations",
             NoBody,
             Doc { response: Some(schema::<Page<Evaluation>>()), ..Doc::new(TAG, "评估记录") },
             |c| Box::pin(evaluations(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_PLAN),
         r(
             M::POST,
             "/api/v1/plans/{id}/evaluations",
@@ -238,28 +257,24 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "记录评估")
             },
             |c| Box::pin(evaluate(c)),
-        ),
+        )
+        .guard(Perm::Plan, ON_PLAN),
     ]
 }
 
-/// Loads a plan the caller may act on with `perm` (403 outside role or jurisdiction).
-async fn load(c: &Ctx, perm: Perm) -> ApiResult<(&Principal, PlanRow)> {
-    let p = c.require(perm)?;
+/// Loads the plan named in the path (the route's guard has checked access to it).
+async fn load(c: &Ctx) -> ApiResult<PlanRow> {
     let id = c.id_param("id")?;
-    let plan = store::get(&c.app.db, id).await?.ok_or_else(|| ApiError::NotFound(format!("预案 {id} 不存在")))?;
-    p.require_region(&plan.region_code)?;
-    Ok((p, plan))
+    store::get(&c.app.db, id).await?.ok_or_else(|| ApiError::NotFound(format!("预案 {id} 不存在")))
 }
 
 async fn get(c: Ctx) -> ApiResult<Response> {
-    let (_, plan) = load(&c, Perm::Read).await?;
+    let plan = load(&c).await?;
     json(&view::view(&c, plan.id).await?)
 }
 
 async fn create(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Plan)?;
     let content: PlanContent = c.json()?;
-    p.require_region(content.region.as_str())?;
     lifecycle::check(&content)?;
     let mut tx = c.app.db.begin().await?;
     let id = lifecycle::create(&mut tx, &c.actor()?, c.now(), content).await?;
@@ -269,7 +284,7 @@ async fn create(c: Ctx) -> ApiResult<Response> {
 
 async fn update(c: Ctx) -> ApiResult<Response> {
     let content: PlanContent = c.json()?;
-    let (_, plan) = load(&c, Perm::Plan).await?;
+    let plan = load(&c).await?;
     lifecycle::check(&content)?;
     let mut tx = c.app.db.begin().await?;
     lifecycle::update(&mut tx, &c.actor()?, c.now(), plan.id, content).await?;
@@ -278,7 +293,7 @@ async fn update(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn submit(c: Ctx) -> ApiResult<Response> {
-    let (_, plan) = load(&c, Perm::Plan).await?;
+    let plan = load(&c).await?;
     let mut tx = c.app.db.begin().await?;
     let (actor, now) = (c.actor()?, c.now());
     lifecycle::simple_transition(&mut tx, &actor, now, plan.id, "submit", PlanStatus::Draft, PlanStatus::Review, None)
@@ -289,7 +304,7 @@ async fn submit(c: Ctx) -> ApiResult<Response> {
 
 async fn reject(c: Ctx) -> ApiResult<Response> {
     let note: Note = c.json()?;
-    let (_, plan) = load(&c, Perm::Approve).await?;
+    let plan = load(&c).await?;
     let mut tx = c.app.db.begin().await?;
     let (actor, now) = (c.actor()?, c.now());
     lifecycle::simple_transition(
@@ -309,7 +324,7 @@ async fn reject(c: Ctx) -> ApiResult<Response> {
 
 async fn approve(c: Ctx) -> ApiResult<Response> {
     let a: Approval = c.json()?;
-    let (_, plan) = load(&c, Perm::Approve).await?;
+    let plan = load(&c).await?;
     let mut tx = c.app.db.begin().await?;
     lifecycle::approve(&mut tx, &c.actor()?, c.now(), view::today(c.now()), plan.id, &a).await?;
     tx.commit().await?;
@@ -318,7 +333,7 @@ async fn approve(c: Ctx) -> ApiResult<Response> {
 
 async fn file(c: Ctx) -> ApiResult<Response> {
     let f: Filing = c.json()?;
-    let (_, plan) = load(&c, Perm::Approve).await?;
+    let plan = load(&c).await?;
     let mut tx = c.app.db.begin().await?;
     lifecycle::file(&mut tx, &c.actor()?, c.now(), view::today(c.now()), plan.id, &f).await?;
     tx.commit().await?;
@@ -327,7 +342,7 @@ async fn file(c: Ctx) -> ApiResult<Response> {
 
 async fn revise(c: Ctx) -> ApiResult<Response> {
     let rev: Revision = c.json()?;
-    let (_, plan) = load(&c, Perm::Plan).await?;
+    let plan = load(&c).await?;
     let mut tx = c.app.db.begin().await?;
     lifecycle::revise(&mut tx, &c.actor()?, c.now(), plan.id, &rev, None, false).await?;
     tx.commit().await?;
@@ -336,7 +351,7 @@ async fn revise(c: Ctx) -> ApiResult<Response> {
 
 async fn retire(c: Ctx) -> ApiResult<Response> {
     let note: Note = c.json()?;
-    let (_, plan) = load(&c, Perm::Approve).await?;
+    let plan = load(&c).await?;
     let mut tx = c.app.db.begin().await?;
     lifecycle::retire(&mut tx, &c.actor()?, c.now(), plan.id, &note).await?;
     tx.commit().await?;
@@ -344,7 +359,7 @@ async fn retire(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn versions(c: Ctx) -> ApiResult<Response> {
-    let (_, plan) = load(&c, Perm::Read).await?;
+    let plan = load(&c).await?;
     let items = store::versions(&c.app.db, plan.id).await?;
     json(&Page { total: items.len() as i64, items })
 }
@@ -356,13 +371,13 @@ async fn one_version(c: &Ctx, plan: &PlanRow, n: i64) -> ApiResult<PlanVersion> 
 }
 
 async fn version(c: Ctx) -> ApiResult<Response> {
-    let (_, plan) = load(&c, Perm::Read).await?;
+    let plan = load(&c).await?;
     let n = c.id_param("version")?;
     json(&one_version(&c, &plan, n).await?)
 }
 
 async fn diff_versions(c: Ctx) -> ApiResult<Response> {
-    let (_, plan) = load(&c, Perm::Read).await?;
+    let plan = load(&c).await?;
     let q: DiffQuery = c.query()?;
     let a = one_version(&c, &plan, q.from).await?;
     let b = one_version(&c, &plan, q.to).await?;
@@ -372,7 +387,7 @@ async fn diff_versions(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn render(c: Ctx) -> ApiResult<Response> {
-    let (_, plan) = load(&c, Perm::Read).await?;
+    let plan = load(&c).await?;
     let q: DocumentQuery = c.query()?;
     let v = one_version(&c, &plan, q.version.unwrap_or(plan.latest_version)).await?;
     let region = crate::regions::store::get(&c.app.db, &plan.region_code).await?;
@@ -382,14 +397,14 @@ async fn render(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn evaluations(c: Ctx) -> ApiResult<Response> {
-    let (_, plan) = load(&c, Perm::Read).await?;
+    let plan = load(&c).await?;
     let items = evaluations::list(&c.app.db, plan.id).await?;
     json(&Page { total: items.len() as i64, items })
 }
 
 async fn evaluate(c: Ctx) -> ApiResult<Response> {
     let e: EvaluationInput = c.json()?;
-    let (_, plan) = load(&c, Perm::Plan).await?;
+    let plan = load(&c).await?;
     let mut tx = c.app.db.begin().await?;
     let ev = evaluations::record(&mut tx, &c.actor()?, c.now(), view::today(c.now()), plan.id, &e).await?;
     tx.commit().await?;

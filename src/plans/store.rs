@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 use sqlx::types::Json;
 
 use super::{DrillForm, PlanContent, PlanKind, PlanStatus, PlanVersion, ResponseLevel, RevisionReason};
+use crate::audit::Actor;
 use crate::db::{Db, Tx};
 use crate::time::Timestamp;
 use crate::{with_db, with_tx};
@@ -229,12 +230,22 @@ pub async fn update_pointers(tx: &mut Tx, p: &PlanRow) -> Result<(), sqlx::Error
 }
 
 /// Records that a plan was drilled on `date` in `form` (for the drills module, when a drill is
-/// completed). Only a form the plan lists as counting (`drill.forms` of the version in force, or
-/// of the latest version while none is in force) moves `last_drilled_on`: a tabletop exercise
-/// does not satisfy a plan that requires field drills. Keeps the latest date: an earlier drill
-/// recorded late does not move `last_drilled_on` back. Returns false when no such plan exists
-/// or the form does not count for it. The caller audits the drill in the same transaction.
-pub async fn record_drilled(tx: &mut Tx, plan_id: i64, date: NaiveDate, form: DrillForm) -> Result<bool, sqlx::Error> {
+/// completed), with an audit row on the plan. Only a form the plan lists as counting
+/// (`drill.forms` of the version in force, or of the latest version while none is in force) moves
+/// `last_drilled_on` (a tabletop exercise does not satisfy a plan that requires field drills), and
+/// only when the plan lies within `lo..=hi` (the jurisdiction of whoever completed the drill).
+/// Keeps the latest date: an earlier drill recorded late does not move `last_drilled_on` back.
+/// Returns whether the plan changed.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_drilled(
+    tx: &mut Tx,
+    actor: &Actor,
+    at: Timestamp,
+    plan_id: i64,
+    date: NaiveDate,
+    form: DrillForm,
+    (lo, hi): (&str, &str),
+) -> Result<bool, sqlx::Error> {
     let content: Option<Json<PlanContent>> = with_tx!(tx, |c| sqlx::query_scalar(
         "SELECT v.content FROM plans p JOIN plan_versions v ON v.plan_id = p.id
            AND v.version = COALESCE(p.current_version, p.latest_version)
@@ -247,6 +258,18 @@ pub async fn record_drilled(tx: &mut Tx, plan_id: i64, date: NaiveDate, form: Dr
     if !content.0.drill_forms().contains(&form) {
         return Ok(false);
     }
+    let before: Option<(String, Option<NaiveDate>)> = with_tx!(tx, |c| sqlx::query_as(
+        "SELECT region_code, last_drilled_on FROM plans WHERE id = $1 AND region_code BETWEEN $2 AND $3"
+    )
+    .bind(plan_id)
+    .bind(lo)
+    .bind(hi)
+    .fetch_optional(c)
+    .await)?;
+    let Some((region, last)) = before else { return Ok(false) };
+    if last.is_some_and(|l| l >= date) {
+        return Ok(false);
+    }
     with_tx!(tx, |c| {
         sqlx::query(
             "UPDATE plans SET last_drilled_on = $2 WHERE id = $1 AND (last_drilled_on IS NULL OR last_drilled_on < $2)",
@@ -257,6 +280,20 @@ pub async fn record_drilled(tx: &mut Tx, plan_id: i64, date: NaiveDate, form: Dr
         .await
         .map(|_| ())
     })?;
+    crate::audit::record(
+        tx,
+        actor,
+        at,
+        crate::audit::Change {
+            action: "drilled",
+            entity_type: "plan",
+            entity_id: &plan_id.to_string(),
+            region_code: Some(&region),
+            before: Some(serde_json::json!({ "last_drilled_on": last })),
+            after: Some(serde_json::json!({ "last_drilled_on": date })),
+        },
+    )
+    .await?;
     Ok(true)
 }
 

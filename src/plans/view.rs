@@ -9,7 +9,6 @@ use warp::reply::Response;
 use super::deadlines::{self, DeadlineInput, Deadlines};
 use super::store::{self, ListFilter};
 use super::{PlanKind, PlanStatus, PlanVersion, Requirements};
-use crate::auth::Perm;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
 use crate::http::ctx::{Page, json, page};
@@ -138,21 +137,11 @@ pub async fn view(c: &Ctx, id: i64) -> ApiResult<PlanView> {
 
 /// `GET /api/v1/plans`.
 pub async fn list(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: PlanQuery = c.query()?;
     let (limit, offset) = page(q.limit, q.offset)?;
     let (lo, hi) = p.scope.bounds();
-    let region = q.region.as_ref().map(|r| {
-        let s = r.as_str();
-        let n = if s.ends_with("000000") {
-            6
-        } else if s.ends_with("000") {
-            9
-        } else {
-            12
-        };
-        (format!("{:0<12}", &s[..n]), format!("{:9<12}", &s[..n]))
-    });
+    let region = q.region.as_ref().map(|r| crate::auth::Scope::of(r).bounds());
     let filter = ListFilter { region, kind: q.kind, hazard: q.hazard.map(Hazard::code), status: q.status };
     let rows = store::list(&c.app.db, (&lo, &hi), &filter).await?;
     let today = today(c.now());

@@ -12,9 +12,10 @@ use crate::audit::{self, Change};
 use crate::auth::{Perm, Principal, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
+use crate::http::access::Region;
 use crate::http::ctx::{Page, body, json, page};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
-use crate::regions::{Level, RegionCode};
+use crate::regions::RegionCode;
 use crate::time::Timestamp;
 
 const TAG: &str = "准备情况检查";
@@ -71,7 +72,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "准备情况")
             },
             |c| Box::pin(get(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
         route(
             Method::GET,
             "/api/v1/readiness/history",
@@ -83,7 +85,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "得分历史")
             },
             |c| Box::pin(history(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
         route(
             Method::POST,
             "/api/v1/readiness/run",
@@ -95,7 +98,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "立即检查")
             },
             |c| Box::pin(run(c)),
-        ),
+        )
+        .guard(Perm::Approve, &[Region::Banner]),
         route(
             Method::GET,
             "/api/v1/readiness/report",
@@ -108,7 +112,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "准备情况报告")
             },
             |c| Box::pin(get_report(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
         route(
             Method::GET,
             "/api/v1/readiness/config",
@@ -116,7 +121,8 @@ pub fn routes() -> Vec<Route> {
             BodyKind::None,
             Doc { response: Some(schema::<Config>()), ..Doc::new(TAG, "检查配置") },
             |c| Box::pin(get_config(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Global]),
         route(
             Method::PUT,
             "/api/v1/readiness/config",
@@ -129,7 +135,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "修改检查配置")
             },
             |c| Box::pin(put_config(c)),
-        ),
+        )
+        .guard(Perm::Approve, &[Region::Banner]),
     ]
 }
 
@@ -140,18 +147,11 @@ fn region_scope(p: &Principal, region: Option<&str>) -> ApiResult<Scope> {
         None => return Ok(p.scope.clone()),
     };
     p.require_region(code.as_str())?;
-    let level = if code.check_level(Level::Banner).is_ok() {
-        Level::Banner
-    } else if code.check_level(Level::Township).is_ok() {
-        Level::Township
-    } else {
-        Level::Village
-    };
-    Ok(Scope { code, level })
+    Ok(Scope::of(&code))
 }
 
 async fn get(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: FindingQuery = c.query()?;
     let (limit, offset) = page(q.limit, q.offset)?;
     let scope = region_scope(p, q.region.as_deref())?;
@@ -179,7 +179,7 @@ async fn get(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn history(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: HistoryQuery = c.query()?;
     let (limit, offset) = page(q.limit, q.offset)?;
     let scope = region_scope(p, q.region.as_deref())?;
@@ -188,10 +188,6 @@ async fn history(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn run(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Approve)?;
-    if p.scope.level != Level::Banner {
-        return Err(ApiError::Forbidden("检查覆盖全旗，只有旗级管理员可以立即运行".into()));
-    }
     // The run goes on in its own task: this request waits for it, others are not held up.
     let state = c.app.clone();
     let summary = tokio::spawn(async move { engine::run(&state, "api").await })
@@ -201,7 +197,7 @@ async fn run(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn get_report(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: ReportQuery = c.query()?;
     let scope = region_scope(p, q.region.as_deref())?;
     let (lo, hi) = scope.bounds();
@@ -218,15 +214,11 @@ async fn get_report(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn get_config(c: Ctx) -> ApiResult<Response> {
-    c.require(Perm::Read)?;
     json(&store::config(&c.app.db).await?)
 }
 
 async fn put_config(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Approve)?;
-    if p.scope.level != Level::Banner {
-        return Err(ApiError::Forbidden("检查配置作用于全旗，只有旗级管理员可以修改".into()));
-    }
+    let p = c.caller()?;
     let new: Config = c.json()?;
     if !(1..=365).contains(&new.expiry_warning_days) {
         return Err(ApiError::invalid("expiry_warning_days", "应在 1 到 365 之间"));

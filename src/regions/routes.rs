@@ -12,6 +12,7 @@ use crate::audit::{self, Change};
 use crate::auth::Perm;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
+use crate::http::access::{self, Region as On};
 use crate::http::ctx::{Page, json, page};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 
@@ -49,6 +50,9 @@ fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) ->
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// The region named in the path.
+const ON_REGION: &[On] = &[On::Path("code", &access::REGION)];
+
 /// Routes of this module.
 pub fn routes() -> Vec<Route> {
     vec![
@@ -64,7 +68,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("行政区划", "列出行政区划")
             },
             |c| Box::pin(list(c)),
-        ),
+        )
+        .guard(Perm::Read, &[On::Query("parent")]),
         route(
             Method::GET,
             "/api/v1/regions/{code}",
@@ -72,7 +77,8 @@ pub fn routes() -> Vec<Route> {
             BodyKind::None,
             Doc { response: Some(schema::<Region>()), ..Doc::new("行政区划", "查看行政区划") },
             |c| Box::pin(get(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_REGION),
         route(
             Method::PATCH,
             "/api/v1/regions/{code}",
@@ -85,7 +91,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("行政区划", "修改区划位置与边界")
             },
             |c| Box::pin(patch(c)),
-        ),
+        )
+        .guard(Perm::Write, ON_REGION),
         route(
             Method::POST,
             "/api/v1/import/regions",
@@ -97,12 +104,13 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("行政区划", "导入行政区划")
             },
             |c| Box::pin(import_csv(c)),
-        ),
+        )
+        .guard(Perm::ImportRegions, &[On::Rows]),
     ]
 }
 
 async fn list(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: RegionQuery = c.query()?;
     let (limit, offset) = page(q.limit, q.offset)?;
     let (lo, hi) = p.scope.bounds();
@@ -111,20 +119,19 @@ async fn list(c: Ctx) -> ApiResult<Response> {
     json(&Page { items, total })
 }
 
-async fn load(c: &Ctx, perm: Perm) -> ApiResult<Region> {
-    let p = c.require(perm)?;
+/// Loads the region named in the path (the route's guard has checked access to it).
+async fn load(c: &Ctx) -> ApiResult<Region> {
     let code = RegionCode::parse(c.param("code")).map_err(ApiError::NotFound)?;
-    p.require_region(code.as_str())?;
     store::get(&c.app.db, code.as_str()).await?.ok_or_else(|| ApiError::NotFound(format!("区划 {code} 不存在")))
 }
 
 async fn get(c: Ctx) -> ApiResult<Response> {
-    json(&load(&c, Perm::Read).await?)
+    json(&load(&c).await?)
 }
 
 async fn patch(c: Ctx) -> ApiResult<Response> {
     let body: RegionPatch = c.json()?;
-    let before = load(&c, Perm::Write).await?;
+    let before = load(&c).await?;
     let mut after = before.clone();
     match (body.lon, body.lat) {
         (None, None) => {}
@@ -200,7 +207,7 @@ pub fn check_polygon(v: &Value) -> Result<(), String> {
 }
 
 async fn import_csv(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::ImportRegions)?;
+    let p = c.caller()?;
     let text = c.text()?;
     let summary = import::import(&c.app.db, &c.actor()?, c.now(), Some(&p.scope), text).await?;
     json(&summary)

@@ -12,6 +12,7 @@ use crate::audit::{self, Change};
 use crate::auth::Perm;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
+use crate::http::access::Region;
 use crate::http::ctx::{Page, json, page};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 use crate::time::Timestamp;
@@ -58,7 +59,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("调度", "调度任务")
             },
             |c| Box::pin(list(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Global]),
         route(
             Method::PATCH,
             "/api/v1/jobs/{name}",
@@ -71,7 +73,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("调度", "修改调度任务")
             },
             |c| Box::pin(patch(c)),
-        ),
+        )
+        .guard(Perm::Approve, &[Region::Banner]),
         route(
             Method::GET,
             "/api/v1/jobs/runs",
@@ -84,12 +87,12 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("调度", "运行记录")
             },
             |c| Box::pin(list_runs(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Global]),
     ]
 }
 
 async fn list(c: Ctx) -> ApiResult<Response> {
-    c.require(Perm::Read)?;
     let all = schedules::list(&c.app.db).await?;
     let mut last = runs::latest_per_schedule(&c.app.db).await?;
     let items: Vec<JobOverview> = all
@@ -104,10 +107,6 @@ async fn list(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn patch(c: Ctx) -> ApiResult<Response> {
-    c.require(Perm::Approve)?;
-    if c.principal()?.scope.level != crate::regions::Level::Banner {
-        return Err(ApiError::Forbidden("调度任务作用于全旗，只有旗级管理员可以修改".into()));
-    }
     let b: SchedulePatch = c.json()?;
     let name = c.param("name").to_string();
     let before =
@@ -166,7 +165,6 @@ async fn patch(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn list_runs(c: Ctx) -> ApiResult<Response> {
-    c.require(Perm::Read)?;
     let q: RunQuery = c.query()?;
     let (limit, offset) = page(q.limit, q.offset)?;
     let (items, total) = runs::list(&c.app.db, &q, limit, offset).await?;

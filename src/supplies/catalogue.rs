@@ -16,6 +16,7 @@ use crate::auth::Perm;
 use crate::db::{Db, Tx, is_unique_violation};
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
+use crate::http::access::Region;
 use crate::http::ctx::{Page, json, json_status, page};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 use crate::time::Timestamp;
@@ -220,7 +221,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("应急物资", "列出物资目录")
             },
             |c| Box::pin(list(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Global]),
         route(
             Method::POST,
             "/api/v1/items",
@@ -234,7 +236,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("应急物资", "新增物资")
             },
             |c| Box::pin(create(c)),
-        ),
+        )
+        .guard(Perm::Plan, &[Region::Global]),
         route(
             Method::GET,
             "/api/v1/items/{code}",
@@ -242,7 +245,8 @@ pub fn routes() -> Vec<Route> {
             BodyKind::None,
             Doc { response: Some(schema::<Item>()), ..Doc::new("应急物资", "查看物资") },
             |c| Box::pin(show(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Global]),
         route(
             Method::PATCH,
             "/api/v1/items/{code}",
@@ -255,12 +259,12 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("应急物资", "修改物资")
             },
             |c| Box::pin(patch(c)),
-        ),
+        )
+        .guard(Perm::Plan, &[Region::Global]),
     ]
 }
 
 async fn list(c: Ctx) -> ApiResult<Response> {
-    c.require(Perm::Read)?;
     let q: ItemQuery = c.query()?;
     let (limit, offset) = page(q.limit, q.offset)?;
     let prefix = format!("{}%", q.prefix.unwrap_or_default().replace(['%', '_', '-'], ""));
@@ -277,13 +281,11 @@ async fn list(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn show(c: Ctx) -> ApiResult<Response> {
-    c.require(Perm::Read)?;
     let code = ItemCode::parse(c.param("code")).map_err(ApiError::NotFound)?;
     json(&get(&c.app.db, code.as_str()).await?.ok_or_else(|| ApiError::NotFound(format!("物资 {code} 不存在")))?)
 }
 
 async fn create(c: Ctx) -> ApiResult<Response> {
-    c.require(Perm::Plan)?;
     let b: NewItem = c.json()?;
     let now = c.now();
     let item = Item {
@@ -318,7 +320,6 @@ async fn create(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn patch(c: Ctx) -> ApiResult<Response> {
-    c.require(Perm::Plan)?;
     let b: ItemPatch = c.json()?;
     let code = ItemCode::parse(c.param("code")).map_err(ApiError::NotFound)?;
     let mut tx = c.app.db.begin().await?;

@@ -14,6 +14,7 @@ use super::{depots, today};
 use crate::auth::Perm;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
+use crate::http::access::Region;
 use crate::http::ctx::body;
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 use crate::regions::RegionCode;
@@ -44,7 +45,8 @@ pub fn routes() -> Vec<Route> {
             ..Doc::new("应急物资", "储备库地图图层")
         },
         |c| Box::pin(layer(c)),
-    )]
+    )
+        .guard(Perm::Read, &[Region::Query("region")])]
 }
 
 #[derive(sqlx::FromRow)]
@@ -59,7 +61,7 @@ struct Sum {
 }
 
 async fn layer(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: LayerQuery = c.query()?;
     let (lo, hi) = depots::narrowed_bounds(p, q.region.as_ref())?;
     let all = depots::all_in(&c.app.db, (&lo, &hi)).await?;

@@ -14,9 +14,11 @@ use crate::audit::{self, Change};
 use crate::auth::Perm;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
+use crate::http::access::Region;
 use crate::http::ctx::{Page, json, page};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 use crate::regions::RegionCode;
+use crate::supplies::depots::routes::ON_DEPOT;
 use crate::vocab::ItemCode;
 use crate::with_db;
 
@@ -139,7 +141,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("应急物资", "记录出入库")
             },
             |c| Box::pin(create(c)),
-        ),
+        )
+        .guard(Perm::Write, ON_DEPOT),
         route(
             Method::GET,
             "/api/v1/depots/{id}/movements",
@@ -151,7 +154,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("应急物资", "出入库流水")
             },
             |c| Box::pin(history(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_DEPOT),
         route(
             Method::GET,
             "/api/v1/stock",
@@ -164,7 +168,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("应急物资", "库存批次")
             },
             |c| Box::pin(stock(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
         route(
             Method::GET,
             "/api/v1/stock/ledger-check",
@@ -176,7 +181,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("应急物资", "库存账实核对")
             },
             |c| Box::pin(ledger_check(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
     ]
 }
 
@@ -186,7 +192,7 @@ fn need_batch(b: &Option<String>) -> ApiResult<String> {
 
 async fn create(c: Ctx) -> ApiResult<Response> {
     let b: NewMovement = c.json()?;
-    let depot = depots::load(&c, Perm::Write, c.id_param("id")?).await?;
+    let depot = depots::load(&c, c.id_param("id")?).await?;
     let item = super::catalogue::need(&c.app.db, "item_code", &b.item_code).await?;
     let now = c.now();
     let actor = c.actor()?;
@@ -295,7 +301,7 @@ where
 
 async fn history(c: Ctx) -> ApiResult<Response> {
     let q: MovementQuery = c.query()?;
-    let depot = depots::load(&c, Perm::Read, c.id_param("id")?).await?;
+    let depot = depots::load(&c, c.id_param("id")?).await?;
     let (limit, offset) = page(q.limit, q.offset)?;
     const WHERE: &str = "WHERE m.depot_id = $1 AND ($2 IS NULL OR m.item_code = $2) AND ($3 IS NULL OR m.kind = $3)";
     let sql = format!(
@@ -320,7 +326,7 @@ async fn history(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn stock(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: StockQuery = c.query()?;
     let (limit, offset) = page(q.limit, q.offset)?;
     let (lo, hi) = depots::narrowed_bounds(p, q.region.as_ref())?;
@@ -350,7 +356,7 @@ async fn stock(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn ledger_check(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let (lo, hi) = p.scope.bounds();
     let (batches, mismatches) = with_db!(&c.app.db, |db| {
         let batches: i64 = sqlx::query_scalar(

@@ -20,6 +20,7 @@ use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::geodesy::{BoundingBox, WHOLE_EARTH_KM, bounding_box, distance_km};
 use crate::http::Ctx;
+use crate::http::access::Region;
 use crate::http::ctx::json;
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 use crate::regions::{RegionCode, check_lon_lat};
@@ -171,11 +172,12 @@ pub fn routes() -> Vec<Route> {
             ..Doc::new("应急物资", "最近物资查询")
         },
         |c| Box::pin(nearest(c)),
-    )]
+    )
+        .guard(Perm::Read, &[Region::Query("region")])]
 }
 
 async fn nearest(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: NearestQuery = c.query()?;
     super::positive("quantity", q.quantity)?;
     check_lon_lat(q.lon, q.lat).map_err(|m| ApiError::invalid("lon", m))?;

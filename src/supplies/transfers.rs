@@ -24,6 +24,7 @@ use crate::auth::Perm;
 use crate::db::Tx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
+use crate::http::access::{self, Region};
 use crate::http::ctx::{Page, json, json_status, page};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 use crate::time::Timestamp;
@@ -219,7 +220,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("应急物资", "申请调拨")
             },
             |c| Box::pin(create(c)),
-        ),
+        )
+        .guard(Perm::Write, &[Region::Global]),
         route(
             Method::GET,
             "/api/v1/transfers",
@@ -232,7 +234,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("应急物资", "列出调拨单")
             },
             |c| Box::pin(list(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
         route(
             Method::GET,
             "/api/v1/transfers/{id}",
@@ -240,44 +243,50 @@ pub fn routes() -> Vec<Route> {
             BodyKind::None,
             Doc { response: Some(schema::<Transfer>()), ..Doc::new("应急物资", "查看调拨单") },
             |c| Box::pin(show(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Path("id", &access::TRANSFER)]),
         step(
             "/api/v1/transfers/{id}/approve",
             "批准调拨",
             "批准（管理员或规划员，调出库须在辖区内）。请求体可为 {}。",
             schema::<Step>(),
             |c| Box::pin(approve(c)),
-        ),
+        )
+        .guard(Perm::Decide, &[Region::Path("id", &access::TRANSFER_SOURCE)]),
         step(
             "/api/v1/transfers/{id}/ship",
             "调拨发运",
             "发运：从调出库记 transfer_out 出库（先到期先出）。库存不足返回 409。支持 Idempotency-Key。",
             schema::<Step>(),
             |c| Box::pin(ship(c)),
-        ),
+        )
+        .guard(Perm::Write, &[Region::Path("id", &access::TRANSFER_SOURCE)]),
         step(
             "/api/v1/transfers/{id}/receive",
             "调拨接收",
             "接收：调入库记 transfer_in 入库，无须填写批次号：入库批次沿用发运批次的批次号、日期、储备方式、合同、所有人和资金来源（本库已有同名但属性不同的批次时，命名为「批次-T调拨单号」）；实收数量可少于发运数量，差额记录在调拨单上。支持 Idempotency-Key。",
             schema::<Receipt>(),
             |c| Box::pin(receive(c)),
-        ),
+        )
+        .guard(Perm::Write, &[Region::Path("id", &access::TRANSFER_DEST)]),
         step("/api/v1/transfers/{id}/cancel", "取消调拨", "发运前可取消。", schema::<Step>(), |c| {
             Box::pin(cancel(c))
-        }),
+        })
+        .guard(Perm::Write, &[Region::Path("id", &access::TRANSFER)]),
         step(
             "/api/v1/transfers/{id}/return",
             "调拨退回",
             "已发运未接收的调拨退回调出库：按发运批次记 return 入库（批次属性不变，重名且属性不同时为「批次-R调拨单号」）；实收数量可少于发运数量，差额记录在调拨单上。支持 Idempotency-Key。",
             schema::<Giveback>(),
             |c| Box::pin(give_back(c)),
-        ),
+        )
+        .guard(Perm::Write, &[Region::Path("id", &access::TRANSFER_SOURCE)]),
     ]
 }
 
 async fn create(c: Ctx) -> ApiResult<Response> {
     let b: NewTransfer = c.json()?;
-    let from = depots::load(&c, Perm::Write, b.from_depot_id).await?;
+    let from = super::requisitions::own_depot(&c, "from_depot_id", b.from_depot_id).await?;
     let to = depots::get(&c.app.db, b.to_depot_id)
         .await?
         .ok_or_else(|| ApiError::invalid("to_depot_id", format!("储备库 {} 不存在", b.to_depot_id)))?;
@@ -320,28 +329,25 @@ async fn create(c: Ctx) -> ApiResult<Response> {
     json_status(StatusCode::CREATED, &t)
 }
 
-/// Loads a transfer visible to the caller: one of its depots in the jurisdiction. Returns the
-/// transfer and the region codes of source and destination.
-async fn load(c: &Ctx, perm: Perm) -> ApiResult<(Transfer, String, String)> {
-    let p = c.require(perm)?;
+/// Loads the transfer named in the path (the route's guard has checked that the caller may act on
+/// the side this route acts on). Returns the transfer and the region codes of source and
+/// destination.
+async fn load(c: &Ctx) -> ApiResult<(Transfer, String, String)> {
     let id = c.id_param("id")?;
     let sql = format!("{SELECT} WHERE id = $1");
     let t = with_db!(&c.app.db, |db| sqlx::query_as::<_, Transfer>(&sql).bind(id).fetch_optional(db).await)?
         .ok_or_else(|| ApiError::NotFound(format!("调拨单 {id} 不存在")))?;
     let from = depots::get(&c.app.db, t.from_depot_id).await?.map(|d| d.region_code).unwrap_or_default();
     let to = depots::get(&c.app.db, t.to_depot_id).await?.map(|d| d.region_code).unwrap_or_default();
-    if !p.scope.contains(&from) && !p.scope.contains(&to) {
-        return Err(ApiError::Forbidden(format!("调拨单 {id} 的调出库与调入库都不在您的管辖范围内")));
-    }
     Ok((t, from, to))
 }
 
 async fn show(c: Ctx) -> ApiResult<Response> {
-    json(&load(&c, Perm::Read).await?.0)
+    json(&load(&c).await?.0)
 }
 
 async fn list(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: TransferQuery = c.query()?;
     let (limit, offset) = page(q.limit, q.offset)?;
     let (lo, hi) = p.scope.bounds();
@@ -410,8 +416,7 @@ async fn finish(
 }
 
 async fn approve(c: Ctx) -> ApiResult<Response> {
-    let (t, from, _) = load(&c, Perm::Decide).await?;
-    c.principal()?.require_region(&from)?;
+    let (t, from, _) = load(&c).await?;
     let now = c.now();
     let mut tx = c.app.db.begin().await?;
     crate::transition!(&mut tx, TRANSFER, t.id, from ["requested"] => "approved", set { "approved_at" = now })?;
@@ -423,7 +428,7 @@ async fn approve(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn cancel(c: Ctx) -> ApiResult<Response> {
-    let (t, from, _) = load(&c, Perm::Write).await?;
+    let (t, from, _) = load(&c).await?;
     let now = c.now();
     let mut tx = c.app.db.begin().await?;
     crate::transition!(&mut tx, TRANSFER, t.id, from ["requested", "approved"] => "cancelled",
@@ -437,8 +442,7 @@ async fn cancel(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn ship(c: Ctx) -> ApiResult<Response> {
-    let (t, from, _) = load(&c, Perm::Write).await?;
-    c.principal()?.require_region(&from)?;
+    let (t, from, _) = load(&c).await?;
     let now = c.now();
     let actor = c.actor()?;
     super::idempotency::run(&c, StatusCode::OK, |mut tx| async {
@@ -524,8 +528,7 @@ fn blank(c: &Ctx) -> bool {
 
 async fn receive(c: Ctx) -> ApiResult<Response> {
     let body: Receipt = if blank(&c) { Receipt { received_quantity: None, note: None } } else { c.json()? };
-    let (t, _, to) = load(&c, Perm::Write).await?;
-    c.principal()?.require_region(&to)?;
+    let (t, _, to) = load(&c).await?;
     let now = c.now();
     let actor = c.actor()?;
     let note = opt_text("note", body.note.as_deref(), 1000)?;
@@ -561,8 +564,7 @@ async fn receive(c: Ctx) -> ApiResult<Response> {
 
 async fn give_back(c: Ctx) -> ApiResult<Response> {
     let body: Giveback = if blank(&c) { Giveback { returned_quantity: None, note: None } } else { c.json()? };
-    let (t, from, _) = load(&c, Perm::Write).await?;
-    c.principal()?.require_region(&from)?;
+    let (t, from, _) = load(&c).await?;
     let now = c.now();
     let actor = c.actor()?;
     let note = opt_text("note", body.note.as_deref(), 1000)?;

@@ -6,6 +6,8 @@ use warp::http::Method;
 
 use super::store::{AckQuery, Recipient, Warning, WarningQuery};
 use super::{CapStatus, MsgType, feed, handlers, notice};
+use crate::auth::Perm;
+use crate::http::access::{self, Region};
 use crate::http::ctx::Page;
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 use crate::regions::RegionCode;
@@ -13,6 +15,9 @@ use crate::time::Timestamp;
 use crate::vocab::Hazard;
 
 const TAG: &str = "预警";
+
+/// The warning named in the path (visible from its issuer and every region it covers).
+const ON_WARNING: &[Region] = &[Region::Path("id", &access::WARNING)];
 
 /// Body of `POST /api/v1/warnings`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -135,7 +140,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "预警列表")
             },
             |c| Box::pin(handlers::list(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
         r(
             Method::POST,
             "/api/v1/warnings",
@@ -148,7 +154,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "新建预警")
             },
             |c| Box::pin(handlers::create(c)),
-        ),
+        )
+        .guard(Perm::Plan, &[Region::Global]),
         r(
             Method::POST,
             "/api/v1/warnings/import",
@@ -160,7 +167,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "接收 CAP 预警")
             },
             |c| Box::pin(handlers::import(c)),
-        ),
+        )
+        .guard(Perm::Plan, &[Region::Global]),
         route(
             Method::GET,
             "/api/v1/warnings.atom",
@@ -185,21 +193,24 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "CAP 消息")
             },
             |c| Box::pin(handlers::xml(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_WARNING),
         r(
             Method::GET,
             "/api/v1/warnings/{id}",
             BodyKind::None,
             Doc { response: Some(schema::<WarningView>()), ..Doc::new(TAG, "查看预警") },
             |c| Box::pin(handlers::get(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_WARNING),
         r(
             Method::POST,
             "/api/v1/warnings/{id}/issue",
             BodyKind::None,
             Doc { description: "发布草稿（规划员、管理员）。", ..Doc::new(TAG, "发布预警") },
             |c| Box::pin(handlers::issue_draft(c)),
-        ),
+        )
+        .guard(Perm::Plan, &[Region::Path("id", &access::WARNING_ISSUER)]),
         r(
             Method::POST,
             "/api/v1/warnings/{id}/cancel",
@@ -212,7 +223,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "解除预警")
             },
             |c| Box::pin(handlers::cancel(c)),
-        ),
+        )
+        .guard(Perm::Plan, &[Region::Path("id", &access::WARNING_ISSUER)]),
         r(
             Method::POST,
             "/api/v1/warnings/{id}/ack",
@@ -224,7 +236,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "签收预警")
             },
             |c| Box::pin(handlers::ack(c)),
-        ),
+        )
+        .guard(Perm::Write, ON_WARNING),
         r(
             Method::GET,
             "/api/v1/warnings/{id}/acks",
@@ -236,7 +249,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "签收情况")
             },
             |c| Box::pin(handlers::acks(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_WARNING),
         r(
             Method::GET,
             "/api/v1/warnings/{id}/readiness",
@@ -246,7 +260,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "预警定向检查")
             },
             |c| Box::pin(handlers::readiness(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_WARNING),
         r(
             Method::GET,
             "/api/v1/warnings/{id}/notice",
@@ -258,6 +273,7 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new(TAG, "预警信息单")
             },
             |c| Box::pin(notice::notice(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_WARNING),
     ]
 }

@@ -52,7 +52,8 @@ async fn drills_are_scheduled_within_the_jurisdiction_and_validated() {
     assert_eq!(d["status_label"], "计划中");
     assert_eq!(d["reminder_offsets"], json!([10080, 1440, 120]));
     assert_eq!(d["starts_at"], "2026-12-01T01:00:00+08:00");
-    assert_eq!(app.get(&other, &format!("/api/v1/drills/{}", d["id"])).await.status, 404);
+    // Exists but not yours: 403, as everywhere.
+    assert_eq!(app.get(&other, &format!("/api/v1/drills/{}", d["id"])).await.status, 403);
     assert_eq!(app.get(&other, "/api/v1/drills").await.expect(200).json()["total"], 0);
     assert_eq!(app.get(&viewer, "/api/v1/drills").await.expect(200).json()["total"], 1);
     let id = d["id"].as_i64().unwrap();

@@ -458,7 +458,7 @@ async fn a_snow_disaster_runs_from_first_report_to_assessment() {
 /// Open findings as (rule, region, subject, facts), sorted.
 async fn open_findings(app: &TestApp, admin: &str) -> Vec<String> {
     let v = app.get(admin, "/api/v1/readiness?limit=1000").await.expect(200).json();
-    let mut out: Vec<String> = v["findings"]
+    let mut out: Vec<String> = v["items"]
         .as_array()
         .unwrap()
         .iter()

@@ -243,7 +243,7 @@ async fn personal_data_is_masked_revealed_only_on_request_with_audit_and_encrypt
             .fetch_all(p)
             .await
             .unwrap());
-    assert!(stored.iter().flatten().all(|s| s.starts_with("v1:") && !s.contains(&idn)));
+    assert!(stored.iter().flatten().all(|s| s.starts_with("v2:") && !s.contains(&idn)));
     if app.state.db.backend() == yingji::db::Backend::Sqlite {
         let path = app.db_url.strip_prefix("sqlite://").expect("a SQLite test database is a file");
         let mut bytes = std::fs::read(path).unwrap();

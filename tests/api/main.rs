@@ -1,16 +1,20 @@
 //! Integration tests: one binary, one module per domain. Each test starts the real service on an
 //! ephemeral port with a fresh database and speaks HTTP to it.
 
+mod access;
 mod background;
 mod blocking;
 mod common;
 mod crash;
 mod drills;
+mod erasure;
 mod events;
 mod forces;
 mod forces_flows;
 mod foundation;
+mod hardening;
 mod idempotency;
+mod keys;
 mod migrations;
 mod notify;
 mod plans;

@@ -149,7 +149,8 @@ async fn the_in_app_inbox_has_per_user_read_marks_within_the_jurisdiction() {
     );
     let other = app.get(&banner, "/api/v1/notifications?region=152523101000").await.expect(200).json();
     let other_id = other["items"][0]["id"].as_i64().unwrap();
-    app.post(&town, &format!("/api/v1/notifications/{other_id}/read"), &json!({})).await.problem(404);
+    app.post(&town, &format!("/api/v1/notifications/{other_id}/read"), &json!({})).await.problem(403);
+    app.get(&town, "/api/v1/notifications?region=152523101000").await.problem(403);
 }
 
 #[tokio::test]

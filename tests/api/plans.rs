@@ -355,36 +355,12 @@ async fn deadlines_follow_the_working_day_calendar_across_national_day() {
     let list = app.get(&admin, &format!("{path}/evaluations")).await.expect(200).json();
     assert_eq!(list["items"][0]["revision_reason"], "resources_changed");
     let mut tx = app.state.db.begin().await.unwrap();
-    assert!(
-        store::record_drilled(
-            &mut tx,
-            id,
-            NaiveDate::from_ymd_opt(2026, 10, 20).unwrap(),
-            yingji::plans::DrillForm::Field
-        )
-        .await
-        .unwrap()
-    );
-    assert!(
-        store::record_drilled(
-            &mut tx,
-            id,
-            NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
-            yingji::plans::DrillForm::Field
-        )
-        .await
-        .unwrap()
-    );
-    assert!(
-        !store::record_drilled(
-            &mut tx,
-            999_999,
-            NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
-            yingji::plans::DrillForm::Field
-        )
-        .await
-        .unwrap()
-    );
+    let (actor, at, all) = (yingji::audit::Actor::system(), yingji::time::Timestamp(app.clock.now_utc()), ("0", "9"));
+    use yingji::plans::DrillForm::Field;
+    let day = |d| NaiveDate::from_ymd_opt(2026, 10, d).unwrap();
+    assert!(store::record_drilled(&mut tx, &actor, at, id, day(20), Field, all).await.unwrap());
+    assert!(!store::record_drilled(&mut tx, &actor, at, id, day(1), Field, all).await.unwrap(), "keeps the later date");
+    assert!(!store::record_drilled(&mut tx, &actor, at, 999_999, day(1), Field, all).await.unwrap());
     tx.commit().await.unwrap();
     let v = app.get(&admin, &path).await.expect(200).json();
     assert_eq!(v["deadlines"]["evaluation_due"], "2029-11-01");

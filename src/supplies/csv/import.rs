@@ -6,11 +6,11 @@ use warp::reply::Response;
 
 use super::{CATALOGUE, DEPOTS, ImportSummary, STOCK, date, fail};
 use crate::audit::{self, Change};
-use crate::auth::Perm;
 use crate::csvio;
 use crate::error::ApiResult;
 use crate::http::Ctx;
 use crate::http::ctx::json;
+use crate::personal::Field;
 use crate::regions::{RegionCode, check_lon_lat};
 use crate::supplies::batches::{self, NewBatch};
 use crate::supplies::catalogue::{self, Item, check_shelf_life};
@@ -21,13 +21,14 @@ use crate::vocab::ItemCode;
 use crate::with_db;
 
 pub(super) async fn import_catalogue(c: Ctx) -> ApiResult<Response> {
-    c.require(Perm::Plan)?;
     let records = c.csv(CATALOGUE).await?.map_err(fail)?;
     let now = c.now();
     let mut errors = Vec::new();
     let mut rows: Vec<Item> = Vec::new();
     let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut dropped = 0;
     for rec in &records {
+        crate::error::cap_errors(&mut errors, &mut dropped);
         let n = errors.len();
         let code = rec
             .need("code", &mut errors)
@@ -66,6 +67,7 @@ pub(super) async fn import_catalogue(c: Ctx) -> ApiResult<Response> {
             });
         }
     }
+    crate::error::finish_errors(&mut errors, dropped);
     if !errors.is_empty() {
         return Err(fail(errors));
     }
@@ -107,7 +109,7 @@ pub(super) async fn import_catalogue(c: Ctx) -> ApiResult<Response> {
 }
 
 pub(super) async fn import_depots(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Write)?;
+    let p = c.caller()?;
     let records = c.csv(DEPOTS).await?.map_err(fail)?;
     let now = c.now();
     let (lo, hi) = p.scope.bounds();
@@ -118,7 +120,9 @@ pub(super) async fn import_depots(c: Ctx) -> ApiResult<Response> {
     // (row, new clear phone or None to keep the stored one)
     let mut rows: Vec<(DepotRow, Option<Option<String>>)> = Vec::new();
     let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut dropped = 0;
     for rec in &records {
+        crate::error::cap_errors(&mut errors, &mut dropped);
         let n = errors.len();
         let code = rec.need("code", &mut errors).map(str::to_string);
         let name = rec.need("name", &mut errors).map(str::to_string);
@@ -204,6 +208,7 @@ pub(super) async fn import_depots(c: Ctx) -> ApiResult<Response> {
             rows.push((row, phone));
         }
     }
+    crate::error::finish_errors(&mut errors, dropped);
     if !errors.is_empty() {
         return Err(fail(errors));
     }
@@ -233,14 +238,14 @@ pub(super) async fn import_depots(c: Ctx) -> ApiResult<Response> {
                 row.phone_enc = if old_phone == new_phone {
                     b.phone_enc.clone()
                 } else {
-                    new_phone.as_deref().map(|p| cipher.encrypt(p))
+                    new_phone.as_deref().map(|p| cipher.encrypt(Field::DEPOT_PHONE, p))
                 };
                 (row.id, row.notes, row.created_at) = (b.id, b.notes.clone(), b.created_at);
                 depots::update(&mut tx, &row).await?;
                 summary.updated += 1;
             }
             None => {
-                row.phone_enc = new_phone.as_deref().map(|p| cipher.encrypt(p));
+                row.phone_enc = new_phone.as_deref().map(|p| cipher.encrypt(Field::DEPOT_PHONE, p));
                 row.id = depots::insert(&mut tx, &row).await?;
                 summary.created += 1;
             }
@@ -276,7 +281,7 @@ struct StockRow {
 }
 
 pub(super) async fn import_stock(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Write)?;
+    let p = c.caller()?;
     let records = c.csv(STOCK).await?.map_err(fail)?;
     let now = c.now();
     let (lo, hi) = p.scope.bounds();
@@ -287,7 +292,9 @@ pub(super) async fn import_stock(c: Ctx) -> ApiResult<Response> {
     let mut errors = Vec::new();
     let mut rows = Vec::new();
     let mut seen: HashMap<(String, String, String), u64> = HashMap::new();
+    let mut dropped = 0;
     for rec in &records {
+        crate::error::cap_errors(&mut errors, &mut dropped);
         let n = errors.len();
         let depot = rec.need("depot_code", &mut errors).and_then(|v| {
             depots.get(v).cloned().or_else(|| {
@@ -346,6 +353,7 @@ pub(super) async fn import_stock(c: Ctx) -> ApiResult<Response> {
             }
         }
     }
+    crate::error::finish_errors(&mut errors, dropped);
     if !errors.is_empty() {
         return Err(fail(errors));
     }

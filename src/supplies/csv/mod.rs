@@ -14,9 +14,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use warp::http::Method;
 
+use crate::auth::Perm;
 use crate::csvio::{Column, Record};
 use crate::error::{ApiError, FieldError};
 use crate::http::Ctx;
+use crate::http::access::Region;
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 
 mod export;
@@ -75,6 +77,10 @@ pub struct ImportSummary {
 pub struct ExportQuery {
     /// `zh` (default, for Excel) or `en`.
     pub header: Option<String>,
+    /// Depots: show managers' phones in full (needs the personal-data permission; every revealed
+    /// depot is audited). Masked otherwise, for admins too.
+    #[serde(default)]
+    pub reveal: bool,
 }
 
 pub(crate) fn fail(errors: Vec<FieldError>) -> ApiError {
@@ -123,21 +129,27 @@ pub fn routes() -> Vec<Route> {
             "导入物资目录",
             "表头 code,name,unit,shelf_life_months（或 物资编码,名称,计量单位,保质期（月））。管理员或规划员；全有或全无；按编码新增或更新。",
             |c| Box::pin(import::import_catalogue(c)),
-        ),
+        )
+        .guard(Perm::Plan, &[Region::Global]),
         import(
             "/api/v1/import/depots",
             "导入储备库",
             "表头 code,name,region_code,kind,lon,lat,address,manager,phone。限辖区内；全有或全无；按编码新增或更新；掩码电话保留原值。",
             |c| Box::pin(import::import_depots(c)),
-        ),
+        )
+        .guard(Perm::Write, &[Region::Rows]),
         import(
             "/api/v1/import/stock",
             "导入库存",
             "表头 depot_code,item_code,quantity,batch,production_date,expiry_date,reserve_mode。每行记一笔 receive 入库；按（储备库、物资、批次）识别，已存在的批次跳过，故重复导入不产生变化。",
             |c| Box::pin(import::import_stock(c)),
-        ),
-        export("/api/v1/export/catalogue.csv", "导出物资目录", |c| Box::pin(export::export_catalogue(c))),
-        export("/api/v1/export/depots.csv", "导出储备库", |c| Box::pin(export::export_depots(c))),
-        export("/api/v1/export/stock.csv", "导出库存", |c| Box::pin(export::export_stock(c))),
+        )
+        .guard(Perm::Write, &[Region::Rows]),
+        export("/api/v1/export/catalogue.csv", "导出物资目录", |c| Box::pin(export::export_catalogue(c)))
+        .guard(Perm::Read, &[Region::Global]),
+        export("/api/v1/export/depots.csv", "导出储备库", |c| Box::pin(export::export_depots(c)))
+        .guard(Perm::Read, &[Region::Query("region")]),
+        export("/api/v1/export/stock.csv", "导出库存", |c| Box::pin(export::export_stock(c)))
+        .guard(Perm::Read, &[Region::Query("region")]),
     ]
 }

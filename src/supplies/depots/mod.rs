@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{Batch, DepotKind};
 use crate::audit::{self, Change};
-use crate::auth::{Perm, Principal};
+use crate::auth::Principal;
 use crate::db::{Db, Tx};
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
-use crate::personal::{Cipher, mask_phone};
+use crate::personal::{Cipher, Field, mask_phone};
 use crate::regions::RegionCode;
 use crate::time::Timestamp;
 use crate::vocab::ItemCode;
@@ -88,7 +88,7 @@ pub struct Depot {
 impl DepotRow {
     /// The phone in clear (None when absent or unreadable with this key).
     pub fn phone(&self, cipher: &Cipher) -> Option<String> {
-        self.phone_enc.as_deref().and_then(|e| cipher.decrypt(e))
+        self.phone_enc.as_deref().and_then(|e| cipher.decrypt(Field::DEPOT_PHONE, e))
     }
 
     /// The API view, with the phone masked or (when `reveal`) in full.
@@ -304,13 +304,9 @@ pub fn check_phone(p: &str) -> Result<String, String> {
     }
 }
 
-/// Loads a depot the caller may act on with `perm` (404 when missing, 403 outside the
-/// jurisdiction).
-pub async fn load(c: &Ctx, perm: Perm, id: i64) -> ApiResult<DepotRow> {
-    let p = c.require(perm)?;
-    let d = get(&c.app.db, id).await?.ok_or_else(|| ApiError::NotFound(format!("储备库 {id} 不存在")))?;
-    p.require_region(&d.region_code)?;
-    Ok(d)
+/// Loads the depot named in the path (the route's guard has checked access to it).
+pub async fn load(c: &Ctx, id: i64) -> ApiResult<DepotRow> {
+    get(&c.app.db, id).await?.ok_or_else(|| ApiError::NotFound(format!("储备库 {id} 不存在")))
 }
 
 /// Audits a reveal of a depot's personal data inside `tx`.
@@ -327,23 +323,14 @@ pub async fn audit_reveal(tx: &mut Tx, c: &Ctx, d: &DepotRow) -> ApiResult<()> {
     Ok(())
 }
 
-/// The caller's jurisdiction bounds, narrowed to `region` when given (403 when outside).
+/// The caller's jurisdiction bounds, narrowed to `region` when given (routes declaring
+/// `Region::Query("region")` have already answered 403 for a region outside it).
 pub fn narrowed_bounds(p: &Principal, region: Option<&RegionCode>) -> ApiResult<(String, String)> {
     match region {
         None => Ok(p.scope.bounds()),
         Some(r) => {
             p.require_region(r.as_str())?;
-            let s = r.as_str().trim_end_matches('0');
-            // A region code's own prefix: 6 digits (banner), 9 (township) or 12 (village).
-            let len = if s.len() <= 6 {
-                6
-            } else if s.len() <= 9 {
-                9
-            } else {
-                12
-            };
-            let prefix = &r.as_str()[..len];
-            Ok((format!("{prefix:0<12}"), format!("{prefix:9<12}")))
+            Ok(crate::auth::Scope::of(r).bounds())
         }
     }
 }

@@ -9,13 +9,17 @@ use crate::auth::Perm;
 use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
+use crate::http::access::{self, Region};
 use crate::http::ctx::{Page, json, json_status, page};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
-use crate::personal::Cipher;
+use crate::personal::{Cipher, Field};
 use crate::regions::check_lon_lat;
 use crate::supplies::{Batch, opt_text, text, to_audit};
 use crate::time::Timestamp;
 use crate::{with_db, with_tx};
+
+/// The depot named in the path.
+pub(crate) const ON_DEPOT: &[Region] = &[Region::Path("id", &access::DEPOT)];
 
 /// Routes of depots.
 pub fn routes() -> Vec<Route> {
@@ -32,7 +36,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("应急物资", "列出储备库")
             },
             |c| Box::pin(list(c)),
-        ),
+        )
+        .guard(Perm::Read, &[Region::Query("region")]),
         route(
             Method::POST,
             "/api/v1/depots",
@@ -46,7 +51,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("应急物资", "登记储备库")
             },
             |c| Box::pin(create(c)),
-        ),
+        )
+        .guard(Perm::Write, &[Region::Body("region_code")]),
         route(
             Method::GET,
             "/api/v1/depots/{id}",
@@ -59,7 +65,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("应急物资", "查看储备库")
             },
             |c| Box::pin(show(c)),
-        ),
+        )
+        .guard(Perm::Read, ON_DEPOT),
         route(
             Method::PATCH,
             "/api/v1/depots/{id}",
@@ -71,7 +78,8 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("应急物资", "修改储备库")
             },
             |c| Box::pin(patch(c)),
-        ),
+        )
+        .guard(Perm::Write, ON_DEPOT),
         route(
             Method::PUT,
             "/api/v1/depots/{id}/minimums",
@@ -84,12 +92,13 @@ pub fn routes() -> Vec<Route> {
                 ..Doc::new("应急物资", "设置最低储备量")
             },
             |c| Box::pin(set_minimum(c)),
-        ),
+        )
+        .guard(Perm::Write, ON_DEPOT),
     ]
 }
 
 async fn list(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
+    let p = c.caller()?;
     let q: DepotQuery = c.query()?;
     let (limit, offset) = page(q.limit, q.offset)?;
     let (lo, hi) = narrowed_bounds(p, q.region.as_ref())?;
@@ -116,7 +125,9 @@ async fn list(c: Ctx) -> ApiResult<Response> {
 fn parse_new(b: NewDepot, cipher: &Cipher, now: Timestamp) -> ApiResult<DepotRow> {
     check_lon_lat(b.lon, b.lat).map_err(|m| ApiError::invalid("lon", m))?;
     let phone = match b.phone.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
-        Some(p) => Some(cipher.encrypt(&check_phone(p).map_err(|m| ApiError::invalid("phone", m))?)),
+        Some(p) => {
+            Some(cipher.encrypt(Field::DEPOT_PHONE, &check_phone(p).map_err(|m| ApiError::invalid("phone", m))?))
+        }
         None => None,
     };
     Ok(DepotRow {
@@ -137,9 +148,7 @@ fn parse_new(b: NewDepot, cipher: &Cipher, now: Timestamp) -> ApiResult<DepotRow
 }
 
 async fn create(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Write)?;
     let b: NewDepot = c.json()?;
-    p.require_region(b.region_code.as_str())?;
     let mut d = parse_new(b, &c.app.cipher, c.now())?;
     let mut tx = c.app.db.begin().await?;
     if crate::regions::store::get_tx(&mut tx, &d.region_code).await?.is_none() {
@@ -190,7 +199,7 @@ async fn detail(c: &Ctx, d: &DepotRow, reveal: bool) -> ApiResult<DepotDetail> {
 
 async fn show(c: Ctx) -> ApiResult<Response> {
     let q: ShowQuery = c.query()?;
-    let d = load(&c, Perm::Read, c.id_param("id")?).await?;
+    let d = load(&c, c.id_param("id")?).await?;
     if q.reveal {
         c.require(Perm::RevealPersonal)?;
         let mut tx = c.app.db.begin().await?;
@@ -202,7 +211,7 @@ async fn show(c: Ctx) -> ApiResult<Response> {
 
 async fn patch(c: Ctx) -> ApiResult<Response> {
     let b: DepotPatch = c.json()?;
-    let before = load(&c, Perm::Write, c.id_param("id")?).await?;
+    let before = load(&c, c.id_param("id")?).await?;
     let mut d = before.clone();
     if let Some(n) = b.name {
         d.name = text("name", &n, 100)?;
@@ -227,7 +236,9 @@ async fn patch(c: Ctx) -> ApiResult<Response> {
     if let Some(p) = b.phone {
         d.phone_enc = match p.trim() {
             "" => None,
-            p => Some(c.app.cipher.encrypt(&check_phone(p).map_err(|m| ApiError::invalid("phone", m))?)),
+            p => Some(
+                c.app.cipher.encrypt(Field::DEPOT_PHONE, &check_phone(p).map_err(|m| ApiError::invalid("phone", m))?),
+            ),
         };
     }
     if let Some(n) = b.notes {
@@ -252,7 +263,7 @@ async fn patch(c: Ctx) -> ApiResult<Response> {
 
 async fn set_minimum(c: Ctx) -> ApiResult<Response> {
     let b: Minimum = c.json()?;
-    let d = load(&c, Perm::Write, c.id_param("id")?).await?;
+    let d = load(&c, c.id_param("id")?).await?;
     if b.minimum < 0 {
         return Err(ApiError::invalid("minimum", "最低储备量不能为负数"));
     }
