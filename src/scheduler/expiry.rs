@@ -47,7 +47,7 @@ pub async fn run(state: &AppState, now: Timestamp) -> anyhow::Result<Value> {
         sqlx::query_as(
         "SELECT t.region_code, t.code, m.name, c.kind, c.expires
          FROM member_certificates c JOIN members m ON m.id = c.member_id JOIN teams t ON t.id = m.team_id
-         WHERE m.status <> 'retired' AND m.anonymised_at IS NULL AND c.expires IS NOT NULL AND c.expires >= $1 AND c.expires <= $2
+         WHERE c.status = 'active' AND m.status <> 'retired' AND m.anonymised_at IS NULL AND c.expires IS NOT NULL AND c.expires >= $1 AND c.expires <= $2
          ORDER BY c.expires"
     )
     .bind(today)

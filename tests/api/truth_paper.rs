@@ -59,7 +59,7 @@ async fn a_filing_received_on_paper_starts_its_clock_on_the_paper_date() {
     // Resubmission on paper: rejected, then resubmitted with the paper date 16 days ago.
     app.post(&admin, "/api/v1/teams/EDGE/reject", &json!({"reason": "材料不全"})).await.expect(200);
     app.post(&op, "/api/v1/teams/EDGE/resubmit", &json!({"submitted_on": "2026-12-01"})).await.problem(422);
-    app.post(&op, "/api/v1/teams/TODAY/approve", &json!({"submitted_on": "2026-11-01"})).await.problem(422);
+    app.post(&admin, "/api/v1/teams/TODAY/approve", &json!({"submitted_on": "2026-11-01"})).await.problem(422);
     let t =
         app.post(&op, "/api/v1/teams/EDGE/resubmit", &json!({"submitted_on": "2026-11-11"})).await.expect(200).json();
     assert_eq!(t["submitted_at"], "2026-11-11T00:00:00+08:00");

@@ -476,7 +476,7 @@ async fn an_orange_snow_warning_reaches_two_townships_and_their_villages_with_th
     assert_eq!(n["data"]["colour"], "橙色");
     let other_town = app.token("operator", BYNE).await;
     assert_eq!(app.get(&other_town, "/api/v1/notifications?kind=warning").await.expect(200).json()["total"], 0);
-    app.get(&other_town, &format!("/api/v1/warnings/{id}")).await.problem(404);
+    app.get(&other_town, &format!("/api/v1/warnings/{id}")).await.problem(403);
 
     // Acknowledgement: a village acknowledges; twice is a state conflict; outsiders cannot.
     let village = app.token("operator", MDLT_V1).await;
@@ -489,7 +489,7 @@ async fn an_orange_snow_warning_reaches_two_townships_and_their_villages_with_th
     let p =
         app.send(reqwest::Method::POST, &format!("/api/v1/warnings/{id}/ack"), Some(&village), None).await.problem(409);
     assert_eq!(p["current_status"], "acknowledged");
-    app.send(reqwest::Method::POST, &format!("/api/v1/warnings/{id}/ack"), Some(&other_town), None).await.problem(404);
+    app.send(reqwest::Method::POST, &format!("/api/v1/warnings/{id}/ack"), Some(&other_town), None).await.problem(403);
     let viewer = app.token("viewer", MDLT_V2).await;
     app.send(reqwest::Method::POST, &format!("/api/v1/warnings/{id}/ack"), Some(&viewer), None).await.problem(403);
     let pending = app.get(&admin, &format!("/api/v1/warnings/{id}/acks?pending=true")).await.expect(200).json();
@@ -554,7 +554,7 @@ async fn drafts_issue_updates_cancel_and_concurrent_acks() {
     let planner_elsewhere = app.token("planner", CHAGANAOBAO).await;
     app.send(reqwest::Method::POST, &format!("/api/v1/warnings/{id}/issue"), Some(&planner_elsewhere), None)
         .await
-        .problem(404);
+        .problem(403);
     app.send(reqwest::Method::POST, &format!("/api/v1/warnings/{id}/issue"), Some(&admin), None).await.expect(200);
     let p =
         app.send(reqwest::Method::POST, &format!("/api/v1/warnings/{id}/issue"), Some(&admin), None).await.problem(409);
