@@ -10,24 +10,6 @@ use crate::db::{Db, Tx};
 use crate::time::Timestamp;
 use crate::{with_db, with_tx};
 
-/// Writes the inbox row of an in-app delivery (unique per delivery).
-pub async fn insert(tx: &mut Tx, d: &Delivery, now: Timestamp) -> Result<(), sqlx::Error> {
-    with_tx!(tx, |c| sqlx::query(
-        "INSERT INTO notifications (outbox_id, region_code, kind, title, body, data, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (outbox_id) DO NOTHING",
-    )
-    .bind(d.id)
-    .bind(&d.region_code)
-    .bind(&d.kind)
-    .bind(&d.title)
-    .bind(&d.body)
-    .bind(&d.data)
-    .bind(now)
-    .execute(c)
-    .await
-    .map(|_| ()))
-}
-
 /// Writes the inbox rows of many in-app deliveries at once (multi-row inserts).
 pub async fn insert_many(tx: &mut Tx, ds: &[&Delivery], now: Timestamp) -> Result<(), sqlx::Error> {
     for chunk in ds.chunks(50) {
