@@ -27,6 +27,7 @@ pub struct Receiver {
     /// Its address.
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<Received>>>,
+    arrived: Arc<AtomicUsize>,
 }
 
 impl Receiver {
@@ -42,7 +43,24 @@ impl Receiver {
 
     /// Starts a receiver failing the first `fail_first` requests and taking `delay` for each.
     pub async fn start_with(fail_first: usize, delay: std::time::Duration) -> Receiver {
+        Self::start_full(fail_first, 0, delay, delay).await
+    }
+
+    /// Starts a receiver whose first `held` requests take `hold` to answer and every later one
+    /// `delay`: the first requests stay in flight long enough for a test to act while they do.
+    pub async fn start_holding(held: usize, hold: std::time::Duration, delay: std::time::Duration) -> Receiver {
+        Self::start_full(0, held, hold, delay).await
+    }
+
+    async fn start_full(
+        fail_first: usize,
+        held: usize,
+        hold: std::time::Duration,
+        delay: std::time::Duration,
+    ) -> Receiver {
         let log: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let arrived = Arc::new(AtomicUsize::new(0));
+        let count = arrived.clone();
         let fails = Arc::new(AtomicUsize::new(fail_first));
         let (l, f) = (log.clone(), fails.clone());
         let route = warp::path::full()
@@ -51,8 +69,9 @@ impl Receiver {
             .and(warp::body::json::<Value>())
             .then(move |path: warp::path::FullPath, query: String, key: Option<String>, body: Value| {
                 let (l, f) = (l.clone(), f.clone());
+                let nth = count.fetch_add(1, Ordering::SeqCst);
                 async move {
-                    tokio::time::sleep(delay).await;
+                    tokio::time::sleep(if nth < held { hold } else { delay }).await;
                     let accepted = f.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err();
                     l.lock().unwrap().push(Received {
                         key: key.unwrap_or_default(),
@@ -76,7 +95,7 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(warp::serve(route).incoming(listener).run());
-        Receiver { addr, log }
+        Receiver { addr, log, arrived }
     }
 
     /// The URL to configure as a channel.
@@ -87,6 +106,11 @@ impl Receiver {
     /// Distinct idempotency keys received so far.
     pub fn keys(&self) -> std::collections::BTreeSet<String> {
         self.log.lock().unwrap().iter().map(|r| r.key.clone()).collect()
+    }
+
+    /// Requests that have arrived so far, answered or not.
+    pub fn arrived(&self) -> usize {
+        self.arrived.load(Ordering::SeqCst)
     }
 
     /// Everything received so far.
