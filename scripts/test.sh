@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The console's browser tests need Chromium; find or install it (says loudly when it cannot).
+scripts/browser.sh
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+  export YINGJI_BROWSER_TESTS=required
+fi
+
 echo "=== yingji tests on SQLite"
 YINGJI_TEST_DATABASE_URL= cargo test "$@"
 

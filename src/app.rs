@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use warp::Filter;
 
 use crate::clock::SharedClock;
 use crate::db::{Db, DbOptions};
@@ -40,6 +41,11 @@ pub struct Config {
     pub calendar_dir: Option<std::path::PathBuf>,
     /// Directory of plan files loaded on first start instead of the shipped (compiled-in) set.
     pub plans_dir: Option<std::path::PathBuf>,
+    /// Base-map tile URL template for the console's map (`{z}/{x}/{y}`, e.g. 天地图 with the
+    /// bureau's key or an internal tile server). None: no base map, no request leaves the service.
+    pub tile_url: Option<String>,
+    /// Attribution shown under the base map.
+    pub tile_attribution: Option<String>,
 }
 
 impl Config {
@@ -57,6 +63,8 @@ impl Config {
             max_delivery_attempts: 8,
             calendar_dir: None,
             plans_dir: None,
+            tile_url: None,
+            tile_attribution: None,
         }
     }
 }
@@ -179,7 +187,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Server>
         http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?,
         calendar,
     });
-    let filter = crate::http::filter(state.clone());
+    let filter = crate::web::filter(state.clone()).or(crate::http::filter(state.clone())).unify();
     let mut rx = shutdown_rx;
     let signal = async move {
         let _ = rx.wait_for(|v| *v).await;

@@ -30,3 +30,4 @@ pub mod system;
 pub mod time;
 pub mod transition;
 pub mod vocab;
+pub mod web;

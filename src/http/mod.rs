@@ -125,7 +125,19 @@ where
 {
     let principal = match route.access {
         Access::Public => None,
-        Access::Token => Some(authenticate_headers(&state, &headers, &request_id).await?),
+        Access::Token => {
+            // A console page reading through the API (the map's layers and "nearest" queries)
+            // is recognised by its session cookie; only for GET, since forms carry CSRF tokens.
+            let reader = if route.method == Method::GET {
+                crate::web::session::api_reader(&state, &headers).await?
+            } else {
+                None
+            };
+            match reader {
+                Some(p) => Some(p),
+                None => Some(authenticate_headers(&state, &headers, &request_id).await?),
+            }
+        }
         Access::FeedToken => None,
     };
     let body = match route.body {
@@ -181,7 +193,8 @@ fn check_content_type(headers: &HeaderMap, expected: &'static str) -> Result<(),
     if ok { Ok(()) } else { Err(ApiError::UnsupportedMediaType(format!("{expected}; charset=utf-8"))) }
 }
 
-async fn read_body<S, B>(headers: &HeaderMap, mut body: S, limit: u64) -> Result<Bytes, ApiError>
+/// Reads a request body up to `limit` bytes (413 beyond it; the declared length is checked first).
+pub async fn read_body<S, B>(headers: &HeaderMap, mut body: S, limit: u64) -> Result<Bytes, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
     B: Buf,
@@ -207,4 +220,35 @@ where
         }
     }
     Ok(buf.freeze())
+}
+
+/// Runs the API route for `method path` as `principal`, exactly as a request with that
+/// principal's token would: the console's list pages and action forms use it, so a page and the
+/// API can never answer differently. Only token routes can be called this way. Whatever access
+/// check the route table declares for the route must apply here as it does in [`run_route`].
+pub async fn call_as(
+    state: Arc<AppState>,
+    principal: crate::auth::Principal,
+    method: Method,
+    path: &str,
+    query: &str,
+    body: Bytes,
+    request_id: &str,
+) -> Result<Response, ApiError> {
+    match state.router.find(&method, path) {
+        Match::Found(route, params) if route.access == Access::Token => {
+            let ctx = Ctx {
+                app: state.clone(),
+                principal: Some(principal),
+                params,
+                query: query.to_string(),
+                headers: HeaderMap::new(),
+                body,
+                request_id: request_id.to_string(),
+            };
+            (route.handler)(ctx).await
+        }
+        Match::Found(..) | Match::NotFound => Err(ApiError::NotFound(format!("没有这个接口：{path}"))),
+        Match::WrongMethod(allowed) => Err(ApiError::MethodNotAllowed(allowed)),
+    }
 }

@@ -1,7 +1,9 @@
 //! Integration tests: one binary, one module per domain. Each test starts the real service on an
 //! ephemeral port with a fresh database and speaks HTTP to it.
 
+mod browser;
 mod common;
+mod console;
 mod drills;
 mod forces;
 mod forces_flows;
