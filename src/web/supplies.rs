@@ -64,6 +64,7 @@ struct StockLevel {
 
 #[derive(Deserialize)]
 struct Detail {
+    #[serde(flatten)]
     depot: Depot,
     batches: Vec<Batch>,
     levels: Vec<StockLevel>,

@@ -136,7 +136,7 @@ async fn render_as(req: &Req, s: &crate::auth::login::Session, reveal: bool) -> 
     let code = team_code(&req.path)?;
     let enc = urlencode(&code);
     let t: Team = api::decode(api::get(req, s, &format!("/api/v1/teams/{enc}"), "").await?)?;
-    let q = if reveal { "limit=1000&reveal=true" } else { "limit=1000" };
+    let q = if reveal { "reveal=true" } else { "" };
     let m: MemberPage = api::decode(api::get(req, s, &format!("/api/v1/teams/{enc}/members"), q).await?)?;
     let done: Done = req.query().unwrap_or_default();
     let role = s.principal.role;

@@ -60,9 +60,27 @@ impl TodayPage {
         s.as_str()
     }
 
-    fn finding_link(&self, f: &Finding) -> Option<String> {
+    /// Where the finding is fixed: the plan, depot or team page it is about.
+    fn finding_link(&self, f: &Finding) -> Option<(String, &'static str)> {
+        let team = f.facts.0.get("team").and_then(|v| v.as_str());
         match f.subject_type.as_str() {
-            "plan" => Some(format!("/api/v1/plans/{}/document", f.subject_id)),
+            "plan" => Some((format!("/plans/{}", f.subject_id), "办理预案")),
+            "depot" => Some((format!("/supplies/{}", f.subject_id), "查看储备库")),
+            "batch" => Some(("/supplies".to_string(), "查看储备库")),
+            "team" | "member" => team.map(|t| (format!("/teams/{}", super::urlencode(t)), "查看队伍")),
+            "region" => {
+                let draft = f
+                    .facts
+                    .0
+                    .get("drafts")
+                    .and_then(|d| d.get(0))
+                    .and_then(|d| d.get("plan_id"))
+                    .and_then(|v| v.as_i64());
+                Some(match draft {
+                    Some(id) => (format!("/plans/{id}"), "办理预案草稿"),
+                    None => ("/plans".to_string(), "查看预案"),
+                })
+            }
             _ => None,
         }
     }

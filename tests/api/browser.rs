@@ -166,6 +166,17 @@ impl Steps {
         self.check(step, r).await;
     }
 
+    /// Waits until the address contains `needle` (the page after a form post).
+    async fn wait_url(&self, step: &str, needle: &str) {
+        for _ in 0..200 {
+            if self.c.current_url().await.is_ok_and(|u| u.as_str().contains(needle)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.check(step, Err::<(), _>(format!("address never contained {needle:?}"))).await;
+    }
+
     async fn width(&self, w: u32, h: u32) {
         let r = self.c.set_window_size(w, h).await;
         self.check("resize", r).await;
@@ -291,5 +302,100 @@ async fn login_today_and_the_map_work_in_a_real_browser_at_desktop_and_phone_wid
     s.wait_for("back-to-login", "#password").await;
     s.goto("after-logout", "/map").await;
     assert_eq!(s.path().await, "/login");
+    let _ = s.c.close().await;
+}
+
+#[tokio::test]
+async fn plans_supplies_and_teams_are_listed_and_acted_on_in_a_real_browser() {
+    let Some((_driver, c, dir)) = browser().await else { return };
+    let app = TestApp::spawn().await;
+    seed(&app).await;
+    let admin = app.admin().await;
+    new_team(&app, &admin, "T3", MANDULATU, north(5.0), json!([{"specialty": "medical", "grade": null}])).await;
+    create_user(&app, "li", Role::Admin, BANNER).await;
+    let s = Steps { c, dir, base: app.base.clone() };
+    s.goto("open", "/login").await;
+    s.fill("name", "#name", "li").await;
+    s.fill("password", "#password", PASSWORD).await;
+    s.click("submit", "button[type=submit]").await;
+    s.wait_for("today", "#score-h").await;
+
+    // 预案: the shipped plans are drafts; submit, approve and file one.
+    s.goto("plans", "/plans?status=draft").await;
+    s.wait_for("plans-table", "#plans").await;
+    s.axe("plans").await;
+    s.click("first-plan", "#plans tbody tr:first-child a").await;
+    s.wait_for("plan-page", "#plan-status").await;
+    assert!(s.text("draft", "#plan-status").await.contains("草稿"));
+    s.click("plan-submit", "form[action$='/submit'] button").await;
+    s.wait_url("submitted", "done=submit").await;
+    assert!(s.text("review", "#plan-status").await.contains("审核中"));
+    s.fill("issuing_body", "#issuing_body", "苏尼特左旗人民政府").await;
+    s.click("plan-approve", "form[action$='/approve'] button").await;
+    s.wait_url("approved", "done=approve").await;
+    s.fill("filed_with", "#filed_with", "锡林郭勒盟应急管理局").await;
+    s.fill("receipt_no", "#receipt_no", "锡应急备〔2026〕1号").await;
+    s.click("plan-file", "form[action$='/file'] button").await;
+    s.wait_url("filed", "done=file").await;
+    assert!(s.text("filed-status", "#plan-status").await.contains("已备案"));
+    s.axe("plan").await;
+    s.width(375, 812).await;
+    s.shot("plan-375").await;
+    s.width(1280, 900).await;
+
+    // 物资: receive into a depot and see the balance and the ledger.
+    s.goto("supplies", "/supplies").await;
+    s.axe("supplies").await;
+    s.click("depot", "#depots a").await;
+    s.wait_for("depot-page", "#movement-form").await;
+    s.select("kind", "#m-kind", "receive").await;
+    s.select("item", "#m-item", QUILT).await;
+    s.fill("qty", "#m-qty", "15").await;
+    s.fill("batch", "#m-batch", "B9").await;
+    s.click("record", "#movement-form button").await;
+    s.wait_url("recorded", "done=1").await;
+    assert!(s.text("levels", "#levels").await.contains("75"), "60 + 15 quilts");
+    assert!(s.text("ledger", "#ledger").await.contains("B9"));
+    s.axe("depot").await;
+    // Issuing more than is there is refused with the API's message, and nothing is written.
+    s.select("kind2", "#m-kind", "issue").await;
+    s.select("item2", "#m-item", QUILT).await;
+    s.fill("qty2", "#m-qty", "1000").await;
+    s.click("over-issue", "#movement-form button").await;
+    s.wait_for("refused", "p.alert[role=alert]").await;
+    assert!(s.text("refused-text", "p.alert").await.contains("库存不足"));
+    s.shot("depot-refused").await;
+    s.c.back().await.ok();
+
+    // 队伍: approve a filing, add a member, reveal personal data deliberately.
+    s.goto("teams", "/teams?filing_status=submitted").await;
+    s.axe("teams").await;
+    s.click("team", "#teams a").await;
+    s.wait_for("team-page", "#filing-status").await;
+    s.click("approve-team", "form[action$='/approve'] button").await;
+    s.wait_url("team-approved", "done=approve").await;
+    assert_eq!(s.text("approved", "#filing-status").await, "已备案");
+    let idn = crate::forces::id_number(77);
+    s.fill("m-name", "#m-name", "乌云").await;
+    s.fill("m-id", "#m-id", &idn).await;
+    s.click("skill", "input[name=skills][value=medical]").await;
+    s.click("add-member", "form[action$='/members'] button").await;
+    s.wait_url("member-added", "done=member").await;
+    let table = s.text("members", "#members").await;
+    assert!(table.contains("乌云") && !table.contains(&idn), "masked by default: {table}");
+    s.axe("team").await;
+    s.click("reveal", "form[action$='/reveal'] button").await;
+    s.wait_for("revealed", "p.alert").await;
+    assert!(s.text("members-revealed", "#members").await.contains(&idn));
+    s.width(375, 812).await;
+    s.shot("team-375").await;
+    s.axe("team-375").await;
+    let reveals: i64 = yingji::with_db!(&app.state.db, |p| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'reveal' AND actor = 'li'"
+    )
+    .fetch_one(p)
+    .await
+    .unwrap());
+    assert_eq!(reveals, 1, "the reveal is audited");
     let _ = s.c.close().await;
 }
