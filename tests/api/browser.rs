@@ -278,6 +278,7 @@ async fn login_today_and_the_map_work_in_a_real_browser_at_desktop_and_phone_wid
     assert!(answer.contains("找到 2 支"), "{answer}");
     let lines = s.check("lines", s.c.find_all(Locator::Css(".leaflet-tooltip.dist")).await).await;
     assert_eq!(lines.len(), 4, "two depots and two teams drawn with their distances");
+    let _ = s.c.execute("window.scrollTo(0, 0)", vec![]).await;
     s.shot("map-desktop").await;
 
     // 6. Phone: the map answers a tap.
