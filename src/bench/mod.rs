@@ -1,6 +1,7 @@
 //! Benchmarks run from the command line (`yingji bench …`), on data generated at scale. Timing
 //! targets are measured here, never in tests.
 
+pub mod console;
 pub mod data;
 pub mod readiness;
 pub mod rows;
