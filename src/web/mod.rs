@@ -13,6 +13,7 @@ pub mod layout;
 pub mod login;
 pub mod map;
 pub mod plans;
+pub mod readiness;
 pub mod session;
 pub mod supplies;
 pub mod teams;
@@ -127,7 +128,7 @@ fn is_console_path(path: &str) -> bool {
         || ["/login", "/logout", "/today", "/map"].contains(&path)
         || path.starts_with("/assets/")
         || path.starts_with("/map/")
-        || ["/plans", "/supplies", "/teams"].contains(&path)
+        || ["/plans", "/supplies", "/teams", "/readiness", "/readiness/run"].contains(&path)
         || path.starts_with("/teams/")
         || path.starts_with("/plans/")
         || path.starts_with("/supplies/")
@@ -231,6 +232,8 @@ async fn dispatch(req: Req) -> WebResult {
             teams::decide(req).await
         }
         (Method::POST, p) if p.starts_with("/teams/") && p.ends_with("/members") => teams::add_member(req).await,
+        (Method::GET, "/readiness") => readiness::page(req).await,
+        (Method::POST, "/readiness/run") => readiness::run(req).await,
         (Method::GET, p) if p.starts_with("/assets/") => Ok(asset(p)),
         (_, _) => Err(WebError::Api(ApiError::NotFound(format!("没有这个页面：{path}")))),
     }

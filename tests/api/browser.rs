@@ -391,6 +391,16 @@ async fn plans_supplies_and_teams_are_listed_and_acted_on_in_a_real_browser() {
     s.width(375, 812).await;
     s.shot("team-375").await;
     s.axe("team-375").await;
+    // 检查: the findings list, and a run started from the page.
+    s.width(1280, 900).await;
+    s.goto("readiness", "/readiness").await;
+    s.axe("readiness").await;
+    s.click("run", "#run-form button").await;
+    s.wait_url("ran", "ran=").await;
+    assert!(s.text("ran-text", "#ran").await.starts_with("检查完成"));
+    s.width(375, 812).await;
+    s.shot("readiness-375").await;
+    s.axe("readiness-375").await;
     let reveals: i64 = yingji::with_db!(&app.state.db, |p| sqlx::query_scalar(
         "SELECT COUNT(*) FROM audit_log WHERE action = 'reveal' AND actor = 'li'"
     )
