@@ -23,6 +23,8 @@ const NAV: &[(&str, &str, &str)] = &[
     ("plans", "/plans", "预案"),
     ("supplies", "/supplies", "物资"),
     ("teams", "/teams", "队伍"),
+    ("drills", "/drills", "演练"),
+    ("readiness", "/readiness", "检查"),
 ];
 
 /// What the frame shows.

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod drills;
 pub mod layout;
 pub mod login;
 pub mod map;
@@ -128,7 +129,7 @@ fn is_console_path(path: &str) -> bool {
         || ["/login", "/logout", "/today", "/map"].contains(&path)
         || path.starts_with("/assets/")
         || path.starts_with("/map/")
-        || ["/plans", "/supplies", "/teams", "/readiness", "/readiness/run"].contains(&path)
+        || ["/plans", "/supplies", "/teams", "/drills", "/readiness", "/readiness/run"].contains(&path)
         || path.starts_with("/teams/")
         || path.starts_with("/plans/")
         || path.starts_with("/supplies/")
@@ -232,6 +233,7 @@ async fn dispatch(req: Req) -> WebResult {
             teams::decide(req).await
         }
         (Method::POST, p) if p.starts_with("/teams/") && p.ends_with("/members") => teams::add_member(req).await,
+        (Method::GET, "/drills") => drills::page(req).await,
         (Method::GET, "/readiness") => readiness::page(req).await,
         (Method::POST, "/readiness/run") => readiness::run(req).await,
         (Method::GET, p) if p.starts_with("/assets/") => Ok(asset(p)),

@@ -391,6 +391,29 @@ async fn plans_supplies_and_teams_are_listed_and_acted_on_in_a_real_browser() {
     s.width(375, 812).await;
     s.shot("team-375").await;
     s.axe("team-375").await;
+    // 演练: this month's calendar shows a drill scheduled through the API.
+    let mut drill = json!({
+        "title": "满都拉图镇草原火灾扑救实战演练", "form": "field", "scope": "comprehensive", "purpose": "test",
+        "objective": "检验草原火灾专项预案", "region": MANDULATU, "organiser_unit": "满都拉图镇应急办",
+        "participating_units": ["满都拉图镇政府"], "place_name": "白音哈拉图嘎查北草场", "lon": 113.7, "lat": 43.9,
+        "starts_at": "2026-11-28T09:00:00+08:00", "ends_at": "2026-11-28T12:00:00+08:00"
+    });
+    app.post(&admin, "/api/v1/drills", &drill).await.expect(201);
+    drill["title"] = json!("下月演练");
+    drill["starts_at"] = json!("2026-12-02T09:00:00+08:00");
+    drill["ends_at"] = json!("2026-12-02T12:00:00+08:00");
+    app.post(&admin, "/api/v1/drills", &drill).await.expect(201);
+    s.width(1280, 900).await;
+    s.goto("drills", "/drills").await;
+    assert_eq!(s.text("month", "#month").await, "2026 年 11 月");
+    let cal = s.text("calendar", "#calendar").await;
+    assert!(cal.contains("满都拉图镇草原火灾扑救实战演练") && !cal.contains("下月演练"), "{cal}");
+    s.axe("drills").await;
+    s.shot("drills-desktop").await;
+    s.width(375, 812).await;
+    s.shot("drills-375").await;
+    s.axe("drills-375").await;
+
     // 检查: the findings list, and a run started from the page.
     s.width(1280, 900).await;
     s.goto("readiness", "/readiness").await;
