@@ -9,6 +9,11 @@ if ! command -v xmllint >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-
   (apt-get install -y -q libxml2-utils >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libxml2-utils >/dev/null 2>&1; }) || true
 fi
 command -v xmllint >/dev/null 2>&1 || echo "!!! xmllint (libxml2-utils) missing: CAP schema validation in the warning tests is SKIPPED"
+# The console's browser tests need Chromium; find or install it (says loudly when it cannot).
+scripts/browser.sh
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+  export YINGJI_BROWSER_TESTS=required
+fi
 
 echo "=== yingji tests on SQLite"
 YINGJI_TEST_DATABASE_URL= cargo test "$@"

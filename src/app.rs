@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use warp::Filter;
 
 use crate::clock::SharedClock;
 use crate::db::{Db, DbOptions};
@@ -52,6 +53,11 @@ pub struct Config {
     /// How long an `Idempotency-Key` is remembered (hours; default 24). Expired keys are purged
     /// by the `idempotency_purge` job.
     pub idempotency_ttl_hours: i64,
+    /// Base-map tile URL template for the console's map (`{z}/{x}/{y}`, e.g. 天地图 with the
+    /// bureau's key or an internal tile server). None: no base map, no request leaves the service.
+    pub tile_url: Option<String>,
+    /// Attribution shown under the base map.
+    pub tile_attribution: Option<String>,
 }
 
 impl Config {
@@ -74,6 +80,8 @@ impl Config {
             calendar_dir: None,
             plans_dir: None,
             idempotency_ttl_hours: crate::supplies::idempotency::DEFAULT_TTL_HOURS,
+            tile_url: None,
+            tile_attribution: None,
         }
     }
 }
@@ -184,7 +192,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Ser
         background: Default::default(),
         in_flight: tokio::sync::Semaphore::new(max_concurrent),
     });
-    let filter = crate::http::filter(state.clone());
+    let filter = crate::web::filter(state.clone()).or(crate::http::filter(state.clone())).unify();
     let mut rx = shutdown_rx;
     let signal = async move {
         let _ = rx.wait_for(|v| *v).await;

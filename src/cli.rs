@@ -72,6 +72,9 @@ enum Command {
     /// The personal-data key.
     #[command(subcommand)]
     Pii(PiiCommand),
+    /// Console users (log in with name and password at http://127.0.0.1:8080/).
+    #[command(subcommand)]
+    User(UserCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +86,32 @@ enum PiiCommand {
         /// Where to write the new key (must not exist).
         #[arg(long)]
         new_key_file: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user who logs in to the console; the password is read from standard input.
+    Create {
+        /// User name (the login name).
+        #[arg(long)]
+        name: String,
+        /// Role: admin, planner, operator or viewer.
+        #[arg(long, value_parser = ["admin", "planner", "operator", "viewer"])]
+        role: String,
+        /// Jurisdiction: the 12-digit code of a region (e.g. 152523000000 for the whole banner).
+        #[arg(long)]
+        region: String,
+    },
+    /// Set a user's password (read from standard input); ends the user's sessions.
+    SetPassword {
+        /// User name.
+        name: String,
+    },
+    /// Disable a user: no more logins, sessions ended, API tokens revoked.
+    Disable {
+        /// User name.
+        name: String,
     },
 }
 
@@ -134,6 +163,13 @@ struct ServeArgs {
     /// robot messages cut to the robots' size limits; default `http://<listen address>`.
     #[arg(long, env = "YINGJI_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Base-map tile URL template for the console map, e.g. an internal tile server
+    /// `http://tiles.example/{z}/{x}/{y}.png`; unset: no base map (nothing is fetched from outside).
+    #[arg(long, env = "YINGJI_TILE_URL")]
+    tile_url: Option<String>,
+    /// Attribution text shown under the base map.
+    #[arg(long, env = "YINGJI_TILE_ATTRIBUTION")]
+    tile_attribution: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -228,6 +264,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.public_url = args.public_url;
             config.request_timeout = std::time::Duration::from_secs(args.request_timeout_secs);
             config.max_concurrent_requests = args.max_concurrent_requests as usize;
+            config.tile_url = args.tile_url.filter(|u| !u.trim().is_empty());
+            config.tile_attribution = args.tile_attribution;
             serve(config, clock).await
         }
         Command::Migrate => {
@@ -247,6 +285,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pii(PiiCommand::RotateKey { new_key_file }) => {
             rotate_key(Config { seed: false, ..config }, clock, new_key_file).await
         }
+        Command::User(cmd) => user(Config { seed: false, ..config }, clock, cmd).await,
         Command::Regions(RegionsCommand::Import { file }) => {
             let config = Config { seed: false, ..config };
             let text =
@@ -376,7 +415,9 @@ async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
     let mut banner = format!("yingji 已启动：http://{}  (接口说明 http://{}/api/docs)\n", server.addr, server.addr);
     if users == 0 {
         banner.push_str(&format!(
-            "还没有任何用户。创建首个管理员令牌（另开一个终端）：\n  cargo run --release -- token create --name admin --role admin --region {}\n",
+            "还没有任何用户。创建首个管理员（另开一个终端，按提示输入密码）：\n  cargo run --release -- user create --name admin --role admin --region {}\n然后在浏览器打开 http://{} 登录；接口令牌：cargo run --release -- token create --name admin --role admin --region {}\n",
+            regions::BANNER_CODE,
+            server.addr,
             regions::BANNER_CODE
         ));
     }
@@ -468,4 +509,56 @@ async fn token(config: Config, clock: SharedClock, cmd: TokenCommand) -> anyhow:
     };
     db.close().await;
     result
+}
+
+/// Reads a password from standard input: prompted without echo on a terminal, else the first
+/// line (for scripts: `printf '%s\n' "$PW" | yingji user create …`).
+fn read_password() -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    let tty = std::io::stdin().is_terminal();
+    let stty = |arg: &str| {
+        let _ = std::process::Command::new("stty").arg(arg).stdin(std::process::Stdio::inherit()).status();
+    };
+    if tty {
+        eprint!("请输入密码（至少 {} 个字符）：", crate::auth::users::MIN_PASSWORD_CHARS);
+        stty("-echo");
+    }
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    if tty {
+        stty("echo");
+        eprintln!();
+    }
+    read.map_err(|e| anyhow::anyhow!("读取密码失败：{e}"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+async fn user(config: Config, clock: SharedClock, cmd: UserCommand) -> anyhow::Result<()> {
+    use crate::auth::users;
+    let password = match &cmd {
+        UserCommand::Create { .. } | UserCommand::SetPassword { .. } => Some(read_password()?),
+        UserCommand::Disable { .. } => None,
+    };
+    let db = app::prepare_db(&config, &clock).await?;
+    let now = Timestamp(clock.now());
+    let actor = Actor::cli();
+    let pw = password.as_deref().unwrap_or_default();
+    let result = match cmd {
+        UserCommand::Create { name, role, region } => {
+            let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("角色 {role} 无效"))?;
+            let region = RegionCode::parse(&region).map_err(|m| anyhow::anyhow!(m))?;
+            users::create(&db, &actor, now, &name, role, &region, pw).await.map(|u| {
+                format!("已创建用户 {}（{}，辖区 {}），可在浏览器登录工作台", u.name, role.label(), u.region_code)
+            })
+        }
+        UserCommand::SetPassword { name } => users::set_password(&db, &actor, now, &name, pw)
+            .await
+            .map(|u| format!("已为用户 {} 设置新密码，其现有会话已结束", u.name)),
+        UserCommand::Disable { name } => users::disable(&db, &actor, now, &name)
+            .await
+            .map(|u| format!("已停用用户 {}：不能再登录，会话已结束，接口令牌已吊销", u.name)),
+    };
+    db.close().await;
+    println!("{}", result.map_err(describe)?);
+    Ok(())
 }

@@ -36,3 +36,4 @@ pub mod time;
 pub mod transition;
 pub mod vocab;
 pub mod warnings;
+pub mod web;

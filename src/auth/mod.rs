@@ -1,7 +1,9 @@
 //! Who is calling and what they may do: roles, permissions and jurisdiction.
 
+pub mod login;
 pub mod routes;
 pub mod tokens;
+pub mod users;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -2,6 +2,7 @@
 //! targets are measured here, never in tests.
 
 pub mod burst;
+pub mod console;
 pub mod data;
 pub mod events;
 pub mod readiness;

@@ -166,7 +166,19 @@ where
 {
     let principal = match route.access {
         Access::Public => None,
-        Access::Token => Some(authenticate_headers(&state, &headers, &request_id).await?),
+        Access::Token => {
+            // A console page reading through the API (the map's layers and "nearest" queries)
+            // is recognised by its session cookie; only for GET, since forms carry CSRF tokens.
+            let reader = if route.method == Method::GET {
+                crate::web::session::api_reader(&state, &headers).await?
+            } else {
+                None
+            };
+            match reader {
+                Some(p) => Some(p),
+                None => Some(authenticate_headers(&state, &headers, &request_id).await?),
+            }
+        }
         Access::FeedToken => None,
     };
     let body = match route.body {
@@ -188,6 +200,22 @@ where
             read_body(&headers, body, state.config.max_body_bytes).await?
         }
     };
+    dispatch(state, route, principal, params, query, headers, body, request_id).await
+}
+
+/// The one way a matched route's handler runs, for requests and for the console's in-process
+/// calls alike: a caller is checked against the route's declared guard before the handler.
+#[allow(clippy::too_many_arguments)]
+async fn dispatch(
+    state: Arc<AppState>,
+    route: &router::Route,
+    principal: Option<crate::auth::Principal>,
+    params: Vec<(&'static str, String)>,
+    query: String,
+    headers: HeaderMap,
+    body: Bytes,
+    request_id: String,
+) -> Result<Response, ApiError> {
     if let Some(p) = &principal {
         let Some(guard) = &route.guard else {
             return Err(ApiError::Forbidden("此接口未声明访问规则".into()));
@@ -237,7 +265,8 @@ fn check_content_type(headers: &HeaderMap, expected: &'static str) -> Result<(),
     if ok { Ok(()) } else { Err(ApiError::UnsupportedMediaType(format!("{expected}; charset=utf-8"))) }
 }
 
-async fn read_body<S, B>(headers: &HeaderMap, mut body: S, limit: u64) -> Result<Bytes, ApiError>
+/// Reads a request body up to `limit` bytes (413 beyond it; the declared length is checked first).
+pub async fn read_body<S, B>(headers: &HeaderMap, mut body: S, limit: u64) -> Result<Bytes, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
     B: Buf,
@@ -263,4 +292,27 @@ where
         }
     }
     Ok(buf.freeze())
+}
+
+/// Runs the API route for `method path` as `principal`, exactly as a request with that
+/// principal's token would: the console's list pages and action forms use it, so a page and the
+/// API can never answer differently. Only token routes can be called this way. Whatever access
+/// check the route table declares for the route must apply here as it does in [`run_route`].
+pub async fn call_as(
+    state: Arc<AppState>,
+    principal: crate::auth::Principal,
+    method: Method,
+    path: &str,
+    query: &str,
+    body: Bytes,
+    request_id: &str,
+) -> Result<Response, ApiError> {
+    match state.router.find(&method, path) {
+        Match::Found(route, params) if route.access == Access::Token => {
+            let (query, request_id) = (query.to_string(), request_id.to_string());
+            dispatch(state.clone(), route, Some(principal), params, query, HeaderMap::new(), body, request_id).await
+        }
+        Match::Found(..) | Match::NotFound => Err(ApiError::NotFound(format!("没有这个接口：{path}"))),
+        Match::WrongMethod(_, allowed) => Err(ApiError::MethodNotAllowed(allowed)),
+    }
 }

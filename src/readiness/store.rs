@@ -371,3 +371,16 @@ pub async fn child_scores(db: &Db, parent: &str) -> Result<Vec<(String, String, 
     .fetch_all(p)
     .await)
 }
+
+/// The latest score of every scored region within `bounds` (for the map): `(region, score)`.
+pub async fn latest_scores_in(db: &Db, bounds: (&str, &str)) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    with_db!(db, |p| sqlx::query_as(
+        "SELECT s.region_code, s.score FROM readiness_scores s
+         WHERE s.region_code >= $1 AND s.region_code <= $2
+           AND s.run_id = (SELECT MAX(t.run_id) FROM readiness_scores t WHERE t.region_code = s.region_code)"
+    )
+    .bind(bounds.0)
+    .bind(bounds.1)
+    .fetch_all(p)
+    .await)
+}

@@ -4,7 +4,9 @@
 mod access;
 mod background;
 mod blocking;
+mod browser;
 mod common;
+mod console;
 mod crash;
 mod drills;
 mod erasure;
