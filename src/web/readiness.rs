@@ -24,6 +24,7 @@ struct Finding {
 struct Answer {
     region_name: String,
     score: Option<i64>,
+    #[serde(rename = "items")]
     findings: Vec<Finding>,
     total: i64,
 }
