@@ -459,3 +459,35 @@ async fn a_wecom_message_built_from_200_character_fields_fits_the_robot_limit() 
     assert!(content.ends_with(&link), "a link to the full text: {content}");
     assert!(content.contains("内容过长已截断"));
 }
+
+#[tokio::test]
+async fn a_delivery_slower_than_its_lease_keeps_its_claim_by_renewing_it() {
+    let db = fresh_db().await;
+    let url = db.url.clone();
+    // The receiver takes 4 s to answer; the lease is 3 s, renewed every second while the send runs.
+    let rx = Receiver::start_slow(StdDuration::from_secs(4)).await;
+    let a = TestApp::spawn_with(Some(db), &url, |c| {
+        c.scheduler = true;
+        c.lease_seconds = 3;
+    })
+    .await;
+    let b = TestApp::spawn_with(None, &url, |c| c.lease_seconds = 3).await;
+    let admin = a.admin().await;
+    add_channel(&a, &admin, MANDULATU, "webhook", &rx.url("/hook")).await;
+    enqueue(&a, &message("slow", MANDULATU)).await;
+    a.state.wake.notify_one();
+    wait_until("the request to arrive", 10, || rx.arrived() == 1).await;
+    // The claimant's clock moves 2 s on and it renews (to its now + 3 s); the other instance then
+    // looks 4 s after the claim: past the first lease, inside the renewed one.
+    a.clock.advance(Duration::seconds(2));
+    tokio::time::sleep(StdDuration::from_millis(1500)).await;
+    b.clock.advance(Duration::seconds(4));
+    b.tick().await;
+    assert_eq!(rx.arrived(), 1, "a renewed claim is not taken over");
+    wait_until("the delivery", 15, || rx.keys().len() == 1).await;
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    assert_eq!(rx.arrived(), 1, "sent once");
+    let open =
+        scalar_i64(&a, "SELECT COUNT(*) FROM outbox WHERE channel_id IS NOT NULL AND status <> 'delivered'").await;
+    assert_eq!(open, 0, "recorded as delivered by the claimant that renewed its lease");
+}
