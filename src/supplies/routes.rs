@@ -8,7 +8,7 @@ pub fn routes() -> Vec<Route> {
     all.extend(super::catalogue::routes());
     all.extend(super::depots::routes::routes());
     all.extend(super::movements::routes());
-    all.extend(super::transfers::routes());
+    all.extend(super::transfer_routes::routes());
     all.extend(super::requisitions::routes());
     all.extend(super::nearest::routes());
     all.extend(super::csv::routes());

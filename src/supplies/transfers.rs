@@ -14,19 +14,16 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
-use warp::http::{Method, StatusCode};
+use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::ledger::{self, BatchAttrs, Details};
 use super::{MovementKind, ReserveMode, TransferStatus, depots, opt_text, to_audit};
 use crate::audit::{self, Change};
-use crate::auth::Perm;
 use crate::db::Tx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
-use crate::http::access::{self, Region};
 use crate::http::ctx::{Page, json, json_status, page};
-use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 use crate::time::Timestamp;
 use crate::vocab::ItemCode;
 use crate::{with_db, with_tx};
@@ -185,106 +182,7 @@ async fn get_tx(tx: &mut Tx, id: i64) -> Result<Option<Transfer>, sqlx::Error> {
     with_tx!(tx, |c| sqlx::query_as::<_, Transfer>(&sql).bind(id).fetch_optional(c).await)
 }
 
-/// Routes of transfers.
-pub fn routes() -> Vec<Route> {
-    let step = |path: &'static str,
-                summary: &'static str,
-                description: &'static str,
-                request: crate::http::router::SchemaFn,
-                h: fn(Ctx) -> crate::http::router::HandlerFuture| {
-        route(
-            Method::POST,
-            path,
-            Access::Token,
-            BodyKind::Json,
-            Doc {
-                description,
-                request: Some(request),
-                response: Some(schema::<Transfer>()),
-                ..Doc::new("应急物资", summary)
-            },
-            h,
-        )
-    };
-    vec![
-        route(
-            Method::POST,
-            "/api/v1/transfers",
-            Access::Token,
-            BodyKind::Json,
-            Doc {
-                description: "申请调拨：从一个储备库调往另一个。需要修改权限；调出库须在辖区内。",
-                request: Some(schema::<NewTransfer>()),
-                response: Some(schema::<Transfer>()),
-                status: 201,
-                ..Doc::new("应急物资", "申请调拨")
-            },
-            |c| Box::pin(create(c)),
-        )
-        .guard(Perm::Write, &[Region::Global]),
-        route(
-            Method::GET,
-            "/api/v1/transfers",
-            Access::Token,
-            BodyKind::None,
-            Doc {
-                description: "调出或调入库在辖区内的调拨单，新者在前。",
-                query: Some(schema::<TransferQuery>()),
-                response: Some(schema::<Page<Transfer>>()),
-                ..Doc::new("应急物资", "列出调拨单")
-            },
-            |c| Box::pin(list(c)),
-        )
-        .guard(Perm::Read, &[Region::Query("region")]),
-        route(
-            Method::GET,
-            "/api/v1/transfers/{id}",
-            Access::Token,
-            BodyKind::None,
-            Doc { response: Some(schema::<Transfer>()), ..Doc::new("应急物资", "查看调拨单") },
-            |c| Box::pin(show(c)),
-        )
-        .guard(Perm::Read, &[Region::Path("id", &access::TRANSFER)]),
-        step(
-            "/api/v1/transfers/{id}/approve",
-            "批准调拨",
-            "批准（管理员或规划员，调出库须在辖区内）。请求体可为 {}。",
-            schema::<Step>(),
-            |c| Box::pin(approve(c)),
-        )
-        .guard(Perm::Decide, &[Region::Path("id", &access::TRANSFER_SOURCE)]),
-        step(
-            "/api/v1/transfers/{id}/ship",
-            "调拨发运",
-            "发运：从调出库记 transfer_out 出库（先到期先出）。库存不足返回 409。支持 Idempotency-Key。",
-            schema::<Step>(),
-            |c| Box::pin(ship(c)),
-        )
-        .guard(Perm::Write, &[Region::Path("id", &access::TRANSFER_SOURCE)]),
-        step(
-            "/api/v1/transfers/{id}/receive",
-            "调拨接收",
-            "接收：调入库记 transfer_in 入库，无须填写批次号：入库批次沿用发运批次的批次号、日期、储备方式、合同、所有人和资金来源（本库已有同名但属性不同的批次时，命名为「批次-T调拨单号」）；实收数量可少于发运数量，差额记录在调拨单上。支持 Idempotency-Key。",
-            schema::<Receipt>(),
-            |c| Box::pin(receive(c)),
-        )
-        .guard(Perm::Write, &[Region::Path("id", &access::TRANSFER_DEST)]),
-        step("/api/v1/transfers/{id}/cancel", "取消调拨", "发运前可取消。", schema::<Step>(), |c| {
-            Box::pin(cancel(c))
-        })
-        .guard(Perm::Write, &[Region::Path("id", &access::TRANSFER)]),
-        step(
-            "/api/v1/transfers/{id}/return",
-            "调拨退回",
-            "已发运未接收的调拨退回调出库：按发运批次记 return 入库（批次属性不变，重名且属性不同时为「批次-R调拨单号」）；实收数量可少于发运数量，差额记录在调拨单上。支持 Idempotency-Key。",
-            schema::<Giveback>(),
-            |c| Box::pin(give_back(c)),
-        )
-        .guard(Perm::Write, &[Region::Path("id", &access::TRANSFER_SOURCE)]),
-    ]
-}
-
-async fn create(c: Ctx) -> ApiResult<Response> {
+pub(super) async fn create(c: Ctx) -> ApiResult<Response> {
     let b: NewTransfer = c.json()?;
     let from = super::requisitions::own_depot(&c, "from_depot_id", b.from_depot_id).await?;
     let to = depots::get(&c.app.db, b.to_depot_id)
@@ -342,11 +240,11 @@ async fn load(c: &Ctx) -> ApiResult<(Transfer, String, String)> {
     Ok((t, from, to))
 }
 
-async fn show(c: Ctx) -> ApiResult<Response> {
+pub(super) async fn show(c: Ctx) -> ApiResult<Response> {
     json(&load(&c).await?.0)
 }
 
-async fn list(c: Ctx) -> ApiResult<Response> {
+pub(super) async fn list(c: Ctx) -> ApiResult<Response> {
     let p = c.caller()?;
     let q: TransferQuery = c.query()?;
     let (limit, offset) = page(q.limit, q.offset)?;
@@ -415,7 +313,7 @@ async fn finish(
     Ok((tx, to_audit(after)?))
 }
 
-async fn approve(c: Ctx) -> ApiResult<Response> {
+pub(super) async fn approve(c: Ctx) -> ApiResult<Response> {
     let (t, from, _) = load(&c).await?;
     let now = c.now();
     let mut tx = c.app.db.begin().await?;
@@ -427,7 +325,7 @@ async fn approve(c: Ctx) -> ApiResult<Response> {
     json(&v)
 }
 
-async fn cancel(c: Ctx) -> ApiResult<Response> {
+pub(super) async fn cancel(c: Ctx) -> ApiResult<Response> {
     let (t, from, _) = load(&c).await?;
     let now = c.now();
     let mut tx = c.app.db.begin().await?;
@@ -441,7 +339,7 @@ async fn cancel(c: Ctx) -> ApiResult<Response> {
     json(&v)
 }
 
-async fn ship(c: Ctx) -> ApiResult<Response> {
+pub(super) async fn ship(c: Ctx) -> ApiResult<Response> {
     let (t, from, _) = load(&c).await?;
     let now = c.now();
     let actor = c.actor()?;
@@ -526,7 +424,7 @@ fn blank(c: &Ctx) -> bool {
     c.body.iter().all(u8::is_ascii_whitespace)
 }
 
-async fn receive(c: Ctx) -> ApiResult<Response> {
+pub(super) async fn receive(c: Ctx) -> ApiResult<Response> {
     let body: Receipt = if blank(&c) { Receipt { received_quantity: None, note: None } } else { c.json()? };
     let (t, _, to) = load(&c).await?;
     let now = c.now();
@@ -562,7 +460,7 @@ async fn receive(c: Ctx) -> ApiResult<Response> {
     .await
 }
 
-async fn give_back(c: Ctx) -> ApiResult<Response> {
+pub(super) async fn give_back(c: Ctx) -> ApiResult<Response> {
     let body: Giveback = if blank(&c) { Giveback { returned_quantity: None, note: None } } else { c.json()? };
     let (t, from, _) = load(&c).await?;
     let now = c.now();
