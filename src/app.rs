@@ -58,6 +58,9 @@ pub struct Config {
     pub tile_url: Option<String>,
     /// Attribution shown under the base map.
     pub tile_attribution: Option<String>,
+    /// Answer nearest teams from the in-process index when it reflects the committed state
+    /// (default true; false: always from the database).
+    pub nearest_index: bool,
 }
 
 impl Config {
@@ -82,6 +85,7 @@ impl Config {
             idempotency_ttl_hours: crate::supplies::idempotency::DEFAULT_TTL_HOURS,
             tile_url: None,
             tile_attribution: None,
+            nearest_index: true,
         }
     }
 }
@@ -114,6 +118,8 @@ pub struct AppState {
     pub background: crate::scheduler::Activity,
     /// Requests in progress (at most `config.max_concurrent_requests`).
     pub in_flight: tokio::sync::Semaphore,
+    /// The nearest-teams index (never stale: see `forces::team_index`).
+    pub team_index: crate::forces::team_index::TeamIndex,
 }
 
 /// Opens the database, applies migrations, and loads the shipped data into an empty database.
@@ -177,6 +183,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Ser
     config.listen = addr;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let max_concurrent = config.max_concurrent_requests.max(1);
+    let nearest_index = config.nearest_index;
     let state = Arc::new(AppState {
         db,
         clock,
@@ -191,6 +198,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Ser
         calendar,
         background: Default::default(),
         in_flight: tokio::sync::Semaphore::new(max_concurrent),
+        team_index: crate::forces::team_index::TeamIndex::new(nearest_index),
     });
     let filter = crate::web::filter(state.clone()).or(crate::http::filter(state.clone())).unify();
     let mut rx = shutdown_rx;

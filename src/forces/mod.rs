@@ -26,6 +26,7 @@ pub mod routes_certificates;
 pub mod routes_compensation;
 pub mod routes_members;
 pub mod store;
+pub mod team_index;
 pub mod teams;
 
 use schemars::JsonSchema;

@@ -6,7 +6,7 @@ use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 use super::filing::{self, Step};
-use super::nearest::{self, NearTeam, NearestQuery, Search};
+use super::nearest::{NearTeam, NearestQuery, Search};
 use super::personal::{Disclosure, record_reveal};
 use super::store::{self, TeamFilter};
 use super::teams::{self, Team, TeamInput};
@@ -342,6 +342,9 @@ async fn nearest_teams(c: Ctx) -> ApiResult<Response> {
         at: q.at.unwrap_or(c.now()),
     };
     let (lo, hi) = p.scope.bounds();
-    let found = nearest::qualified_teams_near(&c.app.db, (&lo, &hi), &s).await?;
-    json(&NearestAnswer { total: found.teams.len() as i64, qualified_people: found.people, items: found.teams })
+    let (found, source) = c.app.team_index.near(&c.app.db, (&lo, &hi), &s).await?;
+    let mut r =
+        json(&NearestAnswer { total: found.teams.len() as i64, qualified_people: found.people, items: found.teams })?;
+    r.headers_mut().insert("x-nearest-source", warp::http::HeaderValue::from_static(source.as_str()));
+    Ok(r)
 }

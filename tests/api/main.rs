@@ -18,6 +18,7 @@ mod hardening;
 mod idempotency;
 mod keys;
 mod migrations;
+mod nearest_index;
 mod notify;
 mod plans;
 mod races;
