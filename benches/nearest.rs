@@ -62,6 +62,19 @@ async fn main() -> anyhow::Result<()> {
             cell(pg.as_ref().and_then(|r| r.postgis.map(|t| t[i])))
         );
     }
+    println!(
+        "| nearest teams, index off (SQL path) | {} | {} | |",
+        cell(Some(lite.teams_sql.0)),
+        cell(pg.as_ref().map(|r| r.teams_sql.0))
+    );
+    for (name, r) in [("SQLite", Some(&lite)), ("PostgreSQL", pg.as_ref())] {
+        if let Some(r) = r {
+            println!(
+                "\n{name}: the index answered {} of {questions} nearest-teams questions; the SQL path agreed with it on {}",
+                r.teams_from_index, r.teams_sql.1
+            );
+        }
+    }
     if let Some(pg) = &pg {
         let same = lite.answers.iter().zip(&pg.answers).filter(|(a, b)| a == b).count();
         println!("\nSQLite and PostgreSQL answers agree on {same} of {} questions", lite.answers.len());

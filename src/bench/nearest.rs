@@ -102,6 +102,11 @@ pub struct Run {
     pub counts: data::Counts,
     /// yingji through HTTP, per kind.
     pub yingji: [Timing; 3],
+    /// Nearest teams from an instance with the index off (the SQL path), and how many of its
+    /// answers equal the indexed instance's.
+    pub teams_sql: (Timing, usize),
+    /// Nearest-teams questions the index answered (the rest: the database).
+    pub teams_from_index: usize,
     /// Raw PostGIS SQL per kind (PostgreSQL with PostGIS only).
     pub postgis: Option<[Timing; 3]>,
     /// Questions whose raw PostGIS answer differed from yingji's (should be 0).
@@ -184,7 +189,7 @@ pub async fn run(url: &str, scale: f64, per_kind: usize, postgis: bool) -> anyho
     config.scheduler = false;
     config.pii_key = Some(crate::personal::Cipher::generate_hex());
     let clock: SharedClock = Arc::new(SystemClock);
-    let server = app::start(config, clock.clone()).await?;
+    let server = app::start(config.clone(), clock.clone()).await?;
     let db = server.state.db.clone();
     let now = Timestamp(clock.now());
     let started = Instant::now();
@@ -212,30 +217,52 @@ pub async fn run(url: &str, scale: f64, per_kind: usize, postgis: bool) -> anyho
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         tokens.insert(q.banner.clone(), t.token);
     }
+    // A second instance on the same database with the nearest-teams index off: the SQL path.
+    config.nearest_index = false;
+    let plain = app::start(config, clock.clone()).await?;
     let client = reqwest::Client::new();
-    let base = format!("http://{}", server.addr);
-    let ask = |q: &Question| {
-        let req = client.get(format!("{base}{}", q.path())).bearer_auth(&tokens[&q.banner]);
+    let ask = |addr: std::net::SocketAddr, q: &Question| {
+        let req = client.get(format!("http://{addr}{}", q.path())).bearer_auth(&tokens[&q.banner]);
         async move {
-            let v: serde_json::Value = req.send().await?.error_for_status()?.json().await?;
-            anyhow::Ok(v)
+            let r = req.send().await?.error_for_status()?;
+            let index = r.headers().get("x-nearest-source").is_some_and(|v| v == "index");
+            let v: serde_json::Value = r.json().await?;
+            anyhow::Ok((v, index))
         }
     };
-    // Warm the pool and the caches of the database.
+    // Warm the pool and the caches of the database, and wait for the index to be built.
     for q in qs.iter().step_by(10) {
-        ask(q).await?;
+        ask(server.addr, q).await?;
     }
+    let teams_q = qs.iter().find(|q| q.kind == 2).ok_or_else(|| anyhow::anyhow!("no teams question"))?;
+    let waiting = Instant::now();
+    while !ask(server.addr, teams_q).await?.1 && waiting.elapsed() < Duration::from_secs(300) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("nearest-teams index ready after {:.1} s", waiting.elapsed().as_secs_f64());
     let mut times: [Vec<Duration>; 3] = Default::default();
     let mut answers = Vec::with_capacity(qs.len());
+    let mut teams_from_index = 0;
     for q in &qs {
         let t = Instant::now();
-        let v = ask(q).await?;
+        let (v, index) = ask(server.addr, q).await?;
         times[q.kind].push(t.elapsed());
         answers.push(reduce(q.kind, &v));
+        teams_from_index += usize::from(index);
     }
     let yingji = times.map(timing);
-    eprintln!("yingji on {:?}: {yingji:?}", db.backend());
-    let mut run = Run { counts, yingji, postgis: None, disagreements: 0, answers };
+    let mut sql_times = Vec::new();
+    let mut same = 0;
+    for (i, q) in qs.iter().enumerate().filter(|(_, q)| q.kind == 2) {
+        let t = Instant::now();
+        let (v, _) = ask(plain.addr, q).await?;
+        sql_times.push(t.elapsed());
+        same += usize::from(reduce(q.kind, &v) == answers[i]);
+    }
+    plain.shutdown().await;
+    let teams_sql = (timing(sql_times), same);
+    eprintln!("yingji on {:?}: {yingji:?}; teams without the index: {teams_sql:?}", db.backend());
+    let mut run = Run { counts, yingji, teams_sql, teams_from_index, postgis: None, disagreements: 0, answers };
     if postgis && let Db::Postgres(pool) = &db {
         let day = now.0.with_timezone(&LOCAL_TZ).date_naive();
         let (t, bad) = raw_postgis(pool, &qs, &run.answers, day).await?;
