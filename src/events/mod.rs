@@ -15,6 +15,7 @@
 pub mod closeout;
 pub mod handlers;
 pub mod lines;
+pub mod nearby;
 pub mod report;
 pub mod resource;
 pub mod response;

@@ -14,8 +14,8 @@ use crate::audit::Actor;
 use crate::auth::Perm;
 use crate::db::Tx;
 use crate::error::{ApiError, ApiResult};
-use crate::forces::callups::{self, CallUpRow, CallUpStatus, Close, Purpose};
-use crate::forces::{callup_store, opt_text, teams, text};
+use crate::forces::callups::{self, CallUpRow, CallUpStatus, Close, NewCallUp, Purpose};
+use crate::forces::{callup_store, opt_text, text};
 use crate::http::Ctx;
 use crate::http::ctx::json;
 use crate::plans::level_label;
@@ -223,16 +223,10 @@ async fn call_up(
     report_at: Timestamp,
     report_place: &str,
 ) -> ApiResult<CallUpRow> {
-    let team = teams::load_tx(tx, &line.code).await?;
-    callups::check_team_available(team.filing_status, &team.code)?;
     let specialty = Specialty::parse(&line.need)
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("line {} has unknown specialty", line.id)))?;
-    let mut row = CallUpRow {
-        id: 0,
-        team_id: team.id,
-        team_code: team.code.clone(),
-        team_name: team.name.clone(),
-        region_code: team.region_code.clone(),
+    let b = NewCallUp {
+        team_code: line.code.clone(),
         purpose: if ev.exercise { Purpose::Drill } else { Purpose::Event },
         reference: ev.reference(),
         specialty,
@@ -242,30 +236,9 @@ async fn call_up(
         report_lon: Some(ev.lon),
         report_lat: Some(ev.lat),
         note: Some(format!("{}资源方案条目 {}", ev.tag(), line.id)),
-        status: CallUpStatus::Requested,
-        requested_by: actor.name.clone(),
-        requested_at: now,
-        responded_by: None,
-        responded_at: None,
-        decline_reason: None,
-        closed_by: None,
-        closed_at: None,
-        retention_assessment: None,
-        retention_by: None,
-        retention_at: None,
     };
-    row.id = callup_store::insert(tx, &row).await?;
-    callups::audit_callup(
-        tx,
-        actor,
-        now,
-        "create",
-        None,
-        &row,
-        Some(serde_json::json!({"event_id": ev.id, "line_id": line.id})),
-    )
-    .await?;
-    Ok(row)
+    let detail = serde_json::json!({"event_id": ev.id, "line_id": line.id});
+    callups::create(tx, actor, now, b, Some(detail)).await
 }
 
 pub(super) async fn dispatch(c: Ctx) -> ApiResult<Response> {

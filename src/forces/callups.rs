@@ -214,6 +214,51 @@ pub fn check_team_available(status: FilingStatus, code: &str) -> Result<(), ApiE
     Ok(())
 }
 
+/// Creates a call-up in the caller's transaction, the one constructor of a call-up (used by
+/// `POST /api/v1/callups` and by an event's dispatch): the team must exist and be approved;
+/// the row is written `requested` and audited (`create`, with `detail` when given). The
+/// caller has checked the request's texts and reporting point.
+pub async fn create(
+    tx: &mut Tx,
+    actor: &Actor,
+    now: Timestamp,
+    b: NewCallUp,
+    detail: Option<serde_json::Value>,
+) -> Result<CallUpRow, ApiError> {
+    let team = super::teams::load_tx(tx, b.team_code.trim()).await?;
+    check_team_available(team.filing_status, &team.code)?;
+    let mut row = CallUpRow {
+        id: 0,
+        team_id: team.id,
+        team_code: team.code,
+        team_name: team.name,
+        region_code: team.region_code,
+        purpose: b.purpose,
+        reference: b.reference,
+        specialty: b.specialty,
+        headcount: b.headcount,
+        report_at: b.report_at,
+        report_place: b.report_place,
+        report_lon: b.report_lon,
+        report_lat: b.report_lat,
+        note: b.note,
+        status: CallUpStatus::Requested,
+        requested_by: actor.name.clone(),
+        requested_at: now,
+        responded_by: None,
+        responded_at: None,
+        decline_reason: None,
+        closed_by: None,
+        closed_at: None,
+        retention_assessment: None,
+        retention_by: None,
+        retention_at: None,
+    };
+    row.id = callup_store::insert(tx, &row).await?;
+    audit_callup(tx, actor, now, "create", None, &row, detail).await?;
+    Ok(row)
+}
+
 /// Accepts a call-up: the listed members (distinct, of this team, `available`) become
 /// `deployed`.
 pub async fn accept(

@@ -11,6 +11,7 @@ mod crash;
 mod drills;
 mod erasure;
 mod events;
+mod events_nearby;
 mod forces;
 mod forces_flows;
 mod foundation;
