@@ -35,7 +35,7 @@ pub struct Figures {
 
 /// A level needing 10 items (500 units each within 50 km) and 5 specialties (20 people each
 /// within 50 km).
-fn level(items: &[String]) -> anyhow::Result<ResponseLevel> {
+pub fn level(items: &[String]) -> anyhow::Result<ResponseLevel> {
     let mut supplies = Vec::new();
     for code in items.iter().take(10) {
         supplies.push(SupplyNeed {
@@ -54,7 +54,8 @@ fn level(items: &[String]) -> anyhow::Result<ResponseLevel> {
     Ok(ResponseLevel { level: 2, criteria: "基准".into(), measures: String::new(), supplies, forces })
 }
 
-fn event_at(region: &str, lon: f64, lat: f64, now: Timestamp) -> Event {
+/// A responding event at level 2 at this point (what activation would have stored).
+pub fn event_at(region: &str, lon: f64, lat: f64, now: Timestamp) -> Event {
     Event {
         id: 0,
         region_code: region.to_string(),

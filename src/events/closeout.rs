@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::handlers::{board, load, load_tx};
+use super::board::board;
+use super::handlers::{load, load_tx};
 use super::store::{self, Assessment, Lesson, Task};
 use super::{EventStatus, TASK, audit_event, entry};
 use crate::auth::Perm;

@@ -1,27 +1,25 @@
-//! Event endpoints: open an event, information reports, notes, the board, the list, matching
-//! plans, settings.
+//! Event endpoints: open an event, information reports, notes, settings (the board and the list
+//! are in [`super::board`], matching plans in [`super::matching`]).
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::lines::{self, Line};
-use super::resource::{self, NeedView};
+use super::board::board;
 use super::settings::{self, Settings};
-use super::store::{self, Activation, Assessment, Entry, Report, Task};
+use super::store::{self, Report};
 use super::{Event, EventStatus, FIRST_REPORT, ReportKind, Severity, audit_event, banner_of, entry, notify};
 use crate::auth::Perm;
 use crate::db::Tx;
 use crate::error::{ApiError, ApiResult};
 use crate::forces::{opt_text, text};
 use crate::http::Ctx;
-use crate::http::ctx::{Page, json, json_status, page};
+use crate::http::ctx::{json, json_status};
 use crate::regions::{RegionCode, check_lon_lat};
-use crate::supplies::requisitions::Requisition;
 use crate::time::Timestamp;
+use crate::transition;
 use crate::vocab::Hazard;
-use crate::{transition, with_db};
 
 /// Body of `POST /api/v1/events`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -132,75 +130,6 @@ pub struct NewReport {
 pub struct Note {
     /// Text.
     pub text: String,
-}
-
-/// A line on the board.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct LineView {
-    /// The line.
-    #[serde(flatten)]
-    pub line: Line,
-    /// What the board shows: proposed, requested, accepted, declined, dispatched, arrived,
-    /// on_site, returned, superseded.
-    pub state: String,
-}
-
-/// The event board (事件看板): everything about one event.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct Board {
-    /// The event.
-    pub event: Event,
-    /// Chinese label of the grade.
-    pub severity_label: &'static str,
-    /// Chinese label of the state.
-    pub status_label: &'static str,
-    /// The first report is late (flagged).
-    pub first_report_overdue: bool,
-    /// Information reports.
-    pub reports: Vec<Report>,
-    /// Activations and level changes, oldest first.
-    pub activations: Vec<Activation>,
-    /// The resource plan of the level in force.
-    pub resource_plan: Vec<NeedView>,
-    /// Every line (dispatch list).
-    pub lines: Vec<LineView>,
-    /// The timeline.
-    pub timeline: Vec<Entry>,
-    /// Requisitions linked to the event.
-    pub requisitions: Vec<Requisition>,
-    /// Recovery and corrective tasks.
-    pub tasks: Vec<Task>,
-    /// The assessment, once made.
-    pub assessment: Option<Assessment>,
-}
-
-/// Filters of the event list.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EventQuery {
-    /// Only drill-mode events (true) or only real ones (false).
-    pub exercise: Option<bool>,
-    /// Page size (default 100, max 1000).
-    pub limit: Option<u32>,
-    /// Items to skip.
-    pub offset: Option<u32>,
-}
-
-/// A plan that matches the event.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct MatchingPlan {
-    /// Plan id.
-    pub plan_id: i64,
-    /// Version in force.
-    pub version: i64,
-    /// Title.
-    pub title: String,
-    /// Owner region.
-    pub region_code: String,
-    /// Kind.
-    pub kind: crate::plans::PlanKind,
-    /// Levels the plan defines (1 highest).
-    pub levels: Vec<u8>,
 }
 
 /// Loads an event and checks the caller's permission in its region.
@@ -323,59 +252,6 @@ pub(super) async fn create(c: Ctx) -> ApiResult<Response> {
     json_status(StatusCode::CREATED, &board(&c, ev).await?)
 }
 
-/// Builds the board of an event.
-pub async fn board(c: &Ctx, ev: Event) -> ApiResult<Board> {
-    let db = &c.app.db;
-    let lines = lines::of_event(db, ev.id).await?;
-    let resource_plan = match level_of(db, &ev).await? {
-        Some(level) => resource::view(db, &ev, &level, &lines, c.now()).await?,
-        None => Vec::new(),
-    };
-    let sql = format!(
-        "{} WHERE id IN (SELECT requisition_id FROM event_requisitions WHERE event_id = $1) ORDER BY id",
-        crate::supplies::requisitions::SELECT
-    );
-    let requisitions = with_db!(db, |p| sqlx::query_as::<_, Requisition>(&sql).bind(ev.id).fetch_all(p).await)?;
-    Ok(Board {
-        severity_label: ev.severity.label(),
-        status_label: ev.status.label(),
-        first_report_overdue: ev.first_report_state == "overdue"
-            || (ev.first_report_state == "pending" && c.now() > ev.first_report_due),
-        reports: store::reports(db, ev.id).await?,
-        activations: store::activations(db, ev.id).await?,
-        resource_plan,
-        lines: lines.into_iter().map(|l| LineView { state: l.board_state().to_string(), line: l }).collect(),
-        timeline: store::timeline(db, ev.id).await?,
-        requisitions,
-        tasks: store::tasks(db, ev.id).await?,
-        assessment: store::assessment(db, ev.id).await?,
-        event: ev,
-    })
-}
-
-/// The response level in force, from the plan version it was activated on.
-pub async fn level_of(db: &crate::db::Db, ev: &Event) -> ApiResult<Option<crate::plans::ResponseLevel>> {
-    let (Some(plan), Some(version), Some(level)) = (ev.plan_id, ev.plan_version, ev.level) else { return Ok(None) };
-    let v = crate::plans::store::version(db, plan, version)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("plan version of event vanished")))?;
-    Ok(v.content.response_levels.into_iter().find(|l| i64::from(l.level) == level))
-}
-
-pub(super) async fn get(c: Ctx) -> ApiResult<Response> {
-    let ev = load(&c, Perm::Read).await?;
-    json(&board(&c, ev).await?)
-}
-
-pub(super) async fn list(c: Ctx) -> ApiResult<Response> {
-    let p = c.require(Perm::Read)?;
-    let q: EventQuery = c.query()?;
-    let (limit, offset) = page(q.limit, q.offset)?;
-    let (lo, hi) = p.scope.bounds();
-    let (items, total) = store::list(&c.app.db, (&lo, &hi), q.exercise, limit, offset).await?;
-    json(&Page { items, total })
-}
-
 pub(super) async fn add_report(c: Ctx) -> ApiResult<Response> {
     let b: NewReport = c.json()?;
     let content = text("content", &b.content, 10_000)?;
@@ -437,48 +313,6 @@ pub(super) async fn add_note(c: Ctx) -> ApiResult<Response> {
     entry(&mut tx, &ev, &actor, now, "note", &format!("{}{note}", ev.tag())).await?;
     tx.commit().await?;
     json_status(StatusCode::CREATED, &store::timeline(&c.app.db, ev.id).await?)
-}
-
-/// Plans in force that cover the event's hazard in its region or a region above it, nearest
-/// region first (village → township → banner); an overall plan (总体预案) covers every hazard and
-/// comes after the hazard's own plans of the same region.
-pub async fn matching_plans(db: &crate::db::Db, ev: &Event) -> ApiResult<Vec<MatchingPlan>> {
-    let code = &ev.region_code;
-    let mut regions = vec![code.clone(), format!("{:0<12}", &code[..9]), format!("{:0<12}", &code[..6])];
-    regions.dedup();
-    let mut out = Vec::new();
-    for r in &regions {
-        let mut here: Vec<(bool, MatchingPlan)> = crate::plans::store::current_plans(db, (r, r))
-            .await?
-            .into_iter()
-            .filter(|p| p.content.0.hazards.contains(&ev.hazard) || p.kind == crate::plans::PlanKind::Overall)
-            .map(|p| {
-                let own = p.content.0.hazards.contains(&ev.hazard);
-                let c = &p.content.0;
-                (
-                    own,
-                    MatchingPlan {
-                        plan_id: p.plan_id,
-                        version: p.version,
-                        title: c.title.clone(),
-                        region_code: p.region_code.clone(),
-                        kind: p.kind,
-                        levels: c.response_levels.iter().map(|l| l.level).collect(),
-                    },
-                )
-            })
-            .collect();
-        here.sort_by_key(|(own, p)| (!*own, p.plan_id));
-        out.extend(here.into_iter().map(|(_, p)| p));
-    }
-    Ok(out)
-}
-
-pub(super) async fn plans(c: Ctx) -> ApiResult<Response> {
-    let ev = load(&c, Perm::Read).await?;
-    let items = matching_plans(&c.app.db, &ev).await?;
-    let total = items.len() as i64;
-    json(&Page { items, total })
 }
 
 pub(super) async fn get_settings(c: Ctx) -> ApiResult<Response> {

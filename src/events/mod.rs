@@ -12,9 +12,13 @@
 //!
 //! Every status change goes through [`crate::transition!`].
 
+pub mod board;
 pub mod closeout;
+pub mod dispatch;
 pub mod handlers;
 pub mod lines;
+pub mod matching;
+pub mod nearby;
 pub mod report;
 pub mod resource;
 pub mod response;

@@ -2,7 +2,7 @@
 //! investigation and assessment report (调查评估报告). Drill-mode documents carry 【演练】 in the
 //! title and on every page header.
 
-use super::handlers::Board;
+use super::board::Board;
 use crate::plans::document::esc;
 use crate::plans::level_label;
 use crate::time::Timestamp;

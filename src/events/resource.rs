@@ -11,30 +11,12 @@ use serde::Serialize;
 
 use super::Event;
 use super::lines::{Line, NewLine};
+use super::nearby::{self, ALL_REGIONS, SupplyAsk};
 use crate::db::Db;
-use crate::forces::nearest::{Search, qualified_teams_near};
 use crate::plans::ResponseLevel;
-use crate::supplies::nearest::{self as supply_nearest, Want};
+use crate::supplies::nearest::Allocation;
 use crate::time::Timestamp;
 use crate::vocab::Specialty;
-
-/// Region-code bounds covering every region: the plan looks wherever the resources are.
-pub const ALL_REGIONS: (&str, &str) = ("000000000000", "999999999999");
-/// How far "beyond" looks for teams when those within the plan's distance fall short, km.
-pub const BEYOND_KM: f64 = 500.0;
-
-/// Radii a team search widens through: the plan's distance, then doubling up to [`BEYOND_KM`],
-/// so that a shortfall looks only as far as it must (a 500 km circle holds a quarter of a
-/// province's teams).
-fn radii(within_km: f64) -> Vec<f64> {
-    let mut out = vec![within_km];
-    let mut r = within_km;
-    while r < BEYOND_KM {
-        r = (r * 2.0).min(BEYOND_KM);
-        out.push(r);
-    }
-    out
-}
 
 /// One requirement of the level, as the board shows it.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -134,7 +116,9 @@ fn engaged_teams(lines: &[Line]) -> Vec<String> {
 }
 
 /// Computes the lines to propose for `level`, given the event's existing lines (what is
-/// committed is subtracted; engaged teams are skipped).
+/// committed is subtracted; engaged teams are skipped). The searches are batched
+/// ([`super::nearby`]): one query for every item within the plan's distances, one for the
+/// farther stock of the items still short, one per radius for the specialties still short.
 pub async fn propose(
     db: &Db,
     ev: &Event,
@@ -144,94 +128,131 @@ pub async fn propose(
 ) -> Result<Vec<NewLine>, sqlx::Error> {
     let point = (ev.lon, ev.lat);
     let day = crate::supplies::today(now);
-    let mut out = Vec::new();
     let engaged = engaged_teams(existing);
-    for n in needs(level) {
-        let mut left = n.required - committed(existing, n.kind, &n.code);
+    let all = needs(level);
+    let mut per_need: Vec<Vec<NewLine>> = all.iter().map(|_| Vec::new()).collect();
+
+    // Supplies: what each item still needs, and (drill mode) what exercise lines hold back.
+    struct Item {
+        need: usize,
+        left: i64,
+        held: HashMap<i64, i64>,
+        extra: i64,
+    }
+    let mut items = Vec::new();
+    for (k, n) in all.iter().enumerate().filter(|(_, n)| n.kind == "supply") {
+        let left = n.required - committed(existing, n.kind, &n.code);
         if left <= 0 {
             continue;
         }
-        if n.kind == "supply" {
-            // An exercise moves no stock, so what its lines "sent" is still on the shelves: it
-            // is held back here, as the real dispatch would have taken it.
-            let mut held: HashMap<i64, i64> = HashMap::new();
-            if ev.exercise {
-                for l in existing.iter().filter(|l| l.kind == "supply" && l.need == n.code && l.counts()) {
-                    *held.entry(l.depot_id.unwrap_or_default()).or_default() += l.quantity;
-                }
-            }
-            let extra: i64 = held.values().sum();
-            let want = Want { item: &n.code, quantity: left + extra, point, max_km: Some(n.within_km) };
-            let near = supply_nearest::search(db, &want, ALL_REGIONS, day).await?;
-            let far = if near.shortfall > near.agreement.iter().map(|a| a.take).sum::<i64>() {
-                // Farther physical stock (neighbouring regions): an open search, keeping only
-                // depots beyond the plan's distance.
-                let want = Want { item: &n.code, quantity: n.required + extra, point, max_km: None };
-                supply_nearest::search(db, &want, ALL_REGIONS, day).await?.allocations
-            } else {
-                Vec::new()
-            };
-            let candidates = near
-                .allocations
-                .iter()
-                .map(|a| ("nearest", a))
-                .chain(near.agreement.iter().map(|a| ("agreement", a)))
-                .chain(far.iter().filter(|a| a.distance_km > n.within_km).map(|a| ("beyond", a)));
-            for (source, a) in candidates {
-                if left <= 0 {
-                    break;
-                }
-                let available = a.available - held.get(&a.depot_id).copied().unwrap_or(0);
-                if available <= 0 {
-                    continue;
-                }
-                let take = available.min(left);
-                out.push(NewLine {
-                    kind: "supply",
-                    need: n.code.clone(),
-                    source,
-                    depot_id: Some(a.depot_id),
-                    team_code: None,
-                    region_code: a.region_code.clone(),
-                    quantity: take,
-                    distance_km: a.distance_km,
-                });
-                left -= take;
-            }
-        } else {
-            let Some(specialty) = Specialty::parse(&n.code) else { continue };
-            let mut taken: Vec<String> = Vec::new();
-            for max_km in radii(n.within_km) {
-                if left <= 0 {
-                    break;
-                }
-                let source = if max_km <= n.within_km { "nearest" } else { "beyond" };
-                let s = Search { specialty, min_members: 1, point, max_km, at: now };
-                for t in qualified_teams_near(db, ALL_REGIONS, &s).await?.teams {
-                    if left <= 0 {
-                        break;
-                    }
-                    if engaged.contains(&t.team_code) || taken.contains(&t.team_code) {
-                        continue;
-                    }
-                    taken.push(t.team_code.clone());
-                    let take = t.qualified_members.min(left);
-                    out.push(NewLine {
-                        kind: "force",
-                        need: n.code.clone(),
-                        source,
-                        depot_id: None,
-                        team_code: Some(t.team_code),
-                        region_code: t.region_code,
-                        quantity: take,
-                        distance_km: t.distance_km,
-                    });
-                    left -= take;
-                }
+        // An exercise moves no stock, so what its lines "sent" is still on the shelves: it is
+        // held back here, as the real dispatch would have taken it.
+        let mut held: HashMap<i64, i64> = HashMap::new();
+        if ev.exercise {
+            for l in existing.iter().filter(|l| l.kind == "supply" && l.need == n.code && l.counts()) {
+                *held.entry(l.depot_id.unwrap_or_default()).or_default() += l.quantity;
             }
         }
+        let extra = held.values().sum();
+        items.push(Item { need: k, left, held, extra });
     }
-    Ok(out)
+    let asks: Vec<SupplyAsk> = items
+        .iter()
+        .map(|i| SupplyAsk {
+            item: all[i.need].code.clone(),
+            quantity: i.left + i.extra,
+            max_km: Some(all[i.need].within_km),
+        })
+        .collect();
+    let widest = asks.iter().filter_map(|a| a.max_km).fold(0.0, f64::max);
+    let near = nearby::supplies(db, point, &asks, ALL_REGIONS, day, widest).await?;
+    // Farther physical stock (neighbouring regions) for the items that agreement stock does not
+    // cover either: an open search, keeping only depots beyond the plan's distance.
+    let short: Vec<usize> = (0..items.len())
+        .filter(|&i| near[i].shortfall > near[i].agreement.iter().map(|a| a.take).sum::<i64>())
+        .collect();
+    let far_asks: Vec<SupplyAsk> = short
+        .iter()
+        .map(|&i| SupplyAsk {
+            item: all[items[i].need].code.clone(),
+            quantity: all[items[i].need].required + items[i].extra,
+            max_km: None,
+        })
+        .collect();
+    let far = nearby::supplies(db, point, &far_asks, ALL_REGIONS, day, widest * 2.0).await?;
+    let mut far_of: HashMap<usize, Vec<Allocation>> = HashMap::new();
+    for (&i, f) in short.iter().zip(far) {
+        far_of.insert(i, f.allocations);
+    }
+    for (i, item) in items.iter().enumerate() {
+        let n = &all[item.need];
+        let mut left = item.left;
+        let none = Vec::new();
+        let candidates = near[i]
+            .allocations
+            .iter()
+            .map(|a| ("nearest", a))
+            .chain(near[i].agreement.iter().map(|a| ("agreement", a)))
+            .chain(
+                far_of.get(&i).unwrap_or(&none).iter().filter(|a| a.distance_km > n.within_km).map(|a| ("beyond", a)),
+            );
+        for (source, a) in candidates {
+            if left <= 0 {
+                break;
+            }
+            let available = a.available - item.held.get(&a.depot_id).copied().unwrap_or(0);
+            if available <= 0 {
+                continue;
+            }
+            let take = available.min(left);
+            per_need[item.need].push(NewLine {
+                kind: "supply",
+                need: n.code.clone(),
+                source,
+                depot_id: Some(a.depot_id),
+                team_code: None,
+                region_code: a.region_code.clone(),
+                quantity: take,
+                distance_km: a.distance_km,
+            });
+            left -= take;
+        }
+    }
+
+    // Forces: each specialty's teams, widening by radius while people are short.
+    let forces: Vec<(usize, Specialty)> = all
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.kind == "force")
+        .filter_map(|(k, n)| Specialty::parse(&n.code).map(|s| (k, s)))
+        .collect();
+    let search: Vec<(Specialty, f64)> = forces.iter().map(|&(k, s)| (s, all[k].within_km)).collect();
+    let mut left: Vec<i64> =
+        forces.iter().map(|&(k, _)| all[k].required - committed(existing, "force", &all[k].code)).collect();
+    let mut taken: Vec<Vec<String>> = forces.iter().map(|_| Vec::new()).collect();
+    let wanting = left.iter().map(|l| *l > 0).collect();
+    nearby::walk_teams(db, point, now, &search, wanting, |f, r, t| {
+        let n = &all[forces[f].0];
+        if engaged.contains(&t.team_code) || taken[f].contains(&t.team_code) {
+            return true;
+        }
+        taken[f].push(t.team_code.clone());
+        let take = t.qualified_members.min(left[f]);
+        per_need[forces[f].0].push(NewLine {
+            kind: "force",
+            need: n.code.clone(),
+            source: if r <= n.within_km { "nearest" } else { "beyond" },
+            depot_id: None,
+            team_code: Some(t.team_code.clone()),
+            region_code: t.region_code.clone(),
+            quantity: take,
+            distance_km: t.distance_km,
+        });
+        left[f] -= take;
+        left[f] > 0
+    })
+    .await?;
+    Ok(per_need.into_iter().flatten().collect())
 }
 
 /// The board's view of a level: each requirement with what is committed, proposed, the gap,
@@ -244,16 +265,17 @@ pub async fn view(
     lines: &[Line],
     now: Timestamp,
 ) -> Result<Vec<NeedView>, sqlx::Error> {
-    let mut out = Vec::new();
     let engaged = engaged_teams(lines);
-    for n in needs(level) {
+    let all = needs(level);
+    let mut out = Vec::new();
+    for n in &all {
         let mine = |l: &&Line| l.kind == n.kind && l.need == n.code;
         let committed = committed(lines, n.kind, &n.code);
         let proposed_lines: Vec<&Line> =
             lines.iter().filter(mine).filter(|l| l.status == super::LineStatus::Proposed).collect();
         let proposed: i64 = proposed_lines.iter().filter(|l| l.source == "nearest").map(|l| l.quantity).sum();
         let gap = (n.required - committed - proposed).max(0);
-        let mut next_sources: Vec<NextSource> = proposed_lines
+        let next_sources: Vec<NextSource> = proposed_lines
             .iter()
             .filter(|l| l.source != "nearest")
             .map(|l| NextSource {
@@ -266,57 +288,6 @@ pub async fn view(
                 take: l.quantity,
             })
             .collect();
-        let mut left = gap - next_sources.iter().map(|s| s.take).sum::<i64>();
-        if left > 0
-            && n.kind == "force"
-            && let Some(specialty) = Specialty::parse(&n.code)
-        {
-            let mut seen: Vec<String> = Vec::new();
-            for max_km in radii(n.within_km) {
-                if left <= 0 {
-                    break;
-                }
-                let s = Search { specialty, min_members: 1, point: (ev.lon, ev.lat), max_km, at: now };
-                for t in qualified_teams_near(db, ALL_REGIONS, &s).await?.teams {
-                    if left <= 0 {
-                        break;
-                    }
-                    let proposed = lines
-                        .iter()
-                        .any(|l| l.kind == "force" && l.code == t.team_code && l.status == super::LineStatus::Proposed);
-                    if engaged.contains(&t.team_code) || proposed || seen.contains(&t.team_code) {
-                        continue;
-                    }
-                    seen.push(t.team_code.clone());
-                    let take = t.qualified_members.min(left);
-                    next_sources.push(NextSource {
-                        source: if t.distance_km <= n.within_km { "nearest" } else { "beyond" },
-                        line_id: None,
-                        name: t.name,
-                        code: t.team_code,
-                        region_code: t.region_code,
-                        distance_km: Some(t.distance_km),
-                        take,
-                    });
-                    left -= take;
-                }
-            }
-        }
-        if left > 0 {
-            next_sources.push(NextSource {
-                source: if n.kind == "supply" { "requisition" } else { "request_support" },
-                line_id: None,
-                name: if n.kind == "supply" {
-                    "依法征用（应对法第十二条）".into()
-                } else {
-                    "请求上级或相邻地区支援".into()
-                },
-                code: String::new(),
-                region_code: ev.region_code.clone(),
-                distance_km: None,
-                take: left,
-            });
-        }
         out.push(NeedView {
             kind: n.kind,
             need: n.code.clone(),
@@ -330,16 +301,56 @@ pub async fn view(
             next_sources,
         });
     }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn team_searches_widen_by_doubling_up_to_the_limit() {
-        assert_eq!(radii(50.0), vec![50.0, 100.0, 200.0, 400.0, 500.0]);
-        assert_eq!(radii(600.0), vec![600.0]);
+    let mut left: Vec<i64> = out.iter().map(|v| v.gap - v.next_sources.iter().map(|s| s.take).sum::<i64>()).collect();
+    // A force gap (a decline, or nothing near enough) names the nearest qualified teams not yet
+    // engaged or proposed, widening by radius: one batched walk for every specialty.
+    let forces: Vec<(usize, Specialty)> = all
+        .iter()
+        .enumerate()
+        .filter(|(k, n)| n.kind == "force" && left[*k] > 0)
+        .filter_map(|(k, n)| Specialty::parse(&n.code).map(|s| (k, s)))
+        .collect();
+    let search: Vec<(Specialty, f64)> = forces.iter().map(|&(k, s)| (s, all[k].within_km)).collect();
+    let mut seen: Vec<Vec<String>> = forces.iter().map(|_| Vec::new()).collect();
+    let wanting = forces.iter().map(|_| true).collect();
+    nearby::walk_teams(db, (ev.lon, ev.lat), now, &search, wanting, |f, _, t| {
+        let k = forces[f].0;
+        let proposed =
+            lines.iter().any(|l| l.kind == "force" && l.code == t.team_code && l.status == super::LineStatus::Proposed);
+        if engaged.contains(&t.team_code) || proposed || seen[f].contains(&t.team_code) {
+            return true;
+        }
+        seen[f].push(t.team_code.clone());
+        let take = t.qualified_members.min(left[k]);
+        out[k].next_sources.push(NextSource {
+            source: if t.distance_km <= all[k].within_km { "nearest" } else { "beyond" },
+            line_id: None,
+            name: t.name.clone(),
+            code: t.team_code.clone(),
+            region_code: t.region_code.clone(),
+            distance_km: Some(t.distance_km),
+            take,
+        });
+        left[k] -= take;
+        left[k] > 0
+    })
+    .await?;
+    for (v, left) in out.iter_mut().zip(left) {
+        if left > 0 {
+            v.next_sources.push(NextSource {
+                source: if v.kind == "supply" { "requisition" } else { "request_support" },
+                line_id: None,
+                name: if v.kind == "supply" {
+                    "依法征用（应对法第十二条）".into()
+                } else {
+                    "请求上级或相邻地区支援".into()
+                },
+                code: String::new(),
+                region_code: ev.region_code.clone(),
+                distance_km: None,
+                take: left,
+            });
+        }
     }
+    Ok(out)
 }

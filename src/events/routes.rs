@@ -3,9 +3,12 @@
 use warp::http::Method;
 use warp::reply::Response;
 
+use super::board::{self, Board, EventQuery};
 use super::closeout::{self, CloseOut, LinkRequisition, NewAssessment, NewTask};
-use super::handlers::{self, Board, EventQuery, MatchingPlan, NewEvent, NewReport, Note, load};
-use super::response::{self, Activate, ChangeLevel, Dispatch, Dispatched, Terminate};
+use super::dispatch::{self, Dispatch, Dispatched};
+use super::handlers::{self, NewEvent, NewReport, Note, load};
+use super::matching::{self, MatchingPlan};
+use super::response::{self, Activate, ChangeLevel, Terminate};
 use super::settings::Settings;
 use super::store::{Entry, Task};
 use super::{Event, report};
@@ -41,7 +44,7 @@ pub fn routes() -> Vec<Route> {
                 response: Some(schema::<Page<Event>>()),
                 ..Doc::new(TAG, "列出突发事件")
             },
-            handlers::list
+            board::list
         )
         .guard(Perm::Read, &[Region::Query("region")]),
         r!(
@@ -92,7 +95,7 @@ pub fn routes() -> Vec<Route> {
                 response: Some(schema::<Board>()),
                 ..Doc::new(TAG, "事件看板")
             },
-            handlers::get
+            board::get
         )
         .guard(Perm::Read, ON_EVENT),
         r!(
@@ -132,7 +135,7 @@ pub fn routes() -> Vec<Route> {
                 response: Some(schema::<Page<MatchingPlan>>()),
                 ..Doc::new(TAG, "可启动的预案")
             },
-            handlers::plans
+            matching::plans
         )
         .guard(Perm::Read, ON_EVENT),
         r!(
@@ -171,7 +174,7 @@ pub fn routes() -> Vec<Route> {
                 response: Some(schema::<Dispatched>()),
                 ..Doc::new(TAG, "调度与调用")
             },
-            response::dispatch
+            dispatch::dispatch
         )
         .guard(Perm::Decide, ON_EVENT),
         r!(
@@ -183,7 +186,7 @@ pub fn routes() -> Vec<Route> {
                 response: Some(schema::<Board>()),
                 ..Doc::new(TAG, "登记送达/到场")
             },
-            response::arrive
+            dispatch::arrive
         )
         .guard(Perm::Write, ON_EVENT),
         r!(
@@ -294,12 +297,12 @@ pub fn routes() -> Vec<Route> {
 
 async fn situation_report(c: Ctx) -> ApiResult<Response> {
     let ev = load(&c, Perm::Read).await?;
-    let b = handlers::board(&c, ev).await?;
+    let b = board::board(&c, ev).await?;
     Ok(body("text/html; charset=utf-8", report::situation(&b, c.now())))
 }
 
 async fn assessment_report(c: Ctx) -> ApiResult<Response> {
     let ev = load(&c, Perm::Read).await?;
-    let b = handlers::board(&c, ev).await?;
+    let b = board::board(&c, ev).await?;
     Ok(body("text/html; charset=utf-8", report::assessment(&b)))
 }

@@ -1,6 +1,7 @@
 //! Call-ups (调用): the bureau asks an approved team for a specialty and headcount, for an event
-//! or a drill; the team accepts (sending members, who become `deployed`) or declines (with a
-//! reason); closing returns the members to `available`, records their hours, and erases the
+//! or a drill; the team accepts (sending members, who become `deployed` for an event; a drill
+//! records their participation and leaves their real availability alone) or declines (with a
+//! reason); closing returns an event's members to `available`, records their hours, and erases the
 //! temporary volunteers collected for this call-up unless a retention assessment was recorded
 //! (应对法 art. 85).
 
@@ -214,8 +215,53 @@ pub fn check_team_available(status: FilingStatus, code: &str) -> Result<(), ApiE
     Ok(())
 }
 
-/// Accepts a call-up: the listed members (distinct, of this team, `available`) become
-/// `deployed`.
+/// Creates a call-up in the caller's transaction, the one constructor of a call-up (used by
+/// `POST /api/v1/callups` and by an event's dispatch): the team must exist and be approved;
+/// the row is written `requested` and audited (`create`, with `detail` when given). The
+/// caller has checked the request's texts and reporting point.
+pub async fn create(
+    tx: &mut Tx,
+    actor: &Actor,
+    now: Timestamp,
+    b: NewCallUp,
+    detail: Option<serde_json::Value>,
+) -> Result<CallUpRow, ApiError> {
+    let team = super::teams::load_tx(tx, b.team_code.trim()).await?;
+    check_team_available(team.filing_status, &team.code)?;
+    let mut row = CallUpRow {
+        id: 0,
+        team_id: team.id,
+        team_code: team.code,
+        team_name: team.name,
+        region_code: team.region_code,
+        purpose: b.purpose,
+        reference: b.reference,
+        specialty: b.specialty,
+        headcount: b.headcount,
+        report_at: b.report_at,
+        report_place: b.report_place,
+        report_lon: b.report_lon,
+        report_lat: b.report_lat,
+        note: b.note,
+        status: CallUpStatus::Requested,
+        requested_by: actor.name.clone(),
+        requested_at: now,
+        responded_by: None,
+        responded_at: None,
+        decline_reason: None,
+        closed_by: None,
+        closed_at: None,
+        retention_assessment: None,
+        retention_by: None,
+        retention_at: None,
+    };
+    row.id = callup_store::insert(tx, &row).await?;
+    audit_callup(tx, actor, now, "create", None, &row, detail).await?;
+    Ok(row)
+}
+
+/// Accepts a call-up: the listed members (distinct, of this team, `available`) are recorded as
+/// sent; for an event they become `deployed`, for a drill (演练) their status is untouched.
 pub async fn accept(
     tx: &mut Tx,
     actor: &Actor,
@@ -257,7 +303,11 @@ pub async fn accept(
     callup_store::update_state(tx, &row, before.status).await?;
     for id in ids {
         callup_store::add_sent(tx, row.id, *id).await?;
-        member_store::set_status(tx, *id, MemberStatus::Available, MemberStatus::Deployed, now).await?;
+        // Real and exercise never mix: a drill call-up records the member's participation and
+        // leaves the real availability (nearest teams, readiness, real call-ups) alone.
+        if row.purpose == Purpose::Event {
+            member_store::set_status(tx, *id, MemberStatus::Available, MemberStatus::Deployed, now).await?;
+        }
     }
     audit_callup(tx, actor, now, "accept", Some(&before), &row, Some(serde_json::json!({ "members_sent": ids })))
         .await?;
@@ -295,7 +345,10 @@ pub async fn close(
     for s in &sent {
         let hours = body.hours.iter().find(|h| h.member_id == s.member_id).map_or(default_hours, |h| h.hours);
         callup_store::set_hours(tx, row.id, s.member_id, hours).await?;
-        if let Some(m) = member_store::rows_tx(tx, Which::Id(s.member_id)).await?.into_iter().next()
+        // A drill call-up never deployed anyone: a member it sent who is deployed now is on a
+        // real call-up and stays so.
+        if row.purpose == Purpose::Event
+            && let Some(m) = member_store::rows_tx(tx, Which::Id(s.member_id)).await?.into_iter().next()
             && m.status == MemberStatus::Deployed
         {
             // A member whose status someone changed meanwhile keeps that status.
@@ -361,10 +414,27 @@ pub async fn erase_temporaries(
 pub struct ServiceRecord {
     /// Member id.
     pub member_id: i64,
-    /// Number of call-ups the member was sent on.
+    /// Number of real (event) call-ups the member was sent on.
     pub callups: i64,
-    /// Total hours served on closed call-ups.
+    /// Total hours served on closed real call-ups.
     pub hours: f64,
+    /// Number of drill (演练) call-ups the member took part in, counted apart.
+    pub exercise_callups: i64,
+    /// Total hours of closed drill call-ups.
+    pub exercise_hours: f64,
     /// The call-ups, newest first.
     pub items: Vec<callup_store::ServiceEntry>,
+}
+
+impl ServiceRecord {
+    /// A member's record from their call-ups: real service and exercise participation apart.
+    pub fn of(member_id: i64, items: Vec<callup_store::ServiceEntry>) -> ServiceRecord {
+        let sum = |drill: bool| {
+            let mine = items.iter().filter(|i| (i.purpose == Purpose::Drill.as_str()) == drill);
+            let hours = mine.clone().filter_map(|i| i.hours).fold(0.0, |a, h| a + h);
+            (mine.count() as i64, (hours * 10.0).round() / 10.0)
+        };
+        let ((callups, hours), (exercise_callups, exercise_hours)) = (sum(false), sum(true));
+        ServiceRecord { member_id, callups, hours, exercise_callups, exercise_hours, items }
+    }
 }

@@ -202,38 +202,14 @@ async fn create(c: Ctx) -> ApiResult<Response> {
         (None, None) => {}
         _ => return Err(ApiError::invalid("report_lon", "经度和纬度须同时给出")),
     }
-    let mut tx = c.app.db.begin().await?;
-    let team = teams::load_tx(&mut tx, b.team_code.trim()).await?;
-    callups::check_team_available(team.filing_status, &team.code)?;
-    let mut row = CallUpRow {
-        id: 0,
-        team_id: team.id,
-        team_code: team.code.clone(),
-        team_name: team.name.clone(),
-        region_code: team.region_code.clone(),
-        purpose: b.purpose,
+    let b = NewCallUp {
         reference: text("reference", &b.reference, 200)?,
-        specialty: b.specialty,
-        headcount: b.headcount,
-        report_at: b.report_at,
         report_place: text("report_place", &b.report_place, 200)?,
-        report_lon: b.report_lon,
-        report_lat: b.report_lat,
         note: opt_text("note", b.note.as_deref(), 1000)?,
-        status: CallUpStatus::Requested,
-        requested_by: actor.name.clone(),
-        requested_at: now,
-        responded_by: None,
-        responded_at: None,
-        decline_reason: None,
-        closed_by: None,
-        closed_at: None,
-        retention_assessment: None,
-        retention_by: None,
-        retention_at: None,
+        ..b
     };
-    row.id = callup_store::insert(&mut tx, &row).await?;
-    audit_callup(&mut tx, &actor, now, "create", None, &row, None).await?;
+    let mut tx = c.app.db.begin().await?;
+    let row = callups::create(&mut tx, &actor, now, b, None).await?;
     tx.commit().await?;
     json_status(StatusCode::CREATED, &view(&c, row).await?)
 }

@@ -327,8 +327,7 @@ async fn patch(c: Ctx) -> ApiResult<Response> {
 async fn service(c: Ctx) -> ApiResult<Response> {
     let m = load(&c).await?;
     let items = callup_store::service(&c.app.db, m.id).await?;
-    let hours = items.iter().filter_map(|i| i.hours).sum::<f64>();
-    json(&ServiceRecord { member_id: m.id, callups: items.len() as i64, hours: (hours * 10.0).round() / 10.0, items })
+    json(&ServiceRecord::of(m.id, items))
 }
 
 async fn search(c: Ctx) -> ApiResult<Response> {

@@ -1,24 +1,24 @@
-//! Events (突发事件应对): a 白灾 in 满都拉图镇 from the first report to the assessment, the same
-//! run as a drill, the first-report deadline, escalation of an unanswered call-up, and a double
-//! dispatch. The clock stands at 2026-11-27 08:00 Asia/Shanghai.
+//! Events (突发事件应对): a 白灾 in 满都拉图镇 from the first report to the assessment, and the
+//! test world the other event tests share (`events_drill`: the same run as a drill;
+//! `events_watch`: the first-report deadline, escalation, double dispatch and concurrent
+//! decisions). The clock stands at 2026-11-27 08:00 Asia/Shanghai.
 
 use serde_json::{Value, json};
 
 use crate::common::*;
 use crate::forces::id_number;
-use crate::readiness::run_check;
 
-const QUILT: &str = "1999905";
-const YURT: &str = "1999903";
+pub(crate) const QUILT: &str = "1999905";
+pub(crate) const YURT: &str = "1999903";
 /// The banner seat: where the event happens.
-const SCENE: (f64, f64) = (113.64402, 43.85223);
+pub(crate) const SCENE: (f64, f64) = (113.64402, 43.85223);
 
-fn north(km: f64) -> f64 {
+pub(crate) fn north(km: f64) -> f64 {
     SCENE.1 + km / 111.195
 }
 
 /// A township 白灾 plan with levels 2 (100 quilts, 3 snow rescuers within 50 km) and 1 (300, 6).
-fn snow_plan() -> Value {
+pub(crate) fn snow_plan() -> Value {
     json!({
         "title": "满都拉图镇白灾应急预案", "kind": "township", "region": MANDULATU,
         "owning_unit": "满都拉图镇人民政府", "lead_department": "镇应急办", "hazards": ["snow_disaster"],
@@ -31,18 +31,18 @@ fn snow_plan() -> Value {
 }
 
 /// What a test world holds.
-struct World {
-    admin: String,
-    planner: String,
-    operator: String,
-    plan_id: i64,
-    d1: i64,
-    d2: i64,
-    ag: i64,
-    t1_members: Vec<i64>,
+pub(crate) struct World {
+    pub(crate) admin: String,
+    pub(crate) planner: String,
+    pub(crate) operator: String,
+    pub(crate) plan_id: i64,
+    pub(crate) d1: i64,
+    pub(crate) d2: i64,
+    pub(crate) ag: i64,
+    pub(crate) t1_members: Vec<i64>,
 }
 
-async fn depot(app: &TestApp, t: &str, code: &str, kind: &str, km: f64, qty: i64, mode: &str) -> i64 {
+pub(crate) async fn depot(app: &TestApp, t: &str, code: &str, kind: &str, km: f64, qty: i64, mode: &str) -> i64 {
     let body = json!({"code": code, "name": format!("{code}储备点"), "region_code": MANDULATU, "kind": kind, "lon": SCENE.0, "lat": north(km)});
     let id = app.post(t, "/api/v1/depots", &body).await.expect(201).json()["id"].as_i64().unwrap();
     let mv = json!({"kind": "receive", "item_code": QUILT, "quantity": qty, "batch": format!("{code}-B1"), "reserve_mode": mode});
@@ -50,7 +50,7 @@ async fn depot(app: &TestApp, t: &str, code: &str, kind: &str, km: f64, qty: i64
     id
 }
 
-async fn team(app: &TestApp, admin: &str, code: &str, region: &str, km: f64, n: u32, seq0: u32) -> Vec<i64> {
+pub(crate) async fn team(app: &TestApp, admin: &str, code: &str, region: &str, km: f64, n: u32, seq0: u32) -> Vec<i64> {
     app.post(admin, "/api/v1/teams", &json!({"code": code, "name": format!("{code}救援队"), "org_type": "volunteer_team", "region_code": region, "lon": SCENE.0, "lat": north(km), "specialties": [{"specialty": "snow_rescue"}]})).await.expect(201);
     app.post(admin, &format!("/api/v1/teams/{code}/approve"), &json!({})).await.expect(200);
     let mut ids = Vec::new();
@@ -71,7 +71,7 @@ async fn team(app: &TestApp, admin: &str, code: &str, region: &str, km: f64, n: 
 
 /// The plan in force, three depots (80 and 50 quilts within 50 km, 200 agreement quilts) and
 /// three teams (T1: 2 people at 5 km, T2: 3 at 15 km, T3 of 查干敖包镇: 3 at 40 km).
-async fn world(app: &TestApp) -> World {
+pub(crate) async fn world(app: &TestApp) -> World {
     let admin = app.admin().await;
     let planner = app.token("planner", MANDULATU).await;
     let operator = app.token("operator", MANDULATU).await;
@@ -93,7 +93,7 @@ async fn world(app: &TestApp) -> World {
     World { admin, planner, operator, plan_id, d1, d2, ag, t1_members }
 }
 
-fn event_body(exercise: Option<i64>) -> Value {
+pub(crate) fn event_body(exercise: Option<i64>) -> Value {
     let mut v = json!({
         "hazard": "snow_disaster", "title": "满都拉图镇北部白灾", "occurred_at": "2026-11-27T06:30:00+08:00",
         "region_code": MANDULATU, "place": "白音哈拉图嘎查", "lon": SCENE.0, "lat": SCENE.1,
@@ -108,7 +108,7 @@ fn event_body(exercise: Option<i64>) -> Value {
     v
 }
 
-async fn balance(app: &TestApp, depot: i64) -> i64 {
+pub(crate) async fn balance(app: &TestApp, depot: i64) -> i64 {
     yingji::with_db!(&app.state.db, |p| sqlx::query_scalar::<_, i64>(
         "SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM stock_batches WHERE depot_id = $1 AND item_code = $2"
     )
@@ -120,7 +120,7 @@ async fn balance(app: &TestApp, depot: i64) -> i64 {
 }
 
 /// Outbox rows (in-app deliveries) caused by an event: (kind, region, title), in order.
-async fn messages(app: &TestApp, event: i64) -> Vec<(String, String, String)> {
+pub(crate) async fn messages(app: &TestApp, event: i64) -> Vec<(String, String, String)> {
     yingji::with_db!(&app.state.db, |p| {
         sqlx::query_as::<_, (String, String, String)>(
         "SELECT kind, region_code, title FROM outbox WHERE source_type = 'event' AND source_id = $1 AND channel_id IS NULL ORDER BY id"
@@ -132,15 +132,15 @@ async fn messages(app: &TestApp, event: i64) -> Vec<(String, String, String)> {
     })
 }
 
-fn need<'a>(board: &'a Value, kind: &str) -> &'a Value {
+pub(crate) fn need<'a>(board: &'a Value, kind: &str) -> &'a Value {
     board["resource_plan"].as_array().unwrap().iter().find(|n| n["kind"] == kind).unwrap()
 }
 
-fn lines_of<'a>(board: &'a Value, code: &str) -> Vec<&'a Value> {
+pub(crate) fn lines_of<'a>(board: &'a Value, code: &str) -> Vec<&'a Value> {
     board["lines"].as_array().unwrap().iter().filter(|l| l["code"] == code && l["state"] != "superseded").collect()
 }
 
-fn proposed_ids(board: &Value) -> Vec<i64> {
+pub(crate) fn proposed_ids(board: &Value) -> Vec<i64> {
     board["lines"]
         .as_array()
         .unwrap()
@@ -151,7 +151,7 @@ fn proposed_ids(board: &Value) -> Vec<i64> {
 }
 
 /// Runs the whole response on a fresh event; returns (event id, board at the end).
-async fn respond(app: &TestApp, w: &World, drill: Option<i64>) -> (i64, Value) {
+pub(crate) async fn respond(app: &TestApp, w: &World, drill: Option<i64>) -> (i64, Value) {
     let b = app.post(&w.operator, "/api/v1/events", &event_body(drill)).await.expect(201).json();
     let id = b["event"]["id"].as_i64().unwrap();
     let base = format!("/api/v1/events/{id}");
@@ -453,255 +453,4 @@ async fn a_snow_disaster_runs_from_first_report_to_assessment() {
     let other = app.token("planner", CHAGANAOBAO).await;
     app.get(&other, &format!("/api/v1/events/{id}")).await.problem(403);
     assert_eq!(app.get(&other, "/api/v1/events").await.expect(200).json()["total"], 0);
-}
-
-/// Open findings as (rule, region, subject, facts), sorted.
-async fn open_findings(app: &TestApp, admin: &str) -> Vec<String> {
-    let v = app.get(admin, "/api/v1/readiness?limit=1000").await.expect(200).json();
-    let mut out: Vec<String> = v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| format!("{} {} {} {}", f["rule"], f["region_code"], f["subject_id"], f["facts"]))
-        .collect();
-    out.sort();
-    out
-}
-
-#[tokio::test]
-async fn the_same_run_as_a_drill_moves_no_stock_and_feeds_the_drill() {
-    let app = TestApp::spawn().await;
-    let w = world(&app).await;
-    let drill = json!({
-        "title": "满都拉图镇白灾应急演练", "form": "field", "scope": "comprehensive", "purpose": "test",
-        "objective": "检验白灾预案的响应启动、物资调度和队伍集结", "region": MANDULATU, "organiser_unit": "满都拉图镇应急办",
-        "participating_units": ["满都拉图镇政府"], "place_name": "白音哈拉图嘎查",
-        "starts_at": "2026-11-27T08:00:00+08:00", "ends_at": "2026-11-27T18:00:00+08:00"
-    });
-    let drill_id = app.post(&w.admin, "/api/v1/drills", &drill).await.expect(201).json()["id"].as_i64().unwrap();
-    // Drill mode needs a drill, and only drill mode may name one.
-    let mut bad = event_body(None);
-    bad["exercise"] = json!(true);
-    app.post(&w.operator, "/api/v1/events", &bad).await.problem(422);
-    run_check(&app).await;
-    let findings_before = open_findings(&app, &w.admin).await;
-    assert!(!findings_before.is_empty());
-
-    let (id, _) = respond(&app, &w, Some(drill_id)).await;
-
-    // No stock moved, no real call-up exists.
-    assert_eq!((balance(&app, w.d1).await, balance(&app, w.d2).await, balance(&app, w.ag).await), (80, 50, 200));
-    let dispatches: i64 = yingji::with_db!(&app.state.db, |p| sqlx::query_scalar(
-        "SELECT COUNT(*) FROM stock_movements WHERE kind = 'dispatch'"
-    )
-    .fetch_one(p)
-    .await
-    .unwrap());
-    assert_eq!(dispatches, 0);
-    let purposes: Vec<String> =
-        yingji::with_db!(&app.state.db, |p| sqlx::query_scalar("SELECT purpose FROM callups ORDER BY id")
-            .fetch_all(p)
-            .await
-            .unwrap());
-    assert_eq!(purposes, ["drill", "drill"]);
-    // Every message is labelled 【演练】.
-    let m = messages(&app, id).await;
-    assert_eq!(m.len(), 11);
-    assert!(m.iter().all(|(_, _, t)| t.starts_with("【演练】")), "{m:?}");
-    // Readiness findings are exactly as before.
-    run_check(&app).await;
-    assert_eq!(open_findings(&app, &w.admin).await, findings_before);
-    // Real and exercise events are listed apart.
-    assert_eq!(app.get(&w.admin, "/api/v1/events?exercise=false").await.expect(200).json()["total"], 0);
-    assert_eq!(app.get(&w.admin, "/api/v1/events?exercise=true").await.expect(200).json()["total"], 1);
-    // The assessment's lesson is the drill's finding and corrective action, in its report.
-    let report = app.get(&w.admin, &format!("/api/v1/drills/{drill_id}/report")).await.expect(200).text;
-    assert!(report.contains("二级响应的救援力量在 50 km 内不足"), "{report}");
-    assert!(report.contains("与查干敖包镇签订队伍互助协议"));
-}
-
-/// The messages of one kind an event caused, as "region title".
-async fn of_kind(app: &TestApp, event: i64, kind: &str) -> Vec<String> {
-    messages(app, event).await.into_iter().filter(|(k, _, _)| k == kind).map(|(_, r, t)| format!("{r} {t}")).collect()
-}
-
-async fn simple_event(app: &TestApp, t: &str, hazard: &str, severity: &str) -> i64 {
-    let mut b = event_body(None);
-    b["hazard"] = json!(hazard);
-    b["severity"] = json!(severity);
-    app.post(t, "/api/v1/events", &b).await.expect(201).json()["event"]["id"].as_i64().unwrap()
-}
-
-#[tokio::test]
-async fn an_overdue_first_report_is_flagged_and_notified_once() {
-    let app = TestApp::spawn().await;
-    let admin = app.admin().await;
-    let id = simple_event(&app, &admin, "snow_disaster", "general").await;
-    // A non-natural 重大 event gets the local placeholder of 60 minutes.
-    let other = simple_event(&app, &admin, "social_security", "serious").await;
-    let b = app.get(&admin, &format!("/api/v1/events/{other}")).await.expect(200).json();
-    assert_eq!(b["event"]["first_report_due"], "2026-11-27T09:00:00+08:00");
-    let report = json!({"kind": "initial", "content": "已核实"});
-    app.post(&admin, &format!("/api/v1/events/{other}/reports"), &report).await.expect(201);
-
-    app.clock.advance(chrono::Duration::minutes(119));
-    app.tick().await;
-    assert!(of_kind(&app, id, "event_report_overdue").await.is_empty());
-    let b = app.get(&admin, &format!("/api/v1/events/{id}")).await.expect(200).json();
-    assert_eq!(b["first_report_overdue"], false);
-    app.clock.advance(chrono::Duration::minutes(2));
-    app.tick().await;
-    assert_eq!(
-        of_kind(&app, id, "event_report_overdue").await,
-        [format!("{MANDULATU} 初报逾期"), format!("{BANNER} 初报逾期")]
-    );
-    let b = app.get(&admin, &format!("/api/v1/events/{id}")).await.expect(200).json();
-    assert_eq!(b["event"]["first_report_state"], "overdue");
-    assert_eq!(b["first_report_overdue"], true);
-    app.clock.advance(chrono::Duration::minutes(5));
-    app.tick().await;
-    assert_eq!(of_kind(&app, id, "event_report_overdue").await.len(), 2, "notified once");
-    // The late report closes the deadline and is marked late on the timeline.
-    let b = app.post(&admin, &format!("/api/v1/events/{id}/reports"), &report).await.expect(201).json();
-    assert_eq!(b["event"]["first_report_state"], "done");
-    assert!(b["timeline"].as_array().unwrap().iter().any(|e| e["text"].as_str().unwrap().contains("初报（迟报）")));
-    assert_eq!(messages(&app, other).await.iter().filter(|(k, _, _)| k == "event_report_overdue").count(), 0);
-}
-
-#[tokio::test]
-async fn an_unanswered_callup_escalates_to_the_teams_region_then_the_banner() {
-    let app = TestApp::spawn().await;
-    let w = world(&app).await;
-    let id = simple_event(&app, &w.operator, "snow_disaster", "general").await;
-    let base = format!("/api/v1/events/{id}");
-    let b = app
-        .post(&w.planner, &format!("{base}/activate"), &json!({"plan_id": w.plan_id, "level": 2}))
-        .await
-        .expect(200)
-        .json();
-    let t2 = lines_of(&b, "T2")[0]["id"].as_i64().unwrap();
-    let t1 = lines_of(&b, "T1")[0]["id"].as_i64().unwrap();
-    app.post(&w.planner, &format!("{base}/dispatch"), &json!({"lines": [t1, t2]})).await.expect(200);
-    let b = app.get(&w.planner, &base).await.expect(200).json();
-    let t1_callup = lines_of(&b, "T1")[0]["callup_id"].as_i64().unwrap();
-    // T1 answers in time; T2 never does.
-    app.clock.advance(chrono::Duration::minutes(10));
-    app.post(&w.operator, &format!("/api/v1/callups/{t1_callup}/accept"), &json!({"members": w.t1_members}))
-        .await
-        .expect(200);
-    app.clock.advance(chrono::Duration::minutes(19));
-    app.tick().await;
-    assert!(of_kind(&app, id, "event_callup_escalation").await.is_empty());
-    app.clock.advance(chrono::Duration::minutes(2));
-    app.tick().await;
-    assert_eq!(of_kind(&app, id, "event_callup_escalation").await, [format!("{MANDULATU} 调用未答复")]);
-    app.clock.advance(chrono::Duration::minutes(10));
-    app.tick().await;
-    assert_eq!(of_kind(&app, id, "event_callup_escalation").await.len(), 1);
-    app.clock.advance(chrono::Duration::minutes(21));
-    app.tick().await;
-    assert_eq!(
-        of_kind(&app, id, "event_callup_escalation").await,
-        [format!("{MANDULATU} 调用未答复"), format!("{BANNER} 调用未答复")]
-    );
-    app.clock.advance(chrono::Duration::minutes(30));
-    app.tick().await;
-    assert_eq!(of_kind(&app, id, "event_callup_escalation").await.len(), 2);
-    let b = app.get(&w.planner, &base).await.expect(200).json();
-    assert_eq!(lines_of(&b, "T2")[0]["escalation"], "banner");
-    assert_eq!(lines_of(&b, "T1")[0]["escalation"], "none");
-    assert_eq!(b["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "escalation").count(), 2);
-}
-
-#[tokio::test]
-async fn a_double_dispatch_has_one_winner() {
-    let app = TestApp::spawn().await;
-    let w = world(&app).await;
-    let id = simple_event(&app, &w.operator, "snow_disaster", "general").await;
-    let base = format!("/api/v1/events/{id}");
-    let b = app
-        .post(&w.planner, &format!("{base}/activate"), &json!({"plan_id": w.plan_id, "level": 2}))
-        .await
-        .expect(200)
-        .json();
-    let d1 = lines_of(&b, "D1")[0]["id"].as_i64().unwrap();
-    let t1 = lines_of(&b, "T1")[0]["id"].as_i64().unwrap();
-    let body = json!({"lines": [d1, t1]});
-    let path = format!("{base}/dispatch");
-    let (a, c) = tokio::join!(app.post(&w.planner, &path, &body), app.post(&w.planner, &path, &body));
-    let mut statuses = [a.status.as_u16(), c.status.as_u16()];
-    statuses.sort();
-    assert_eq!(statuses, [200, 409], "{} / {}", a.text, c.text);
-    let loser = if a.status.as_u16() == 409 { a } else { c };
-    assert_eq!(loser.json()["current_status"], "dispatched");
-    assert_eq!(balance(&app, w.d1).await, 0);
-    let n: i64 = yingji::with_db!(&app.state.db, |p| sqlx::query_scalar(
-        "SELECT COUNT(*) FROM stock_movements WHERE kind = 'dispatch'"
-    )
-    .fetch_one(p)
-    .await
-    .unwrap());
-    assert_eq!(n, 1);
-    let n: i64 = yingji::with_db!(&app.state.db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM callups")
-        .fetch_one(p)
-        .await
-        .unwrap());
-    assert_eq!(n, 1);
-    // The same request retried with an idempotency key replays instead of failing.
-    let t2 = lines_of(&b, "T2")[0]["id"].as_i64().unwrap();
-    let send = || {
-        app.client
-            .post(app.url(&path))
-            .bearer_auth(&w.planner)
-            .header("Idempotency-Key", "dispatch-t2")
-            .json(&json!({"lines": [t2]}))
-            .send()
-    };
-    let first = send().await.unwrap();
-    assert_eq!(first.status().as_u16(), 200);
-    let again = send().await.unwrap();
-    assert_eq!(again.status().as_u16(), 200);
-    assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
-    let n: i64 = yingji::with_db!(&app.state.db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM callups")
-        .fetch_one(p)
-        .await
-        .unwrap());
-    assert_eq!(n, 2);
-}
-
-#[tokio::test]
-async fn concurrent_activations_and_level_changes_have_one_winner() {
-    let app = TestApp::spawn().await;
-    let w = world(&app).await;
-    let id = simple_event(&app, &w.operator, "snow_disaster", "general").await;
-    let base = format!("/api/v1/events/{id}");
-    let activate = json!({"plan_id": w.plan_id, "level": 2});
-    let path = format!("{base}/activate");
-    let (a, b) = tokio::join!(app.post(&w.planner, &path, &activate), app.post(&w.planner, &path, &activate));
-    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
-    statuses.sort();
-    assert_eq!(statuses, [200, 409], "{} / {}", a.text, b.text);
-    let level = json!({"level": 1, "reason": "灾情扩大"});
-    let path = format!("{base}/level");
-    let (a, b) = tokio::join!(app.post(&w.planner, &path, &level), app.post(&w.admin, &path, &level));
-    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
-    statuses.sort();
-    // The loser finds the level already changed: either the guard missed (409) or, having
-    // started after the winner committed, it asks for the level already in force (422).
-    assert_eq!(statuses[0], 200, "{} / {}", a.text, b.text);
-    assert!(statuses[1] == 409 || statuses[1] == 422, "{} / {}", a.text, b.text);
-    let b = app.get(&w.planner, &base).await.expect(200).json();
-    assert_eq!(b["activations"].as_array().unwrap().len(), 2);
-    // One set of proposals per decision: nothing duplicated.
-    let proposed: i64 = b["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|l| l["state"] == "proposed" && l["kind"] == "supply")
-        .map(|l| l["quantity"].as_i64().unwrap())
-        .sum();
-    assert_eq!(proposed, 300);
-    let a = app.audit_rows("event", &id.to_string()).await;
-    assert_eq!(a.iter().filter(|(x, _)| x == "activate").count(), 1);
-    assert_eq!(a.iter().filter(|(x, _)| x == "raise").count(), 1);
 }
