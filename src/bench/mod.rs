@@ -5,6 +5,7 @@ pub mod burst;
 pub mod console;
 pub mod data;
 pub mod events;
+pub mod imports;
 pub mod readiness;
 pub mod rows;
 pub mod warnings;
