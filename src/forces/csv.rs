@@ -84,7 +84,7 @@ pub fn routes() -> Vec<Route> {
             Doc {
                 description: "导入队伍（表头 code,name,org_type,region_code,lon,lat,specialties,grades,filing_status 或中文表头）。专业与等级以 ; 分隔并一一对应。全有或全无；重复导入不产生变化。设置备案状态需审核权限（管理员、规划员），否则新队伍为 submitted。",
                 query: Some(schema::<ImportQuery>()),
-                response: Some(schema::<ImportSummary>()),
+                response: Some(schema::<crate::imports::Outcome>()),
                 ..Doc::new("社会应急力量", "导入队伍")
             },
             |c| Box::pin(import_teams(c)),
@@ -112,7 +112,7 @@ pub fn routes() -> Vec<Route> {
             Doc {
                 description: "导入队员（表头 team_code,name,id_number,phone,skills,insurer,policy_number,insurance_start,insurance_end,status 或中文表头）。以队伍+身份证号识别队员；脱敏的身份证号（导出时无权限者所得）按姓名匹配已有队员，空单元格表示不修改。全有或全无；重复导入不产生变化。",
                 query: Some(schema::<ImportQuery>()),
-                response: Some(schema::<ImportSummary>()),
+                response: Some(schema::<crate::imports::Outcome>()),
                 ..Doc::new("社会应急力量", "导入队员")
             },
             |c| Box::pin(super::csv_members::import(c)),

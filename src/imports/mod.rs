@@ -167,8 +167,9 @@ pub trait Import: Send + Sync + 'static {
     fn write(&self, tx: &mut Tx, plan: Self::Plan) -> impl Future<Output = ApiResult<ImportSummary>> + Send;
 }
 
-/// The outcome of [`run`].
-#[derive(Debug)]
+/// The answer of an import: what was written, or (dry run) the preview.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(untagged)]
 pub enum Outcome {
     /// The file was written.
     Done(ImportSummary),
@@ -179,10 +180,7 @@ pub enum Outcome {
 impl Outcome {
     /// The JSON answer of an import route.
     pub fn reply(&self) -> ApiResult<warp::reply::Response> {
-        match self {
-            Outcome::Done(s) => crate::http::ctx::json(s),
-            Outcome::Preview(p) => crate::http::ctx::json(p),
-        }
+        crate::http::ctx::json(self)
     }
 }
 

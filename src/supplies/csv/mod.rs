@@ -91,7 +91,7 @@ pub fn routes() -> Vec<Route> {
             Doc {
                 description,
                 query: Some(schema::<crate::imports::ImportQuery>()),
-                response: Some(schema::<ImportSummary>()),
+                response: Some(schema::<crate::imports::Outcome>()),
                 ..Doc::new("应急物资", summary)
             },
             h,
