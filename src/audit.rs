@@ -85,6 +85,40 @@ pub async fn record(tx: &mut Tx, actor: &Actor, at: Timestamp, c: Change<'_>) ->
     Ok(())
 }
 
+/// Writes many audit rows inside the caller's transaction, with multi-row inserts in chunks
+/// (see [`crate::imports::bulk`]); the same rows [`record`] would write one by one.
+pub async fn record_many<'a>(
+    tx: &mut Tx,
+    actor: &Actor,
+    at: Timestamp,
+    changes: impl IntoIterator<Item = Change<'a>>,
+) -> Result<(), sqlx::Error> {
+    let mut changes = changes.into_iter().peekable();
+    let per = crate::imports::bulk::chunk(10);
+    while changes.peek().is_some() {
+        let chunk: Vec<Change<'a>> = changes.by_ref().take(per).collect();
+        with_tx!(&mut *tx, |conn| {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO audit_log (at, actor, actor_role, action, entity_type, entity_id, region_code, before_state, after_state, request_id) ",
+            );
+            q.push_values(chunk, |mut b, c| {
+                b.push_bind(at)
+                    .push_bind(actor.name.clone())
+                    .push_bind(actor.role.clone())
+                    .push_bind(c.action.to_string())
+                    .push_bind(c.entity_type.to_string())
+                    .push_bind(c.entity_id.to_string())
+                    .push_bind(c.region_code.map(str::to_string))
+                    .push_bind(c.before.map(sqlx::types::Json))
+                    .push_bind(c.after.map(sqlx::types::Json))
+                    .push_bind(actor.request_id.clone());
+            });
+            q.build().execute(conn).await.map(|_| ())
+        })?;
+    }
+    Ok(())
+}
+
 /// An audit row.
 #[derive(Debug, Serialize, JsonSchema, sqlx::FromRow)]
 pub struct AuditEntry {

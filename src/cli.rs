@@ -393,7 +393,9 @@ async fn plans(config: Config, clock: SharedClock, cmd: PlansCommand) -> anyhow:
 
 fn describe(e: ApiError) -> anyhow::Error {
     match e {
-        ApiError::Validation { detail, errors } | ApiError::BadRequest { detail, errors } => {
+        ApiError::Validation { detail, errors }
+        | ApiError::BadRequest { detail, errors }
+        | ApiError::ValidationCapped { detail, errors, .. } => {
             let mut s = detail;
             for err in errors {
                 s.push_str("\n  ");

@@ -33,48 +33,77 @@ impl Column {
     }
 }
 
-/// One data row of an imported file.
-#[derive(Debug)]
-pub struct Record {
-    /// 1-based line number in the file.
-    pub line: u64,
-    values: Vec<Option<String>>,
-    positions: Vec<Option<u64>>,
-    names: Vec<&'static str>,
+/// The header of an imported file: which of the import's columns sits at which position.
+#[derive(Debug, Clone)]
+pub struct Header {
+    columns: &'static [Column],
+    /// For each of `columns`, its 0-based position in the file.
+    map: Vec<Option<usize>>,
+    /// Number of cells in the header row.
+    width: usize,
 }
 
-impl Record {
+impl Header {
     fn idx(&self, name: &str) -> usize {
-        self.names
+        self.columns
             .iter()
-            .position(|n| *n == name)
+            .position(|c| c.name == name)
             .unwrap_or_else(|| panic!("column {name} is not in the import's column list"))
     }
 
+    /// The 1-based position of a column in the file, when the file has it.
+    pub fn position(&self, name: &str) -> Option<u64> {
+        let ci = self.columns.iter().position(|c| c.name == name)?;
+        self.map[ci].map(|i| i as u64 + 1)
+    }
+
+    /// An error about a column of a line (with the column's position when the file has it).
+    pub fn err(&self, line: u64, name: &'static str, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: Some(name.to_string()),
+            line: Some(line),
+            column: self.position(name),
+            message: format!("第 {line} 行「{name}」列：{}", message.into()),
+        }
+    }
+
+    /// An error about a line as a whole.
+    pub fn row_err(line: u64, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: None, line: Some(line), column: None, message: format!("第 {line} 行：{}", message.into())
+        }
+    }
+
+    /// The canonical names of the columns the file has, in the import's order.
+    pub fn present(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.columns.iter().zip(&self.map).filter(|(_, m)| m.is_some()).map(|(c, _)| c.name)
+    }
+}
+
+/// One data row of an imported file, read in place (nothing of it outlives the row).
+#[derive(Debug)]
+pub struct Record<'h> {
+    /// 1-based line number in the file (the sheet row of a spreadsheet).
+    pub line: u64,
+    cells: &'h csv::StringRecord,
+    header: &'h Header,
+}
+
+impl Record<'_> {
     /// The trimmed value of a column; None when the column is absent or the cell empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values[self.idx(name)].as_deref().map(str::trim).map(unneutralise).filter(|v| !v.is_empty())
+        let i = self.header.map[self.header.idx(name)]?;
+        Some(unneutralise(self.cells.get(i)?.trim())).filter(|v| !v.is_empty())
     }
 
     /// An error about a column of this row (with the column's position when the file has it).
     pub fn err(&self, name: &'static str, message: impl Into<String>) -> FieldError {
-        let col = self.positions[self.idx(name)];
-        FieldError {
-            field: Some(name.to_string()),
-            line: Some(self.line),
-            column: col,
-            message: format!("第 {} 行「{name}」列：{}", self.line, message.into()),
-        }
+        self.header.err(self.line, name, message)
     }
 
     /// An error about the row as a whole.
     pub fn row_err(&self, message: impl Into<String>) -> FieldError {
-        FieldError {
-            field: None,
-            line: Some(self.line),
-            column: None,
-            message: format!("第 {} 行：{}", self.line, message.into()),
-        }
+        Header::row_err(self.line, message)
     }
 
     /// A required value, or an error naming the column.
@@ -85,22 +114,29 @@ impl Record {
         }
         v
     }
+
+    /// The row as `{column: value}` (canonical column names, cells as read), for previews.
+    pub fn to_json(&self) -> serde_json::Value {
+        let map = self
+            .header
+            .present()
+            .map(|name| (name.to_string(), self.get(name).map_or(serde_json::Value::Null, |v| v.into())))
+            .collect();
+        serde_json::Value::Object(map)
+    }
 }
 
-/// Parses a CSV text against the column list. Returns the records, or every header and
-/// structure error found (with line numbers).
-pub fn parse(text: &str, columns: &[Column]) -> Result<Vec<Record>, Vec<FieldError>> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+/// Matches a header row against the column list; every unknown, duplicate or missing header is
+/// an error on line 1.
+pub fn header<'a>(
+    cells: impl IntoIterator<Item = &'a str>,
+    columns: &'static [Column],
+) -> Result<Header, Vec<FieldError>> {
     let mut errors = Vec::new();
-    let mut iter = rdr.records();
-    let header = match iter.next() {
-        None => return Err(vec![FieldError::line(1, None, "文件为空：第 1 行应为表头")]),
-        Some(Err(e)) => return Err(vec![FieldError::line(1, None, format!("第 1 行（表头）无法解析：{e}"))]),
-        Some(Ok(h)) => h,
-    };
     let mut map: Vec<Option<usize>> = vec![None; columns.len()];
-    for (i, h) in header.iter().enumerate() {
+    let mut width = 0;
+    for (i, h) in cells.into_iter().enumerate() {
+        width = i + 1;
         match columns.iter().position(|c| c.matches(h)) {
             Some(ci) if map[ci].is_some() => {
                 errors.push(FieldError::line(1, Some((h, i as u64 + 1)), format!("第 1 行：表头「{h}」重复")))
@@ -121,49 +157,66 @@ pub fn parse(text: &str, columns: &[Column]) -> Result<Vec<Record>, Vec<FieldErr
             errors.push(FieldError::line(1, None, format!("第 1 行：缺少必需的表头「{}」（或「{}」）", c.name, c.zh)));
         }
     }
-    if !errors.is_empty() {
-        return Err(errors);
+    if errors.is_empty() { Ok(Header { columns, map, width }) } else { Err(errors) }
+}
+
+/// Hands each data row of a sheet (a header row, then data rows with their line numbers) to
+/// `each`, one at a time: a row with the wrong number of cells is an error, an empty row is
+/// skipped. The one row-by-row reader behind CSV and spreadsheet imports.
+pub fn each_record(
+    header: &Header,
+    line: u64,
+    cells: &csv::StringRecord,
+    each: &mut dyn FnMut(Result<Record<'_>, FieldError>),
+) {
+    if cells.iter().all(|v| v.trim().is_empty()) {
+        return;
     }
-    let names: Vec<&'static str> = columns.iter().map(|c| c.name).collect();
-    let positions: Vec<Option<u64>> = map.iter().map(|m| m.map(|i| i as u64 + 1)).collect();
-    let mut records = Vec::new();
-    // A file with an error on every line keeps only the first errors in memory (and counts
-    // the rest), and stops keeping records once it is certain to fail.
-    let mut dropped = 0;
-    for rec in iter {
-        crate::error::cap_errors(&mut errors, &mut dropped);
-        if !errors.is_empty() {
-            records.clear();
-        }
-        let rec = match rec {
-            Ok(r) => r,
+    if cells.len() != header.width {
+        each(Err(FieldError::line(
+            line,
+            None,
+            format!("第 {line} 行有 {} 列，表头有 {} 列", cells.len(), header.width),
+        )));
+        return;
+    }
+    each(Ok(Record { line, cells, header }));
+}
+
+/// Reads a CSV text (BOM allowed) row by row against the column list, handing each row to
+/// `each` without keeping it. Returns the header, or the header errors (line 1).
+pub fn read_csv(
+    text: &str,
+    columns: &'static [Column],
+    each: &mut dyn FnMut(Result<Record<'_>, FieldError>),
+) -> Result<Header, Vec<FieldError>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+    let mut cells = csv::StringRecord::new();
+    let header = match rdr.read_record(&mut cells) {
+        Ok(false) => return Err(vec![FieldError::line(1, None, "文件为空：第 1 行应为表头")]),
+        Err(e) => return Err(vec![FieldError::line(1, None, format!("第 1 行（表头）无法解析：{e}"))]),
+        Ok(true) => header(cells.iter(), columns)?,
+    };
+    loop {
+        match rdr.read_record(&mut cells) {
+            Ok(false) => break,
+            Ok(true) => {
+                let line = cells.position().map(|p| p.line()).unwrap_or(0);
+                each_record(&header, line, &cells, each);
+            }
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
-                errors.push(FieldError::line(line, None, format!("第 {line} 行无法解析：{e}")));
-                continue;
+                each(Err(FieldError::line(line, None, format!("第 {line} 行无法解析：{e}"))));
+                // A broken quote can leave the reader unable to go on (an I/O error cannot
+                // happen on text in memory); UTF-8 was checked before.
+                if !matches!(e.kind(), csv::ErrorKind::UnequalLengths { .. } | csv::ErrorKind::Utf8 { .. }) {
+                    break;
+                }
             }
-        };
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
-        if rec.iter().all(|v| v.trim().is_empty()) {
-            continue;
         }
-        if rec.len() != header.len() {
-            errors.push(FieldError::line(
-                line,
-                None,
-                format!("第 {line} 行有 {} 列，表头有 {} 列", rec.len(), header.len()),
-            ));
-            continue;
-        }
-        if !errors.is_empty() {
-            continue;
-        }
-        let values = map.iter().map(|m| m.map(|i| rec.get(i).unwrap_or("").to_string())).collect();
-        records.push(Record { line, values, positions: positions.clone(), names: names.clone() });
     }
-    crate::error::cap_errors(&mut errors, &mut dropped);
-    crate::error::finish_errors(&mut errors, dropped);
-    if errors.is_empty() { Ok(records) } else { Err(errors) }
+    Ok(header)
 }
 
 /// Parses an optional number cell, recording an error for a non-number.

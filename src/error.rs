@@ -148,6 +148,17 @@ pub enum ApiError {
     /// Anything else: logged, hidden from the client.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+    /// Invalid input with more errors than one problem lists (a rejected import): the first
+    /// [`MAX_ERRORS`] and how many there were in all. Rendered like [`ApiError::Validation`].
+    #[error("validation failed: {detail}")]
+    ValidationCapped {
+        /// Summary.
+        detail: String,
+        /// The first errors (at most [`MAX_ERRORS`]).
+        errors: Vec<FieldError>,
+        /// How many errors there were in all.
+        total: usize,
+    },
 }
 
 impl From<sqlx::Error> for ApiError {
@@ -183,7 +194,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation { .. } | ApiError::ValidationCapped { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -203,7 +214,7 @@ impl ApiError {
             ApiError::BadRequest { detail, errors } => {
                 ("bad-request", "请求格式错误 (Bad request)", detail.clone(), errors.clone())
             }
-            ApiError::Validation { detail, errors } => {
+            ApiError::Validation { detail, errors } | ApiError::ValidationCapped { detail, errors, .. } => {
                 ("validation", "输入未通过校验 (Validation failed)", detail.clone(), errors.clone())
             }
             ApiError::Unauthorized(d) => ("unauthorized", "未认证 (Unauthorized)", d.clone(), vec![]),
@@ -242,6 +253,7 @@ impl ApiError {
                 let total = errors.len();
                 (errors.into_iter().take(MAX_ERRORS).collect(), Some(total))
             }
+            ApiError::ValidationCapped { total, .. } if *total > errors.len() => (errors, Some(*total)),
             _ => (errors, None),
         };
         Problem {

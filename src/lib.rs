@@ -19,6 +19,8 @@ pub mod events;
 pub mod forces;
 pub mod geodesy;
 pub mod http;
+/// The one import pipeline behind every bulk import.
+pub mod imports;
 pub mod keys;
 pub mod metrics;
 pub mod notify;

@@ -6,6 +6,7 @@ pub mod console;
 pub mod data;
 pub mod events;
 pub mod nearest;
+pub mod imports;
 pub mod readiness;
 pub mod rows;
 pub mod warnings;

@@ -4,7 +4,7 @@
 //! Imports are all-or-nothing, report every error with line and column, and re-importing the
 //! same file changes nothing. Members are in [`super::csv_members`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -14,13 +14,16 @@ use warp::reply::Response;
 
 use super::teams::{self, TeamRow, check_code};
 use super::{FilingStatus, OrgType, SpecialtyGrade, check_specialties, store};
+use crate::audit::Actor;
 use crate::auth::{Perm, Principal};
 use crate::csvio::{self, Column};
+use crate::db::{Db, Tx};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::Ctx;
 use crate::http::access::Region;
-use crate::http::ctx::{body, json};
+use crate::http::ctx::body;
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
+use crate::imports::{Errors, Import, ImportQuery, Lined};
 use crate::personal::Cipher;
 use crate::regions::import::ImportSummary;
 use crate::regions::{RegionCode, check_lon_lat};
@@ -80,7 +83,8 @@ pub fn routes() -> Vec<Route> {
             BodyKind::Csv,
             Doc {
                 description: "导入队伍（表头 code,name,org_type,region_code,lon,lat,specialties,grades,filing_status 或中文表头）。专业与等级以 ; 分隔并一一对应。全有或全无；重复导入不产生变化。设置备案状态需审核权限（管理员、规划员），否则新队伍为 submitted。",
-                response: Some(schema::<ImportSummary>()),
+                query: Some(schema::<ImportQuery>()),
+                response: Some(schema::<crate::imports::Outcome>()),
                 ..Doc::new("社会应急力量", "导入队伍")
             },
             |c| Box::pin(import_teams(c)),
@@ -107,7 +111,8 @@ pub fn routes() -> Vec<Route> {
             BodyKind::Csv,
             Doc {
                 description: "导入队员（表头 team_code,name,id_number,phone,skills,insurer,policy_number,insurance_start,insurance_end,status 或中文表头）。以队伍+身份证号识别队员；脱敏的身份证号（导出时无权限者所得）按姓名匹配已有队员，空单元格表示不修改。全有或全无；重复导入不产生变化。",
-                response: Some(schema::<ImportSummary>()),
+                query: Some(schema::<ImportQuery>()),
+                response: Some(schema::<crate::imports::Outcome>()),
                 ..Doc::new("社会应急力量", "导入队员")
             },
             |c| Box::pin(super::csv_members::import(c)),
@@ -130,8 +135,8 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-struct Row {
-    line: u64,
+/// A team row as parsed.
+pub struct Row {
     code: String,
     name: String,
     org_type: OrgType,
@@ -182,42 +187,66 @@ fn parse_specialties(rec: &csvio::Record, errors: &mut Vec<FieldError>) -> Optio
     Some(out)
 }
 
-fn parse_rows(text: &str, now: Timestamp) -> Result<(Vec<Row>, Vec<FieldError>), Vec<FieldError>> {
-    let records = csvio::parse(text, TEAM_COLUMNS)?;
-    let mut errors = Vec::new();
-    let mut rows = Vec::new();
-    for rec in &records {
-        let n = errors.len();
+/// A teams file, for a caller: teams matched by code, within the caller's jurisdiction.
+pub struct TeamImport {
+    principal: Principal,
+    actor: Actor,
+    now: Timestamp,
+    cipher: Cipher,
+}
+
+impl TeamImport {
+    /// An import by `principal`.
+    pub fn new(principal: Principal, actor: Actor, now: Timestamp, cipher: Cipher) -> TeamImport {
+        TeamImport { principal, actor, now, cipher }
+    }
+}
+
+/// What a teams import writes: each row with the stored team (and its specialties) it changes.
+pub struct Plan {
+    rows: usize,
+    items: Vec<(Row, Option<Stored>)>,
+}
+
+/// A stored team with its specialties.
+type Stored = (TeamRow, Vec<SpecialtyGrade>);
+
+impl Import for TeamImport {
+    type Row = Row;
+    type Plan = Plan;
+    const COLUMNS: &'static [Column] = TEAM_COLUMNS;
+
+    fn parse(rec: &csvio::Record<'_>, now: Timestamp, errors: &mut Vec<FieldError>) -> Option<Row> {
         let code =
-            rec.need("code", &mut errors).and_then(|v| check_code(v).map_err(|m| errors.push(rec.err("code", m))).ok());
-        let name = rec.need("name", &mut errors).map(str::to_string);
+            rec.need("code", errors).and_then(|v| check_code(v).map_err(|m| errors.push(rec.err("code", m))).ok());
+        let name = rec.need("name", errors).map(str::to_string);
         if name.as_ref().is_some_and(|n| n.chars().count() > 100) {
             errors.push(rec.err("name", "超过 100 个字符"));
         }
-        let org_type = rec.need("org_type", &mut errors).and_then(|v| {
+        let org_type = rec.need("org_type", errors).and_then(|v| {
             OrgType::parse(v).or_else(|| {
                 errors.push(rec.err("org_type", format!("组织类型「{v}」无效，应为 {}", OrgType::choices())));
                 None
             })
         });
         let region = rec
-            .need("region_code", &mut errors)
+            .need("region_code", errors)
             .and_then(|v| RegionCode::parse(v).map_err(|m| errors.push(rec.err("region_code", m))).ok());
-        let lon = rec.need("lon", &mut errors).and(csvio::opt_f64(rec, "lon", &mut errors));
-        let lat = rec.need("lat", &mut errors).and(csvio::opt_f64(rec, "lat", &mut errors));
+        let lon = rec.need("lon", errors).and(csvio::opt_f64(rec, "lon", errors));
+        let lat = rec.need("lat", errors).and(csvio::opt_f64(rec, "lat", errors));
         if let (Some(lon), Some(lat)) = (lon, lat)
             && let Err(m) = check_lon_lat(lon, lat)
         {
             errors.push(rec.err(if (-180.0..=180.0).contains(&lon) { "lat" } else { "lon" }, m));
         }
-        let specialties = parse_specialties(rec, &mut errors);
+        let specialties = parse_specialties(rec, errors);
         let status = rec.get("filing_status").and_then(|v| {
             FilingStatus::parse(v).or_else(|| {
                 errors.push(rec.err("filing_status", format!("备案状态「{v}」无效，应为 {}", FilingStatus::choices())));
                 None
             })
         });
-        let submitted_on = crate::supplies::csv::date(rec, "submitted_on", &mut errors);
+        let submitted_on = crate::supplies::csv::date(rec, "submitted_on", errors);
         let submitted_at = match super::paper::submitted_at(submitted_on, now) {
             Ok(t) => t,
             Err(m) => {
@@ -225,177 +254,151 @@ fn parse_rows(text: &str, now: Timestamp) -> Result<(Vec<Row>, Vec<FieldError>),
                 now
             }
         };
-        if errors.len() == n
-            && let (Some(code), Some(name), Some(org_type), Some(region), Some(lon), Some(lat), Some(specialties)) =
-                (code, name, org_type, region, lon, lat, specialties)
-        {
-            rows.push(Row {
-                line: rec.line,
-                code,
-                name,
-                org_type,
-                region,
-                lon,
-                lat,
-                specialties,
-                status,
-                submitted_at,
-            });
-        }
+        Some(Row {
+            code: code?,
+            name: name?,
+            org_type: org_type?,
+            region: region?,
+            lon: lon?,
+            lat: lat?,
+            specialties: specialties?,
+            status,
+            submitted_at,
+        })
     }
-    Ok((rows, errors))
-}
 
-/// Validates and applies a teams file for the caller. Nothing is written unless every row is
-/// valid and allowed.
-pub async fn import_teams_text(
-    db: &crate::db::Db,
-    cipher: &Cipher,
-    p: &Principal,
-    actor: &crate::audit::Actor,
-    now: Timestamp,
-    text: &str,
-) -> Result<ImportSummary, ApiError> {
-    let owned = text.to_string();
-    let (rows, mut errors) = crate::blocking::cpu(move || parse_rows(&owned, now))
-        .await?
-        .map_err(|e| ApiError::invalid_many(summary(&e), e))?;
-    let may_decide = p.role.allows(Perm::Decide);
-    let mut existing: HashMap<String, (TeamRow, Vec<SpecialtyGrade>)> = HashMap::new();
-    let mut seen: HashMap<&str, u64> = HashMap::new();
-    let mut regions_ok: HashMap<String, bool> = HashMap::new();
-    for row in &rows {
-        let err = |col: &str, n: u64, m: String| {
-            FieldError::line(row.line, Some((col, n)), format!("第 {} 行：{m}", row.line))
-        };
-        if let Some(first) = seen.insert(row.code.as_str(), row.line) {
-            errors.push(err("code", 1, format!("队伍编码 {} 与第 {first} 行重复", row.code)));
-            continue;
-        }
-        if !p.scope.contains(row.region.as_str()) {
-            errors.push(err("region_code", 4, format!("区划 {} 不在您的辖区内", row.region)));
-        }
-        let known = match regions_ok.get(row.region.as_str()) {
-            Some(k) => *k,
-            None => {
-                let k = crate::regions::store::get(db, row.region.as_str()).await?.is_some();
-                regions_ok.insert(row.region.to_string(), k);
-                k
+    async fn check(&self, db: &Db, rows: Vec<Lined<Row>>, errors: &mut Errors) -> ApiResult<Plan> {
+        let p = &self.principal;
+        let may_decide = p.role.allows(Perm::Decide);
+        // Team codes are unique across the banner, so teams outside the jurisdiction are looked
+        // up too (one query each for teams, their specialties and the regions).
+        let all = ("000000000000", "999999999999");
+        let mut specs = store::specialties_in(db, all).await?;
+        let mut existing: HashMap<String, (TeamRow, Vec<SpecialtyGrade>)> = store::all(db, all, None)
+            .await?
+            .into_iter()
+            .map(|t| {
+                let sp = specs.remove(&t.id).unwrap_or_default();
+                (t.code.clone(), (t, sp))
+            })
+            .collect();
+        let regions: HashSet<String> = crate::regions::store::all(db).await?.into_iter().map(|r| r.code).collect();
+        let mut seen: HashMap<String, u64> = HashMap::new();
+        let mut plan = Plan { rows: rows.len(), items: Vec::new() };
+        for Lined { line, row } in rows {
+            if let Some(first) = seen.insert(row.code.clone(), line) {
+                errors.at(line, "code", format!("队伍编码 {} 与第 {first} 行重复", row.code));
+                continue;
             }
-        };
-        if !known {
-            errors.push(err("region_code", 4, format!("区划 {} 不存在", row.region)));
-        }
-        let old = match store::get(db, &row.code).await? {
-            Some(t) => {
-                let specs = store::specialties(db, t.id).await?;
-                if !p.scope.contains(&t.region_code) {
-                    errors.push(err(
-                        "code",
-                        1,
-                        format!("队伍 {} 属于区划 {}，不在您的辖区内", row.code, t.region_code),
-                    ));
-                }
-                Some((t, specs))
+            if !p.scope.contains(row.region.as_str()) {
+                errors.at(line, "region_code", format!("区划 {} 不在您的辖区内", row.region));
             }
-            None => None,
-        };
-        let current = old.as_ref().map(|(t, _)| t.filing_status);
-        if let Some(s) = row.status
-            && Some(s) != current
-            && !(current.is_none() && s == FilingStatus::Submitted)
-            && !may_decide
-        {
-            errors.push(err(
-                "filing_status",
-                9,
-                format!("角色「{}」无权设置备案状态「{}」", p.role.label(), s.label()),
-            ));
+            if !regions.contains(row.region.as_str()) {
+                errors.at(line, "region_code", format!("区划 {} 不存在", row.region));
+            }
+            let old = existing.remove(&row.code);
+            if let Some((t, _)) = &old
+                && !p.scope.contains(&t.region_code)
+            {
+                errors.at(line, "code", format!("队伍 {} 属于区划 {}，不在您的辖区内", row.code, t.region_code));
+            }
+            let current = old.as_ref().map(|(t, _)| t.filing_status);
+            if let Some(s) = row.status
+                && Some(s) != current
+                && !(current.is_none() && s == FilingStatus::Submitted)
+                && !may_decide
+            {
+                errors.at(
+                    line,
+                    "filing_status",
+                    format!("角色「{}」无权设置备案状态「{}」", p.role.label(), s.label()),
+                );
+            }
+            if errors.is_empty() {
+                plan.items.push((row, old));
+            }
         }
-        if let Some(o) = old {
-            existing.insert(row.code.clone(), o);
-        }
+        Ok(plan)
     }
-    if !errors.is_empty() {
-        errors.sort_by_key(|e| e.line);
-        return Err(ApiError::invalid_many(summary(&errors), errors));
-    }
-    let mut s = ImportSummary { rows: rows.len(), created: 0, updated: 0, unchanged: 0 };
-    let mut tx = db.begin().await?;
-    for row in &rows {
-        match existing.get(&row.code) {
-            None => {
-                let status = row.status.unwrap_or(FilingStatus::Submitted);
-                let decided = status != FilingStatus::Submitted;
-                let t = TeamRow {
-                    id: 0,
-                    code: row.code.clone(),
-                    name: row.name.clone(),
-                    org_type: row.org_type,
-                    registration_no: None,
-                    region_code: row.region.to_string(),
-                    lon: row.lon,
-                    lat: row.lat,
-                    equipment: Json(vec![]),
-                    leader_name: None,
-                    leader_phone: None,
-                    contact_name: None,
-                    contact_phone: None,
-                    filing_status: status,
-                    status_reason: None,
-                    submitted_by: actor.name.clone(),
-                    submitted_at: row.submitted_at,
-                    decided_by: decided.then(|| actor.name.clone()),
-                    decided_at: decided.then_some(now),
-                    approved_by: (status == FilingStatus::Approved).then(|| actor.name.clone()),
-                    approved_at: (status == FilingStatus::Approved).then_some(now),
-                    created_at: now,
-                    updated_at: now,
-                };
-                teams::create(&mut tx, cipher, actor, now, t, &row.specialties, "import").await?;
-                s.created += 1;
-            }
-            Some((old, old_specs)) => {
-                let status = row.status.unwrap_or(old.filing_status);
-                if old.name == row.name
-                    && old.org_type == row.org_type
-                    && old.region_code == row.region.as_str()
-                    && old.lon == row.lon
-                    && old.lat == row.lat
-                    && *old_specs == row.specialties
-                    && old.filing_status == status
-                {
-                    s.unchanged += 1;
-                    continue;
+
+    async fn write(&self, tx: &mut Tx, plan: Plan) -> ApiResult<ImportSummary> {
+        let (actor, now, cipher) = (&self.actor, self.now, &self.cipher);
+        let mut s = ImportSummary { rows: plan.rows, ..Default::default() };
+        // One team at a time: a team, its specialties and its audit row go through the teams
+        // module's own create/update (not yet multi-row).
+        for (row, old) in &plan.items {
+            match old {
+                None => {
+                    let status = row.status.unwrap_or(FilingStatus::Submitted);
+                    let decided = status != FilingStatus::Submitted;
+                    let t = TeamRow {
+                        id: 0,
+                        code: row.code.clone(),
+                        name: row.name.clone(),
+                        org_type: row.org_type,
+                        registration_no: None,
+                        region_code: row.region.to_string(),
+                        lon: row.lon,
+                        lat: row.lat,
+                        equipment: Json(vec![]),
+                        leader_name: None,
+                        leader_phone: None,
+                        contact_name: None,
+                        contact_phone: None,
+                        filing_status: status,
+                        status_reason: None,
+                        submitted_by: actor.name.clone(),
+                        submitted_at: row.submitted_at,
+                        decided_by: decided.then(|| actor.name.clone()),
+                        decided_at: decided.then_some(now),
+                        approved_by: (status == FilingStatus::Approved).then(|| actor.name.clone()),
+                        approved_at: (status == FilingStatus::Approved).then_some(now),
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    teams::create(tx, cipher, actor, now, t, &row.specialties, "import").await?;
+                    s.created += 1;
                 }
-                let mut t = old.clone();
-                t.name = row.name.clone();
-                t.org_type = row.org_type;
-                t.region_code = row.region.to_string();
-                (t.lon, t.lat) = (row.lon, row.lat);
-                if status != old.filing_status {
-                    t.filing_status = status;
-                    t.decided_by = Some(actor.name.clone());
-                    t.decided_at = Some(now);
-                    if status == FilingStatus::Approved {
-                        t.approved_by = Some(actor.name.clone());
-                        t.approved_at = Some(now);
+                Some((old, old_specs)) => {
+                    let status = row.status.unwrap_or(old.filing_status);
+                    if old.name == row.name
+                        && old.org_type == row.org_type
+                        && old.region_code == row.region.as_str()
+                        && old.lon == row.lon
+                        && old.lat == row.lat
+                        && *old_specs == row.specialties
+                        && old.filing_status == status
+                    {
+                        s.unchanged += 1;
+                        continue;
                     }
+                    let mut t = old.clone();
+                    t.name = row.name.clone();
+                    t.org_type = row.org_type;
+                    t.region_code = row.region.to_string();
+                    (t.lon, t.lat) = (row.lon, row.lat);
+                    if status != old.filing_status {
+                        t.filing_status = status;
+                        t.decided_by = Some(actor.name.clone());
+                        t.decided_at = Some(now);
+                        if status == FilingStatus::Approved {
+                            t.approved_by = Some(actor.name.clone());
+                            t.approved_at = Some(now);
+                        }
+                    }
+                    t.updated_at = now;
+                    teams::update(tx, cipher, actor, now, old, &t, &row.specialties, "import").await?;
+                    s.updated += 1;
                 }
-                t.updated_at = now;
-                teams::update(&mut tx, cipher, actor, now, old, &t, &row.specialties, "import").await?;
-                s.updated += 1;
             }
         }
+        Ok(s)
     }
-    tx.commit().await?;
-    Ok(s)
 }
 
 async fn import_teams(c: Ctx) -> ApiResult<Response> {
-    let p = c.caller()?;
-    let summary = import_teams_text(&c.app.db, &c.app.cipher, p, &c.actor()?, c.now(), c.text()?).await?;
-    json(&summary)
+    let imp = TeamImport::new(c.caller()?.clone(), c.actor()?, c.now(), c.app.cipher.clone());
+    crate::imports::respond(&c, &imp).await
 }
 
 async fn export_teams(c: Ctx) -> ApiResult<Response> {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use warp::reply::Response;
 
-use super::csv::{ExportQuery, summary};
+use super::csv::ExportQuery;
 use super::idnumber::{IdNumber, Phone};
 use super::member_store::{self, Which};
 use super::members::{
@@ -20,12 +20,18 @@ use super::members::{
 };
 use super::personal::{Disclosure, record_reveal};
 use super::{MemberStatus, store};
+use crate::audit::Actor;
+use crate::auth::Principal;
 use crate::csvio::{self, Column, Record};
+use crate::db::{Db, Tx};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::Ctx;
-use crate::http::ctx::{body, json};
+use crate::http::ctx::body;
+use crate::imports::{Errors, Import, Lined};
+use crate::personal::Cipher;
 use crate::personal::{Field, mask_id, mask_phone};
 use crate::regions::import::ImportSummary;
+use crate::time::Timestamp;
 use crate::vocab::Specialty;
 
 /// Columns of the members file.
@@ -60,8 +66,8 @@ enum PhoneCell {
     Masked(String),
 }
 
-struct Row {
-    line: u64,
+/// A member row as parsed.
+pub struct Row {
     team: String,
     name: String,
     id: Ident,
@@ -147,7 +153,7 @@ fn parse_row(rec: &Record, errors: &mut Vec<FieldError>) -> Option<Row> {
     if errors.len() != n {
         return None;
     }
-    Some(Row { line: rec.line, team: team?, name: name?, id: id?, phone, skills, insurance, certificates, status })
+    Some(Row { team: team?, name: name?, id: id?, phone, skills, insurance, certificates, status })
 }
 
 /// The certificates of a row: kind, number, issue date and expiry date, each column holding
@@ -208,206 +214,242 @@ fn certificates(rec: &Record, errors: &mut Vec<FieldError>) -> Vec<Certificate> 
 
 /// A resolved row: the row, the member it updates (None: new), and the wanted details, phone
 /// (plain) and status.
-type Planned<'a> = (&'a Row, Option<&'a Existing>, Details, Option<String>, MemberStatus);
+/// What a members import writes: each row with the stored member it matches (an index into its
+/// team's list), the details, phone and status it asks for.
+pub struct Plan {
+    rows: usize,
+    teams: HashMap<String, (super::teams::TeamRow, Vec<Existing>)>,
+    items: Vec<Planned>,
+}
 
-struct Existing {
+/// A row, the index of the stored member it matches, and the details, phone and status it asks for.
+type Planned = (Row, Option<usize>, Details, Option<String>, MemberStatus);
+
+/// A stored member, decrypted once.
+pub struct Existing {
     row: MemberRow,
     plain_id: String,
     plain_phone: Option<String>,
     details: Details,
 }
 
+/// A members file, for a caller: members matched by team and ID number.
+pub struct MemberImport {
+    principal: Principal,
+    actor: Actor,
+    now: Timestamp,
+    cipher: Cipher,
+}
+
 /// `POST /api/v1/import/members`.
 pub async fn import(c: Ctx) -> ApiResult<Response> {
-    let p = c.caller()?;
-    let (actor, now, cipher, db) = (c.actor()?, c.now(), &c.app.cipher, &c.app.db);
-    let records = c.csv(MEMBER_COLUMNS).await?.map_err(|e| ApiError::invalid_many(summary(&e), e))?;
-    let mut errors = Vec::new();
-    let rows: Vec<Row> = records.iter().filter_map(|r| parse_row(r, &mut errors)).collect();
-    // Teams and their current members, decrypted once.
-    let mut teams: HashMap<String, Option<(super::teams::TeamRow, Vec<Existing>)>> = HashMap::new();
-    for row in &rows {
-        if teams.contains_key(&row.team) {
-            continue;
-        }
-        let entry = match store::get(db, &row.team).await? {
-            None => None,
-            Some(t) => {
-                let mut details = member_store::details(db, Which::Team(t.id)).await?;
-                let list = member_store::rows(db, Which::Team(t.id))
-                    .await?
-                    .into_iter()
-                    .filter_map(|m| {
-                        let plain_id = cipher.decrypt(Field::MEMBER_ID_NUMBER, m.id_number.as_deref()?)?;
-                        let plain_phone = m.phone.as_deref().and_then(|ph| cipher.decrypt(Field::MEMBER_PHONE, ph));
-                        Some(Existing {
-                            details: details.remove(&m.id).unwrap_or_default(),
-                            row: m,
-                            plain_id,
-                            plain_phone,
+    let imp =
+        MemberImport { principal: c.caller()?.clone(), actor: c.actor()?, now: c.now(), cipher: c.app.cipher.clone() };
+    crate::imports::respond(&c, &imp).await
+}
+
+impl Import for MemberImport {
+    type Row = Row;
+    type Plan = Plan;
+    const COLUMNS: &'static [Column] = MEMBER_COLUMNS;
+
+    fn parse(rec: &Record<'_>, _now: Timestamp, errors: &mut Vec<FieldError>) -> Option<Row> {
+        parse_row(rec, errors)
+    }
+
+    async fn check(&self, db: &Db, rows: Vec<Lined<Row>>, errors: &mut Errors) -> ApiResult<Plan> {
+        let (p, cipher) = (&self.principal, &self.cipher);
+        // Teams and their current members, decrypted once: one lookup per team named in the
+        // file (not per row).
+        let mut teams: HashMap<String, Option<(super::teams::TeamRow, Vec<Existing>)>> = HashMap::new();
+        for Lined { row, .. } in &rows {
+            if teams.contains_key(&row.team) {
+                continue;
+            }
+            let entry = match store::get(db, &row.team).await? {
+                None => None,
+                Some(t) if !p.scope.contains(&t.region_code) => Some((t, Vec::new())),
+                Some(t) => {
+                    let mut details = member_store::details(db, Which::Team(t.id)).await?;
+                    let list = member_store::rows(db, Which::Team(t.id))
+                        .await?
+                        .into_iter()
+                        .filter_map(|m| {
+                            let plain_id = cipher.decrypt(Field::MEMBER_ID_NUMBER, m.id_number.as_deref()?)?;
+                            let plain_phone = m.phone.as_deref().and_then(|ph| cipher.decrypt(Field::MEMBER_PHONE, ph));
+                            Some(Existing {
+                                details: details.remove(&m.id).unwrap_or_default(),
+                                row: m,
+                                plain_id,
+                                plain_phone,
+                            })
                         })
-                    })
-                    .collect();
-                Some((t, list))
-            }
-        };
-        teams.insert(row.team.clone(), entry);
-    }
-    // Resolve every row to (team, existing member or new) and the state it asks for.
-    let mut plan: Vec<Planned> = Vec::new();
-    let mut seen: HashMap<(String, String), u64> = HashMap::new();
-    for row in &rows {
-        let err = |col: &str, n: u64, m: String| {
-            FieldError::line(row.line, Some((col, n)), format!("第 {} 行：{m}", row.line))
-        };
-        let Some(Some((team, list))) = teams.get(&row.team) else {
-            errors.push(err("team_code", 1, format!("队伍 {} 不存在", row.team)));
-            continue;
-        };
-        if !p.scope.contains(&team.region_code) {
-            errors.push(err("team_code", 1, format!("队伍 {} 不在您的辖区内", row.team)));
-            continue;
-        }
-        let found: Option<&Existing> = match &row.id {
-            Ident::Full(id) => list.iter().find(|e| e.plain_id == id.as_str()),
-            Ident::Masked(m) => {
-                let hits: Vec<&Existing> =
-                    list.iter().filter(|e| mask_id(&e.plain_id) == *m && e.row.name == row.name).collect();
-                if hits.len() != 1 {
-                    errors.push(err(
-                        "id_number",
-                        3,
-                        "脱敏的身份证号只能用于匹配本队同名的已有队员；登记新队员须填写完整身份证号".into(),
-                    ));
-                    continue;
+                        .collect();
+                    Some((t, list))
                 }
-                Some(hits[0])
-            }
-        };
-        let key = (
-            row.team.clone(),
-            found.map_or_else(
-                || match &row.id {
-                    Ident::Full(i) => i.as_str().to_string(),
-                    Ident::Masked(m) => m.clone(),
-                },
-                |e| e.plain_id.clone(),
-            ),
-        );
-        if let Some(first) = seen.insert(key, row.line) {
-            errors.push(err("id_number", 3, format!("与第 {first} 行是同一名队员")));
-            continue;
+            };
+            teams.insert(row.team.clone(), entry);
         }
-        let phone = match (&row.phone, found) {
-            (PhoneCell::Keep, e) => e.and_then(|e| e.plain_phone.clone()),
-            (PhoneCell::Set(ph), _) => Some(ph.as_str().to_string()),
-            (PhoneCell::Masked(m), Some(e))
-                if e.plain_phone.as_deref().map(mask_phone).as_deref() == Some(m.as_str()) =>
-            {
-                e.plain_phone.clone()
-            }
-            (PhoneCell::Masked(_), _) => {
-                errors.push(err("phone", 4, "脱敏的电话与已登记的不符；请填写完整号码".into()));
+        // Resolve every row to (team, existing member or new) and the state it asks for.
+        let mut items = Vec::new();
+        let mut seen: HashMap<(String, String), u64> = HashMap::new();
+        let total = rows.len();
+        for Lined { line, row } in rows {
+            let Some(Some((team, list))) = teams.get(&row.team) else {
+                errors.at(line, "team_code", format!("队伍 {} 不存在", row.team));
+                continue;
+            };
+            if !p.scope.contains(&team.region_code) {
+                errors.at(line, "team_code", format!("队伍 {} 不在您的辖区内", row.team));
                 continue;
             }
-        };
-        let mut details = found.map(|e| e.details.clone()).unwrap_or_default();
-        if let Some(s) = &row.skills {
-            details.skills = s.clone();
-        }
-        for cert in &row.certificates {
-            // Added, or corrected in place by number; never removed (certificates are a history).
-            match details.certificates.iter_mut().find(|c| c.number == cert.number) {
-                Some(c) => (c.kind, c.issued, c.expires) = (cert.kind.clone(), cert.issued, cert.expires),
-                None => details.certificates.push(cert.clone()),
-            }
-        }
-        if let Some(ins) = &row.insurance {
-            details.insurance.retain(|i| i.policy_number != ins.policy_number);
-            details.insurance.push(ins.clone());
-            details.insurance.sort_by(|a, b| (a.start, &a.policy_number).cmp(&(b.start, &b.policy_number)));
-        }
-        let status = match (row.status, found) {
-            (None, Some(e)) => e.row.status,
-            (None, None) => MemberStatus::Available,
-            (Some(s), Some(e)) => match check_status_change(e.row.status, s) {
-                Ok(()) => s,
-                Err(e) => {
-                    errors.push(err("status", 10, problem_text(&e)));
-                    continue;
+            let found: Option<usize> = match &row.id {
+                Ident::Full(id) => list.iter().position(|e| e.plain_id == id.as_str()),
+                Ident::Masked(m) => {
+                    let hits: Vec<usize> = (0..list.len())
+                        .filter(|i| mask_id(&list[*i].plain_id) == *m && list[*i].row.name == row.name)
+                        .collect();
+                    if hits.len() != 1 {
+                        errors.at(
+                            line,
+                            "id_number",
+                            "脱敏的身份证号只能用于匹配本队同名的已有队员；登记新队员须填写完整身份证号",
+                        );
+                        continue;
+                    }
+                    Some(hits[0])
                 }
-            },
-            (Some(s), None) if matches!(s, MemberStatus::Available | MemberStatus::Unavailable) => s,
-            (Some(_), None) => {
-                errors.push(err("status", 10, "新队员的状态应为 available 或 unavailable".into()));
+            };
+            let existing = found.map(|i| &list[i]);
+            let key = (
+                row.team.clone(),
+                existing.map_or_else(
+                    || match &row.id {
+                        Ident::Full(i) => i.as_str().to_string(),
+                        Ident::Masked(m) => m.clone(),
+                    },
+                    |e| e.plain_id.clone(),
+                ),
+            );
+            if let Some(first) = seen.insert(key, line) {
+                errors.at(line, "id_number", format!("与第 {first} 行是同一名队员"));
                 continue;
             }
-        };
-        plan.push((row, found, details, phone, status));
-    }
-    if !errors.is_empty() {
-        errors.sort_by_key(|e| e.line);
-        return Err(ApiError::invalid_many(summary(&errors), errors));
-    }
-    let mut s = ImportSummary { rows: rows.len(), created: 0, updated: 0, unchanged: 0 };
-    let mut tx = db.begin().await?;
-    for (row, found, details, phone, status) in plan {
-        let Some(Some((team, _))) = teams.get(&row.team) else { continue };
-        match found {
-            None => {
-                let Ident::Full(id) = &row.id else { continue };
-                let m = MemberRow {
-                    id: 0,
-                    team_id: team.id,
-                    team_code: team.code.clone(),
-                    region_code: team.region_code.clone(),
-                    name: row.name.clone(),
-                    id_number: None,
-                    id_index: None,
-                    phone: phone.as_deref().map(|ph| cipher.encrypt(Field::MEMBER_PHONE, ph)),
-                    status,
-                    temp_callup_id: None,
-                    anonymised_at: None,
-                    created_at: now,
-                    updated_at: now,
-                };
-                let d = members::check_details(&details.skills, &details.certificates, &details.insurance)?;
-                members::create(&mut tx, cipher, &actor, now, m, id, &d, "import").await?;
-                s.created += 1;
-            }
-            Some(e) => {
-                let mut old_skills = e.details.skills.clone();
-                old_skills.sort();
-                let mut new_skills = details.skills.clone();
-                new_skills.sort();
-                if e.row.name == row.name
-                    && e.plain_phone == phone
-                    && old_skills == new_skills
-                    && norm(&e.details.insurance) == norm(&details.insurance)
-                    && e.details.certificates == details.certificates
-                    && e.row.status == status
+            let phone = match (&row.phone, existing) {
+                (PhoneCell::Keep, e) => e.and_then(|e| e.plain_phone.clone()),
+                (PhoneCell::Set(ph), _) => Some(ph.as_str().to_string()),
+                (PhoneCell::Masked(m), Some(e))
+                    if e.plain_phone.as_deref().map(mask_phone).as_deref() == Some(m.as_str()) =>
                 {
-                    s.unchanged += 1;
+                    e.plain_phone.clone()
+                }
+                (PhoneCell::Masked(_), _) => {
+                    errors.at(line, "phone", "脱敏的电话与已登记的不符；请填写完整号码");
                     continue;
                 }
-                let mut m = e.row.clone();
-                m.name = row.name.clone();
-                if e.plain_phone != phone {
-                    m.phone = phone.as_deref().map(|ph| cipher.encrypt(Field::MEMBER_PHONE, ph));
+            };
+            let mut details = existing.map(|e| e.details.clone()).unwrap_or_default();
+            if let Some(s) = &row.skills {
+                details.skills = s.clone();
+            }
+            for cert in &row.certificates {
+                // Added, or corrected in place by number; never removed (certificates are a history).
+                match details.certificates.iter_mut().find(|c| c.number == cert.number) {
+                    Some(c) => (c.kind, c.issued, c.expires) = (cert.kind.clone(), cert.issued, cert.expires),
+                    None => details.certificates.push(cert.clone()),
                 }
-                m.status = status;
-                m.updated_at = now;
-                member_store::update(&mut tx, &m, e.row.status).await?;
-                member_store::set_details(&mut tx, m.id, &details).await?;
-                let b = Member::view(&e.row, e.details.clone(), cipher, Disclosure::MASKED, now);
-                let a = Member::view(&m, details, cipher, Disclosure::MASKED, now);
-                members::audit_member(&mut tx, cipher, &actor, now, "import", &m, Some(&b), Some(&a)).await?;
-                s.updated += 1;
+            }
+            if let Some(ins) = &row.insurance {
+                details.insurance.retain(|i| i.policy_number != ins.policy_number);
+                details.insurance.push(ins.clone());
+                details.insurance.sort_by(|a, b| (a.start, &a.policy_number).cmp(&(b.start, &b.policy_number)));
+            }
+            let status = match (row.status, existing) {
+                (None, Some(e)) => e.row.status,
+                (None, None) => MemberStatus::Available,
+                (Some(s), Some(e)) => match check_status_change(e.row.status, s) {
+                    Ok(()) => s,
+                    Err(e) => {
+                        errors.at(line, "status", problem_text(&e));
+                        continue;
+                    }
+                },
+                (Some(s), None) if matches!(s, MemberStatus::Available | MemberStatus::Unavailable) => s,
+                (Some(_), None) => {
+                    errors.at(line, "status", "新队员的状态应为 available 或 unavailable");
+                    continue;
+                }
+            };
+            if errors.is_empty() {
+                items.push((row, found, details, phone, status));
             }
         }
+        let teams = teams.into_iter().filter_map(|(k, v)| Some((k, v?))).collect();
+        Ok(Plan { rows: total, teams, items })
     }
-    tx.commit().await?;
-    json(&s)
+
+    async fn write(&self, tx: &mut Tx, plan: Plan) -> ApiResult<ImportSummary> {
+        let (actor, now, cipher) = (&self.actor, self.now, &self.cipher);
+        let mut s = ImportSummary { rows: plan.rows, ..Default::default() };
+        // One member at a time: a member's encrypted fields, blind index, details and audit row
+        // go through the members module's own create/update (not yet multi-row).
+        for (row, found, details, phone, status) in plan.items {
+            let Some((team, list)) = plan.teams.get(&row.team) else { continue };
+            match found.map(|i| &list[i]) {
+                None => {
+                    let Ident::Full(id) = &row.id else { continue };
+                    let m = MemberRow {
+                        id: 0,
+                        team_id: team.id,
+                        team_code: team.code.clone(),
+                        region_code: team.region_code.clone(),
+                        name: row.name.clone(),
+                        id_number: None,
+                        id_index: None,
+                        phone: phone.as_deref().map(|ph| cipher.encrypt(Field::MEMBER_PHONE, ph)),
+                        status,
+                        temp_callup_id: None,
+                        anonymised_at: None,
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    let d = members::check_details(&details.skills, &details.certificates, &details.insurance)?;
+                    members::create(tx, cipher, actor, now, m, id, &d, "import").await?;
+                    s.created += 1;
+                }
+                Some(e) => {
+                    let mut old_skills = e.details.skills.clone();
+                    old_skills.sort();
+                    let mut new_skills = details.skills.clone();
+                    new_skills.sort();
+                    if e.row.name == row.name
+                        && e.plain_phone == phone
+                        && old_skills == new_skills
+                        && norm(&e.details.insurance) == norm(&details.insurance)
+                        && e.details.certificates == details.certificates
+                        && e.row.status == status
+                    {
+                        s.unchanged += 1;
+                        continue;
+                    }
+                    let mut m = e.row.clone();
+                    m.name = row.name.clone();
+                    if e.plain_phone != phone {
+                        m.phone = phone.as_deref().map(|ph| cipher.encrypt(Field::MEMBER_PHONE, ph));
+                    }
+                    m.status = status;
+                    m.updated_at = now;
+                    member_store::update(tx, &m, e.row.status).await?;
+                    member_store::set_details(tx, m.id, &details).await?;
+                    let b = Member::view(&e.row, e.details.clone(), cipher, Disclosure::MASKED, now);
+                    let a = Member::view(&m, details, cipher, Disclosure::MASKED, now);
+                    members::audit_member(tx, cipher, actor, now, "import", &m, Some(&b), Some(&a)).await?;
+                    s.updated += 1;
+                }
+            }
+        }
+        Ok(s)
+    }
 }
 
 fn norm(v: &[Insurance]) -> Vec<Insurance> {

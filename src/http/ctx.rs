@@ -119,17 +119,6 @@ impl Ctx {
     pub fn text(&self) -> Result<&str, ApiError> {
         decode_text(&self.body)
     }
-
-    /// Decodes the body (UTF-8 CSV) and parses it against `columns` on the blocking pool
-    /// ([`crate::blocking::cpu`]): the outer error is a bad encoding, the inner one the header and
-    /// structure errors with line numbers.
-    pub async fn csv(
-        &self,
-        columns: &'static [crate::csvio::Column],
-    ) -> Result<Result<Vec<crate::csvio::Record>, Vec<FieldError>>, ApiError> {
-        let body = self.body.clone();
-        crate::blocking::cpu(move || decode_text(&body).map(|text| crate::csvio::parse(text, columns))).await?
-    }
 }
 
 /// The body as UTF-8 text without a byte-order mark; a bad byte is a 400 naming its line.

@@ -6,7 +6,7 @@ use serde_json::Value;
 use warp::http::Method;
 use warp::reply::Response;
 
-use super::import::{self, ImportSummary};
+use super::import;
 use super::{Level, Region, RegionCode, check_lon_lat, store};
 use crate::audit::{self, Change};
 use crate::auth::Perm;
@@ -100,7 +100,8 @@ pub fn routes() -> Vec<Route> {
             BodyKind::Csv,
             Doc {
                 description: "导入官方区划表（CSV，表头 code,name,level,parent_code[,lon,lat]，或中文表头 区划代码,名称,级别,上级代码[,经度,纬度]）。管理员；全有或全无；重复导入同一文件不产生变化；每个错误标明行号。",
-                response: Some(schema::<ImportSummary>()),
+                query: Some(schema::<crate::imports::ImportQuery>()),
+                response: Some(schema::<crate::imports::Outcome>()),
                 ..Doc::new("行政区划", "导入行政区划")
             },
             |c| Box::pin(import_csv(c)),
@@ -207,8 +208,6 @@ pub fn check_polygon(v: &Value) -> Result<(), String> {
 }
 
 async fn import_csv(c: Ctx) -> ApiResult<Response> {
-    let p = c.caller()?;
-    let text = c.text()?;
-    let summary = import::import(&c.app.db, &c.actor()?, c.now(), Some(&p.scope), text).await?;
-    json(&summary)
+    let imp = import::RegionImport::new(Some(c.caller()?.scope.clone()), c.actor()?, c.now());
+    crate::imports::respond(&c, &imp).await
 }

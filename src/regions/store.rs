@@ -77,6 +77,54 @@ pub async fn insert(tx: &mut Tx, r: &Region) -> Result<(), sqlx::Error> {
     })
 }
 
+/// Inserts many regions with one multi-row statement (at most
+/// [`crate::imports::bulk::chunk`]`(9)` rows; parents before children).
+pub async fn insert_many(tx: &mut Tx, rows: &[Region]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    with_tx!(tx, |c| {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO regions (code, name, level, parent_code, lon, lat, boundary, created_at, updated_at) ",
+        );
+        q.push_values(rows, |mut b, r| {
+            b.push_bind(&r.code)
+                .push_bind(&r.name)
+                .push_bind(r.level.as_str())
+                .push_bind(&r.parent_code)
+                .push_bind(r.lon)
+                .push_bind(r.lat)
+                .push_bind(&r.boundary)
+                .push_bind(r.created_at)
+                .push_bind(r.updated_at);
+        });
+        q.build().execute(c).await.map(|_| ())
+    })
+}
+
+/// Writes name, parent, location and `updated_at` of many regions (by code) with one
+/// `UPDATE … FROM (VALUES …)` (at most [`crate::imports::bulk::chunk`]`(6)` rows).
+pub async fn update_many(tx: &mut Tx, rows: &[Region]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    with_tx!(tx, |c| {
+        let mut q = sqlx::QueryBuilder::new(
+            "UPDATE regions SET name = v.column2, parent_code = v.column3, lon = v.column4, lat = v.column5, updated_at = v.column6 FROM (",
+        );
+        q.push_values(rows, |mut b, r| {
+            b.push_bind(&r.code)
+                .push_bind(&r.name)
+                .push_bind(&r.parent_code)
+                .push_bind(r.lon)
+                .push_bind(r.lat)
+                .push_bind(r.updated_at);
+        });
+        q.push(") AS v WHERE regions.code = v.column1");
+        q.build().execute(c).await.map(|_| ())
+    })
+}
+
 /// Writes a region's mutable fields (name, parent, location, boundary, updated_at).
 pub async fn update(tx: &mut Tx, r: &Region) -> Result<(), sqlx::Error> {
     with_tx!(tx, |c| {

@@ -151,6 +151,52 @@ pub async fn update(tx: &mut Tx, i: &Item) -> Result<(), sqlx::Error> {
     })
 }
 
+/// Inserts many items with one multi-row statement (at most
+/// [`crate::imports::bulk::chunk`]`(7)` rows).
+pub async fn insert_many(tx: &mut Tx, rows: &[Item]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    with_tx!(tx, |c| {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO supply_items (code, name, unit, shelf_life_months, provisional, created_at, updated_at) ",
+        );
+        q.push_values(rows, |mut b, i| {
+            b.push_bind(&i.code)
+                .push_bind(&i.name)
+                .push_bind(&i.unit)
+                .push_bind(i.shelf_life_months)
+                .push_bind(i.provisional)
+                .push_bind(i.created_at)
+                .push_bind(i.updated_at);
+        });
+        q.build().execute(c).await.map(|_| ())
+    })
+}
+
+/// Writes the mutable fields of many items (by code) with one `UPDATE … FROM (VALUES …)` (at
+/// most [`crate::imports::bulk::chunk`]`(6)` rows).
+pub async fn update_many(tx: &mut Tx, rows: &[Item]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    with_tx!(tx, |c| {
+        let mut q = sqlx::QueryBuilder::new(
+            "UPDATE supply_items SET name = v.column2, unit = v.column3, shelf_life_months = v.column4, provisional = v.column5, updated_at = v.column6 FROM (",
+        );
+        q.push_values(rows, |mut b, i| {
+            b.push_bind(&i.code)
+                .push_bind(&i.name)
+                .push_bind(&i.unit)
+                .push_bind(i.shelf_life_months)
+                .push_bind(i.provisional)
+                .push_bind(i.updated_at);
+        });
+        q.push(") AS v WHERE supply_items.code = v.column1");
+        q.build().execute(c).await.map(|_| ())
+    })
+}
+
 /// Checks a shelf life value.
 pub fn check_shelf_life(v: Option<i64>) -> Result<Option<i64>, String> {
     match v {

@@ -1,7 +1,9 @@
 //! The ledger: every change of quantity is a movement, and a batch's balance is the sum of its
 //! movements. [`apply`] is the only code that changes `stock_batches.quantity`; it does so in the
 //! caller's transaction, together with the movement insert, with a conditional update that never
-//! lets a balance go below zero (the table's CHECK is the last line of defence).
+//! lets a balance go below zero (the table's CHECK is the last line of defence). Imports open
+//! new batches in bulk with [`receive_new`], which writes each batch with the balance of its one
+//! receive movement in the same transaction.
 
 use chrono::NaiveDate;
 use schemars::JsonSchema;
@@ -301,6 +303,119 @@ pub async fn apply(
         at,
         actor: actor.to_string(),
     })
+}
+
+/// Stock arriving in a new batch, for [`receive_new`].
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    /// Depot id.
+    pub depot_id: i64,
+    /// Item code.
+    pub item_code: String,
+    /// Batch identifier.
+    pub batch: String,
+    /// Units received (positive).
+    pub quantity: i64,
+    /// Attributes of the new batch.
+    pub attrs: BatchAttrs,
+}
+
+/// Receives stock into new batches, many at a time (imports): each batch is created with the
+/// balance of its one `receive` movement, both written here with multi-row statements in the
+/// caller's transaction, so a batch's balance is still the sum of its movements. A receipt whose
+/// batch already exists (created since the caller looked) is skipped and its batch untouched.
+/// Call with at most [`crate::imports::bulk::chunk`]`(13)` receipts. Returns the movements.
+pub async fn receive_new(
+    tx: &mut Tx,
+    receipts: &[Receipt],
+    d: &Details,
+    at: Timestamp,
+    actor: &str,
+) -> ApiResult<Vec<Movement>> {
+    use std::collections::HashMap;
+    if receipts.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some(r) = receipts.iter().find(|r| r.quantity <= 0) {
+        super::positive("quantity", r.quantity)?;
+    }
+    let created: Vec<(i64, i64, String, String)> = with_tx!(&mut *tx, |c| {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO stock_batches (depot_id, item_code, batch, quantity, production_date, expiry_date, reserve_mode, contract_no, contract_end, owner, funding, created_at, updated_at) ",
+        );
+        q.push_values(receipts, |mut b, r| {
+            b.push_bind(r.depot_id)
+                .push_bind(&r.item_code)
+                .push_bind(&r.batch)
+                .push_bind(r.quantity)
+                .push_bind(r.attrs.production_date)
+                .push_bind(r.attrs.expiry_date)
+                .push_bind(r.attrs.reserve_mode.as_str())
+                .push_bind(&r.attrs.contract_no)
+                .push_bind(r.attrs.contract_end)
+                .push_bind(&r.attrs.owner)
+                .push_bind(&r.attrs.funding)
+                .push_bind(at)
+                .push_bind(at);
+        });
+        q.push(" ON CONFLICT (depot_id, item_code, batch) DO NOTHING RETURNING id, depot_id, item_code, batch");
+        q.build_query_as().fetch_all(c).await
+    })?;
+    let ids: HashMap<(i64, &str, &str), i64> =
+        created.iter().map(|(id, depot, item, batch)| ((*depot, item.as_str(), batch.as_str()), *id)).collect();
+    let new: Vec<(i64, &Receipt)> = receipts
+        .iter()
+        .filter_map(|r| ids.get(&(r.depot_id, r.item_code.as_str(), r.batch.as_str())).map(|id| (*id, r)))
+        .collect();
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let kind = MovementKind::Receive;
+    let reason = d.reason.map(AdjustReason::as_str);
+    let movement_ids: Vec<(i64, i64)> = with_tx!(&mut *tx, |c| {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO stock_movements (batch_id, depot_id, item_code, kind, quantity, reason, destination, reference, transfer_id, requisition_id, note, at, actor) ",
+        );
+        q.push_values(&new, |mut b, (batch_id, r)| {
+            b.push_bind(*batch_id)
+                .push_bind(r.depot_id)
+                .push_bind(&r.item_code)
+                .push_bind(kind.as_str())
+                .push_bind(r.quantity)
+                .push_bind(reason)
+                .push_bind(&d.destination)
+                .push_bind(&d.reference)
+                .push_bind(d.transfer_id)
+                .push_bind(d.requisition_id)
+                .push_bind(&d.note)
+                .push_bind(at)
+                .push_bind(actor);
+        });
+        q.push(" RETURNING id, batch_id");
+        q.build_query_as().fetch_all(c).await
+    })?;
+    // One movement per new batch, so the batch id names its movement.
+    let by_batch: HashMap<i64, i64> = movement_ids.into_iter().map(|(id, batch)| (batch, id)).collect();
+    Ok(new
+        .into_iter()
+        .map(|(batch_id, r)| Movement {
+            id: by_batch.get(&batch_id).copied().unwrap_or_default(),
+            batch_id,
+            batch: r.batch.clone(),
+            depot_id: r.depot_id,
+            item_code: r.item_code.clone(),
+            kind,
+            quantity: r.quantity,
+            reason: reason.map(str::to_string),
+            destination: d.destination.clone(),
+            reference: d.reference.clone(),
+            transfer_id: d.transfer_id,
+            requisition_id: d.requisition_id,
+            note: d.note.clone(),
+            at,
+            actor: actor.to_string(),
+        })
+        .collect())
 }
 
 /// Takes `quantity` units of an item out of a depot: from the named batch, or (batch None) first

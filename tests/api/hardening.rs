@@ -52,9 +52,11 @@ async fn a_file_with_an_error_on_every_line_answers_a_bounded_list() {
     }
     let p = app.post_csv(&admin, "/api/v1/import/depots", &csv).await.problem(422);
     let errors = p["errors"].as_array().unwrap();
-    assert_eq!(errors.len(), 100, "first 99 plus the count");
+    assert_eq!(errors.len(), 100, "the first 100");
     assert_eq!(errors[0]["line"], 2);
-    assert!(errors[99]["message"].as_str().unwrap().contains("共 5000 处"), "{}", errors[99]);
+    assert_eq!(errors[99]["line"], 101);
+    assert_eq!(p["total_errors"], 5000);
+    assert!(p["detail"].as_str().unwrap().contains("5000 处错误"), "{}", p["detail"]);
     // Lines with the wrong number of cells are caught by the CSV reader: the same cap.
     let mut bad = String::from("code,name,region_code,kind,lon,lat\n");
     for _ in 0..3000 {
@@ -62,6 +64,7 @@ async fn a_file_with_an_error_on_every_line_answers_a_bounded_list() {
     }
     let p = app.post_csv(&admin, "/api/v1/import/depots", &bad).await.problem(422);
     assert_eq!(p["errors"].as_array().unwrap().len(), 100);
+    assert_eq!(p["total_errors"], 3000);
 }
 
 #[tokio::test]

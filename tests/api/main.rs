@@ -19,6 +19,7 @@ mod forces_flows;
 mod foundation;
 mod hardening;
 mod idempotency;
+mod imports;
 mod keys;
 mod migrations;
 mod nearest_index;

@@ -1,40 +1,81 @@
-//! The three CSV imports (see the parent module for the rules they share).
+//! The three supplies imports (see the parent module for the rules they share), each a kind of
+//! the one import pipeline ([`crate::imports`]).
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::NaiveDate;
 use warp::reply::Response;
 
-use super::{CATALOGUE, DEPOTS, ImportSummary, STOCK, date, fail};
-use crate::audit::{self, Change};
-use crate::csvio;
-use crate::error::ApiResult;
+use super::{CATALOGUE, DEPOTS, STOCK, date};
+use crate::audit::{self, Actor, Change};
+use crate::auth::Scope;
+use crate::csvio::{self, Column, Record};
+use crate::db::{Db, Tx};
+use crate::error::{ApiResult, FieldError};
 use crate::http::Ctx;
-use crate::http::ctx::json;
-use crate::personal::Field;
+use crate::imports::{self, Errors, Import, ImportSummary, Lined, bulk};
+use crate::personal::{Cipher, Field};
 use crate::regions::{RegionCode, check_lon_lat};
 use crate::supplies::batches::{self, NewBatch};
 use crate::supplies::catalogue::{self, Item, check_shelf_life};
 use crate::supplies::depots::{self, DepotRow, check_phone};
-use crate::supplies::ledger::{self, BatchAttrs, Details};
-use crate::supplies::{DepotKind, MovementKind, ReserveMode, to_audit};
+use crate::supplies::ledger::{self, Details, Receipt};
+use crate::supplies::{DepotKind, ReserveMode, to_audit};
+use crate::time::Timestamp;
 use crate::vocab::ItemCode;
 use crate::with_db;
 
+/// `POST /api/v1/import/catalogue`.
 pub(super) async fn import_catalogue(c: Ctx) -> ApiResult<Response> {
-    let records = c.csv(CATALOGUE).await?.map_err(fail)?;
-    let now = c.now();
-    let mut errors = Vec::new();
-    let mut rows: Vec<Item> = Vec::new();
-    let mut seen: HashMap<String, u64> = HashMap::new();
-    let mut dropped = 0;
-    for rec in &records {
-        crate::error::cap_errors(&mut errors, &mut dropped);
-        let n = errors.len();
-        let code = rec
-            .need("code", &mut errors)
-            .and_then(|v| ItemCode::parse(v).map_err(|m| errors.push(rec.err("code", m))).ok());
-        let name = rec.need("name", &mut errors).map(str::to_string);
-        let unit = rec.need("unit", &mut errors).map(str::to_string);
+    let imp = CatalogueImport { actor: c.actor()?, now: c.now() };
+    imports::respond(&c, &imp).await
+}
+
+/// `POST /api/v1/import/depots`.
+pub(super) async fn import_depots(c: Ctx) -> ApiResult<Response> {
+    let imp =
+        DepotImport { scope: c.caller()?.scope.clone(), actor: c.actor()?, now: c.now(), cipher: c.app.cipher.clone() };
+    imports::respond(&c, &imp).await
+}
+
+/// `POST /api/v1/import/stock`.
+pub(super) async fn import_stock(c: Ctx) -> ApiResult<Response> {
+    let imp = StockImport { scope: c.caller()?.scope.clone(), actor: c.actor()?, now: c.now() };
+    imports::respond(&c, &imp).await
+}
+
+/// The supplies catalogue, matched by item code.
+pub struct CatalogueImport {
+    actor: Actor,
+    now: Timestamp,
+}
+
+/// A catalogue row as parsed.
+pub struct CatalogueRow {
+    code: String,
+    name: String,
+    unit: String,
+    shelf: Option<i64>,
+}
+
+/// What a catalogue import writes.
+pub struct CataloguePlan {
+    rows: usize,
+    unchanged: usize,
+    /// (new, before) — before None for a new item.
+    changes: Vec<(Item, Option<Item>)>,
+}
+
+impl Import for CatalogueImport {
+    type Row = CatalogueRow;
+    type Plan = CataloguePlan;
+    const COLUMNS: &'static [Column] = CATALOGUE;
+
+    fn parse(rec: &Record<'_>, _now: Timestamp, errors: &mut Vec<FieldError>) -> Option<CatalogueRow> {
+        let code =
+            rec.need("code", errors).and_then(|v| ItemCode::parse(v).map_err(|m| errors.push(rec.err("code", m))).ok());
+        let name = rec.need("name", errors).map(str::to_string);
+        let unit = rec.need("unit", errors).map(str::to_string);
         let shelf = match rec.get("shelf_life_months") {
             None => None,
             Some(v) => {
@@ -48,107 +89,121 @@ pub(super) async fn import_catalogue(c: Ctx) -> ApiResult<Response> {
                 }
             }
         };
-        if let Some(code) = &code
-            && let Some(prev) = seen.insert(code.as_str().to_string(), rec.line)
-        {
-            errors.push(rec.err("code", format!("物资编码 {code} 与第 {prev} 行重复")));
-        }
-        if errors.len() == n
-            && let (Some(code), Some(name), Some(unit)) = (code, name, unit)
-        {
-            rows.push(Item {
-                code: code.as_str().to_string(),
-                name,
-                unit,
-                shelf_life_months: shelf,
-                provisional: false,
-                created_at: now,
-                updated_at: now,
-            });
-        }
+        Some(CatalogueRow { code: code?.as_str().to_string(), name: name?, unit: unit?, shelf })
     }
-    crate::error::finish_errors(&mut errors, dropped);
-    if !errors.is_empty() {
-        return Err(fail(errors));
-    }
-    let existing: HashMap<String, Item> =
-        catalogue::all(&c.app.db).await?.into_iter().map(|i| (i.code.clone(), i)).collect();
-    let mut summary = ImportSummary { rows: rows.len(), ..Default::default() };
-    let actor = c.actor()?;
-    let mut tx = c.app.db.begin().await?;
-    for mut row in rows {
-        let before = existing.get(&row.code);
-        match before {
-            Some(b) if b.name == row.name && b.unit == row.unit && b.shelf_life_months == row.shelf_life_months => {
-                summary.unchanged += 1;
+
+    async fn check(&self, db: &Db, rows: Vec<Lined<CatalogueRow>>, errors: &mut Errors) -> ApiResult<CataloguePlan> {
+        let existing: HashMap<String, Item> =
+            catalogue::all(db).await?.into_iter().map(|i| (i.code.clone(), i)).collect();
+        let mut plan = CataloguePlan { rows: rows.len(), unchanged: 0, changes: Vec::new() };
+        let mut seen: HashMap<String, u64> = HashMap::new();
+        for Lined { line, row } in rows {
+            if let Some(prev) = seen.insert(row.code.clone(), line) {
+                errors.at(line, "code", format!("物资编码 {} 与第 {prev} 行重复", row.code));
                 continue;
             }
-            Some(b) => {
-                row.provisional = b.provisional;
-                row.created_at = b.created_at;
-                catalogue::update(&mut tx, &row).await?;
-                summary.updated += 1;
-            }
-            None => {
-                catalogue::insert(&mut tx, &row).await?;
-                summary.created += 1;
+            let before = existing.get(&row.code);
+            let mut item = Item {
+                code: row.code,
+                name: row.name,
+                unit: row.unit,
+                shelf_life_months: row.shelf,
+                provisional: false,
+                created_at: self.now,
+                updated_at: self.now,
+            };
+            match before {
+                Some(b)
+                    if b.name == item.name && b.unit == item.unit && b.shelf_life_months == item.shelf_life_months =>
+                {
+                    plan.unchanged += 1
+                }
+                Some(b) => {
+                    (item.provisional, item.created_at) = (b.provisional, b.created_at);
+                    plan.changes.push((item, Some(b.clone())));
+                }
+                None => plan.changes.push((item, None)),
             }
         }
-        let change = Change {
-            action: "import",
-            entity_type: "supply_item",
-            entity_id: &row.code,
-            region_code: None,
-            before: before.map(to_audit).transpose()?,
-            after: Some(to_audit(&row)?),
-        };
-        audit::record(&mut tx, &actor, now, change).await?;
+        Ok(plan)
     }
-    tx.commit().await?;
-    json(&summary)
+
+    async fn write(&self, tx: &mut Tx, plan: CataloguePlan) -> ApiResult<ImportSummary> {
+        let (new, old): (Vec<_>, Vec<_>) = plan.changes.iter().partition(|(_, b)| b.is_none());
+        let mut summary = ImportSummary { rows: plan.rows, unchanged: plan.unchanged, ..Default::default() };
+        for chunk in new.chunks(bulk::chunk(7)) {
+            let items: Vec<Item> = chunk.iter().map(|(i, _)| i.clone()).collect();
+            catalogue::insert_many(tx, &items).await?;
+        }
+        for chunk in old.chunks(bulk::chunk(6)) {
+            let items: Vec<Item> = chunk.iter().map(|(i, _)| i.clone()).collect();
+            catalogue::update_many(tx, &items).await?;
+        }
+        (summary.created, summary.updated) = (new.len(), old.len());
+        let mut changes = Vec::with_capacity(plan.changes.len());
+        for (item, before) in &plan.changes {
+            changes.push(Change {
+                action: "import",
+                entity_type: "supply_item",
+                entity_id: &item.code,
+                region_code: None,
+                before: before.as_ref().map(to_audit).transpose()?,
+                after: Some(to_audit(item)?),
+            });
+        }
+        audit::record_many(tx, &self.actor, self.now, changes).await?;
+        Ok(summary)
+    }
 }
 
-pub(super) async fn import_depots(c: Ctx) -> ApiResult<Response> {
-    let p = c.caller()?;
-    let records = c.csv(DEPOTS).await?.map_err(fail)?;
-    let now = c.now();
-    let (lo, hi) = p.scope.bounds();
-    let existing: HashMap<String, DepotRow> =
-        depots::all_in(&c.app.db, (&lo, &hi)).await?.into_iter().map(|d| (d.code.clone(), d)).collect();
-    let regions: HashSet<String> = crate::regions::store::all(&c.app.db).await?.into_iter().map(|r| r.code).collect();
-    let mut errors = Vec::new();
-    // (row, new clear phone or None to keep the stored one)
-    let mut rows: Vec<(DepotRow, Option<Option<String>>)> = Vec::new();
-    let mut seen: HashMap<String, u64> = HashMap::new();
-    let mut dropped = 0;
-    for rec in &records {
-        crate::error::cap_errors(&mut errors, &mut dropped);
-        let n = errors.len();
-        let code = rec.need("code", &mut errors).map(str::to_string);
-        let name = rec.need("name", &mut errors).map(str::to_string);
-        let region = rec.need("region_code", &mut errors).and_then(|v| match RegionCode::parse(v) {
-            Err(m) => {
-                errors.push(rec.err("region_code", m));
-                None
-            }
-            Ok(r) if !p.scope.contains(r.as_str()) => {
-                errors.push(rec.err("region_code", format!("区划 {r} 不在您的管辖范围内")));
-                None
-            }
-            Ok(r) if !regions.contains(r.as_str()) => {
-                errors.push(rec.err("region_code", format!("区划 {r} 不存在")));
-                None
-            }
-            Ok(r) => Some(r.as_str().to_string()),
-        });
-        let kind = rec.need("kind", &mut errors).and_then(|v| {
+/// Depots, matched by code, within the caller's jurisdiction.
+pub struct DepotImport {
+    scope: Scope,
+    actor: Actor,
+    now: Timestamp,
+    cipher: Cipher,
+}
+
+/// A depot row as parsed.
+pub struct DepotLine {
+    code: String,
+    name: String,
+    region: String,
+    kind: DepotKind,
+    lon: f64,
+    lat: f64,
+    address: Option<String>,
+    manager: Option<String>,
+    /// The new phone (None: keep the stored one, the file had it masked).
+    phone: Option<Option<String>>,
+}
+
+/// What a depot import writes: (row, stored row before) per change.
+pub struct DepotPlan {
+    rows: usize,
+    unchanged: usize,
+    changes: Vec<(DepotRow, Option<DepotRow>)>,
+}
+
+impl Import for DepotImport {
+    type Row = DepotLine;
+    type Plan = DepotPlan;
+    const COLUMNS: &'static [Column] = DEPOTS;
+
+    fn parse(rec: &Record<'_>, _now: Timestamp, errors: &mut Vec<FieldError>) -> Option<DepotLine> {
+        let code = rec.need("code", errors).map(str::to_string);
+        let name = rec.need("name", errors).map(str::to_string);
+        let region = rec
+            .need("region_code", errors)
+            .and_then(|v| RegionCode::parse(v).map_err(|m| errors.push(rec.err("region_code", m))).ok());
+        let kind = rec.need("kind", errors).and_then(|v| {
             DepotKind::parse(v).or_else(|| {
                 errors.push(rec.err("kind", format!("类型「{v}」无效，应为 {}", DepotKind::choices())));
                 None
             })
         });
-        let lon = rec.need("lon", &mut errors).and(csvio::opt_f64(rec, "lon", &mut errors));
-        let lat = rec.need("lat", &mut errors).and(csvio::opt_f64(rec, "lat", &mut errors));
+        let lon = rec.need("lon", errors).and(csvio::opt_f64(rec, "lon", errors));
+        let lat = rec.need("lat", errors).and(csvio::opt_f64(rec, "lat", errors));
         if let (Some(lon), Some(lat)) = (lon, lat)
             && let Err(m) = check_lon_lat(lon, lat)
         {
@@ -170,165 +225,198 @@ pub(super) async fn import_depots(c: Ctx) -> ApiResult<Response> {
                 errors.push(rec.err(col, format!("超过 {max} 个字符")));
             }
         }
-        if let Some(code) = &code {
-            if let Some(prev) = seen.insert(code.clone(), rec.line) {
-                errors.push(rec.err("code", format!("储备库编码 {code} 与第 {prev} 行重复")));
+        Some(DepotLine {
+            code: code?,
+            name: name?,
+            region: region?.as_str().to_string(),
+            kind: kind?,
+            lon: lon?,
+            lat: lat?,
+            address: rec.get("address").map(str::to_string),
+            manager: rec.get("manager").map(str::to_string),
+            phone,
+        })
+    }
+
+    async fn check(&self, db: &Db, rows: Vec<Lined<DepotLine>>, errors: &mut Errors) -> ApiResult<DepotPlan> {
+        let (lo, hi) = self.scope.bounds();
+        let existing: HashMap<String, DepotRow> =
+            depots::all_in(db, (&lo, &hi)).await?.into_iter().map(|d| (d.code.clone(), d)).collect();
+        let regions: HashSet<String> = crate::regions::store::all(db).await?.into_iter().map(|r| r.code).collect();
+        // Codes are unique across the banner: one query for all of them, not one per row.
+        let taken: HashSet<String> =
+            with_db!(db, |p| sqlx::query_scalar::<_, String>("SELECT code FROM depots").fetch_all(p).await)?
+                .into_iter()
+                .collect();
+        let mut plan = DepotPlan { rows: rows.len(), unchanged: 0, changes: Vec::new() };
+        let mut seen: HashMap<String, u64> = HashMap::new();
+        let cipher = &self.cipher;
+        for Lined { line, row } in rows {
+            if !self.scope.contains(&row.region) {
+                errors.at(line, "region_code", format!("区划 {} 不在您的管辖范围内", row.region));
+            } else if !regions.contains(&row.region) {
+                errors.at(line, "region_code", format!("区划 {} 不存在", row.region));
             }
-            if !existing.contains_key(code) && depot_code_taken(&c, code).await? {
-                errors.push(rec.err("code", format!("储备库编码 {code} 已被辖区外的储备库使用")));
+            if let Some(prev) = seen.insert(row.code.clone(), line) {
+                errors.at(line, "code", format!("储备库编码 {} 与第 {prev} 行重复", row.code));
             }
-            if let (Some(old), Some(new)) = (existing.get(code), &region)
-                && old.region_code != *new
+            let before = existing.get(&row.code);
+            if before.is_none() && taken.contains(&row.code) {
+                errors.at(line, "code", format!("储备库编码 {} 已被辖区外的储备库使用", row.code));
+            }
+            if let Some(old) = before
+                && old.region_code != row.region
             {
-                errors.push(rec.err(
+                errors.at(
+                    line,
                     "region_code",
-                    format!("储备库 {code} 属于区划 {}，所属区划不能通过导入修改", old.region_code),
-                ));
+                    format!("储备库 {} 属于区划 {}，所属区划不能通过导入修改", row.code, old.region_code),
+                );
             }
-        }
-        if errors.len() == n
-            && let (Some(code), Some(name), Some(region), Some(kind), Some(lon), Some(lat)) =
-                (code, name, region, kind, lon, lat)
-        {
-            let row = DepotRow {
-                id: 0,
-                code,
-                name,
-                region_code: region,
-                kind,
-                lon,
-                lat,
-                address: rec.get("address").map(str::to_string),
-                manager: rec.get("manager").map(str::to_string),
-                phone_enc: None,
-                notes: None,
-                created_at: now,
-                updated_at: now,
-            };
-            rows.push((row, phone));
-        }
-    }
-    crate::error::finish_errors(&mut errors, dropped);
-    if !errors.is_empty() {
-        return Err(fail(errors));
-    }
-    let cipher = &c.app.cipher;
-    let mut summary = ImportSummary { rows: rows.len(), ..Default::default() };
-    let actor = c.actor()?;
-    let mut tx = c.app.db.begin().await?;
-    for (mut row, phone) in rows {
-        let before = existing.get(&row.code);
-        let old_phone = before.and_then(|b| b.phone(cipher));
-        let new_phone = phone.unwrap_or_else(|| old_phone.clone());
-        match before {
-            Some(b)
-                if b.name == row.name
-                    && b.region_code == row.region_code
-                    && b.kind == row.kind
-                    && b.lon == row.lon
-                    && b.lat == row.lat
-                    && b.address == row.address
-                    && b.manager == row.manager
-                    && old_phone == new_phone =>
-            {
-                summary.unchanged += 1;
+            if !errors.is_empty() {
+                // Once the file is certain to fail, only errors are of interest.
                 continue;
             }
-            Some(b) => {
-                row.phone_enc = if old_phone == new_phone {
-                    b.phone_enc.clone()
-                } else {
-                    new_phone.as_deref().map(|p| cipher.encrypt(Field::DEPOT_PHONE, p))
-                };
-                (row.id, row.notes, row.created_at) = (b.id, b.notes.clone(), b.created_at);
-                depots::update(&mut tx, &row).await?;
-                summary.updated += 1;
-            }
-            None => {
-                row.phone_enc = new_phone.as_deref().map(|p| cipher.encrypt(Field::DEPOT_PHONE, p));
-                row.id = depots::insert(&mut tx, &row).await?;
-                summary.created += 1;
+            let old_phone = before.and_then(|b| b.phone(cipher));
+            let new_phone = row.phone.unwrap_or_else(|| old_phone.clone());
+            let mut d = DepotRow {
+                id: 0,
+                code: row.code,
+                name: row.name,
+                region_code: row.region,
+                kind: row.kind,
+                lon: row.lon,
+                lat: row.lat,
+                address: row.address,
+                manager: row.manager,
+                phone_enc: None,
+                notes: None,
+                created_at: self.now,
+                updated_at: self.now,
+            };
+            match before {
+                Some(b)
+                    if b.name == d.name
+                        && b.kind == d.kind
+                        && b.lon == d.lon
+                        && b.lat == d.lat
+                        && b.address == d.address
+                        && b.manager == d.manager
+                        && old_phone == new_phone =>
+                {
+                    plan.unchanged += 1;
+                }
+                Some(b) => {
+                    d.phone_enc = if old_phone == new_phone {
+                        b.phone_enc.clone()
+                    } else {
+                        new_phone.as_deref().map(|p| cipher.encrypt(Field::DEPOT_PHONE, p))
+                    };
+                    (d.id, d.notes, d.created_at) = (b.id, b.notes.clone(), b.created_at);
+                    plan.changes.push((d, Some(b.clone())));
+                }
+                None => {
+                    d.phone_enc = new_phone.as_deref().map(|p| cipher.encrypt(Field::DEPOT_PHONE, p));
+                    plan.changes.push((d, None));
+                }
             }
         }
-        let change = Change {
-            action: "import",
-            entity_type: "depot",
-            entity_id: &row.id.to_string(),
-            region_code: Some(&row.region_code),
-            before: before.map(|b| to_audit(&b.view(cipher, false))).transpose()?,
-            after: Some(to_audit(&row.view(cipher, false))?),
-        };
-        audit::record(&mut tx, &actor, now, change).await?;
+        Ok(plan)
     }
-    tx.commit().await?;
-    json(&summary)
+
+    async fn write(&self, tx: &mut Tx, plan: DepotPlan) -> ApiResult<ImportSummary> {
+        let mut summary = ImportSummary { rows: plan.rows, unchanged: plan.unchanged, ..Default::default() };
+        let cipher = &self.cipher;
+        let per = bulk::chunk(12);
+        for chunk in plan.changes.chunks(per) {
+            let new: Vec<DepotRow> = chunk.iter().filter(|(_, b)| b.is_none()).map(|(d, _)| d.clone()).collect();
+            let old: Vec<DepotRow> = chunk.iter().filter(|(_, b)| b.is_some()).map(|(d, _)| d.clone()).collect();
+            let ids: HashMap<String, i64> =
+                depots::insert_many(tx, &new).await?.into_iter().map(|(id, code)| (code, id)).collect();
+            depots::update_many(tx, &old).await?;
+            summary.created += new.len();
+            summary.updated += old.len();
+            // (id, after, before) of each audit row.
+            let mut states = Vec::with_capacity(chunk.len());
+            for (d, before) in chunk {
+                let mut view = d.view(cipher, false);
+                view.id = ids.get(&d.code).copied().unwrap_or(d.id);
+                let before = before.as_ref().map(|b| to_audit(&b.view(cipher, false))).transpose()?;
+                states.push((view.id.to_string(), to_audit(&view)?, before));
+            }
+            let mut changes = Vec::with_capacity(chunk.len());
+            for ((id, after, before), (d, _)) in states.iter().zip(chunk) {
+                changes.push(Change {
+                    action: "import",
+                    entity_type: "depot",
+                    entity_id: id,
+                    region_code: Some(&d.region_code),
+                    before: before.clone(),
+                    after: Some(after.clone()),
+                });
+            }
+            audit::record_many(tx, &self.actor, self.now, changes).await?;
+        }
+        Ok(summary)
+    }
 }
 
-async fn depot_code_taken(c: &Ctx, code: &str) -> ApiResult<bool> {
-    let n: i64 = with_db!(&c.app.db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM depots WHERE code = $1")
-        .bind(code)
-        .fetch_one(p)
-        .await)?;
-    Ok(n > 0)
+/// Stock: one received batch per row, within the caller's jurisdiction.
+pub struct StockImport {
+    scope: Scope,
+    actor: Actor,
+    now: Timestamp,
 }
 
-struct StockRow {
-    depot: DepotRow,
+/// A stock row as parsed.
+pub struct StockLine {
+    depot: String,
     item: String,
     quantity: i64,
     batch: String,
-    attrs: BatchAttrs,
+    production_date: Option<NaiveDate>,
+    expiry_date: Option<NaiveDate>,
+    reserve_mode: ReserveMode,
 }
 
-pub(super) async fn import_stock(c: Ctx) -> ApiResult<Response> {
-    let p = c.caller()?;
-    let records = c.csv(STOCK).await?.map_err(fail)?;
-    let now = c.now();
-    let (lo, hi) = p.scope.bounds();
-    let depots: HashMap<String, DepotRow> =
-        depots::all_in(&c.app.db, (&lo, &hi)).await?.into_iter().map(|d| (d.code.clone(), d)).collect();
-    let items: HashMap<String, Item> =
-        catalogue::all(&c.app.db).await?.into_iter().map(|i| (i.code.clone(), i)).collect();
-    let mut errors = Vec::new();
-    let mut rows = Vec::new();
-    let mut seen: HashMap<(String, String, String), u64> = HashMap::new();
-    let mut dropped = 0;
-    for rec in &records {
-        crate::error::cap_errors(&mut errors, &mut dropped);
-        let n = errors.len();
-        let depot = rec.need("depot_code", &mut errors).and_then(|v| {
-            depots.get(v).cloned().or_else(|| {
-                errors.push(rec.err("depot_code", format!("储备库 {v} 不存在或不在您的管辖范围内")));
-                None
-            })
-        });
-        let item = rec.need("item_code", &mut errors).and_then(|v| match ItemCode::parse(v) {
+/// What a stock import writes.
+pub struct StockPlan {
+    rows: usize,
+    receipts: Vec<Receipt>,
+    /// Region of each depot (for the audit rows).
+    regions: HashMap<i64, String>,
+}
+
+impl Import for StockImport {
+    type Row = StockLine;
+    type Plan = StockPlan;
+    const COLUMNS: &'static [Column] = STOCK;
+
+    fn parse(rec: &Record<'_>, _now: Timestamp, errors: &mut Vec<FieldError>) -> Option<StockLine> {
+        let depot = rec.need("depot_code", errors).map(str::to_string);
+        let item = rec.need("item_code", errors).and_then(|v| match ItemCode::parse(v) {
             Err(m) => {
                 errors.push(rec.err("item_code", m));
                 None
             }
-            Ok(i) if !items.contains_key(i.as_str()) => {
-                errors.push(rec.err("item_code", format!("物资编码 {i} 不在物资目录中")));
-                None
-            }
             Ok(i) => Some(i.as_str().to_string()),
         });
-        let quantity = rec.need("quantity", &mut errors).and_then(|v| match v.parse::<i64>() {
+        let quantity = rec.need("quantity", errors).and_then(|v| match v.parse::<i64>() {
             Ok(q) if (1..=crate::supplies::MAX_QUANTITY).contains(&q) => Some(q),
             _ => {
                 errors.push(rec.err("quantity", format!("「{v}」不是正整数")));
                 None
             }
         });
-        let batch = rec.need("batch", &mut errors).and_then(|v| match batches::batch_id(v) {
+        let batch = rec.need("batch", errors).and_then(|v| match batches::batch_id(v) {
             Ok(b) => Some(b),
             Err(e) => {
                 errors.push(rec.err(e.field, e.message));
                 None
             }
         });
-        let production_date = date(rec, "production_date", &mut errors);
-        let expiry_date = date(rec, "expiry_date", &mut errors);
+        let production_date = date(rec, "production_date", errors);
+        let expiry_date = date(rec, "expiry_date", errors);
         let reserve_mode = match rec.get("reserve_mode") {
             None => Some(ReserveMode::Physical),
             Some(v) => ReserveMode::parse(v).or_else(|| {
@@ -336,49 +424,110 @@ pub(super) async fn import_stock(c: Ctx) -> ApiResult<Response> {
                 None
             }),
         };
-        if let (Some(d), Some(i), Some(b)) = (&depot, &item, &batch)
-            && let Some(prev) = seen.insert((d.code.clone(), i.clone(), b.clone()), rec.line)
-        {
-            errors.push(rec.row_err(format!("储备库 {}、物资 {i}、批次 {b} 与第 {prev} 行重复", d.code)));
-        }
-        if errors.len() == n
-            && let (Some(depot), Some(item), Some(quantity), Some(batch), Some(mode)) =
-                (depot, item, quantity, batch, reserve_mode)
-        {
-            // The same batch rules as a receive movement (shelf-life expiry, identity, mode).
-            let new = NewBatch { batch, production_date, expiry_date, reserve_mode: Some(mode), ..NewBatch::default() };
-            match batches::new_batch(&items[&item], new) {
-                Ok((batch, attrs)) => rows.push(StockRow { depot, item, quantity, batch, attrs }),
-                Err(e) => errors.push(rec.err(e.field, e.message)),
+        Some(StockLine {
+            depot: depot?,
+            item: item?,
+            quantity: quantity?,
+            batch: batch?,
+            production_date,
+            expiry_date,
+            reserve_mode: reserve_mode?,
+        })
+    }
+
+    async fn check(&self, db: &Db, rows: Vec<Lined<StockLine>>, errors: &mut Errors) -> ApiResult<StockPlan> {
+        let (lo, hi) = self.scope.bounds();
+        let depots: HashMap<String, (i64, String)> =
+            depots::all_in(db, (&lo, &hi)).await?.into_iter().map(|d| (d.code, (d.id, d.region_code))).collect();
+        let items: HashMap<String, Item> = catalogue::all(db).await?.into_iter().map(|i| (i.code.clone(), i)).collect();
+        // Duplicates within the file: sort line indices by identity (no copy of the keys).
+        let mut order: Vec<u32> = (0..rows.len() as u32).collect();
+        let key = |i: u32| {
+            let r = &rows[i as usize].row;
+            (r.depot.as_str(), r.item.as_str(), r.batch.as_str())
+        };
+        order.sort_unstable_by(|a, b| key(*a).cmp(&key(*b)).then(a.cmp(b)));
+        let mut dup: HashMap<u32, u64> = HashMap::new();
+        for w in order.windows(2) {
+            if key(w[0]) == key(w[1]) {
+                let first = dup.get(&w[0]).copied().unwrap_or(rows[w[0] as usize].line);
+                dup.insert(w[1], first);
             }
         }
-    }
-    crate::error::finish_errors(&mut errors, dropped);
-    if !errors.is_empty() {
-        return Err(fail(errors));
-    }
-    let mut summary = ImportSummary { rows: rows.len(), ..Default::default() };
-    let actor = c.actor()?;
-    let details = Details { reference: Some("CSV 导入".into()), ..Details::default() };
-    let mut tx = c.app.db.begin().await?;
-    for r in rows {
-        if ledger::find_batch(&mut tx, r.depot.id, &r.item, &r.batch).await?.is_some() {
-            summary.unchanged += 1;
-            continue;
+        drop(order);
+        let mut plan =
+            StockPlan { rows: rows.len(), receipts: Vec::with_capacity(rows.len()), regions: HashMap::new() };
+        for (i, Lined { line, row }) in rows.into_iter().enumerate() {
+            let n = errors.total();
+            let depot = depots.get(&row.depot);
+            if depot.is_none() {
+                errors.at(line, "depot_code", format!("储备库 {} 不存在或不在您的管辖范围内", row.depot));
+            }
+            let item = items.get(&row.item);
+            if item.is_none() {
+                errors.at(line, "item_code", format!("物资编码 {} 不在物资目录中", row.item));
+            }
+            if let Some(prev) = dup.get(&(i as u32)) {
+                errors.row(
+                    line,
+                    format!("储备库 {}、物资 {}、批次 {} 与第 {prev} 行重复", row.depot, row.item, row.batch),
+                );
+            }
+            let (Some((depot_id, region)), Some(item)) = (depot, item) else { continue };
+            if errors.total() != n {
+                continue;
+            }
+            // The same batch rules as a receive movement (shelf-life expiry, identity, mode).
+            let new = NewBatch {
+                batch: row.batch,
+                production_date: row.production_date,
+                expiry_date: row.expiry_date,
+                reserve_mode: Some(row.reserve_mode),
+                ..NewBatch::default()
+            };
+            match batches::new_batch(item, new) {
+                Ok((batch, attrs)) if errors.is_empty() => {
+                    plan.regions.entry(*depot_id).or_insert_with(|| region.clone());
+                    plan.receipts.push(Receipt {
+                        depot_id: *depot_id,
+                        item_code: row.item,
+                        batch,
+                        quantity: row.quantity,
+                        attrs,
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => errors.at(line, e.field, e.message),
+            }
+            if !errors.is_empty() {
+                // Certain to fail: keep only errors from here on.
+                plan.receipts = Vec::new();
+            }
         }
-        let batch = ledger::open_batch(&mut tx, r.depot.id, &r.item, &r.batch, &r.attrs, now).await?;
-        let m = ledger::apply(&mut tx, &batch, MovementKind::Receive, r.quantity, &details, now, &actor.name).await?;
-        summary.created += 1;
-        let change = Change {
-            action: "import",
-            entity_type: "stock_movement",
-            entity_id: &m.id.to_string(),
-            region_code: Some(&r.depot.region_code),
-            before: None,
-            after: Some(to_audit(&m)?),
-        };
-        audit::record(&mut tx, &actor, now, change).await?;
+        Ok(plan)
     }
-    tx.commit().await?;
-    json(&summary)
+
+    async fn write(&self, tx: &mut Tx, plan: StockPlan) -> ApiResult<ImportSummary> {
+        let mut summary = ImportSummary { rows: plan.rows, ..Default::default() };
+        let details = Details { reference: Some("CSV 导入".into()), ..Details::default() };
+        for chunk in plan.receipts.chunks(bulk::chunk(13)) {
+            let moved = ledger::receive_new(tx, chunk, &details, self.now, &self.actor.name).await?;
+            summary.created += moved.len();
+            summary.unchanged += chunk.len() - moved.len();
+            let ids: Vec<String> = moved.iter().map(|m| m.id.to_string()).collect();
+            let mut changes = Vec::with_capacity(moved.len());
+            for (m, id) in moved.iter().zip(&ids) {
+                changes.push(Change {
+                    action: "import",
+                    entity_type: "stock_movement",
+                    entity_id: id,
+                    region_code: plan.regions.get(&m.depot_id).map(String::as_str),
+                    before: None,
+                    after: Some(to_audit(m)?),
+                });
+            }
+            audit::record_many(tx, &self.actor, self.now, changes).await?;
+        }
+        Ok(summary)
+    }
 }

@@ -11,12 +11,12 @@
 
 use chrono::NaiveDate;
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use warp::http::Method;
 
 use crate::auth::Perm;
 use crate::csvio::{Column, Record};
-use crate::error::{ApiError, FieldError};
+use crate::error::FieldError;
 use crate::http::Ctx;
 use crate::http::access::Region;
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
@@ -58,18 +58,7 @@ pub const STOCK: &[Column] = &[
     Column::optional("reserve_mode", "储备方式"),
 ];
 
-/// What an import did.
-#[derive(Debug, Serialize, JsonSchema, PartialEq, Eq, Default)]
-pub struct ImportSummary {
-    /// Data rows read.
-    pub rows: usize,
-    /// Entities created (stock: batches received).
-    pub created: usize,
-    /// Entities changed.
-    pub updated: usize,
-    /// Rows matching what is stored (stock: batches that already exist).
-    pub unchanged: usize,
-}
+pub use crate::imports::ImportSummary;
 
 /// Query of the exports.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -81,11 +70,6 @@ pub struct ExportQuery {
     /// depot is audited). Masked otherwise, for admins too.
     #[serde(default)]
     pub reveal: bool,
-}
-
-pub(crate) fn fail(errors: Vec<FieldError>) -> ApiError {
-    let first = errors.first().map(|e| e.message.clone()).unwrap_or_default();
-    ApiError::invalid_many(format!("导入文件有 {} 处错误，未写入任何数据；第一处：{first}", errors.len()), errors)
 }
 
 pub(crate) fn date(rec: &Record, name: &'static str, errors: &mut Vec<FieldError>) -> Option<NaiveDate> {
@@ -104,7 +88,12 @@ pub fn routes() -> Vec<Route> {
             path,
             Access::Token,
             BodyKind::Csv,
-            Doc { description, response: Some(schema::<ImportSummary>()), ..Doc::new("应急物资", summary) },
+            Doc {
+                description,
+                query: Some(schema::<crate::imports::ImportQuery>()),
+                response: Some(schema::<crate::imports::Outcome>()),
+                ..Doc::new("应急物资", summary)
+            },
             h,
         )
     };

@@ -293,6 +293,63 @@ pub async fn update(tx: &mut Tx, d: &DepotRow) -> Result<(), sqlx::Error> {
     })
 }
 
+/// Inserts many depots with one multi-row statement (at most
+/// [`crate::imports::bulk::chunk`]`(11)` rows); returns `(id, code)` of each.
+pub async fn insert_many(tx: &mut Tx, rows: &[DepotRow]) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    with_tx!(tx, |c| {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO depots (code, name, region_code, kind, lon, lat, address, manager, phone_enc, notes, created_at, updated_at) ",
+        );
+        q.push_values(rows, |mut b, d| {
+            b.push_bind(&d.code)
+                .push_bind(&d.name)
+                .push_bind(&d.region_code)
+                .push_bind(d.kind.as_str())
+                .push_bind(d.lon)
+                .push_bind(d.lat)
+                .push_bind(&d.address)
+                .push_bind(&d.manager)
+                .push_bind(&d.phone_enc)
+                .push_bind(&d.notes)
+                .push_bind(d.created_at)
+                .push_bind(d.updated_at);
+        });
+        q.push(" RETURNING id, code");
+        q.build_query_as().fetch_all(c).await
+    })
+}
+
+/// Writes the mutable fields of many depots (by id) with one `UPDATE … FROM (VALUES …)` (at
+/// most [`crate::imports::bulk::chunk`]`(10)` rows). `VALUES` columns are named `column1…` on
+/// both SQLite and PostgreSQL.
+pub async fn update_many(tx: &mut Tx, rows: &[DepotRow]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    with_tx!(tx, |c| {
+        let mut q = sqlx::QueryBuilder::new(
+            "UPDATE depots SET name = v.column2, kind = v.column3, lon = v.column4, lat = v.column5, address = v.column6, manager = v.column7, phone_enc = v.column8, notes = v.column9, updated_at = v.column10 FROM (",
+        );
+        q.push_values(rows, |mut b, d| {
+            b.push_bind(d.id)
+                .push_bind(&d.name)
+                .push_bind(d.kind.as_str())
+                .push_bind(d.lon)
+                .push_bind(d.lat)
+                .push_bind(&d.address)
+                .push_bind(&d.manager)
+                .push_bind(&d.phone_enc)
+                .push_bind(&d.notes)
+                .push_bind(d.updated_at);
+        });
+        q.push(") AS v WHERE depots.id = v.column1");
+        q.build().execute(c).await.map(|_| ())
+    })
+}
+
 /// Checks a phone number: 5 to 20 digits, `+`, `-` or spaces.
 pub fn check_phone(p: &str) -> Result<String, String> {
     let p = p.trim();
