@@ -58,6 +58,9 @@ pub struct Config {
     pub tile_url: Option<String>,
     /// Attribution shown under the base map.
     pub tile_attribution: Option<String>,
+    /// Bearer token a monitoring system (Prometheus) uses to read `/metrics` and nothing else
+    /// (`YINGJI_METRICS_TOKEN`). None: only API tokens of banner-level admins read the metrics.
+    pub metrics_token: Option<String>,
 }
 
 impl Config {
@@ -82,6 +85,7 @@ impl Config {
             idempotency_ttl_hours: crate::supplies::idempotency::DEFAULT_TTL_HOURS,
             tile_url: None,
             tile_attribution: None,
+            metrics_token: None,
         }
     }
 }
