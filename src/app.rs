@@ -61,6 +61,9 @@ pub struct Config {
     /// Answer nearest teams from the in-process index when it reflects the committed state
     /// (default true; false: always from the database).
     pub nearest_index: bool,
+    /// Bearer token a monitoring system (Prometheus) uses to read `/metrics` and nothing else
+    /// (`YINGJI_METRICS_TOKEN`). None: only API tokens of banner-level admins read the metrics.
+    pub metrics_token: Option<String>,
 }
 
 impl Config {
@@ -86,6 +89,7 @@ impl Config {
             tile_url: None,
             tile_attribution: None,
             nearest_index: true,
+            metrics_token: None,
         }
     }
 }

@@ -163,9 +163,9 @@ pub struct AuditQuery {
     /// Up to this instant (exclusive).
     pub to: Option<Timestamp>,
     /// Page size (default 100, max 1000).
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Rows to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 /// Lists audit rows in the jurisdiction bounds `(lo, hi)`, newest first; with `global`, also the

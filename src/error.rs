@@ -139,6 +139,9 @@ pub enum ApiError {
         /// The state the object is in now.
         current: String,
     },
+    /// Request target (path and query) longer than the service reads.
+    #[error("URI too long")]
+    UriTooLong(usize),
     /// Body over the limit.
     #[error("payload too large")]
     PayloadTooLarge(u64),
@@ -203,6 +206,7 @@ impl ApiError {
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Conflict(_) | ApiError::StateConflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -234,6 +238,9 @@ impl ApiError {
             }
             ApiError::PayloadTooLarge(limit) => {
                 ("payload-too-large", "请求体过大 (Payload too large)", format!("请求体超过上限 {limit} 字节"), vec![])
+            }
+            ApiError::UriTooLong(limit) => {
+                ("uri-too-long", "请求地址过长 (URI too long)", format!("路径和查询参数合计超过 {limit} 字节"), vec![])
             }
             ApiError::UnsupportedMediaType(expected) => (
                 "unsupported-media-type",

@@ -39,6 +39,8 @@ pub fn document(router: &Router) -> Value {
                 .unwrap_or_default();
             if let Some(props) = resolved.get("properties").and_then(Value::as_object) {
                 for (name, schema) in props {
+                    // A query parameter is absent or has a value, never `null`.
+                    let schema = &not_null(schema);
                     params.push(json!({
                         "name": name,
                         "in": "query",
@@ -107,8 +109,9 @@ pub fn document(router: &Router) -> Value {
         }
         if r.body != BodyKind::None {
             errors.extend([("413", "请求体过大"), ("415", "内容类型不对"), ("422", "输入未通过校验")]);
-        } else if d.query.is_some() || r.access == Access::Token {
-            // Query values that parse but break a rule (a range, a point outside the banner).
+        } else if r.method != warp::http::Method::GET && (d.query.is_some() || r.access == Access::Token) {
+            // Query values that parse but break a rule; a GET answers those with 400 (see
+            // `http::dispatch`).
             errors.push(("422", "输入未通过校验"));
         }
         errors.extend([("408", "请求超时（已回滚）"), ("503", "服务繁忙，请稍后重试")]);
@@ -123,7 +126,7 @@ pub fn document(router: &Router) -> Value {
             );
         }
         op["responses"] = Value::Object(responses);
-        if r.access == Access::Token {
+        if matches!(r.access, Access::Token | Access::Scrape) {
             op["security"] = json!([{"bearer": []}]);
         }
         let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
@@ -131,6 +134,8 @@ pub fn document(router: &Router) -> Value {
     }
     let mut schemas = Value::Object(generator.take_definitions(true).into_iter().collect());
     dedup_required(&mut schemas);
+    no_nul(&mut schemas);
+    paths.values_mut().for_each(no_nul);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -146,6 +151,29 @@ pub fn document(router: &Router) -> Value {
     })
 }
 
+/// The schema without its `null` alternative (`Option<T>` fields of query structs).
+fn not_null(schema: &Value) -> Value {
+    let mut s = schema.clone();
+    if let Some(Value::Array(any)) = s.get("anyOf")
+        && any.len() == 2
+        && let Some(other) = any.iter().find(|a| a.get("type") != Some(&json!("null")))
+        && any.iter().any(|a| a.get("type") == Some(&json!("null")))
+    {
+        let mut other = other.clone();
+        if let (Some(d), Value::Object(o)) = (s.get("description").cloned(), &mut other) {
+            o.entry("description").or_insert(d);
+        }
+        return other;
+    }
+    if let Some(Value::Array(types)) = s.get("type")
+        && types.iter().any(|t| t == "null")
+    {
+        let rest: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+        s["type"] = if rest.len() == 1 { rest[0].clone() } else { Value::Array(rest) };
+    }
+    s
+}
+
 /// Removes repeated names from every `required` list (flattened structs can list a field twice,
 /// which makes the document invalid).
 fn dedup_required(v: &mut Value) {
@@ -158,6 +186,41 @@ fn dedup_required(v: &mut Value) {
             map.values_mut().for_each(dedup_required);
         }
         Value::Array(items) => items.iter_mut().for_each(dedup_required),
+        _ => {}
+    }
+}
+
+/// Text that means "at least one character that is not white space" (`#[schemars(regex(pattern =
+/// r"\S"))]` on a required text field, which the service trims and refuses when blank).
+const NOT_BLANK: &str = "\\S";
+
+/// Declares in every free-text schema what the service enforces on all input (`parse_json`,
+/// `Ctx::query`, CSV decoding): no NUL character (PostgreSQL cannot store it, so it is refused on
+/// both databases). A text without its own pattern gets one excluding NUL; a required text
+/// ([`NOT_BLANK`]) gets one that also needs a non-blank character.
+fn no_nul(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            let is_text = match map.get("type") {
+                Some(Value::String(t)) => t == "string",
+                Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
+                _ => false,
+            };
+            let free = !map.contains_key("format") && !map.contains_key("enum") && !map.contains_key("const");
+            if is_text && free {
+                match map.get("pattern").and_then(Value::as_str) {
+                    None => {
+                        map.insert("pattern".into(), json!("^[^\\u0000]*$"));
+                    }
+                    Some(NOT_BLANK) => {
+                        map.insert("pattern".into(), json!("^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$"));
+                    }
+                    Some(_) => {}
+                }
+            }
+            map.values_mut().for_each(no_nul);
+        }
+        Value::Array(items) => items.iter_mut().for_each(no_nul),
         _ => {}
     }
 }

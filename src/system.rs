@@ -3,8 +3,10 @@
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
+use crate::auth::Perm;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
+use crate::http::access::Region;
 use crate::http::ctx::{body, json};
 use crate::http::router::{Access, BodyKind, Doc, Route, route};
 
@@ -38,11 +40,11 @@ pub fn routes() -> Vec<Route> {
         route(
             Method::GET,
             "/metrics",
-            Access::Public,
+            Access::Scrape,
             BodyKind::None,
             Doc {
                 response_type: Some("text/plain; version=0.0.4"),
-                description: "Prometheus 文本格式：按路由和状态计的请求数、延迟直方图、认证失败数、数据库连接池状态。",
+                description: "Prometheus 文本格式：按路由和状态计的请求数、延迟直方图、认证失败数、数据库连接池状态。需要 Authorization: Bearer <监控抓取令牌（YINGJI_METRICS_TOKEN）或旗级管理员的 API 令牌>。",
                 ..Doc::new("运维", "监控指标")
             },
             |c| {
@@ -50,7 +52,8 @@ pub fn routes() -> Vec<Route> {
                     Ok(body("text/plain; version=0.0.4; charset=utf-8", c.app.metrics.render(c.app.db.pool_state())))
                 })
             },
-        ),
+        )
+        .guard(Perm::ReadAudit, &[Region::Banner]),
         route(
             Method::GET,
             "/api/v1/openapi.json",

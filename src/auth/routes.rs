@@ -20,6 +20,7 @@ use warp::reply::Response;
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// User name (created if new; an existing user keeps its role and region).
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"\S"))]
     pub name: String,
     /// Role: admin, planner, operator or viewer.
     pub role: Role,
@@ -34,9 +35,9 @@ pub struct NewToken {
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Page size (default 100, max 1000).
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 /// Routes of this module.

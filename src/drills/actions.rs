@@ -148,9 +148,9 @@ pub struct ActionQuery {
     /// Only actions past their due date and not done (true).
     pub overdue: Option<bool>,
     /// Page size (default 100, max 1000).
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 /// Corrective actions in the jurisdiction bounds; `today` decides what is overdue.

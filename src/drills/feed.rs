@@ -42,7 +42,8 @@ pub(super) async fn feed(c: Ctx) -> ApiResult<Response> {
 
 pub(super) async fn list_feed_tokens(c: Ctx) -> ApiResult<Response> {
     let p = c.caller()?;
-    json(&ics::list(&c.app.db, p.user_id).await?)
+    let items = ics::list(&c.app.db, p.user_id).await?;
+    json(&crate::http::Page { total: items.len() as i64, items })
 }
 
 pub(super) async fn issue_feed_token(c: Ctx) -> ApiResult<Response> {

@@ -21,9 +21,11 @@ const TAG: &str = "应急演练";
 #[serde(deny_unknown_fields)]
 pub struct NewDrill {
     /// Title.
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
     pub title: String,
     /// Plans exercised.
     #[serde(default)]
+    #[schemars(length(max = 50))]
     pub plan_ids: Vec<i64>,
     /// Form: tabletop or field.
     pub form: Form,
@@ -33,22 +35,28 @@ pub struct NewDrill {
     pub purpose: Purpose,
     /// What the drill is meant to test or show.
     #[serde(default)]
+    #[schemars(length(max = 4000))]
     pub objective: String,
     /// Organising region (within the caller's jurisdiction).
     pub region: RegionCode,
     /// Organising unit.
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
     pub organiser_unit: String,
     /// Participating units.
     #[serde(default)]
     pub participating_units: Vec<String>,
     /// Participating teams (codes of filed teams).
     #[serde(default)]
+    #[schemars(length(max = 50))]
     pub team_codes: Vec<String>,
     /// Place name.
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
     pub place_name: String,
     /// Longitude (WGS84).
+    #[schemars(range(min = -180, max = 180))]
     pub lon: Option<f64>,
     /// Latitude (WGS84).
+    #[schemars(range(min = -90, max = 90))]
     pub lat: Option<f64>,
     /// Scheduled start.
     pub starts_at: Timestamp,
@@ -128,9 +136,9 @@ pub struct DrillQuery {
     /// Exercising this plan.
     pub plan: Option<i64>,
     /// Page size (default 100, max 1000).
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 /// Query of the calendar feed.
@@ -396,7 +404,11 @@ pub fn routes() -> Vec<Route> {
             Method::GET,
             "/api/v1/feed-tokens",
             BodyKind::None,
-            Doc { response: Some(schema::<Vec<ics::FeedToken>>()), ..Doc::new(TAG, "我的日历订阅令牌") },
+            Doc {
+                response: Some(schema::<crate::http::Page<ics::FeedToken>>()),
+                description: "本人的日历订阅令牌（不含令牌本身），{items, total} 与其他列表相同。",
+                ..Doc::new(TAG, "我的日历订阅令牌")
+            },
             |c| Box::pin(feed::list_feed_tokens(c)),
         )
         .guard(Perm::Read, &[Region::Global]),

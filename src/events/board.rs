@@ -65,9 +65,9 @@ pub struct EventQuery {
     /// Only drill-mode events (true) or only real ones (false).
     pub exercise: Option<bool>,
     /// Page size (default 100, max 1000).
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 /// Builds the board of an event.

@@ -28,6 +28,7 @@ pub struct NewEvent {
     /// Hazard (shared vocabulary).
     pub hazard: Hazard,
     /// Title.
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
     pub title: String,
     /// When it happened.
     pub occurred_at: Timestamp,
@@ -37,19 +38,25 @@ pub struct NewEvent {
     /// Region where it happened.
     pub region_code: RegionCode,
     /// Place name.
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
     pub place: String,
     /// Longitude of the scene (WGS84).
+    #[schemars(range(min = -180, max = 180))]
     pub lon: f64,
     /// Latitude of the scene.
+    #[schemars(range(min = -90, max = 90))]
     pub lat: f64,
     /// Description.
+    #[schemars(length(min = 1, max = 5000), regex(pattern = r"\S"))]
     pub description: String,
     /// Casualties and losses.
     #[serde(default, flatten)]
     pub figures: Figures,
     /// Where the information came from (e.g. 牧民电话, 110 转来).
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
     pub source: String,
     /// Who reported it.
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"\S"))]
     pub reporter: String,
     /// Estimated grade.
     pub severity: Severity,
@@ -58,6 +65,7 @@ pub struct NewEvent {
     pub exercise: bool,
     /// The drill this exercise rehearses.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub drill_id: Option<i64>,
 }
 
@@ -66,18 +74,25 @@ pub struct NewEvent {
 #[serde(deny_unknown_fields)]
 pub struct Figures {
     /// Dead.
+    #[schemars(range(min = 0, max = 1_000_000_000))]
     pub dead: Option<i64>,
     /// Injured.
+    #[schemars(range(min = 0, max = 1_000_000_000))]
     pub injured: Option<i64>,
     /// Missing.
+    #[schemars(range(min = 0, max = 1_000_000_000))]
     pub missing: Option<i64>,
     /// Trapped.
+    #[schemars(range(min = 0, max = 1_000_000_000))]
     pub trapped: Option<i64>,
     /// Affected people.
+    #[schemars(range(min = 0, max = 1_000_000_000))]
     pub affected_people: Option<i64>,
     /// Affected households.
+    #[schemars(range(min = 0, max = 1_000_000_000))]
     pub affected_households: Option<i64>,
     /// Affected livestock (head).
+    #[schemars(range(min = 0, max = 1_000_000_000))]
     pub affected_livestock: Option<i64>,
 }
 

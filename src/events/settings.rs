@@ -19,20 +19,27 @@ use crate::{with_db, with_tx};
 pub struct Settings {
     /// Minutes from "became known" to the first report (初报) for 特别重大 events (local policy,
     /// placeholder).
+    #[schemars(range(min = 1, max = 43200))]
     pub first_report_minutes_especially_serious: i64,
     /// The same for 重大 (local policy, placeholder).
+    #[schemars(range(min = 1, max = 43200))]
     pub first_report_minutes_serious: i64,
     /// The same for 较大 (local policy, placeholder).
+    #[schemars(range(min = 1, max = 43200))]
     pub first_report_minutes_relatively_serious: i64,
     /// The same for 一般 (local policy, placeholder).
+    #[schemars(range(min = 1, max = 43200))]
     pub first_report_minutes_general: i64,
     /// Upper bound for natural disasters: 120 minutes (应急〔2020〕19号: the county sends the
     /// 初报 within 2 hours).
+    #[schemars(range(min = 1, max = 43200))]
     pub natural_disaster_cap_minutes: i64,
     /// Minutes an unanswered call-up waits before the team's region is reminded (local policy,
     /// placeholder).
+    #[schemars(range(min = 1, max = 43200))]
     pub escalate_to_region_minutes: i64,
     /// Minutes before the banner is told (local policy, placeholder).
+    #[schemars(range(min = 1, max = 43200))]
     pub escalate_to_banner_minutes: i64,
 }
 

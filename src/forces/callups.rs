@@ -114,27 +114,34 @@ pub struct CallUp {
 #[serde(deny_unknown_fields)]
 pub struct NewCallUp {
     /// Team code (the team must be approved).
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,40}$"))]
     pub team_code: String,
     /// `event` or `drill`.
     pub purpose: Purpose,
     /// Which event or drill (name or number).
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
     pub reference: String,
     /// Specialty requested.
     pub specialty: Specialty,
     /// Headcount requested (1–1000).
+    #[schemars(range(min = 1, max = 1000))]
     pub headcount: i64,
     /// When to report.
     pub report_at: Timestamp,
     /// Where to report.
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
     pub report_place: String,
     /// Reporting point longitude.
     #[serde(default)]
+    #[schemars(range(min = -180, max = 180))]
     pub report_lon: Option<f64>,
     /// Reporting point latitude.
     #[serde(default)]
+    #[schemars(range(min = -90, max = 90))]
     pub report_lat: Option<f64>,
     /// Remarks.
     #[serde(default)]
+    #[schemars(length(max = 1000))]
     pub note: Option<String>,
 }
 
@@ -151,6 +158,7 @@ pub struct Accept {
 #[serde(deny_unknown_fields)]
 pub struct Reason {
     /// Reason or assessment text.
+    #[schemars(length(min = 1, max = 2000), regex(pattern = r"\S"))]
     pub reason: String,
 }
 

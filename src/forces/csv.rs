@@ -49,6 +49,7 @@ pub const TEAM_COLUMNS: &[Column] = &[
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     /// `zh` (default: Chinese headers, for Excel) or `en`.
+    #[schemars(regex(pattern = r"^(zh|en)$"))]
     pub header: Option<String>,
     /// Members only: ID numbers and phones in full (needs the personal-information permission;
     /// every exported member is audited as revealed). Otherwise they are masked.

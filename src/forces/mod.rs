@@ -85,9 +85,11 @@ pub struct SpecialtyGrade {
 #[serde(deny_unknown_fields)]
 pub struct Equipment {
     /// What it is, e.g. 风力灭火机.
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"\S"))]
     pub name: String,
     /// How many, when counted.
     #[serde(default)]
+    #[schemars(range(min = 0))]
     pub quantity: Option<i64>,
 }
 

@@ -23,12 +23,16 @@ pub struct NearestQuery {
     pub specialty: Specialty,
     /// Least number of qualified members (default 1).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 10000))]
     pub min_members: Option<i64>,
     /// Longitude of the point (WGS84).
+    #[schemars(range(min = -180, max = 180))]
     pub lon: f64,
     /// Latitude of the point (WGS84).
+    #[schemars(range(min = -90, max = 90))]
     pub lat: f64,
     /// Largest distance, km.
+    #[schemars(range(max = 5000), extend("exclusiveMinimum" = 0))]
     pub max_km: f64,
     /// Instant at which insurance must be valid (default now).
     #[serde(default)]

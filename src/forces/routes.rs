@@ -36,9 +36,9 @@ pub struct TeamQuery {
     #[serde(default)]
     pub reveal: bool,
     /// Page size (default 100, max 1000).
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 /// `?reveal=true` on single reads.
@@ -51,17 +51,39 @@ pub struct RevealQuery {
     pub reveal: bool,
 }
 
-/// Body of filing steps. `reason` is required to reject, suspend or revoke.
+/// Body of filing steps. `reason` is required to reject, suspend or revoke. Each step documents
+/// only what it takes: [`StepNote`] (approve, reinstate), [`StepReason`] (reject, suspend,
+/// revoke), this whole body (resubmit).
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FilingBody {
     /// Reason (shown to the team).
     #[serde(default)]
+    #[schemars(length(max = 500))]
     pub reason: Option<String>,
     /// `resubmit` only: the day the corrected filing was submitted, when it came on paper
     /// (default: now; not in the future).
     #[serde(default)]
     pub submitted_on: Option<chrono::NaiveDate>,
+}
+
+/// Body of approve and reinstate: an optional note.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepNote {
+    /// Note (shown to the team).
+    #[serde(default)]
+    #[schemars(length(max = 500))]
+    pub reason: Option<String>,
+}
+
+/// Body of reject, suspend and revoke: the reason is required.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepReason {
+    /// Reason (shown to the team).
+    #[schemars(length(min = 1, max = 500), regex(pattern = r"\S"))]
+    pub reason: String,
 }
 
 /// The nearest-teams answer.
@@ -80,7 +102,7 @@ pub struct NearestAnswer {
 pub(super) const ON_TEAM: &[Region] = &[Region::Path("code", &access::TEAM)];
 
 macro_rules! step_route {
-    ($step:expr, $path:literal, $summary:literal, $desc:literal) => {
+    ($step:expr, $body:ty, $path:literal, $summary:literal, $desc:literal) => {
         route(
             Method::POST,
             $path,
@@ -88,7 +110,7 @@ macro_rules! step_route {
             BodyKind::Json,
             Doc {
                 description: $desc,
-                request: Some(schema::<FilingBody>()),
+                request: Some(schema::<$body>()),
                 response: Some(schema::<Team>()),
                 ..Doc::new(TAG, $summary)
             },
@@ -157,36 +179,42 @@ pub fn routes() -> Vec<Route> {
         .guard(Perm::Write, &[Region::Path("code", &access::TEAM), Region::Body("region_code")]),
         step_route!(
             Step::Approve,
+            StepNote,
             "/api/v1/teams/{code}/approve",
             "批准备案",
             "submitted → approved。管理员、规划员（队伍所在辖区）。"
         ),
         step_route!(
             Step::Reject,
+            StepReason,
             "/api/v1/teams/{code}/reject",
             "不予备案",
             "submitted → rejected，须说明理由。管理员、规划员。"
         ),
         step_route!(
             Step::Suspend,
+            StepReason,
             "/api/v1/teams/{code}/suspend",
             "暂停队伍",
             "approved → suspended，须说明理由。管理员、规划员。"
         ),
         step_route!(
             Step::Reinstate,
+            StepNote,
             "/api/v1/teams/{code}/reinstate",
             "恢复队伍",
             "suspended → approved。管理员、规划员。"
         ),
         step_route!(
             Step::Revoke,
+            StepReason,
             "/api/v1/teams/{code}/revoke",
             "撤销备案",
             "approved/suspended → revoked，须说明理由。管理员、规划员。"
         ),
         step_route!(
             Step::Resubmit,
+            FilingBody,
             "/api/v1/teams/{code}/resubmit",
             "重新提交备案",
             "rejected → submitted（修改后重新提交）。操作员及以上。"

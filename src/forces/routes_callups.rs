@@ -27,9 +27,9 @@ pub struct CallUpQuery {
     /// Only this team (code).
     pub team: Option<String>,
     /// Page size (default 100, max 1000).
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 /// The call-up named in the path.
@@ -261,7 +261,7 @@ async fn accept(c: Ctx) -> ApiResult<Response> {
 
 async fn decline(c: Ctx) -> ApiResult<Response> {
     let b: Reason = c.json()?;
-    let reason = text("reason", &b.reason, 500)?;
+    let reason = text("reason", &b.reason, 2000)?;
     let (actor, now) = (c.actor()?, c.now());
     let mut tx = c.app.db.begin().await?;
     let mut row = load_tx(&c, &mut tx).await?;

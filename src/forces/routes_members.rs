@@ -33,9 +33,9 @@ pub struct MemberQuery {
     #[serde(default)]
     pub reveal: bool,
     /// Page size (default 100, max 1000).
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 /// Body of `POST /api/v1/members/search`. The number travels in the body, not the URL, so it

@@ -169,6 +169,7 @@ impl Team {
 #[serde(deny_unknown_fields)]
 pub struct ContactInput {
     /// Name.
+    #[schemars(length(min = 1, max = 50), regex(pattern = r"\S"))]
     pub name: String,
     /// Phone. When editing, leaving it out keeps the stored phone (clients only ever see it
     /// masked); `null` removes it.
@@ -182,19 +183,24 @@ pub struct ContactInput {
 #[serde(deny_unknown_fields)]
 pub struct TeamInput {
     /// Unique code (letters, digits, `-`, `_`; up to 40).
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,40}$"))]
     pub code: String,
     /// Name.
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"\S"))]
     pub name: String,
     /// Organisation type.
     pub org_type: OrgType,
     /// Civil-affairs registration number (统一社会信用代码 or 登记证号), where it has one.
     #[serde(default)]
+    #[schemars(length(max = 60))]
     pub registration_no: Option<String>,
     /// Home region.
     pub region_code: RegionCode,
     /// Base longitude (WGS84).
+    #[schemars(range(min = -180, max = 180))]
     pub lon: f64,
     /// Base latitude (WGS84).
+    #[schemars(range(min = -90, max = 90))]
     pub lat: f64,
     /// Specialties, each with its grade 1/2/3 where graded.
     #[serde(default)]

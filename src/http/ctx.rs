@@ -93,9 +93,10 @@ impl Ctx {
             form_urlencoded::parse(self.query.as_bytes()).find(|(k, v)| k.contains('\0') || v.contains('\0'))
         {
             let message = "查询参数不能包含 NUL 字符 (U+0000)".to_string();
+            let name = name.replace('\0', "\\0");
             return Err(ApiError::BadRequest {
                 detail: format!("{name}：{message}"),
-                errors: vec![FieldError::field(name.replace('\0', "\\0"), message)],
+                errors: vec![FieldError::field(name, message)],
             });
         }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(self.query.as_bytes()));
@@ -151,47 +152,55 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return Err(ApiError::invalid("body", "请求体应为 JSON 对象（{…}），不接受数组"));
     }
-    // PostgreSQL cannot store NUL in text (SQLite can): refuse it on both, naming the field. In
-    // valid JSON a NUL can only be written as an escape, so only bodies containing one are walked.
-    if body.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
-        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
-        && let Some(path) = nul_path(&v, String::new())
-    {
+    // Syntax first (400 with line and column), into a value that is then read into `T`.
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
+        detail: format!("请求体不是有效的 JSON（第 {} 行第 {} 列）：{e}", e.line(), e.column()),
+        errors: vec![FieldError {
+            field: None,
+            line: Some(e.line() as u64),
+            column: Some(e.column() as u64),
+            message: e.to_string(),
+        }],
+    })?;
+    // PostgreSQL cannot store NUL in text (SQLite can): refuse it on both, naming the field.
+    if let Some(path) = nul_path(&value, String::new()) {
         let message = "不能包含 NUL 字符 (U+0000)".to_string();
         return Err(ApiError::Validation {
             detail: format!("字段 {path} {message}"),
             errors: vec![FieldError::field(path, message)],
         });
     }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
-    let value = match result {
-        Ok(v) => de.end().map(|_| v).map_err(|e| (String::new(), e)),
-        Err(e) => Err((e.path().to_string(), e.into_inner())),
-    };
-    value.map_err(|(path, e)| {
-        use serde_json::error::Category;
-        let at = format!("第 {} 行第 {} 列", e.line(), e.column());
-        match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => ApiError::BadRequest {
-                detail: format!("请求体不是有效的 JSON（{at}）：{e}"),
-                errors: vec![FieldError {
-                    field: None,
-                    line: Some(e.line() as u64),
-                    column: Some(e.column() as u64),
-                    message: e.to_string(),
-                }],
-            },
-            Category::Data => {
-                let field = if path.is_empty() || path == "." { "body".to_string() } else { path };
-                let msg = describe_data_error(&e.to_string());
-                ApiError::Validation {
-                    detail: format!("字段 {field} 无效：{msg}"),
-                    errors: vec![FieldError::field(field, msg)],
-                }
-            }
+    // JSON Schema's `integer` includes `3.0`; serde would refuse it for an integer field.
+    integral_floats(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path.is_empty() || path == "." { "body".to_string() } else { path };
+        let msg = describe_data_error(&e.into_inner().to_string());
+        ApiError::Validation {
+            detail: format!("字段 {field} 无效：{msg}"),
+            errors: vec![FieldError::field(field, msg)],
         }
     })
+}
+
+/// Turns every float without a fraction that fits an `i64` (`3.0`, `-0.0`) into an integer, so a
+/// value the OpenAPI document calls an integer is read as one whichever way it is written.
+fn integral_floats(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f > i64::MIN as f64
+                && f < i64::MAX as f64
+            {
+                *v = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats),
+        Value::Object(map) => map.values_mut().for_each(integral_floats),
+        _ => {}
+    }
 }
 
 /// The path (`members[2].name`) of the first string or key in `v` that contains NUL.
@@ -228,16 +237,69 @@ fn describe_data_error(msg: &str) -> String {
     }
 }
 
-/// Resolves `limit`/`offset` with the defaults and bounds every list shares.
-pub fn page(limit: Option<u32>, offset: Option<u32>) -> Result<(i64, i64), ApiError> {
-    let limit = limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::BadRequest {
-            detail: format!("limit 应在 1 到 {MAX_LIMIT} 之间"),
-            errors: vec![FieldError::field("limit", format!("应在 1 到 {MAX_LIMIT} 之间"))],
-        });
+/// A page size as a query parameter: 1 to [`MAX_LIMIT`] (default [`DEFAULT_LIMIT`]). Anything else
+/// is refused while the query is parsed (400), and the OpenAPI document declares the same range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(u32);
+
+impl Limit {
+    /// The page size.
+    pub fn get(self) -> u32 {
+        self.0
     }
-    Ok((limit as i64, offset.unwrap_or(0) as i64))
+}
+
+impl<'de> serde::Deserialize<'de> for Limit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = u32::deserialize(d)?;
+        if n == 0 || n > MAX_LIMIT {
+            return Err(serde::de::Error::custom(format!("limit 应在 1 到 {MAX_LIMIT} 之间")));
+        }
+        Ok(Limit(n))
+    }
+}
+
+impl JsonSchema for Limit {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Limit".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_LIMIT,
+            "default": DEFAULT_LIMIT,
+            "description": "每页条数 (page size)"
+        })
+    }
+}
+
+/// How many items of a list to skip: 0 to 2³² − 1 (declared so in the OpenAPI document).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Offset(u32);
+
+impl JsonSchema for Offset {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Offset".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "integer",
+            "minimum": 0,
+            "maximum": u32::MAX,
+            "default": 0,
+            "description": "跳过的条数 (items to skip)"
+        })
+    }
+}
+
+/// Resolves `limit`/`offset` with the defaults every list shares.
+pub fn page(limit: Option<Limit>, offset: Option<Offset>) -> Result<(i64, i64), ApiError> {
+    let limit = limit.map_or(DEFAULT_LIMIT, Limit::get);
+    Ok((limit as i64, offset.map_or(0, |o| o.0) as i64))
 }
 
 /// A page of a list: `{"items": [...], "total": N}`.

@@ -21,6 +21,9 @@ use router::{Access, BodyKind, Match};
 use crate::app::AppState;
 use crate::error::ApiError;
 
+/// Longest request target (path plus query) the service reads; longer ones are answered 414.
+pub const MAX_TARGET_BYTES: usize = 8 * 1024;
+
 /// The single warp filter serving every route.
 pub fn filter(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
@@ -74,10 +77,18 @@ where
         _ if permit.is_err() => {
             ("overloaded".to_string(), Err(ApiError::Unavailable("同时处理的请求已达上限，请稍后重试".into())))
         }
-        Match::NotFound => (
-            "unmatched".to_string(),
-            Err(ApiError::NotFound(format!("没有这个接口：{path}；接口列表见 /api/v1/openapi.json"))),
-        ),
+        // No route is that long; the HTTP layer itself refuses targets over 64 KiB (bare 414).
+        _ if path.len() + query.len() > MAX_TARGET_BYTES => {
+            ("unmatched".to_string(), Err(ApiError::UriTooLong(MAX_TARGET_BYTES)))
+        }
+        Match::NotFound => {
+            let shown: String = path.chars().take(200).collect();
+            let more = if shown.len() < path.len() { "…" } else { "" };
+            (
+                "unmatched".to_string(),
+                Err(ApiError::NotFound(format!("没有这个接口：{shown}{more}；接口列表见 /api/v1/openapi.json"))),
+            )
+        }
         // Labels are route templates (or "unmatched"), never raw paths: metrics stay bounded.
         Match::WrongMethod(template, allowed) => (template.to_string(), Err(ApiError::MethodNotAllowed(allowed))),
         Match::Found(route, params) => {
@@ -180,6 +191,12 @@ where
             }
         }
         Access::FeedToken => None,
+        // The scrape token is checked here and carries no principal (so no guard applies: it
+        // reads the metrics and nothing else); any other bearer token goes through the guard.
+        Access::Scrape => match scrape_token_matches(&state, &headers) {
+            true => None,
+            false => Some(authenticate_headers(&state, &headers, &request_id).await?),
+        },
     };
     let body = match route.body {
         BodyKind::None => Bytes::new(),
@@ -224,7 +241,17 @@ async fn dispatch(
     }
     let (method, path) = (route.method.clone(), route.path);
     let ctx = Ctx { app: state, principal, params, query, headers, body, request_id, method, route: path };
-    (route.handler)(ctx).await
+    let result = (route.handler)(ctx).await;
+    if route.method == Method::GET {
+        // A GET has no body: whatever it finds invalid is a query value (a range, a point outside
+        // the banner), and a bad query value is 400 everywhere, whether the query parser or the
+        // handler found it.
+        return result.map_err(|e| match e {
+            ApiError::Validation { detail, errors } => ApiError::BadRequest { detail, errors },
+            other => other,
+        });
+    }
+    result
 }
 
 /// Authenticates the `Authorization: Bearer` header, counting and logging failures.
@@ -254,6 +281,23 @@ pub async fn authenticate_headers(
         Some(p) => Ok(p),
         None => Err(fail("invalid", "令牌无效或已吊销")),
     }
+}
+
+/// Whether the request carries the configured scrape token (compared in constant time).
+fn scrape_token_matches(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(expected) = state.config.metrics_token.as_deref().filter(|t| !t.is_empty()) else {
+        return false;
+    };
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+    else {
+        return false;
+    };
+    let (a, b) = (given.as_bytes(), expected.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn check_content_type(headers: &HeaderMap, expected: &'static str) -> Result<(), ApiError> {

@@ -75,6 +75,10 @@ pub enum Access {
     Token,
     /// A calendar feed token in the `token` query parameter (subscribing apps cannot send headers).
     FeedToken,
+    /// Monitoring (`/metrics`): `Authorization: Bearer` with the scrape token configured by
+    /// `YINGJI_METRICS_TOKEN` (a credential that can read nothing else), or an API token that
+    /// passes the route's guard.
+    Scrape,
 }
 
 /// Documentation of a route, for the OpenAPI document.
@@ -146,6 +150,10 @@ impl Route {
         match (&self.access, &self.guard) {
             (Access::Public, _) => "公开，无需令牌".to_string(),
             (Access::FeedToken, _) => "日历订阅令牌（查询参数 token）".to_string(),
+            (Access::Scrape, Some(g)) => {
+                format!("监控抓取令牌（YINGJI_METRICS_TOKEN），或 API 令牌：{}", access::describe(g))
+            }
+            (Access::Scrape, None) => "监控抓取令牌（YINGJI_METRICS_TOKEN）".to_string(),
             (Access::Token, Some(g)) => access::describe(g),
             (Access::Token, None) => "未声明".to_string(),
         }

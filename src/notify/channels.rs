@@ -70,8 +70,10 @@ pub struct NewChannel {
     /// Kind.
     pub kind: ChannelKind,
     /// Name.
+    #[schemars(length(min = 1), regex(pattern = r"\S"))]
     pub name: String,
     /// Webhook URL (http or https; for robots, the URL with its access token).
+    #[schemars(length(max = 2000), regex(pattern = r"^https?://"))]
     pub url: String,
     /// DingTalk signing secret (加签密钥), when the robot uses one.
     pub secret: Option<String>,

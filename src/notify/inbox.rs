@@ -73,13 +73,13 @@ pub struct InboxQuery {
     /// Only unread (true) or only read (false).
     pub unread: Option<bool>,
     /// Only this region (within the jurisdiction).
-    pub region: Option<String>,
+    pub region: Option<crate::regions::RegionCode>,
     /// Only this kind (`drill_reminder`, `readiness_finding`, …).
     pub kind: Option<String>,
     /// Page size (default 100, max 1000).
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 /// The inbox of `user_id` over the jurisdiction bounds, newest first.
@@ -104,7 +104,7 @@ pub async fn list(
             .bind(user_id)
             .bind(bounds.0)
             .bind(bounds.1)
-            .bind(&q.region)
+            .bind(q.region.as_ref().map(|r| r.as_str()))
             .bind(q.unread)
             .bind(&q.kind)
             .bind(limit)
@@ -115,7 +115,7 @@ pub async fn list(
             .bind(user_id)
             .bind(bounds.0)
             .bind(bounds.1)
-            .bind(&q.region)
+            .bind(q.region.as_ref().map(|r| r.as_str()))
             .bind(q.unread)
             .bind(&q.kind)
             .fetch_one(p)

@@ -422,9 +422,9 @@ pub struct OutboxQuery {
     /// Only this status.
     pub status: Option<String>,
     /// Page size (default 100, max 1000).
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 /// Deliveries in the jurisdiction bounds, newest first.

@@ -36,9 +36,9 @@ pub struct PlanQuery {
     /// `true`: only plans with an overdue filing, evaluation or drill; `false`: only those without.
     pub overdue: Option<bool>,
     /// Page size (default 100, max 1000).
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 /// A plan in a list.

@@ -163,16 +163,20 @@ pub struct Config {
     /// Hazards the banner must have a special plan for.
     pub required_special_hazards: Vec<Hazard>,
     /// Days before expiry that batches, insurance and certificates are warned about.
+    #[schemars(range(min = 1, max = 365))]
     pub expiry_warning_days: i64,
     /// Days a team filing may wait for a decision.
+    #[schemars(range(min = 1, max = 365))]
     pub team_filing_pending_days: i64,
     /// Severity per rule id, where it should differ from the default.
     #[serde(default)]
+    #[schemars(extend("propertyNames" = {"$ref": "#/components/schemas/Rule"}))]
     pub severity_overrides: BTreeMap<String, Severity>,
     /// Most newly opened critical findings a region is sent individually per run (the most
     /// urgent first); everything else it opened goes into the region's one digest. 0: digests
     /// only.
     #[serde(default = "default_max_individual_critical")]
+    #[schemars(range(min = 0, max = 1000))]
     pub max_individual_critical: i64,
 }
 

@@ -42,11 +42,11 @@ pub struct Readiness {
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Region (default: the caller's).
-    pub region: Option<String>,
+    pub region: Option<RegionCode>,
     /// Page size (default 100, max 1000).
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 /// Query of the report.
@@ -54,7 +54,7 @@ pub struct HistoryQuery {
 #[serde(deny_unknown_fields)]
 pub struct ReportQuery {
     /// Region (default: the caller's).
-    pub region: Option<String>,
+    pub region: Option<RegionCode>,
 }
 
 /// Routes of this module.
@@ -141,20 +141,17 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The region asked about (default: the caller's), checked against the jurisdiction.
-fn region_scope(p: &Principal, region: Option<&str>) -> ApiResult<Scope> {
-    let code = match region {
-        Some(r) => RegionCode::parse(r).map_err(|m| ApiError::invalid("region", m))?,
-        None => return Ok(p.scope.clone()),
-    };
+fn region_scope(p: &Principal, region: Option<&RegionCode>) -> ApiResult<Scope> {
+    let Some(code) = region else { return Ok(p.scope.clone()) };
     p.require_region(code.as_str())?;
-    Ok(Scope::of(&code))
+    Ok(Scope::of(code))
 }
 
 async fn get(c: Ctx) -> ApiResult<Response> {
     let p = c.caller()?;
     let q: FindingQuery = c.query()?;
     let (limit, offset) = page(q.limit, q.offset)?;
-    let scope = region_scope(p, q.region.as_deref())?;
+    let scope = region_scope(p, q.region.as_ref())?;
     if let Some(r) = &q.rule
         && super::Rule::parse(r).is_none()
     {
@@ -182,7 +179,7 @@ async fn history(c: Ctx) -> ApiResult<Response> {
     let p = c.caller()?;
     let q: HistoryQuery = c.query()?;
     let (limit, offset) = page(q.limit, q.offset)?;
-    let scope = region_scope(p, q.region.as_deref())?;
+    let scope = region_scope(p, q.region.as_ref())?;
     let (items, total) = store::history(&c.app.db, scope.code.as_str(), limit, offset).await?;
     json(&Page { items, total })
 }
@@ -199,7 +196,7 @@ async fn run(c: Ctx) -> ApiResult<Response> {
 async fn get_report(c: Ctx) -> ApiResult<Response> {
     let p = c.caller()?;
     let q: ReportQuery = c.query()?;
-    let scope = region_scope(p, q.region.as_deref())?;
+    let scope = region_scope(p, q.region.as_ref())?;
     let (lo, hi) = scope.bounds();
     let (findings, total) = store::list(&c.app.db, (&lo, &hi), None, &FindingQuery::default(), 1000, 0).await?;
     let latest = store::latest_score(&c.app.db, scope.code.as_str()).await?;
@@ -225,6 +222,9 @@ async fn put_config(c: Ctx) -> ApiResult<Response> {
     }
     if !(1..=365).contains(&new.team_filing_pending_days) {
         return Err(ApiError::invalid("team_filing_pending_days", "应在 1 到 365 之间"));
+    }
+    if !(0..=1000).contains(&new.max_individual_critical) {
+        return Err(ApiError::invalid("max_individual_critical", "应在 0 到 1000 之间"));
     }
     if let Some(bad) = new.severity_overrides.keys().find(|k| super::Rule::parse(k).is_none()) {
         return Err(ApiError::invalid("severity_overrides", format!("未知的规则 {bad:?}")));

@@ -256,8 +256,9 @@ impl TryFrom<String> for RuleId {
 #[serde(deny_unknown_fields)]
 pub struct FindingQuery {
     /// Region (default: the caller's jurisdiction).
-    pub region: Option<String>,
+    pub region: Option<crate::regions::RegionCode>,
     /// Only this rule.
+    #[schemars(with = "Option<super::Rule>")]
     pub rule: Option<String>,
     /// Only this severity.
     pub severity: Option<Severity>,
@@ -266,9 +267,9 @@ pub struct FindingQuery {
     /// Resolved findings instead of open ones (default false).
     pub resolved: Option<bool>,
     /// Page size (default 100, max 1000).
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 /// Findings in `bounds` (or of exactly `exact` region), most severe first.

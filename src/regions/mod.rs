@@ -90,9 +90,24 @@ impl TryFrom<String> for Level {
 }
 
 /// A 12-digit official statistical division code. Can only be built valid.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct RegionCode(String);
+
+impl JsonSchema for RegionCode {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RegionCode".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[0-9]{12}$",
+            "description": "12 位统计用区划代码",
+            "example": BANNER_CODE
+        })
+    }
+}
 
 impl RegionCode {
     /// Parses a 12-digit code.
@@ -145,7 +160,12 @@ impl fmt::Display for RegionCode {
 
 impl<'de> Deserialize<'de> for RegionCode {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // In JSON and query strings the code is exactly 12 digits, as the schema says (files
+        // imported by people may pad it with spaces: those go through `parse`).
         let s = String::deserialize(d)?;
+        if s.trim() != s {
+            return Err(serde::de::Error::custom(format!("区划代码 {s:?} 无效：应为 12 位数字")));
+        }
         RegionCode::parse(&s).map_err(serde::de::Error::custom)
     }
 }

@@ -25,9 +25,9 @@ pub struct RegionQuery {
     /// Only this level.
     pub level: Option<Level>,
     /// Page size (default 100, max 1000).
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 /// Body of `PATCH /api/v1/regions/{code}`: any subset of the fields. `null` clears the location
@@ -37,9 +37,11 @@ pub struct RegionQuery {
 pub struct RegionPatch {
     /// Longitude and latitude must be given together.
     #[serde(default, deserialize_with = "double_option")]
+    #[schemars(range(min = -180, max = 180))]
     pub lon: Option<Option<f64>>,
     /// Latitude (WGS84).
     #[serde(default, deserialize_with = "double_option")]
+    #[schemars(range(min = -90, max = 90))]
     pub lat: Option<Option<f64>>,
     /// GeoJSON Polygon or MultiPolygon geometry (WGS84).
     #[serde(default, deserialize_with = "double_option")]

@@ -52,10 +52,13 @@ pub struct NewItem {
     /// GB/T 38565 code (`1010101` or `1-01-01-01`).
     pub code: ItemCode,
     /// Chinese name.
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"\S"))]
     pub name: String,
     /// Unit of measure.
+    #[schemars(length(min = 1, max = 20), regex(pattern = r"\S"))]
     pub unit: String,
     /// Shelf life in months.
+    #[schemars(range(min = 0, max = 600))]
     pub shelf_life_months: Option<i64>,
     /// Whether the code is provisional (default false).
     #[serde(default)]
@@ -67,10 +70,13 @@ pub struct NewItem {
 #[serde(deny_unknown_fields)]
 pub struct ItemPatch {
     /// New name.
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"\S"))]
     pub name: Option<String>,
     /// New unit.
+    #[schemars(length(max = 20))]
     pub unit: Option<String>,
     /// New shelf life in months (0 clears it).
+    #[schemars(range(min = 0, max = 600))]
     pub shelf_life_months: Option<i64>,
     /// Provisional flag.
     pub provisional: Option<bool>,
@@ -83,9 +89,9 @@ pub struct ItemQuery {
     /// Only codes starting with this prefix (e.g. `1` for living supplies).
     pub prefix: Option<String>,
     /// Page size (default 100, max 1000).
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 const SELECT: &str =

@@ -78,9 +78,9 @@ pub struct MovementQuery {
     /// Only this kind.
     pub kind: Option<MovementKind>,
     /// Page size.
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 /// Filters of `GET /api/v1/stock`.
@@ -94,9 +94,9 @@ pub struct StockQuery {
     /// Only batches expiring on or before this date (expired ones included).
     pub expiring_by: Option<NaiveDate>,
     /// Page size.
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 /// A batch whose balance differs from the sum of its movements (never expected).

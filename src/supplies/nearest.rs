@@ -39,12 +39,16 @@ pub struct NearestQuery {
     /// Item code.
     pub item: ItemCode,
     /// Units needed.
+    #[schemars(range(min = 1, max = 1_000_000_000))]
     pub quantity: i64,
     /// Longitude of the place in need (WGS84).
+    #[schemars(range(min = -180, max = 180))]
     pub lon: f64,
     /// Latitude of the place in need (WGS84).
+    #[schemars(range(min = -90, max = 90))]
     pub lat: f64,
     /// Only depots within this great-circle distance (km).
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub max_km: Option<f64>,
     /// Only depots in this region (within the caller's jurisdiction).
     pub region: Option<RegionCode>,

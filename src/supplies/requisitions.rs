@@ -78,20 +78,25 @@ pub struct Requisition {
 #[serde(deny_unknown_fields)]
 pub struct NewRequisition {
     /// Receiving depot.
+    #[schemars(range(min = 1))]
     pub depot_id: i64,
     /// Owner.
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"\S"))]
     pub owner: String,
     /// Item.
     pub item_code: ItemCode,
     /// Units.
+    #[schemars(range(min = 1, max = 1_000_000_000))]
     pub quantity: i64,
     /// Condition on receipt.
+    #[schemars(length(min = 1, max = 500), regex(pattern = r"\S"))]
     pub condition: String,
     /// Date received (default today).
     pub received_on: Option<NaiveDate>,
     /// Due return date.
     pub due_return: Option<NaiveDate>,
     /// Note.
+    #[schemars(length(max = 1000))]
     pub note: Option<String>,
     /// Production date of the goods (an item with a shelf life needs this or `expiry_date`).
     #[serde(default)]
@@ -140,9 +145,9 @@ pub struct RequisitionQuery {
     /// `to_return` or `to_compensate`; omitted: all.
     pub list: Option<ListKind>,
     /// Page size.
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 /// Columns of [`Requisition`] (used by events to list their requisitions too).

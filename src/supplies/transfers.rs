@@ -122,16 +122,21 @@ pub struct Transfer {
 #[serde(deny_unknown_fields)]
 pub struct NewTransfer {
     /// Source depot id.
+    #[schemars(range(min = 1))]
     pub from_depot_id: i64,
     /// Destination depot id.
+    #[schemars(range(min = 1))]
     pub to_depot_id: i64,
     /// Item.
     pub item_code: ItemCode,
     /// Units.
+    #[schemars(range(min = 1, max = 1_000_000_000))]
     pub quantity: i64,
     /// A specific batch (default: first expiry first).
+    #[schemars(length(max = 60))]
     pub batch: Option<String>,
     /// Note.
+    #[schemars(length(max = 1000))]
     pub note: Option<String>,
 }
 
@@ -167,9 +172,9 @@ pub struct TransferQuery {
     /// Only this status.
     pub status: Option<TransferStatus>,
     /// Page size.
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 const SELECT: &str = "SELECT id, from_depot_id, to_depot_id, item_code, batch, quantity, status, lines, shipped_qty, received_qty, difference, note, requested_by, requested_at, approved_at, shipped_at, received_at, cancelled_at, returned_qty, returned_at FROM transfers";

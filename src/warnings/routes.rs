@@ -26,20 +26,25 @@ pub struct NewWarningBody {
     /// Hazard.
     pub hazard: Hazard,
     /// Level: 1 (一级/红色, highest) to 4 (四级/蓝色).
+    #[schemars(range(min = 1, max = 4))]
     pub level: u8,
     /// Event name (default: from the hazard, e.g. 暴雪).
     pub event: Option<String>,
     /// Event code (default: from the hazard, e.g. 11B04).
     pub event_code: Option<String>,
     /// Headline (Chinese).
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
     pub headline: String,
     /// Description: what is coming, what to watch.
     #[serde(default)]
+    #[schemars(length(max = 4000))]
     pub description: String,
     /// Measures (防御指南).
     #[serde(default)]
+    #[schemars(length(max = 4000))]
     pub instruction: String,
     /// Issuer (发布单位).
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
     pub issuer: String,
     /// Issue time (default now).
     pub sent_at: Option<Timestamp>,
@@ -63,6 +68,7 @@ pub struct NewWarningBody {
     #[serde(default)]
     pub references: Vec<i64>,
     /// Minutes each region has to acknowledge before it is reminded (default 60).
+    #[schemars(range(min = 1, max = 10080))]
     pub ack_within_minutes: Option<i64>,
     /// Issue at once (default false: a draft).
     pub issue: Option<bool>,

@@ -239,9 +239,9 @@ pub struct WarningQuery {
     /// Only this hazard.
     pub hazard: Option<Hazard>,
     /// Page size (default 100, max 1000).
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 /// Warnings passed to any region within `bounds`, newest first.

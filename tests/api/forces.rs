@@ -321,5 +321,5 @@ async fn nearest_teams_skips_uninsured_and_understaffed_teams() {
     assert_eq!(p["errors"][0]["field"], "specialty");
     app.get(&admin, &format!("/api/v1/teams/nearest?specialty=medical&lon={}&lat=95&max_km=10", SEAT.0))
         .await
-        .problem(422);
+        .problem(400);
 }

@@ -63,7 +63,7 @@ async fn missing_bad_and_revoked_tokens_get_401() {
     // The list never shows a secret; the failed attempts are counted.
     let list = app.get(&admin, "/api/v1/tokens").await.expect(200);
     assert!(!list.text.contains(&tok));
-    let metrics = app.send(Method::GET, "/metrics", None, None).await.expect(200).text;
+    let metrics = app.get(&admin, "/metrics").await.expect(200).text;
     assert!(metrics.contains("yingji_auth_failures_total{reason=\"invalid\"}"), "{metrics}");
     assert!(metrics.contains("yingji_auth_failures_total{reason=\"missing\"} 1"), "{metrics}");
 }
@@ -332,7 +332,8 @@ async fn operations_endpoints() {
     assert!(r.headers.contains_key("x-request-id"));
     let r = app.client.get(app.url("/healthz")).header("x-request-id", "abc-123").send().await.unwrap();
     assert_eq!(r.headers()["x-request-id"], "abc-123");
-    let m = app.send(Method::GET, "/metrics", None, None).await.expect(200).text;
+    let admin = app.admin().await;
+    let m = app.get(&admin, "/metrics").await.expect(200).text;
     assert!(m.contains("yingji_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"}"), "{m}");
     assert!(m.contains("yingji_http_request_duration_seconds_bucket{le=\"+Inf\"}"));
     assert!(m.contains("yingji_db_pool_connections"));

@@ -71,12 +71,23 @@ async fn a_file_with_an_error_on_every_line_answers_a_bounded_list() {
 async fn metrics_labels_are_route_templates_and_allow_names_the_literal_route() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
-    let before = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap().lines().count();
+    let before = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .count();
     for i in 0..40 {
         app.client.get(app.url(&format!("/no/such/path/{i}"))).send().await.unwrap();
         app.client.delete(app.url(&format!("/api/v1/depots/{i}"))).send().await.unwrap();
     }
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app.client.get(app.url("/metrics")).bearer_auth(&admin).send().await.unwrap().text().await.unwrap();
     assert!(!metrics.contains("/no/such") && !metrics.contains("/api/v1/depots/1\""), "{metrics}");
     assert!(metrics.lines().count() < before + 20, "labels stay bounded");
     let r = app.send(reqwest::Method::OPTIONS, "/api/v1/members/search", Some(&admin), None).await;

@@ -340,8 +340,8 @@ async fn nearest_allocates_from_the_nearest_unexpired_physical_stock() {
     let v = app.get(&admin, &url(60, "&max_km=100")).await.expect(200).json();
     assert_eq!((v["allocated"].as_i64(), v["allocations"][0]["depot_code"].as_str()), (Some(40), Some("D2")));
     // Bad input.
-    app.get(&admin, &format!("/api/v1/supplies/nearest?item={QUILT}&quantity=0&lon=113&lat=44")).await.problem(422);
-    app.get(&admin, &format!("/api/v1/supplies/nearest?item={QUILT}&quantity=1&lon=200&lat=44")).await.problem(422);
-    app.get(&admin, "/api/v1/supplies/nearest?item=1888888&quantity=1&lon=113&lat=44").await.problem(422);
+    app.get(&admin, &format!("/api/v1/supplies/nearest?item={QUILT}&quantity=0&lon=113&lat=44")).await.problem(400);
+    app.get(&admin, &format!("/api/v1/supplies/nearest?item={QUILT}&quantity=1&lon=200&lat=44")).await.problem(400);
+    app.get(&admin, "/api/v1/supplies/nearest?item=1888888&quantity=1&lon=113&lat=44").await.problem(400);
     app.get(&admin, &format!("/api/v1/supplies/nearest?item={QUILT}&lon=113&lat=44")).await.problem(400);
 }

@@ -65,6 +65,7 @@ pub use crate::imports::ImportSummary;
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     /// `zh` (default, for Excel) or `en`.
+    #[schemars(regex(pattern = r"^(zh|en)$"))]
     pub header: Option<String>,
     /// Depots: show managers' phones in full (needs the personal-data permission; every revealed
     /// depot is audited). Masked otherwise, for admins too.

@@ -119,24 +119,31 @@ impl DepotRow {
 #[serde(deny_unknown_fields)]
 pub struct NewDepot {
     /// Unique code.
+    #[schemars(length(min = 1, max = 40), regex(pattern = r"\S"))]
     pub code: String,
     /// Name.
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"\S"))]
     pub name: String,
     /// Owning region.
     pub region_code: RegionCode,
     /// Kind.
     pub kind: DepotKind,
     /// Longitude.
+    #[schemars(range(min = -180, max = 180))]
     pub lon: f64,
     /// Latitude.
+    #[schemars(range(min = -90, max = 90))]
     pub lat: f64,
     /// Address.
+    #[schemars(length(max = 200))]
     pub address: Option<String>,
     /// Manager.
+    #[schemars(length(max = 50))]
     pub manager: Option<String>,
     /// Manager's phone.
     pub phone: Option<String>,
     /// Notes.
+    #[schemars(length(max = 1000))]
     pub notes: Option<String>,
 }
 
@@ -145,20 +152,26 @@ pub struct NewDepot {
 #[serde(deny_unknown_fields)]
 pub struct DepotPatch {
     /// Name.
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"\S"))]
     pub name: Option<String>,
     /// Kind.
     pub kind: Option<DepotKind>,
     /// Longitude (with `lat`).
+    #[schemars(range(min = -180, max = 180))]
     pub lon: Option<f64>,
     /// Latitude (with `lon`).
+    #[schemars(range(min = -90, max = 90))]
     pub lat: Option<f64>,
     /// Address.
+    #[schemars(length(max = 200))]
     pub address: Option<String>,
     /// Manager.
+    #[schemars(length(max = 50))]
     pub manager: Option<String>,
     /// Manager's phone.
     pub phone: Option<String>,
     /// Notes.
+    #[schemars(length(max = 1000))]
     pub notes: Option<String>,
 }
 
@@ -171,9 +184,9 @@ pub struct DepotQuery {
     /// Only this kind.
     pub kind: Option<DepotKind>,
     /// Page size.
-    pub limit: Option<u32>,
+    pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
-    pub offset: Option<u32>,
+    pub offset: Option<crate::http::ctx::Offset>,
 }
 
 /// Query of `GET /api/v1/depots/{id}`.
