@@ -58,6 +58,8 @@ pub struct Config {
     pub tile_url: Option<String>,
     /// Attribution shown under the base map.
     pub tile_attribution: Option<String>,
+    /// Department and unit codes (`DDDUUU`) in the CAP identifiers of warnings issued here.
+    pub cap_issuer_code: crate::warnings::cap::IssuerCode,
 }
 
 impl Config {
@@ -81,6 +83,7 @@ impl Config {
             plans_dir: None,
             idempotency_ttl_hours: crate::supplies::idempotency::DEFAULT_TTL_HOURS,
             tile_url: None,
+            cap_issuer_code: Default::default(),
             tile_attribution: None,
         }
     }

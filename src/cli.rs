@@ -170,6 +170,11 @@ struct ServeArgs {
     /// Attribution text shown under the base map.
     #[arg(long, env = "YINGJI_TILE_ATTRIBUTION")]
     tile_attribution: Option<String>,
+    /// Department and unit codes (`DDDUUU`: 3-digit GB/T 4657 机构行业编码 + 3-digit internal
+    /// code) in the CAP identifiers of warnings issued here; `000000` until the bureau's codes
+    /// are known.
+    #[arg(long, env = "YINGJI_CAP_ISSUER_CODE", default_value = "000000", value_parser = crate::warnings::cap::IssuerCode::parse)]
+    cap_issuer_code: crate::warnings::cap::IssuerCode,
 }
 
 #[derive(Debug, Subcommand)]
@@ -266,6 +271,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.max_concurrent_requests = args.max_concurrent_requests as usize;
             config.tile_url = args.tile_url.filter(|u| !u.trim().is_empty());
             config.tile_attribution = args.tile_attribution;
+            config.cap_issuer_code = args.cap_issuer_code;
             serve(config, clock).await
         }
         Command::Migrate => {

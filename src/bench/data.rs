@@ -131,8 +131,8 @@ pub async fn generate(db: &Db, size: Size, now: Timestamp, seed: u64) -> anyhow:
                     Val::S(format!("测试村{b}-{t}-{v}")),
                     Val::S("village".into()),
                     Val::S(tcode.clone()),
-                    Val::Null,
-                    Val::Null,
+                    Val::NullF,
+                    Val::NullF,
                     Val::T(now),
                     Val::T(now),
                 ]);
@@ -142,7 +142,6 @@ pub async fn generate(db: &Db, size: Size, now: Timestamp, seed: u64) -> anyhow:
         }
         banners.push(code);
     }
-    // Region lon/lat NULLs are bound as text NULLs: fine on SQLite, where the benchmark runs.
     c.regions = regions.len();
     write(db, "regions", &["code", "name", "level", "parent_code", "lon", "lat", "created_at", "updated_at"], &regions)
         .await?;

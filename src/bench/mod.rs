@@ -7,4 +7,5 @@ pub mod data;
 pub mod events;
 pub mod readiness;
 pub mod rows;
+pub mod scratch;
 pub mod warnings;

@@ -27,6 +27,8 @@ pub enum Val {
     Null,
     /// NULL date.
     NullDate,
+    /// NULL number (PostgreSQL will not take a text NULL in a float column of a multi-row VALUES).
+    NullF,
 }
 
 /// Inserts `rows` into `table (columns)`, in statements of at most ~30,000 bound values.
@@ -63,6 +65,7 @@ pub async fn insert(tx: &mut Tx, table: &str, columns: &[&str], rows: &[Vec<Val>
                         Val::J(x) => q.bind(sqlx::types::Json(x.clone())),
                         Val::Null => q.bind(Option::<String>::None),
                         Val::NullDate => q.bind(Option::<NaiveDate>::None),
+                        Val::NullF => q.bind(Option::<f64>::None),
                     };
                 }
             }

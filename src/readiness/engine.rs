@@ -62,24 +62,30 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     for chunk in entries.chunks(BATCH) {
         let mut tx = state.db.begin().await?;
+        let (mut fresh, mut unchanged) = (Vec::new(), Vec::new());
         for (identity, f) in chunk {
             *per_rule.entry(f.rule.id()).or_default() += 1;
             let severity = ctx.config.severity(f.rule);
             match open_by_identity.remove(identity) {
                 Some(row) => {
                     if row.facts.0 == f.facts && row.severity == severity.as_str() {
-                        store::touch_unchanged(&mut tx, row.id, run_id, now).await?;
+                        unchanged.push(row.id);
                     } else {
                         store::touch(&mut tx, row.id, f, severity, run_id, now).await?;
                     }
                     seen_again += 1;
                 }
-                None => {
-                    let Some(id) = store::insert(&mut tx, f, severity, run_id, now).await? else { continue };
-                    opened += 1;
-                    new_findings.push(digest::Opened { id, found: f, severity });
-                }
+                None => fresh.push((f, severity)),
             }
+        }
+        store::touch_unchanged_many(&mut tx, &unchanged, run_id, now).await?;
+        // Inserted ids by identity (one another run opened first is not returned, and not ours
+        // to notify).
+        let ids: HashMap<String, i64> = store::insert_many(&mut tx, &fresh, run_id, now).await?.into_iter().collect();
+        for (f, severity) in fresh {
+            let Some(&id) = ids.get(&f.identity()) else { continue };
+            opened += 1;
+            new_findings.push(digest::Opened { id, found: f, severity });
         }
         tx.commit().await?;
     }
