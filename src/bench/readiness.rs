@@ -154,7 +154,7 @@ pub async fn run(dir: &std::path::Path, postgres: Option<&str>, scales: &[f64]) 
             reads: Probes::from(read_lat, read_failed),
             writes: Probes::from(write_lat, write_failed),
         };
-        eprintln!("{f:?}");
+        eprintln!("{f:?}\nfirst run: {}\nsecond run: {}", summary["phases_ms"], again["phases_ms"]);
         out.push(f);
         server.shutdown().await;
         scratch.remove().await?;

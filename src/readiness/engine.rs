@@ -52,6 +52,7 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
         by_identity.entry(f.identity()).or_insert(f);
     }
     let open = store::open_findings(&state.db).await?;
+    let loaded_ms = started.elapsed().as_millis();
     let mut open_by_identity: HashMap<String, store::OpenRow> =
         open.into_iter().map(|r| (r.identity.clone(), r)).collect();
 
@@ -89,6 +90,7 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
         }
         tx.commit().await?;
     }
+    let written_ms = started.elapsed().as_millis();
     let gone: Vec<i64> = open_by_identity.into_values().map(|r| r.id).collect();
     for chunk in gone.chunks(BATCH) {
         let mut tx = state.db.begin().await?;
@@ -101,7 +103,9 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
     }
     // Notified once, when findings open (not every day they stay open): one digest per region
     // and a few individual messages for the most urgent critical findings.
+    let resolved_ms = started.elapsed().as_millis();
     let sent = digest::notify(&state.db, &ctx, run_id, now, new_findings).await?;
+    let notified_ms = started.elapsed().as_millis();
     write_scores(state, &ctx, run_id).await?;
     let mut rules: Vec<(&str, i64)> = per_rule.into_iter().collect();
     rules.sort();
@@ -117,6 +121,9 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
         "by_rule": rules.into_iter().map(|(r, n)| (r.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "regions": ctx.regions.len(),
         "gather_ms": gathered_ms,
+        // Where the time went, ms from the start: rules, open findings read, findings written,
+        // resolutions, notifications, scores (the end).
+        "phases_ms": {"gathered": gathered_ms, "loaded": loaded_ms, "written": written_ms, "resolved": resolved_ms, "notified": notified_ms},
         "total_ms": started.elapsed().as_millis(),
     }))
 }

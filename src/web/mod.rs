@@ -134,6 +134,7 @@ fn is_console_path(path: &str) -> bool {
         || path.starts_with("/teams/")
         || path.starts_with("/plans/")
         || path.starts_with("/supplies/")
+        || path.starts_with("/today/")
 }
 
 /// The console's warp filter: rejects (falls through) for paths that are not the console's,
