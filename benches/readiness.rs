@@ -1,15 +1,18 @@
 //! Benchmark of the readiness check over a generated province, at two sizes to show the cost
-//! grows about linearly, with the API probed during each run.
+//! grows about linearly, with the API read and written during each run.
 //!
 //! ```sh
-//! cargo bench --bench readiness                               # scales 0.5 and 1.0
+//! cargo bench --bench readiness                               # SQLite, scales 0.5 and 1.0
+//! YINGJI_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:55432/postgres cargo bench --bench readiness
 //! YINGJI_BENCH_SCALES=0.1,0.2 cargo bench --bench readiness   # quicker
 //! ```
 //!
 //! Scale 1.0 is the province: ~15,100 regions, 30,000 plans (approved or filed, with supply and
 //! force requirements on special and township plans), 20,000 depots with 1,000,000 stock batches,
 //! 50,000 teams with 500,000 members (insurance and certificates with spread-out end dates). The
-//! data is written straight into a fresh SQLite file in the system temporary directory.
+//! data is written straight into a fresh SQLite file in the system temporary directory, or, with
+//! `YINGJI_BENCH_DATABASE_URL` naming any database on a PostgreSQL server, into a fresh database
+//! created beside it (and dropped afterwards).
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -23,15 +26,17 @@ async fn main() -> anyhow::Result<()> {
         .split(',')
         .map(|s| s.trim().parse::<f64>())
         .collect::<Result<_, _>>()?;
-    let figures = yingji::bench::readiness::run(&std::env::temp_dir(), &scales).await?;
+    let postgres = std::env::var("YINGJI_BENCH_DATABASE_URL").ok().filter(|u| u.starts_with("postgres"));
+    let figures = yingji::bench::readiness::run(&std::env::temp_dir(), postgres.as_deref(), &scales).await?;
     println!(
-        "| scale | regions | plans | depots | batches | teams | members | findings | first run | second run | API p99 / max during run |"
+        "| backend | scale | regions | plans | depots | batches | teams | members | findings | first run (gather) | second run | reads p99 / max | writes p99 / max |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for f in figures {
         let c = f.counts;
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {:.1} s | {:.1} / {:.1} ms ({} probes) |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s ({:.1} s) | {:.1} s | {:.1} / {:.1} ms ({} probes, {} failed) | {:.1} / {:.1} ms ({} probes, {} failed) |",
+            f.backend,
             f.scale,
             c.regions,
             c.plans,
@@ -41,10 +46,16 @@ async fn main() -> anyhow::Result<()> {
             c.members,
             f.findings,
             f.first_run_s,
+            f.first_gather_s,
             f.second_run_s,
-            f.probe_p99_ms,
-            f.probe_max_ms,
-            f.probes
+            f.reads.p99_ms,
+            f.reads.max_ms,
+            f.reads.count,
+            f.reads.failed,
+            f.writes.p99_ms,
+            f.writes.max_ms,
+            f.writes.count,
+            f.writes.failed
         );
     }
     Ok(())

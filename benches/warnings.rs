@@ -3,6 +3,7 @@
 //!
 //! ```sh
 //! cargo bench --bench warnings                               # scale 1.0, three warnings
+//! YINGJI_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:55432/postgres cargo bench --bench warnings
 //! YINGJI_BENCH_SCALES=0.1 cargo bench --bench warnings       # quicker
 //! ```
 
@@ -18,16 +19,19 @@ async fn main() -> anyhow::Result<()> {
         .split(',')
         .map(|s| s.trim().parse::<f64>())
         .collect::<Result<_, _>>()?;
-    let figures = yingji::bench::warnings::run(&std::env::temp_dir(), &scales, 3).await?;
+    // Any database on a PostgreSQL server: the benchmark creates its own beside it.
+    let postgres = std::env::var("YINGJI_BENCH_DATABASE_URL").ok().filter(|u| u.starts_with("postgres"));
+    let figures = yingji::bench::warnings::run(&std::env::temp_dir(), postgres.as_deref(), &scales, 3).await?;
     println!(
-        "| scale | regions | plans | depots | batches | teams | members | recipients | snow plans in the banner | findings | issue (3 runs) | CAP import |"
+        "| backend | scale | regions | plans | depots | batches | teams | members | recipients | snow plans in the banner | findings | issue (3 runs) | CAP import |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for f in figures {
         let c = f.counts;
         let runs: Vec<String> = f.issue_s.iter().map(|s| format!("{s:.2} s")).collect();
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} s |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} s |",
+            f.backend,
             f.scale,
             c.regions,
             c.plans,

@@ -64,6 +64,8 @@ pub struct Config {
     /// Bearer token a monitoring system (Prometheus) uses to read `/metrics` and nothing else
     /// (`YINGJI_METRICS_TOKEN`). None: only API tokens of banner-level admins read the metrics.
     pub metrics_token: Option<String>,
+    /// Department and unit codes (`DDDUUU`) in the CAP identifiers of warnings issued here.
+    pub cap_issuer_code: crate::warnings::cap::IssuerCode,
 }
 
 impl Config {
@@ -87,6 +89,7 @@ impl Config {
             plans_dir: None,
             idempotency_ttl_hours: crate::supplies::idempotency::DEFAULT_TTL_HOURS,
             tile_url: None,
+            cap_issuer_code: Default::default(),
             tile_attribution: None,
             nearest_index: true,
             metrics_token: None,

@@ -176,6 +176,11 @@ struct ServeArgs {
     /// unset: only API tokens of banner-level admins read the metrics.
     #[arg(long, env = "YINGJI_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// Department and unit codes (`DDDUUU`: 3-digit GB/T 4657 机构行业编码 + 3-digit internal
+    /// code) in the CAP identifiers of warnings issued here; `000000` until the bureau's codes
+    /// are known.
+    #[arg(long, env = "YINGJI_CAP_ISSUER_CODE", default_value = "000000", value_parser = crate::warnings::cap::IssuerCode::parse)]
+    cap_issuer_code: crate::warnings::cap::IssuerCode,
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,6 +278,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.tile_url = args.tile_url.filter(|u| !u.trim().is_empty());
             config.tile_attribution = args.tile_attribution;
             config.metrics_token = args.metrics_token.filter(|t| !t.trim().is_empty());
+            config.cap_issuer_code = args.cap_issuer_code;
             serve(config, clock).await
         }
         Command::Migrate => {

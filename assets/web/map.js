@@ -98,10 +98,56 @@
     }
   }).addTo(map);
 
-  L.control.layers(null, { '区划得分': regions, '储备库': depots, '队伍': teams }, { collapsed: false }).addTo(map);
+  var layerControl = L.control.layers(null, { '区划得分': regions, '储备库': depots, '队伍': teams }, { collapsed: false }).addTo(map);
+
+  // Active warnings: the regions each covers, coloured by the highest level covering them (the
+  // level is also written in the tooltip, so colour is never the only sign).
+  var levelColours = { 1: '#c00000', 2: '#e07000', 3: '#d4b000', 4: '#1e64ff' };
+  var levelNames = { 1: '一级（红色）', 2: '二级（橙色）', 3: '三级（黄色）', 4: '四级（蓝色）' };
+  var warningLayer = L.geoJSON(null, {
+    style: function (f) {
+      var c = levelColours[f.properties.warning_level];
+      return { color: c, weight: 3, dashArray: '6 4', fillColor: c, fillOpacity: 0.35 };
+    },
+    pointToLayer: function (f, ll) {
+      var c = levelColours[f.properties.warning_level];
+      return L.circleMarker(ll, { renderer: canvas, radius: 13, color: c, weight: 3, fillColor: c, fillOpacity: 0.35 });
+    },
+    onEachFeature: function (f, layer) {
+      var p = f.properties;
+      layer.bindTooltip(esc(p.name) + '：' + levelNames[p.warning_level] + '预警 ' + esc(p.warning_headlines));
+    }
+  });
+  function loadWarnings(regionData) {
+    return getJSON('/api/v1/warnings?active=true&limit=100').then(function (list) {
+      return Promise.all(list.items.map(function (w) {
+        return getJSON('/api/v1/warnings/' + w.id + '/acks').then(function (acks) {
+          return { warning: w, regions: acks.items.map(function (a) { return a.region_code; }) };
+        });
+      }));
+    }).then(function (covered) {
+      var byRegion = {};
+      covered.forEach(function (c) {
+        c.regions.forEach(function (code) {
+          var r = byRegion[code] || (byRegion[code] = { level: 9, headlines: [] });
+          r.level = Math.min(r.level, c.warning.level);
+          r.headlines.push(c.warning.headline);
+        });
+      });
+      var features = regionData.features.filter(function (f) { return byRegion[f.properties.code]; }).map(function (f) {
+        var r = byRegion[f.properties.code];
+        var props = Object.assign({}, f.properties, { warning_level: r.level, warning_headlines: r.headlines.join('；') });
+        return Object.assign({}, f, { properties: props });
+      });
+      warningLayer.addData({ type: 'FeatureCollection', features: features });
+      warningLayer.addTo(map);
+      layerControl.addOverlay(warningLayer, '当前预警（' + covered.length + '）');
+      el.dataset.warnings = String(features.length);
+    });
+  }
 
   var loaded = Promise.all([
-    getJSON('/map/regions.json').then(function (d) { regions.addData(d); }),
+    getJSON('/map/regions.json').then(function (d) { regions.addData(d); return loadWarnings(d); }),
     getJSON('/api/v1/depots.geojson').then(function (d) { depots.addData(d); }),
     getJSON('/api/v1/teams.geojson').then(function (d) { teams.addData(d); })
   ]).then(function () { el.dataset.loaded = 'true'; }, function (e) {

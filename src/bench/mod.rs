@@ -9,4 +9,5 @@ pub mod nearest;
 pub mod imports;
 pub mod readiness;
 pub mod rows;
+pub mod scratch;
 pub mod warnings;

@@ -1,10 +1,12 @@
-//! `yingji bench readiness`: the readiness check over a generated province, at one or more
-//! scales, with the API probed during the run to show it keeps answering.
+//! `cargo bench --bench readiness`: the readiness check over a generated province, at one or
+//! more scales, on SQLite or PostgreSQL, with the API read and written during the run to show it
+//! keeps answering.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::data::{self, Size};
+use super::scratch::Scratch;
 use crate::app::{self, Config};
 use crate::clock::{SharedClock, SystemClock};
 use crate::time::Timestamp;
@@ -12,6 +14,8 @@ use crate::time::Timestamp;
 /// One scale's figures.
 #[derive(Debug, serde::Serialize)]
 pub struct Figures {
+    /// `SQLite` or `PostgreSQL`.
+    pub backend: &'static str,
     /// Scale (1.0 = province).
     pub scale: f64,
     /// What was generated.
@@ -20,27 +24,90 @@ pub struct Figures {
     pub generate_s: f64,
     /// First run (every finding new), s.
     pub first_run_s: f64,
+    /// The first run's time gathering findings (the rules' queries and work), s.
+    pub first_gather_s: f64,
     /// Second run (no change), s.
     pub second_run_s: f64,
     /// Findings open after the run.
     pub findings: i64,
-    /// API probes answered during the first run.
-    pub probes: usize,
-    /// Slowest probe during the first run, ms.
-    pub probe_max_ms: f64,
-    /// 99th percentile probe during the first run, ms.
-    pub probe_p99_ms: f64,
+    /// Reads during the first run.
+    pub reads: Probes,
+    /// Writes during the first run.
+    pub writes: Probes,
 }
 
-/// Runs the benchmark at each scale on fresh SQLite files in `dir`.
-pub async fn run(dir: &std::path::Path, scales: &[f64]) -> anyhow::Result<Vec<Figures>> {
+/// Latencies of probe requests sent during a run.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Probes {
+    /// Requests answered with success.
+    pub count: usize,
+    /// Requests that failed.
+    pub failed: usize,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Slowest, ms.
+    pub max_ms: f64,
+}
+
+impl Probes {
+    fn from(mut lat: Vec<f64>, failed: usize) -> Probes {
+        lat.sort_by(|a, b| a.total_cmp(b));
+        let p99 = lat.get(((lat.len() as f64) * 0.99) as usize).or(lat.last()).copied().unwrap_or(0.0);
+        Probes { count: lat.len(), failed, p99_ms: p99, max_ms: lat.last().copied().unwrap_or(0.0) }
+    }
+}
+
+/// The banner whose users probe the API (the first generated one), and a village in it.
+const BANNER: &str = "150101000000";
+const VILLAGE: &str = "150101100200";
+
+/// Sends one request every 50 ms until told to stop; returns the latencies (ms) and failures.
+fn probe(
+    make: impl Fn() -> reqwest::RequestBuilder + Send + 'static,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<(Vec<f64>, usize)> {
+    tokio::spawn(async move {
+        let (mut lat, mut failed) = (Vec::new(), 0);
+        while !*stop.borrow() {
+            let t = Instant::now();
+            match make().send().await {
+                Ok(r) if r.status().is_success() => {
+                    let _ = r.bytes().await;
+                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                _ => failed += 1,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        (lat, failed)
+    })
+}
+
+async fn token(state: &crate::app::AppState, role: crate::auth::Role) -> anyhow::Result<String> {
+    Ok(crate::auth::tokens::issue(
+        &state.db,
+        &crate::audit::Actor::cli(),
+        Timestamp(state.clock.now()),
+        &format!("bench-{role:?}"),
+        role,
+        &crate::regions::RegionCode::parse(BANNER).map_err(|e| anyhow::anyhow!(e))?,
+        None,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?
+    .token)
+}
+
+/// Runs the benchmark at each scale on a fresh database: a SQLite file in `dir`, or a database
+/// created on the PostgreSQL server of `postgres` (and dropped afterwards).
+pub async fn run(dir: &std::path::Path, postgres: Option<&str>, scales: &[f64]) -> anyhow::Result<Vec<Figures>> {
     let mut out = Vec::new();
     for &scale in scales {
-        let path = dir.join(format!("yingji-bench-readiness-{scale}.db"));
-        for suffix in ["", "-wal", "-shm", ".migrate-lock"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
-        let mut config = Config::new(format!("sqlite://{}", path.display()));
+        let scratch = Scratch::create(dir, postgres, &format!("yingji_bench_readiness_{scale}")).await?;
+        let mut config = Config::new(scratch.url.clone());
         config.listen = "127.0.0.1:0".parse()?;
         config.scheduler = false;
         config.pii_key = Some(crate::personal::Cipher::generate_hex());
@@ -50,65 +117,47 @@ pub async fn run(dir: &std::path::Path, scales: &[f64]) -> anyhow::Result<Vec<Fi
         let started = Instant::now();
         let counts = data::generate(&state.db, Size::province(scale), Timestamp(clock.now()), 42).await?;
         let generate_s = started.elapsed().as_secs_f64();
-        eprintln!("scale {scale}: generated {counts:?} in {generate_s:.1} s");
+        eprintln!("{} scale {scale}: generated {counts:?} in {generate_s:.1} s", scratch.backend());
 
-        let token = crate::auth::tokens::issue(
-            &state.db,
-            &crate::audit::Actor::cli(),
-            Timestamp(clock.now()),
-            "bench",
-            crate::auth::Role::Viewer,
-            &crate::regions::RegionCode::parse("150101000000").map_err(|e| anyhow::anyhow!(e))?,
-            None,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .token;
-        let url = format!("http://{}/api/v1/regions?limit=10", server.addr);
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let prober = tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let mut lat = Vec::new();
-            while !*stop_rx.borrow() {
-                let t = Instant::now();
-                if client.get(&url).bearer_auth(&token).send().await.map(|r| r.status().is_success()).unwrap_or(false) {
-                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                    _ = stop_rx.changed() => {}
-                }
-            }
-            lat
-        });
+        let viewer = token(&state, crate::auth::Role::Viewer).await?;
+        let operator = token(&state, crate::auth::Role::Operator).await?;
+        let client = reqwest::Client::new();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (c, url) = (client.clone(), format!("http://{}/api/v1/regions?limit=10", server.addr));
+        let reads = probe(move || c.get(&url).bearer_auth(&viewer), stop_rx.clone());
+        // A write that takes the write lock and audits, without changing what the check reads:
+        // the village's location set to what it is (none: it inherits its township's).
+        let (c, url) = (client.clone(), format!("http://{}/api/v1/regions/{VILLAGE}", server.addr));
+        let writes = probe(
+            move || c.patch(&url).bearer_auth(&operator).json(&serde_json::json!({"lon": null, "lat": null})),
+            stop_rx,
+        );
         let t = Instant::now();
         let summary = crate::readiness::engine::run(&state, "bench").await?;
         let first_run_s = t.elapsed().as_secs_f64();
         let _ = stop_tx.send(true);
-        let mut lat = prober.await?;
-        lat.sort_by(|a, b| a.total_cmp(b));
+        let (read_lat, read_failed) = reads.await?;
+        let (write_lat, write_failed) = writes.await?;
         let t = Instant::now();
         let again = crate::readiness::engine::run(&state, "bench").await?;
         let second_run_s = t.elapsed().as_secs_f64();
         anyhow::ensure!(again["opened"] == 0, "a second run with no change opened findings: {again}");
-        let p99 = lat.get(((lat.len() as f64) * 0.99) as usize).or(lat.last()).copied().unwrap_or(0.0);
         let f = Figures {
+            backend: scratch.backend(),
             scale,
             counts,
             generate_s,
             first_run_s,
+            first_gather_s: summary["gather_ms"].as_f64().unwrap_or(0.0) / 1000.0,
             second_run_s,
             findings: summary["open"].as_i64().unwrap_or(0),
-            probes: lat.len(),
-            probe_max_ms: lat.last().copied().unwrap_or(0.0),
-            probe_p99_ms: p99,
+            reads: Probes::from(read_lat, read_failed),
+            writes: Probes::from(write_lat, write_failed),
         };
-        eprintln!("scale {scale}: {f:?}");
+        eprintln!("{f:?}\nfirst run: {}\nsecond run: {}", summary["phases_ms"], again["phases_ms"]);
         out.push(f);
         server.shutdown().await;
-        for suffix in ["", "-wal", "-shm", ".migrate-lock"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        scratch.remove().await?;
     }
     Ok(out)
 }

@@ -27,7 +27,7 @@ pub enum Val {
     Null,
     /// NULL date.
     NullDate,
-    /// NULL number (a float column).
+    /// NULL number (PostgreSQL will not take a text NULL in a float column of a multi-row VALUES).
     NullF,
 }
 

@@ -1,11 +1,12 @@
 //! `cargo bench --bench warnings`: a warning covering a whole banner of a generated province,
 //! issued through the API (targeted readiness check and fan-out to every township and village in
-//! one request), and the same as a received CAP message.
+//! one request), and the same as a received CAP message, on SQLite or PostgreSQL.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::data::{self, Size};
+use super::scratch::Scratch;
 use crate::app::{self, Config};
 use crate::clock::{SharedClock, SystemClock};
 use crate::time::Timestamp;
@@ -13,6 +14,8 @@ use crate::time::Timestamp;
 /// One scale's figures.
 #[derive(Debug, serde::Serialize)]
 pub struct Figures {
+    /// `SQLite` or `PostgreSQL`.
+    pub backend: &'static str,
     /// Scale (1.0 = province).
     pub scale: f64,
     /// What was generated.
@@ -34,18 +37,18 @@ pub struct Figures {
 /// The banner the warning covers (the first generated one).
 const BANNER: &str = "150101000000";
 
-/// Runs the benchmark at each scale on fresh SQLite files in `dir`.
-pub async fn run(dir: &std::path::Path, scales: &[f64], runs: usize) -> anyhow::Result<Vec<Figures>> {
+/// Runs the benchmark at each scale on a fresh database: a SQLite file in `dir`, or a database
+/// created on the PostgreSQL server of `postgres` (and dropped afterwards).
+pub async fn run(
+    dir: &std::path::Path,
+    postgres: Option<&str>,
+    scales: &[f64],
+    runs: usize,
+) -> anyhow::Result<Vec<Figures>> {
     let mut out = Vec::new();
     for &scale in scales {
-        let path = dir.join(format!("yingji-bench-warnings-{scale}.db"));
-        let clean = || {
-            for suffix in ["", "-wal", "-shm", ".migrate-lock"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
-        };
-        clean();
-        let mut config = Config::new(format!("sqlite://{}", path.display()));
+        let scratch = Scratch::create(dir, postgres, &format!("yingji_bench_warnings_{scale}")).await?;
+        let mut config = Config::new(scratch.url.clone());
         config.listen = "127.0.0.1:0".parse()?;
         config.scheduler = false;
         config.pii_key = Some(crate::personal::Cipher::generate_hex());
@@ -109,6 +112,7 @@ pub async fn run(dir: &std::path::Path, scales: &[f64], runs: usize) -> anyhow::
         let import_s = t.elapsed().as_secs_f64();
         anyhow::ensure!(status.as_u16() == 201, "import failed: {imported}");
         let f = Figures {
+            backend: scratch.backend(),
             scale,
             counts,
             generate_s,
@@ -121,7 +125,7 @@ pub async fn run(dir: &std::path::Path, scales: &[f64], runs: usize) -> anyhow::
         eprintln!("scale {scale}: {f:?}");
         out.push(f);
         server.shutdown().await;
-        clean();
+        scratch.remove().await?;
     }
     Ok(out)
 }

@@ -50,20 +50,17 @@ pub async fn enqueue(tx: &mut Tx, now: Timestamp, m: &Message) -> Result<u64, sq
     enqueue_many(tx, now, std::slice::from_ref(m)).await
 }
 
-/// Enqueues many messages at once (one channel lookup per region, multi-row inserts). Returns
+/// Enqueues many messages at once (one channel lookup for all their regions, multi-row inserts). Returns
 /// how many deliveries were newly enqueued.
 pub async fn enqueue_many(tx: &mut Tx, now: Timestamp, messages: &[Message]) -> Result<u64, sqlx::Error> {
-    let mut by_region: HashMap<&str, Vec<i64>> = HashMap::new();
-    for m in messages {
-        if !by_region.contains_key(m.region_code.as_str()) {
-            let ids = channels::enabled_ids_tx(tx, &m.region_code).await?;
-            by_region.insert(m.region_code.as_str(), ids);
-        }
-    }
+    let mut regions: Vec<&str> = messages.iter().map(|m| m.region_code.as_str()).collect();
+    regions.sort_unstable();
+    regions.dedup();
+    let by_region: HashMap<String, Vec<i64>> = channels::enabled_ids_by_region_tx(tx, &regions).await?;
     let mut rows: Vec<(String, Option<i64>, &Message)> = Vec::new();
     for m in messages {
         rows.push((format!("{}:inapp", m.key), None, m));
-        for id in &by_region[m.region_code.as_str()] {
+        for id in by_region.get(&m.region_code).into_iter().flatten() {
             rows.push((format!("{}:ch{id}", m.key), Some(*id), m));
         }
     }

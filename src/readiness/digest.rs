@@ -74,28 +74,29 @@ pub async fn notify(
     }
     let cap = ctx.config.max_individual_critical.max(0) as usize;
     let mut sent = Sent::default();
-    let mut tx = db.begin().await?;
-    for (n, (region, mut list)) in by_region.into_iter().enumerate() {
-        if n > 0 && n % REGIONS_PER_TX == 0 {
-            tx.commit().await?;
-            tx = db.begin().await?;
+    let mut regions: Vec<(String, Vec<Opened>)> = by_region.into_iter().collect();
+    for group in regions.chunks_mut(REGIONS_PER_TX) {
+        // One transaction and one multi-row enqueue per group of regions.
+        let mut messages = Vec::new();
+        for (region, list) in group.iter_mut() {
+            list.sort_by_key(urgency);
+            let individual = list.iter().take_while(|o| o.severity == Severity::Critical).take(cap).count();
+            for o in &list[..individual] {
+                messages.push(individual_message(ctx, o));
+                sent.individual += 1;
+                sent.findings += 1;
+            }
+            let rest = &list[individual..];
+            if rest.iter().any(|o| o.severity != Severity::Info) {
+                messages.push(digest_message(ctx, run_id, region, list, rest));
+                sent.digests += 1;
+                sent.findings += rest.len() as u64;
+            }
         }
-        let tx = &mut tx;
-        list.sort_by_key(urgency);
-        let individual = list.iter().take_while(|o| o.severity == Severity::Critical).take(cap).count();
-        for o in &list[..individual] {
-            outbox::enqueue(tx, now, &individual_message(ctx, o)).await?;
-            sent.individual += 1;
-            sent.findings += 1;
-        }
-        let rest = &list[individual..];
-        if rest.iter().any(|o| o.severity != Severity::Info) {
-            outbox::enqueue(tx, now, &digest_message(ctx, run_id, &region, &list, rest)).await?;
-            sent.digests += 1;
-            sent.findings += rest.len() as u64;
-        }
+        let mut tx = db.begin().await?;
+        outbox::enqueue_many(&mut tx, now, &messages).await?;
+        tx.commit().await?;
     }
-    tx.commit().await?;
     Ok(sent)
 }
 

@@ -52,6 +52,7 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
         by_identity.entry(f.identity()).or_insert(f);
     }
     let open = store::open_findings(&state.db).await?;
+    let loaded_ms = started.elapsed().as_millis();
     let mut open_by_identity: HashMap<String, store::OpenRow> =
         open.into_iter().map(|r| (r.identity.clone(), r)).collect();
 
@@ -62,27 +63,34 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     for chunk in entries.chunks(BATCH) {
         let mut tx = state.db.begin().await?;
+        let (mut fresh, mut unchanged) = (Vec::new(), Vec::new());
         for (identity, f) in chunk {
             *per_rule.entry(f.rule.id()).or_default() += 1;
             let severity = ctx.config.severity(f.rule);
             match open_by_identity.remove(identity) {
                 Some(row) => {
                     if row.facts.0 == f.facts && row.severity == severity.as_str() {
-                        store::touch_unchanged(&mut tx, row.id, run_id, now).await?;
+                        unchanged.push(row.id);
                     } else {
                         store::touch(&mut tx, row.id, f, severity, run_id, now).await?;
                     }
                     seen_again += 1;
                 }
-                None => {
-                    let Some(id) = store::insert(&mut tx, f, severity, run_id, now).await? else { continue };
-                    opened += 1;
-                    new_findings.push(digest::Opened { id, found: f, severity });
-                }
+                None => fresh.push((f, severity)),
             }
+        }
+        store::touch_unchanged_many(&mut tx, &unchanged, run_id, now).await?;
+        // Inserted ids by identity (one another run opened first is not returned, and not ours
+        // to notify).
+        let ids: HashMap<String, i64> = store::insert_many(&mut tx, &fresh, run_id, now).await?.into_iter().collect();
+        for (f, severity) in fresh {
+            let Some(&id) = ids.get(&f.identity()) else { continue };
+            opened += 1;
+            new_findings.push(digest::Opened { id, found: f, severity });
         }
         tx.commit().await?;
     }
+    let written_ms = started.elapsed().as_millis();
     let gone: Vec<i64> = open_by_identity.into_values().map(|r| r.id).collect();
     for chunk in gone.chunks(BATCH) {
         let mut tx = state.db.begin().await?;
@@ -95,7 +103,9 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
     }
     // Notified once, when findings open (not every day they stay open): one digest per region
     // and a few individual messages for the most urgent critical findings.
+    let resolved_ms = started.elapsed().as_millis();
     let sent = digest::notify(&state.db, &ctx, run_id, now, new_findings).await?;
+    let notified_ms = started.elapsed().as_millis();
     write_scores(state, &ctx, run_id).await?;
     let mut rules: Vec<(&str, i64)> = per_rule.into_iter().collect();
     rules.sort();
@@ -111,6 +121,9 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
         "by_rule": rules.into_iter().map(|(r, n)| (r.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "regions": ctx.regions.len(),
         "gather_ms": gathered_ms,
+        // Where the time went, ms from the start: rules, open findings read, findings written,
+        // resolutions, notifications, scores (the end).
+        "phases_ms": {"gathered": gathered_ms, "loaded": loaded_ms, "written": written_ms, "resolved": resolved_ms, "notified": notified_ms},
         "total_ms": started.elapsed().as_millis(),
     }))
 }

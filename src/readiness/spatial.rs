@@ -8,6 +8,18 @@ use std::collections::HashMap;
 pub use crate::geodesy::distance_km;
 use crate::geodesy::{BoundingBox, bounding_box};
 
+/// The box that holds every point within `km` of any of `circles` ((lon, lat), km): the union
+/// of each circle's exact bounding box, so a query bounded by it misses nothing any circle
+/// reaches. None when there is no circle.
+pub fn reach(circles: impl IntoIterator<Item = ((f64, f64), f64)>) -> Option<BoundingBox> {
+    circles.into_iter().map(|((lon, lat), km)| bounding_box(lon, lat, km)).reduce(|a, b| BoundingBox {
+        lat_min: a.lat_min.min(b.lat_min),
+        lat_max: a.lat_max.max(b.lat_max),
+        lon_min: a.lon_min.min(b.lon_min),
+        lon_max: a.lon_max.max(b.lon_max),
+    })
+}
+
 /// Grid cell size in degrees.
 const CELL: f64 = 0.25;
 
@@ -79,6 +91,19 @@ mod tests {
         assert_eq!(near, vec!["east", "seat"]);
         let d = distance_km((113.644, 43.852), (114.5, 43.852));
         assert!((d - 68.7).abs() < 0.5, "{d}");
+    }
+
+    #[test]
+    fn the_reach_holds_every_circle() {
+        assert_eq!(reach(std::iter::empty()), None);
+        let circles = [((113.644, 43.852), 50.0), ((115.0, 44.5), 120.0), ((112.0, 42.0), 1.0)];
+        let bb = reach(circles).unwrap();
+        for ((lon, lat), km) in circles {
+            for i in 0..36 {
+                let (plon, plat) = destination(lon, lat, i as f64 * 10.0, km);
+                assert!(bb.contains(plon, plat), "{lon},{lat} {km} km bearing {}", i * 10);
+            }
+        }
     }
 
     #[test]

@@ -90,37 +90,75 @@ pub async fn open_findings(db: &Db) -> Result<Vec<OpenRow>, sqlx::Error> {
     .await)
 }
 
-/// Inserts a new open finding; returns its id, or None when another run opened it first.
-pub async fn insert(
+/// Inserts new open findings in multi-row statements; returns `(identity, id)` of those
+/// inserted (one another run opened first is left out). One statement per chunk instead of a
+/// round trip per finding: a province run opens hundreds of thousands.
+pub async fn insert_many(
     tx: &mut Tx,
-    f: &Found,
-    severity: Severity,
+    found: &[(&Found, Severity)],
     run_id: i64,
     now: Timestamp,
-) -> Result<Option<i64>, sqlx::Error> {
-    with_tx!(tx, |c| {
-        sqlx::query_scalar(
-        "INSERT INTO readiness_findings (identity, rule, severity, region_code, subject_type, subject_id, requirement, facts, message,
-             basis, action, status, first_seen, last_seen, first_run_id, last_run_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'open', $12, $12, $13, $13)
-         ON CONFLICT (identity) WHERE status = 'open' DO NOTHING RETURNING id"
-    )
-    .bind(f.identity())
-    .bind(f.rule.id())
-    .bind(severity.as_str())
-    .bind(&f.region_code)
-    .bind(f.subject_type)
-    .bind(&f.subject_id)
-    .bind(&f.requirement)
-    .bind(Json(&f.facts))
-    .bind(&f.message)
-    .bind(f.rule.basis())
-    .bind(&f.action)
-    .bind(now)
-    .bind(run_id)
-    .fetch_optional(c)
-    .await
-    })
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    const COLUMNS: usize = 11;
+    let mut out = Vec::with_capacity(found.len());
+    for chunk in found.chunks(INSERT_ROWS) {
+        let mut sql = String::from(
+            "INSERT INTO readiness_findings (identity, rule, severity, region_code, subject_type, subject_id, requirement, facts, message,
+                 basis, action, status, first_seen, last_seen, first_run_id, last_run_id) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = 3 + COLUMNS * i;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for c in 0..COLUMNS {
+                sql.push_str(&format!("${}, ", b + c));
+            }
+            sql.push_str("'open', $1, $1, $2, $2)");
+        }
+        sql.push_str(" ON CONFLICT (identity) WHERE status = 'open' DO NOTHING RETURNING identity, id");
+        let rows: Vec<(String, i64)> = with_tx!(tx, |c| {
+            let mut q = sqlx::query_as(&sql).bind(now).bind(run_id);
+            for (f, severity) in chunk {
+                q = q
+                    .bind(f.identity())
+                    .bind(f.rule.id())
+                    .bind(severity.as_str())
+                    .bind(&f.region_code)
+                    .bind(f.subject_type)
+                    .bind(&f.subject_id)
+                    .bind(&f.requirement)
+                    .bind(Json(&f.facts))
+                    .bind(&f.message)
+                    .bind(f.rule.basis())
+                    .bind(&f.action);
+            }
+            q.fetch_all(c).await
+        })?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// Rows per multi-row statement (11 values each: well under both backends' parameter limits).
+const INSERT_ROWS: usize = 500;
+
+/// Marks open findings as seen again when nothing about them changed, many per statement.
+pub async fn touch_unchanged_many(tx: &mut Tx, ids: &[i64], run_id: i64, now: Timestamp) -> Result<(), sqlx::Error> {
+    for chunk in ids.chunks(INSERT_ROWS * 2) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql =
+            format!("UPDATE readiness_findings SET last_seen = $1, last_run_id = $2 WHERE id IN ({})", list.join(", "));
+        with_tx!(tx, |c| {
+            let mut q = sqlx::query(&sql).bind(now).bind(run_id);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(c).await.map(|_| ())
+        })?;
+    }
+    Ok(())
 }
 
 /// Marks an open finding as seen again, with its current numbers.
@@ -147,17 +185,6 @@ pub async fn touch(
     .await
     .map(|_| ())
     })
-}
-
-/// Marks an open finding as seen again when nothing about it changed (the cheap path).
-pub async fn touch_unchanged(tx: &mut Tx, id: i64, run_id: i64, now: Timestamp) -> Result<(), sqlx::Error> {
-    with_tx!(tx, |c| sqlx::query("UPDATE readiness_findings SET last_seen = $2, last_run_id = $3 WHERE id = $1")
-        .bind(id)
-        .bind(now)
-        .bind(run_id)
-        .execute(c)
-        .await
-        .map(|_| ()))
 }
 
 /// Resolves an open finding; false when it was no longer open (a concurrent run resolved it).

@@ -15,9 +15,37 @@ use crate::time::{LOCAL_TZ, Timestamp};
 /// The CAP 1.2 namespace.
 pub const CAP_NS: &str = "urn:oasis:names:tc:emergency:cap:1.2";
 
-/// Issuing department and unit codes (`DDD`, `UUU`) in identifiers of warnings issued here.
-/// The bureau's assigned codes were not at hand: zeros until they are configured.
-pub const DEPARTMENT_UNIT: &str = "000000";
+/// The issuing department and unit codes of warnings issued here (`DDDUUU` of the identifier:
+/// the 3-digit 机构行业编码 of GB/T 4657 and the unit's 3-digit internal code). The bureau's
+/// assigned codes were not at hand: `000000` until configured (`YINGJI_CAP_ISSUER_CODE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerCode(String);
+
+impl IssuerCode {
+    /// Six ASCII digits, or an error saying what is wrong.
+    pub fn parse(s: &str) -> Result<IssuerCode, String> {
+        let s = s.trim();
+        if s.len() == 6 && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(IssuerCode(s.to_string()))
+        } else {
+            Err(format!("发布机构和单位代码应为 6 位数字（3 位机构行业编码 + 3 位单位内部编码），而不是 {s:?}"))
+        }
+    }
+
+    /// The six digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for IssuerCode {
+    fn default() -> Self {
+        IssuerCode("000000".into())
+    }
+}
+
+/// The identifier's 2-digit extension code `XX` (the value rules' default).
+const EXTENSION: &str = "00";
 
 /// `valueName` of division-code geocodes.
 pub const GEOCODE_NAME: &str = "行政区划代码";
@@ -30,13 +58,24 @@ pub fn cap_time(t: DateTime<Utc>) -> String {
     t.with_timezone(&LOCAL_TZ).format("%Y-%m-%dT%H:%M:%S%:z").to_string()
 }
 
-/// The profile's identifier `ZZZZZZDDDUUUXX_YYYYMMDDhhmmss`: the issuing region's 6-digit
-/// county code, department and unit codes, a two-digit serial (from the record id, so two
-/// warnings issued in the same second differ), and the issue time in Asia/Shanghai.
-pub fn identifier(issuing_region: &str, id: i64, sent: Timestamp) -> String {
+/// The issuing unit and second of an identifier, `ZZZZZZDDDUUUXX_YYYYMMDDhhmmss`: the issuing
+/// region's 6-digit county code, the department and unit codes, the extension code, and the
+/// time in Asia/Shanghai. Warnings of one unit in one second are numbered within it.
+pub fn unit_second(issuing_region: &str, unit: &IssuerCode, sent: Timestamp) -> String {
     let county = issuing_region.get(..6).unwrap_or("000000");
     let time = sent.0.with_timezone(&LOCAL_TZ).format("%Y%m%d%H%M%S");
-    format!("{county}{DEPARTMENT_UNIT}{:02}_{time}", id % 100)
+    format!("{county}{}{EXTENSION}_{time}", unit.as_str())
+}
+
+/// Most warnings one unit can number within one second: the serial `N` is one digit, 0–9
+/// (GB/T 35965.1 appendix A.1.1).
+pub const SERIALS_PER_SECOND: i64 = 10;
+
+/// The profile's identifier `ZZZZZZDDDUUUXX_YYYYMMDDhhmmss_N` (31 characters; GB/T 35965.1
+/// appendix A.1.1): the unit and second ([`unit_second`]) and the serial `N` (0–9) of the
+/// warning among those the unit issued in that second.
+pub fn identifier(unit_second: &str, serial: i64) -> String {
+    format!("{unit_second}_{serial}")
 }
 
 /// The CAP sender of warnings issued for a region here.
@@ -127,7 +166,12 @@ mod tests {
     #[test]
     fn identifiers_and_times_follow_the_profile() {
         let sent = Timestamp(Utc.with_ymd_and_hms(2026, 11, 27, 0, 30, 5).unwrap());
-        assert_eq!(identifier("152523000000", 7, sent), "15252300000007_20261127083005");
+        let unit = unit_second("152523000000", &IssuerCode::default(), sent);
+        assert_eq!(identifier(&unit, 0), "15252300000000_20261127083005_0");
+        assert_eq!(identifier(&unit, 0).len(), 31);
+        let unit = unit_second("152523101000", &IssuerCode::parse("416001").unwrap(), sent);
+        assert_eq!(identifier(&unit, 3), "15252341600100_20261127083005_3");
+        assert!(IssuerCode::parse("41600").is_err() && IssuerCode::parse("41600a").is_err());
         assert_eq!(cap_time(sent.0), "2026-11-27T08:30:05+08:00");
         assert_eq!(polygon_text(&[(113.0, 43.0), (114.0, 43.0), (114.0, 44.0)]), "43,113 43,114 44,114 43,113");
     }

@@ -9,6 +9,7 @@ use chrono::Duration;
 use serde_json::{Value, json};
 
 use super::area::Tree;
+use super::cap::{self, IssuerCode};
 use super::store::{self, NewWarning, Warning, WarningFinding};
 use super::{ACK, MsgType, WARNING, level_colour, level_name, level_severity};
 use crate::app::AppState;
@@ -26,11 +27,13 @@ pub const TOP_FINDINGS: usize = 5;
 const TOP_RESOURCES: usize = 5;
 
 /// Creates a warning as a draft with its recipients; for local warnings the identifier is built
-/// from the issuing region, the id and the issue time. Returns the id.
+/// from the issuing region, the issuing `unit`'s codes, the issue time and the serial within
+/// that second. Returns the id.
 pub async fn create_draft(
     tx: &mut Tx,
     new: &NewWarning,
     recipients: &[(String, bool)],
+    unit: &IssuerCode,
     actor: &Actor,
     now: Timestamp,
 ) -> Result<i64, ApiError> {
@@ -46,7 +49,8 @@ pub async fn create_draft(
         Err(e) => return Err(e.into()),
     };
     if new.origin == "local" {
-        store::set_identifier(tx, id, &super::cap::identifier(&new.issuing_region, id, new.sent_at)).await?;
+        let identifier = local_identifier(tx, &new.issuing_region, unit, new.sent_at).await?;
+        store::set_identifier(tx, id, &identifier).await?;
     }
     store::insert_recipients(tx, id, recipients).await?;
     let w = store::get_tx(tx, id).await?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("warning vanished")))?;
@@ -65,6 +69,26 @@ pub async fn create_draft(
     )
     .await?;
     Ok(id)
+}
+
+/// A new identifier for a warning issued here: the next serial of the unit in the issue's
+/// second, skipping any identifier already taken (a received message may carry the same unit
+/// codes). More than [`cap::SERIALS_PER_SECOND`] warnings of one unit in one second is 409.
+async fn local_identifier(tx: &mut Tx, region: &str, unit: &IssuerCode, sent: Timestamp) -> Result<String, ApiError> {
+    let key = cap::unit_second(region, unit, sent);
+    loop {
+        let serial = store::next_serial(tx, &key).await?;
+        if serial >= cap::SERIALS_PER_SECOND {
+            return Err(ApiError::Conflict(format!(
+                "同一发布单位在同一秒内最多编号 {} 条预警（GB/T 35965.1 序列号 0–9）：请稍后再发布",
+                cap::SERIALS_PER_SECOND
+            )));
+        }
+        let candidate = cap::identifier(&key, serial);
+        if store::by_identifier(tx, &candidate).await?.is_none() {
+            return Ok(candidate);
+        }
+    }
 }
 
 /// Runs the targeted readiness check a warning calls for (none for a cancellation): the
@@ -157,11 +181,9 @@ pub async fn publish(
 
     // One message per recipient region.
     let remind_at = Timestamp(now.0 + Duration::minutes(w.ack_within_minutes));
-    let mut sent = 0u64;
-    for (code, _) in &recipients {
-        let m = message(&w, code, tree, &kept, checked, remind_at);
-        sent += outbox::enqueue(tx, now, &m).await?;
-    }
+    let messages: Vec<Message> =
+        recipients.iter().map(|(code, _)| message(&w, code, tree, &kept, checked, remind_at)).collect();
+    let sent = outbox::enqueue_many(tx, now, &messages).await?;
     if w.msg_type != MsgType::Cancel {
         store::mark_notified(tx, id, now, remind_at).await?;
     } else {

@@ -10,11 +10,14 @@
 pub mod area;
 pub mod cap;
 pub mod cap_in;
+pub mod cap_tree;
+pub mod charset;
 pub mod feed;
 pub mod handlers;
 pub mod issue;
 pub mod jobs;
 pub mod notice;
+pub mod receive;
 pub mod routes;
 pub mod store;
 

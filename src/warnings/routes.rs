@@ -172,7 +172,7 @@ pub fn routes() -> Vec<Route> {
                 description: "接收 CAP 1.2 / GB/T 35965.1 预警消息（application/xml）：按 CAP 1.2 规则校验（拒绝 DTD 与实体、错误命名空间），按 geocode 或多边形对应区划，按事件代码/名称对应灾种；原文保存；按 identifier 去重（重复返回 200），references 所指的预警被更新或解除。",
                 ..Doc::new(TAG, "接收 CAP 预警")
             },
-            |c| Box::pin(handlers::import(c)),
+            |c| Box::pin(super::receive::import(c)),
         )
         .guard(Perm::Plan, &[Region::Global]),
         route(

@@ -187,6 +187,19 @@ pub async fn set_identifier(tx: &mut Tx, id: i64, identifier: &str) -> Result<()
         .map(|_| ()))
 }
 
+/// The next serial of an issuing unit within one second (0 for the first), counted in
+/// `cap_serials`. The upsert takes the row's lock, so two issuers in the same second wait for
+/// each other and never get the same number.
+pub async fn next_serial(tx: &mut Tx, unit_second: &str) -> Result<i64, sqlx::Error> {
+    with_tx!(tx, |c| sqlx::query_scalar(
+        "INSERT INTO cap_serials (unit_second, last) VALUES ($1, 0)
+         ON CONFLICT (unit_second) DO UPDATE SET last = cap_serials.last + 1 RETURNING last"
+    )
+    .bind(unit_second)
+    .fetch_one(c)
+    .await)
+}
+
 /// Keeps the summary of the targeted readiness check.
 pub async fn set_readiness(tx: &mut Tx, id: i64, summary: &Value) -> Result<(), sqlx::Error> {
     with_tx!(tx, |c| sqlx::query("UPDATE warnings SET readiness = $2 WHERE id = $1")
@@ -422,24 +435,43 @@ pub struct WarningFinding {
     pub facts: Json<Value>,
 }
 
-/// Keeps the findings of a warning's check.
+/// Keeps the findings of a warning's check (multi-row inserts: a warning over a whole banner
+/// keeps thousands, and a round trip each is most of the cost on PostgreSQL).
 pub async fn insert_findings(tx: &mut Tx, warning_id: i64, findings: &[WarningFinding]) -> Result<(), sqlx::Error> {
-    for f in findings {
-        with_tx!(tx, |c| sqlx::query(
-            "INSERT INTO warning_findings (warning_id, region_code, rule, severity, message, action, link, facts)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        )
-        .bind(warning_id)
-        .bind(&f.region_code)
-        .bind(&f.rule)
-        .bind(&f.severity)
-        .bind(&f.message)
-        .bind(&f.action)
-        .bind(&f.link)
-        .bind(&f.facts)
-        .execute(c)
-        .await
-        .map(|_| ()))?;
+    for chunk in findings.chunks(500) {
+        let mut sql = String::from(
+            "INSERT INTO warning_findings (warning_id, region_code, rule, severity, message, action, link, facts) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = 2 + 7 * i;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "($1, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b,
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6
+            ));
+        }
+        with_tx!(tx, |c| {
+            let mut q = sqlx::query(&sql).bind(warning_id);
+            for f in chunk {
+                q = q
+                    .bind(&f.region_code)
+                    .bind(&f.rule)
+                    .bind(&f.severity)
+                    .bind(&f.message)
+                    .bind(&f.action)
+                    .bind(&f.link)
+                    .bind(&f.facts);
+            }
+            q.execute(c).await.map(|_| ())
+        })?;
     }
     Ok(())
 }

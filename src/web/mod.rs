@@ -19,6 +19,7 @@ pub mod session;
 pub mod supplies;
 pub mod teams;
 pub mod today;
+pub mod today_warnings;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -133,6 +134,7 @@ fn is_console_path(path: &str) -> bool {
         || path.starts_with("/teams/")
         || path.starts_with("/plans/")
         || path.starts_with("/supplies/")
+        || path.starts_with("/today/")
 }
 
 /// The console's warp filter: rejects (falls through) for paths that are not the console's,
@@ -218,6 +220,9 @@ async fn dispatch(req: Req) -> WebResult {
         (Method::POST, "/login") => login::submit(req).await,
         (Method::POST, "/logout") => login::logout(req).await,
         (Method::GET, "/today") => today::page(req).await,
+        (Method::POST, p) if p.starts_with("/today/warnings/") && p.ends_with("/ack") => {
+            today_warnings::acknowledge(req).await
+        }
         (Method::GET, "/map") => map::page(req).await,
         (Method::GET, "/map/regions.json") => map::regions(req).await,
         (Method::GET, "/plans") => plans::list(req).await,

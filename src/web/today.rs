@@ -53,6 +53,8 @@ struct TodayPage {
     week: Vec<WeekDrill>,
     week_label: String,
     report_url: String,
+    warnings: Vec<super::today_warnings::ActiveWarning>,
+    can_ack: bool,
 }
 
 impl TodayPage {
@@ -182,6 +184,8 @@ pub async fn page(req: Req) -> WebResult {
         week,
         week_label,
         report_url: format!("/api/v1/readiness/report?region={}", p.scope.code),
+        warnings: super::today_warnings::active(&req, &s).await?,
+        can_ack: p.role.allows(Perm::Write),
     };
     Ok(html(page.render()?))
 }

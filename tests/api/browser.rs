@@ -37,7 +37,7 @@ fn find(cmd: &str, env: &str) -> Option<PathBuf> {
 }
 
 /// chromedriver on a free port, stopped when dropped.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
     profile: PathBuf,
@@ -52,7 +52,7 @@ impl Drop for Driver {
 }
 
 /// The browser, or None (after saying why) when it is not installed.
-async fn browser() -> Option<(Driver, Client, PathBuf)> {
+pub(crate) async fn browser() -> Option<(Driver, Client, PathBuf)> {
     if std::env::var("YINGJI_TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty()) {
         eprintln!("browser tests run on SQLite only; skipped on PostgreSQL");
         return None;
@@ -104,20 +104,20 @@ async fn browser() -> Option<(Driver, Client, PathBuf)> {
 }
 
 /// A browser session with named steps: a failing step saves a screenshot and fails the test.
-struct Steps {
-    c: Client,
-    dir: PathBuf,
-    base: String,
+pub(crate) struct Steps {
+    pub(crate) c: Client,
+    pub(crate) dir: PathBuf,
+    pub(crate) base: String,
 }
 
 impl Steps {
-    async fn shot(&self, name: &str) {
+    pub(crate) async fn shot(&self, name: &str) {
         if let Ok(png) = self.c.screenshot().await {
             let _ = std::fs::write(self.dir.join(format!("{name}.png")), png);
         }
     }
 
-    async fn check<T, E: std::fmt::Debug>(&self, step: &str, r: Result<T, E>) -> T {
+    pub(crate) async fn check<T, E: std::fmt::Debug>(&self, step: &str, r: Result<T, E>) -> T {
         match r {
             Ok(v) => v,
             Err(e) => {
@@ -127,21 +127,21 @@ impl Steps {
         }
     }
 
-    async fn goto(&self, step: &str, path: &str) {
+    pub(crate) async fn goto(&self, step: &str, path: &str) {
         let r = self.c.goto(&format!("{}{path}", self.base)).await;
         self.check(step, r).await;
     }
 
-    async fn path(&self) -> String {
+    pub(crate) async fn path(&self) -> String {
         self.c.current_url().await.map(|u| u.path().to_string()).unwrap_or_default()
     }
 
-    async fn text(&self, step: &str, css: &str) -> String {
+    pub(crate) async fn text(&self, step: &str, css: &str) -> String {
         let r = async { self.c.find(Locator::Css(css)).await?.text().await }.await;
         self.check(step, r).await
     }
 
-    async fn fill(&self, step: &str, css: &str, value: &str) {
+    pub(crate) async fn fill(&self, step: &str, css: &str, value: &str) {
         let r = async {
             let e = self.c.find(Locator::Css(css)).await?;
             e.clear().await?;
@@ -151,23 +151,23 @@ impl Steps {
         self.check(step, r).await
     }
 
-    async fn select(&self, step: &str, css: &str, value: &str) {
+    pub(crate) async fn select(&self, step: &str, css: &str, value: &str) {
         let r = async { self.c.find(Locator::Css(css)).await?.select_by_value(value).await }.await;
         self.check(step, r).await
     }
 
-    async fn click(&self, step: &str, css: &str) {
+    pub(crate) async fn click(&self, step: &str, css: &str) {
         let r = async { self.c.find(Locator::Css(css)).await?.click().await }.await;
         self.check(step, r).await
     }
 
-    async fn wait_for(&self, step: &str, css: &str) {
+    pub(crate) async fn wait_for(&self, step: &str, css: &str) {
         let r = self.c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await;
         self.check(step, r).await;
     }
 
     /// Waits until the address contains `needle` (the page after a form post).
-    async fn wait_url(&self, step: &str, needle: &str) {
+    pub(crate) async fn wait_url(&self, step: &str, needle: &str) {
         for _ in 0..200 {
             if self.c.current_url().await.is_ok_and(|u| u.as_str().contains(needle)) {
                 return;
@@ -177,13 +177,13 @@ impl Steps {
         self.check(step, Err::<(), _>(format!("address never contained {needle:?}"))).await;
     }
 
-    async fn width(&self, w: u32, h: u32) {
+    pub(crate) async fn width(&self, w: u32, h: u32) {
         let r = self.c.set_window_size(w, h).await;
         self.check("resize", r).await;
     }
 
     /// Runs axe-core on the page; fails on any serious or critical violation.
-    async fn axe(&self, page: &str) {
+    pub(crate) async fn axe(&self, page: &str) {
         let r = self.c.execute(&format!("{AXE}\nreturn typeof window.axe;"), vec![]).await;
         self.check(&format!("axe-load-{page}"), r).await;
         let r = self
@@ -208,7 +208,7 @@ impl Steps {
 }
 
 /// Depots with quilts, approved teams with insured members, township locations, one readiness run.
-async fn seed(app: &TestApp) {
+pub(crate) async fn seed(app: &TestApp) {
     let admin = app.admin().await;
     for (code, lon, lat) in [(MANDULATU, 113.644, 43.852), (CHAGANAOBAO, 113.2, 44.3), ("152523102000", 114.3, 43.5)] {
         app.patch(&admin, &format!("/api/v1/regions/{code}"), &json!({"lon": lon, "lat": lat})).await.expect(200);

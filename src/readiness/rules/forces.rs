@@ -10,7 +10,7 @@ use crate::db::Db;
 use crate::plans::store::CurrentPlan;
 use crate::plans::types::level_label;
 use crate::readiness::context::Context;
-use crate::readiness::spatial::Grid;
+use crate::readiness::spatial::{Grid, reach};
 use crate::readiness::{Found, Rule};
 use crate::time::Timestamp;
 use crate::with_db;
@@ -27,22 +27,30 @@ pub async fn check(db: &Db, ctx: &Context, plans: &[CurrentPlan], out: &mut Vec<
 /// For every response level of every plan in force: approved teams within the distance must have
 /// enough available, insured people with the specialty (distinct people, not member rows).
 pub async fn shortfall(db: &Db, ctx: &Context, plans: &[CurrentPlan], out: &mut Vec<Found>) -> anyhow::Result<()> {
-    if plans.iter().all(|p| p.response_levels().iter().all(|l| l.forces.is_empty())) {
-        return Ok(());
-    }
-    // One pass over the members: the qualified people of each approved team per specialty. A
-    // person is known by the ID-number blind index, so one person in two teams counts once.
+    // One pass over the members of the teams within reach of some requirement (for a warning's
+    // check, a box around its regions, not the province): the qualified people of each approved
+    // team per specialty. A person is known by the ID-number blind index, so one person in two
+    // teams counts once.
+    let circles =
+        plans.iter().filter_map(|p| Some((p, ctx.regions.get(&p.region_code)?.location?))).flat_map(|(p, at)| {
+            p.response_levels().iter().flat_map(move |l| l.forces.iter().map(move |n| (at, n.within_km)))
+        });
+    let Some(bb) = reach(circles) else { return Ok(()) };
     let rows: Vec<(i64, f64, f64, String, String)> = with_db!(db, |p| {
         sqlx::query_as(
         "SELECT t.id, t.lon, t.lat, ms.specialty, COALESCE(m.id_index, CAST(m.id AS TEXT))
          FROM teams t
          JOIN members m ON m.team_id = t.id AND m.status = 'available'
          JOIN member_skills ms ON ms.member_id = m.id
-         WHERE t.filing_status = 'approved'
+         WHERE t.filing_status = 'approved' AND t.lat >= $2 AND t.lat <= $3 AND t.lon >= $4 AND t.lon <= $5
            AND EXISTS (SELECT 1 FROM member_insurance i WHERE i.member_id = m.id AND i.start_date <= $1 AND i.end_date >= $1)
          ORDER BY t.id, ms.specialty"
     )
     .bind(ctx.today)
+    .bind(bb.lat_min)
+    .bind(bb.lat_max)
+    .bind(bb.lon_min)
+    .bind(bb.lon_max)
     .fetch_all(p)
     .await
     })?;

@@ -9,7 +9,7 @@ use crate::db::Db;
 use crate::plans::store::CurrentPlan;
 use crate::plans::types::level_label;
 use crate::readiness::context::Context;
-use crate::readiness::spatial::Grid;
+use crate::readiness::spatial::{Grid, reach};
 use crate::readiness::{Found, Rule};
 use crate::with_db;
 
@@ -44,17 +44,26 @@ pub async fn shortfall(
     items: &HashMap<String, (String, String)>,
     out: &mut Vec<Found>,
 ) -> anyhow::Result<()> {
-    if plans.iter().all(|p| p.response_levels().iter().all(|l| l.supplies.is_empty())) {
-        return Ok(());
-    }
-    // One pass over the batches: unexpired physical stock per depot and item.
+    // One pass over the batches of the depots within reach of some requirement (for a warning's
+    // check, a box around its regions, not the province): unexpired physical stock per depot and
+    // item.
+    let circles =
+        plans.iter().filter_map(|p| Some((p, ctx.regions.get(&p.region_code)?.location?))).flat_map(|(p, at)| {
+            p.response_levels().iter().flat_map(move |l| l.supplies.iter().map(move |n| (at, n.within_km)))
+        });
+    let Some(bb) = reach(circles) else { return Ok(()) };
     let rows: Vec<(f64, f64, String, i64)> = with_db!(db, |p| sqlx::query_as(
         "SELECT d.lon, d.lat, b.item_code, CAST(SUM(b.quantity) AS BIGINT)
-         FROM stock_batches b JOIN depots d ON d.id = b.depot_id
-         WHERE b.reserve_mode = 'physical' AND b.quantity > 0 AND (b.expiry_date IS NULL OR b.expiry_date >= $1)
+         FROM depots d JOIN stock_batches b ON b.depot_id = d.id
+         WHERE d.lat >= $2 AND d.lat <= $3 AND d.lon >= $4 AND d.lon <= $5
+           AND b.reserve_mode = 'physical' AND b.quantity > 0 AND (b.expiry_date IS NULL OR b.expiry_date >= $1)
          GROUP BY d.id, d.lon, d.lat, b.item_code"
     )
     .bind(ctx.today)
+    .bind(bb.lat_min)
+    .bind(bb.lat_max)
+    .bind(bb.lon_min)
+    .bind(bb.lon_max)
     .fetch_all(p)
     .await)?;
     let mut grids: HashMap<String, Grid<i64>> = HashMap::new();
