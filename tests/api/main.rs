@@ -35,4 +35,5 @@ mod truth_notify;
 mod truth_paper;
 mod truth_small;
 mod truth_supplies;
+mod users;
 mod warnings;
