@@ -117,6 +117,7 @@ impl Source {
 #[derive(Deserialize)]
 struct Need {
     kind: String,
+    need: String,
     label: String,
     unit: String,
     required: i64,
@@ -154,6 +155,13 @@ impl Line {
             "returned" => "已返回",
             "superseded" => "已作废",
             _ => "未知",
+        }
+    }
+    fn source_label(&self) -> &'static str {
+        match self.source.as_str() {
+            "agreement" => "协议储备",
+            "beyond" => "更远（相邻地区）",
+            _ => "最近",
         }
     }
     fn kind_label(&self) -> &'static str {
@@ -198,6 +206,10 @@ impl BoardPage {
     }
     fn report_kinds(&self) -> Vec<(&'static str, &'static str)> {
         crate::events::ReportKind::ALL.iter().map(|k| (k.code(), k.label())).collect()
+    }
+    /// The Chinese name of a line's item or specialty (from the resource plan).
+    fn need_label(&self, l: &Line) -> String {
+        self.b.resource_plan.iter().find(|n| n.need == l.need).map_or_else(|| l.need.clone(), |n| n.label.clone())
     }
     fn proposed(&self) -> Vec<&Line> {
         self.b.lines.iter().filter(|l| l.state == "proposed").collect()
