@@ -44,6 +44,11 @@ pub const ASSETS: &[Asset] = &[
         content_type: "text/css; charset=utf-8",
         bytes: include_bytes!("../../assets/web/vendor/leaflet/leaflet.css"),
     },
+    Asset {
+        name: "event-map.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/web/event-map.js"),
+    },
 ];
 
 /// `(name, hash, asset)`: the first 16 hex digits of each file's SHA-256, computed once.

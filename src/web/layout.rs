@@ -25,6 +25,7 @@ const NAV: &[(&str, &str, &str)] = &[
     ("teams", "/teams", "队伍"),
     ("drills", "/drills", "演练"),
     ("readiness", "/readiness", "检查"),
+    ("events", "/events", "事件"),
 ];
 
 /// Navigation entries for administrators only, after the others.

@@ -12,6 +12,7 @@ pub mod assets;
 pub mod drill;
 pub mod drills;
 pub mod form;
+pub mod events;
 pub mod layout;
 pub mod login;
 pub mod map;
@@ -143,6 +144,8 @@ fn is_console_path(path: &str) -> bool {
         || path.starts_with("/drills/")
         || path == "/users"
         || path.starts_with("/users/")
+        || path == "/events"
+        || path.starts_with("/events/")
 }
 
 /// The console's warp filter: rejects (falls through) for paths that are not the console's,
@@ -260,6 +263,9 @@ async fn dispatch(req: Req) -> WebResult {
         (Method::POST, p) if p.starts_with("/users/") && p.matches('/').count() == 3 => users::step(req).await,
         (Method::GET, "/readiness") => readiness::page(req).await,
         (Method::POST, "/readiness/run") => readiness::run(req).await,
+        (Method::GET, "/events") => events::list(req).await,
+        (Method::GET, p) if p.starts_with("/events/") && p.matches('/').count() == 2 => events::board(req).await,
+        (Method::POST, p) if p.starts_with("/events/") && p.matches('/').count() == 3 => events::step(req).await,
         (Method::GET, p) if p.starts_with("/assets/") => Ok(asset(p)),
         (_, _) => Err(WebError::Api(ApiError::NotFound(format!("没有这个页面：{path}")))),
     }
