@@ -41,6 +41,9 @@ pub struct Header {
     map: Vec<Option<usize>>,
     /// Number of cells in the header row.
     width: usize,
+    /// A spreadsheet's sheet name and the 0-based column its used range starts at (errors then
+    /// name the sheet and the column letter).
+    sheet: Option<(String, usize)>,
 }
 
 impl Header {
@@ -59,12 +62,22 @@ impl Header {
 
     /// An error about a column of a line (with the column's position when the file has it).
     pub fn err(&self, line: u64, name: &'static str, message: impl Into<String>) -> FieldError {
-        FieldError {
-            field: Some(name.to_string()),
-            line: Some(line),
-            column: self.position(name),
-            message: format!("第 {line} 行「{name}」列：{}", message.into()),
-        }
+        let position = self.position(name);
+        let message = match (&self.sheet, position) {
+            (Some((sheet, first)), Some(p)) => {
+                let letter = column_letter(*first + p as usize);
+                format!("工作表「{sheet}」第 {line} 行 {letter} 列「{name}」：{}", message.into())
+            }
+            _ => format!("第 {line} 行「{name}」列：{}", message.into()),
+        };
+        let column = position.map(|p| p + self.sheet.as_ref().map_or(0, |(_, first)| *first as u64));
+        FieldError { field: Some(name.to_string()), line: Some(line), column, message }
+    }
+
+    /// Marks the header as a spreadsheet's: errors name the sheet and the column letter.
+    pub fn on_sheet(mut self, name: &str, first_column: usize) -> Header {
+        self.sheet = Some((name.to_string(), first_column));
+        self
     }
 
     /// An error about a line as a whole.
@@ -157,7 +170,7 @@ pub fn header<'a>(
             errors.push(FieldError::line(1, None, format!("第 1 行：缺少必需的表头「{}」（或「{}」）", c.name, c.zh)));
         }
     }
-    if errors.is_empty() { Ok(Header { columns, map, width }) } else { Err(errors) }
+    if errors.is_empty() { Ok(Header { columns, map, width, sheet: None }) } else { Err(errors) }
 }
 
 /// Hands each data row of a sheet (a header row, then data rows with their line numbers) to
@@ -219,6 +232,18 @@ pub fn read_csv(
     Ok(header)
 }
 
+/// The spreadsheet letter of a 1-based column number (1 → A, 27 → AA).
+pub fn column_letter(mut n: usize) -> String {
+    let mut out = Vec::new();
+    while n > 0 {
+        let r = (n - 1) % 26;
+        out.push(b'A' + r as u8);
+        n = (n - 1) / 26;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// Parses an optional number cell, recording an error for a non-number.
 pub fn opt_f64(rec: &Record, name: &'static str, errors: &mut Vec<FieldError>) -> Option<f64> {
     let v = rec.get(name)?;
@@ -274,4 +299,21 @@ pub async fn write<H: AsRef<str> + Send + 'static>(
         w.into_inner().map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))
     })
     .await?
+}
+
+/// Answers an export as CSV or, when the route ends in `.xlsx`, as an Excel workbook with one
+/// sheet named `sheet` (the same header and cells, neutralised the same way).
+pub async fn export(
+    route: &str,
+    sheet: &'static str,
+    header: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+) -> Result<warp::reply::Response, crate::error::ApiError> {
+    use crate::http::ctx::body;
+    use crate::imports::xlsx;
+    if route.ends_with(".xlsx") {
+        let data = crate::blocking::cpu(move || xlsx::write(sheet, &header, &rows)).await??;
+        return Ok(body(xlsx::MEDIA_TYPE, data));
+    }
+    Ok(body("text/csv; charset=utf-8", write(header, rows).await?))
 }

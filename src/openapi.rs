@@ -82,7 +82,10 @@ pub fn document(router: &Router) -> Value {
                 op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema}}});
             }
             BodyKind::Csv => {
-                op["requestBody"] = json!({"required": true, "content": {"text/csv": {"schema": {"type": "string"}}}});
+                op["requestBody"] = json!({"required": true, "content": {
+                    "text/csv": {"schema": {"type": "string"}},
+                    crate::imports::xlsx::MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+                }});
             }
             BodyKind::Xml => {
                 op["requestBody"] =

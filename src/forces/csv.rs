@@ -21,7 +21,6 @@ use crate::db::{Db, Tx};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::Ctx;
 use crate::http::access::Region;
-use crate::http::ctx::body;
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 use crate::imports::{Errors, Import, ImportQuery, Lined};
 use crate::personal::Cipher;
@@ -76,7 +75,7 @@ pub fn summary(errors: &[FieldError]) -> String {
 
 /// Routes for CSV import and export.
 pub fn routes() -> Vec<Route> {
-    vec![
+    let mut routes = vec![
         route(
             Method::POST,
             "/api/v1/import/teams",
@@ -133,7 +132,12 @@ pub fn routes() -> Vec<Route> {
             |c| Box::pin(super::csv_members::export(c)),
         )
         .guard(Perm::Read, &[Region::Query("region")]),
-    ]
+    ];
+    for (i, path) in [(1, "/api/v1/export/teams.xlsx"), (3, "/api/v1/export/members.xlsx")] {
+        let twin = crate::imports::xlsx::twin(&routes[i], path);
+        routes.push(twin);
+    }
+    routes
 }
 
 /// A team row as parsed.
@@ -432,6 +436,5 @@ async fn export_teams(c: Ctx) -> ApiResult<Response> {
             ]
         })
         .collect();
-    let bytes = csvio::write(csvio::header_row(TEAM_COLUMNS, q.chinese()?), rows).await?;
-    Ok(body("text/csv; charset=utf-8", bytes))
+    csvio::export(c.route, "队伍", csvio::header_row(TEAM_COLUMNS, q.chinese()?), rows).await
 }

@@ -26,7 +26,6 @@ use crate::csvio::{self, Column, Record};
 use crate::db::{Db, Tx};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::Ctx;
-use crate::http::ctx::body;
 use crate::imports::{Errors, Import, Lined};
 use crate::personal::Cipher;
 use crate::personal::{Field, mask_id, mask_phone};
@@ -525,6 +524,5 @@ pub async fn export(c: Ctx) -> ApiResult<Response> {
         }
         tx.commit().await?;
     }
-    let bytes = csvio::write(csvio::header_row(MEMBER_COLUMNS, q.chinese()?), out).await?;
-    Ok(body("text/csv; charset=utf-8", bytes))
+    csvio::export(c.route, "队员", csvio::header_row(MEMBER_COLUMNS, q.chinese()?), out).await
 }

@@ -205,7 +205,10 @@ where
             read_body(&headers, body, state.config.max_body_bytes).await?
         }
         BodyKind::Csv => {
-            check_content_type(&headers, "text/csv")?;
+            // Imports take CSV or an Excel workbook (`.xlsx`).
+            if check_content_type(&headers, crate::imports::xlsx::MEDIA_TYPE).is_err() {
+                check_content_type(&headers, "text/csv")?;
+            }
             read_body(&headers, body, state.config.max_import_bytes).await?
         }
         BodyKind::Xml => {

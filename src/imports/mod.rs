@@ -1,8 +1,8 @@
 //! The one import pipeline behind every bulk import (regions, catalogue, depots, stock, teams,
 //! members).
 //!
-//! 1. **Read** the body row by row (CSV today; one row in memory at a time) on the blocking
-//!    pool; each kind parses a row into its compact typed row ([`Import::parse`]).
+//! 1. **Read** the body row by row (CSV, or the first sheet of an `.xlsx` workbook: [`xlsx`]) on
+//!    the blocking pool; each kind parses a row into its compact typed row ([`Import::parse`]).
 //! 2. **Check** the rows against stored data with batched lookups ([`Import::check`]), outside
 //!    any transaction, so nothing is locked while a large file is validated.
 //! 3. **Reject** with 422 when anything is wrong: the first [`MAX_ERRORS`] errors (with line and
@@ -26,6 +26,7 @@ use crate::error::{ApiError, ApiResult, FieldError, MAX_ERRORS};
 use crate::time::Timestamp;
 
 pub mod bulk;
+pub mod xlsx;
 
 /// Rows a dry run shows.
 pub const PREVIEW_ROWS: usize = 20;
@@ -193,13 +194,12 @@ struct Parsed<R> {
 }
 
 fn read<I: Import>(body: &[u8], now: Timestamp) -> Result<Parsed<I::Row>, ApiError> {
-    let text = crate::http::ctx::decode_text(body)?;
     let mut errors = Errors::new();
     let mut rows = Vec::new();
     let mut preview = Vec::new();
     let mut row_errors = Vec::new();
     let mut read = 0;
-    let header = csvio::read_csv(text, I::COLUMNS, &mut |rec| match rec {
+    let mut each = |rec: Result<Record<'_>, FieldError>| match rec {
         Err(e) => errors.push(e),
         Ok(rec) => {
             read += 1;
@@ -211,15 +211,18 @@ fn read<I: Import>(body: &[u8], now: Timestamp) -> Result<Parsed<I::Row>, ApiErr
                 _ => row_errors.drain(..).for_each(|e| errors.push(e)),
             }
         }
-    });
-    match header {
-        Ok(h) => errors.header = Some(h),
-        Err(header_errors) => {
+    };
+    let header = if xlsx::is_xlsx(body) {
+        xlsx::read(body, I::COLUMNS, &mut each)?
+    } else {
+        let text = crate::http::ctx::decode_text(body)?;
+        csvio::read_csv(text, I::COLUMNS, &mut each).map_err(|header_errors| {
             let mut e = Errors::new();
             header_errors.into_iter().for_each(|x| e.push(x));
-            return Err(e.into_error());
-        }
-    }
+            e.into_error()
+        })?
+    };
+    errors.header = Some(header);
     rows.shrink_to_fit();
     Ok(Parsed { read, rows, errors, preview })
 }

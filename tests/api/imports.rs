@@ -171,3 +171,54 @@ async fn a_stock_movement_during_a_large_import_waits_and_succeeds() {
     assert_eq!(count(&app, "SELECT COUNT(*) FROM stock_movements").await, rows + moved);
     check_ledger(&app).await;
 }
+
+async fn post_xlsx(app: &TestApp, token: &str, path: &str, data: Vec<u8>) -> (u16, serde_json::Value) {
+    let r = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(token)
+        .header("content-type", yingji::imports::xlsx::MEDIA_TYPE)
+        .body(data)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn excel_workbooks_import_and_export_like_csv() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    depot(&app, &admin, "D1", MANDULATU, 113.6, 43.8).await;
+    // A workbook with Chinese headers; the second data row (sheet row 3) has a bad quantity.
+    let header = ["储备库编码", "物资编码", "数量", "批次"];
+    let row = |q: &str, b: &str| vec!["D1".to_string(), QUILT.to_string(), q.to_string(), b.to_string()];
+    let bad = yingji::imports::xlsx::write("入库", &header, &[row("5", "X1"), row("五", "X2")]).unwrap();
+    let (status, p) = post_xlsx(&app, &admin, "/api/v1/import/stock", bad).await;
+    assert_eq!(status, 422, "{p}");
+    let e = &p["errors"][0];
+    assert_eq!((e["line"].as_u64(), e["column"].as_u64(), e["field"].as_str()), (Some(3), Some(3), Some("quantity")));
+    assert!(e["message"].as_str().unwrap().contains("工作表「入库」第 3 行 C 列"), "{e}");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM stock_batches").await, 0);
+
+    let good = yingji::imports::xlsx::write("入库", &header, &[row("5", "X1"), row("7", "X2")]).unwrap();
+    let (status, v) = post_xlsx(&app, &admin, "/api/v1/import/stock?dry_run=true", good.clone()).await;
+    assert_eq!((status, v["rows"].as_u64()), (200, Some(2)), "{v}");
+    assert_eq!(v["preview"][1]["quantity"], "7");
+    let (status, v) = post_xlsx(&app, &admin, "/api/v1/import/stock", good).await;
+    assert_eq!((status, v["created"].as_u64()), (200, Some(2)), "{v}");
+
+    // Every export has an .xlsx twin that re-imports unchanged.
+    for kind in ["catalogue", "depots", "stock", "teams", "members"] {
+        let r =
+            app.client.get(app.url(&format!("/api/v1/export/{kind}.xlsx"))).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{kind}");
+        assert_eq!(r.headers()["content-type"], yingji::imports::xlsx::MEDIA_TYPE);
+        let data = r.bytes().await.unwrap().to_vec();
+        assert!(data.starts_with(b"PK"), "{kind}");
+        if kind == "depots" || kind == "stock" {
+            let (status, v) = post_xlsx(&app, &admin, &format!("/api/v1/import/{kind}"), data).await;
+            assert_eq!((status, v["created"].as_u64(), v["updated"].as_u64()), (200, Some(0), Some(0)), "{kind}: {v}");
+        }
+    }
+}

@@ -8,7 +8,6 @@ use crate::auth::Perm;
 use crate::csvio::{self, Column};
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
-use crate::http::ctx::body;
 use crate::personal::mask_phone;
 use crate::supplies::catalogue;
 use crate::supplies::depots;
@@ -23,9 +22,14 @@ fn chinese(c: &Ctx) -> ApiResult<bool> {
     }
 }
 
-async fn write_csv(columns: &[Column], zh: bool, rows: Vec<Vec<String>>) -> ApiResult<Response> {
-    let data = csvio::write(csvio::header_row(columns, zh), rows).await?;
-    Ok(body("text/csv; charset=utf-8", data))
+async fn write_csv(
+    c: &Ctx,
+    sheet: &'static str,
+    columns: &'static [Column],
+    zh: bool,
+    rows: Vec<Vec<String>>,
+) -> ApiResult<Response> {
+    csvio::export(c.route, sheet, csvio::header_row(columns, zh), rows).await
 }
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
@@ -39,7 +43,7 @@ pub(super) async fn export_catalogue(c: Ctx) -> ApiResult<Response> {
         .into_iter()
         .map(|i| vec![i.code, i.name, i.unit, opt(&i.shelf_life_months)])
         .collect();
-    write_csv(CATALOGUE, zh, rows).await
+    write_csv(&c, "物资目录", CATALOGUE, zh, rows).await
 }
 
 pub(super) async fn export_depots(c: Ctx) -> ApiResult<Response> {
@@ -75,7 +79,7 @@ pub(super) async fn export_depots(c: Ctx) -> ApiResult<Response> {
             ]
         })
         .collect();
-    write_csv(DEPOTS, zh, rows).await
+    write_csv(&c, "储备库", DEPOTS, zh, rows).await
 }
 
 pub(super) async fn export_stock(c: Ctx) -> ApiResult<Response> {
@@ -118,5 +122,5 @@ pub(super) async fn export_stock(c: Ctx) -> ApiResult<Response> {
             ]
         })
         .collect();
-    write_csv(STOCK, zh, rows).await
+    write_csv(&c, "库存", STOCK, zh, rows).await
 }

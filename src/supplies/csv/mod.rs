@@ -113,7 +113,7 @@ pub fn routes() -> Vec<Route> {
             h,
         )
     };
-    vec![
+    let mut routes = vec![
         import(
             "/api/v1/import/catalogue",
             "导入物资目录",
@@ -141,5 +141,12 @@ pub fn routes() -> Vec<Route> {
         .guard(Perm::Read, &[Region::Query("region")]),
         export("/api/v1/export/stock.csv", "导出库存", |c| Box::pin(export::export_stock(c)))
         .guard(Perm::Read, &[Region::Query("region")]),
-    ]
+    ];
+    let twins =
+        [(3, "/api/v1/export/catalogue.xlsx"), (4, "/api/v1/export/depots.xlsx"), (5, "/api/v1/export/stock.xlsx")];
+    for (i, path) in twins {
+        let twin = crate::imports::xlsx::twin(&routes[i], path);
+        routes.push(twin);
+    }
+    routes
 }
