@@ -174,6 +174,11 @@ fn not_null(schema: &Value) -> Value {
         let rest: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
         s["type"] = if rest.len() == 1 { rest[0].clone() } else { Value::Array(rest) };
     }
+    if let Value::Object(o) = &mut s
+        && o.get("default") == Some(&Value::Null)
+    {
+        o.remove("default");
+    }
     s
 }
 
