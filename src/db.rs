@@ -33,8 +33,9 @@ pub enum Db {
 
 /// An open transaction on one of the two backends.
 pub enum Tx {
-    /// SQLite transaction.
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    /// SQLite transaction, with this process's turn at the database's write lock (released after
+    /// the transaction ends).
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>, Option<WriteTurn>),
     /// PostgreSQL transaction.
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
@@ -56,7 +57,7 @@ macro_rules! with_db {
 macro_rules! with_tx {
     ($tx:expr, |$c:ident| $body:expr) => {
         match $tx {
-            $crate::db::Tx::Sqlite(t) => {
+            $crate::db::Tx::Sqlite(t, _) => {
                 let $c = &mut **t;
                 $body
             }
@@ -155,7 +156,13 @@ impl Db {
             // IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
             // writes fails with SQLITE_BUSY when another writer got in between, which busy_timeout
             // cannot wait out.
-            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            //
+            // Writers of this process queue for the write lock in arrival order first (see
+            // [`write_turn`]), so a long job committing batch after batch cannot starve a request.
+            Db::Sqlite(p) => {
+                let turn = write_turn(p).await?;
+                Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?, turn)
+            }
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }
@@ -180,7 +187,11 @@ impl Tx {
     /// Commits the transaction.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
-            Tx::Sqlite(t) => t.commit().await,
+            Tx::Sqlite(t, turn) => {
+                let done = t.commit().await;
+                drop(turn);
+                done
+            }
             Tx::Postgres(t) => t.commit().await,
         }
     }
@@ -188,9 +199,43 @@ impl Tx {
     /// Which backend this transaction runs on.
     pub fn backend(&self) -> Backend {
         match self {
-            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Sqlite(..) => Backend::Sqlite,
             Tx::Postgres(_) => Backend::Postgres,
         }
+    }
+}
+
+/// A writer's turn at one SQLite database's write lock, within this process.
+pub type WriteTurn = tokio::sync::OwnedMutexGuard<()>;
+
+/// How long a writer waits for its turn: as long as SQLite's own busy timeout.
+const WRITE_TURN_WAIT: Duration = Duration::from_secs(15);
+
+/// Waits for this process's turn to write to the SQLite file behind `pool` (None for an in-memory
+/// database).
+///
+/// SQLite lets one writer in at a time, and a writer that finds the lock taken sleeps in growing
+/// steps (up to 100 ms) before trying again, so a job that commits batch after batch retakes the
+/// lock before a waiting request wakes: the request starves. A FIFO queue per database file
+/// (tokio's mutex is fair) hands the lock over in arrival order instead. Other processes on the
+/// same file still wait through `busy_timeout`. A writer that cannot get its turn within the busy
+/// timeout fails like a busy database (a pool timeout), never hangs.
+async fn write_turn(pool: &SqlitePool) -> Result<Option<WriteTurn>, sqlx::Error> {
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static QUEUES: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+    let file = pool.connect_options().get_filename().to_path_buf();
+    if file.as_os_str().is_empty() || file.to_string_lossy().contains(":memory:") {
+        return Ok(None);
+    }
+    let queue = {
+        let mut all = QUEUES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+        all.entry(file).or_default().clone()
+    };
+    match tokio::time::timeout(WRITE_TURN_WAIT, queue.lock_owned()).await {
+        Ok(turn) => Ok(Some(turn)),
+        Err(_) => Err(sqlx::Error::PoolTimedOut),
     }
 }
 
