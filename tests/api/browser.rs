@@ -357,6 +357,15 @@ async fn plans_supplies_and_teams_are_listed_and_acted_on_in_a_real_browser() {
     s.click("plan-file", "form[action$='/file'] button").await;
     s.wait_url("filed", "done=file").await;
     assert!(s.text("filed-status", "#plan-status").await.contains("已备案"));
+    // Revising without the explanation "other" needs is named beside the note; then a real reason.
+    s.select("revise-other", "#revise-reason", "other").await;
+    s.click("revise-bad", "#plan-revise button").await;
+    s.wait_for("revise-refused", "#plan-revise-errors").await;
+    assert_eq!(s.value("kept-reason", "#revise-reason").await, "other");
+    s.select("revise-reason", "#revise-reason", "risks_changed").await;
+    s.click("revise", "#plan-revise button").await;
+    s.wait_url("revised", "done=revise").await;
+    assert!(s.text("revised-status", "#plan-status").await.contains("第 2 版"));
     s.axe("plan").await;
     s.width(375, 812).await;
     s.shot("plan-375").await;
