@@ -600,9 +600,13 @@ async fn drills_are_scheduled_postponed_completed_evaluated_and_subscribed_to_in
     let body = ics.text().await.unwrap().replace("\r\n ", "");
     assert!(body.starts_with("BEGIN:VCALENDAR") && body.contains("白灾应急救援"), "{body}");
     s.axe("drills-feed").await;
+    let _ = s.c.execute("document.getElementById('feed').scrollIntoView()", vec![]).await;
     s.shot("drills-feed").await;
     s.width(375, 812).await;
+    let _ = s.c.execute("document.getElementById('feed').scrollIntoView()", vec![]).await;
     s.shot("drills-feed-375").await;
+    let _ = s.c.execute("document.getElementById('drill-form').scrollIntoView()", vec![]).await;
+    s.shot("drills-form-375").await;
     s.axe("drills-feed-375").await;
     let _ = s.c.close().await;
 }
