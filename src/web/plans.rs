@@ -11,7 +11,7 @@ use super::form::{self, FormState};
 use super::layout::Layout;
 use super::{Req, WebError, WebResult, api, html, redirect, urlencode};
 use crate::error::ApiError;
-use crate::plans::types::{PlanKind, PlanStatus};
+use crate::plans::types::{PlanKind, PlanStatus, RevisionReason};
 
 /// Deadlines as the API shows them.
 #[derive(Deserialize)]
@@ -148,6 +148,7 @@ struct DetailPage {
     today: String,
     can_plan: bool,
     can_approve: bool,
+    reasons: Vec<(&'static str, &'static str)>,
     form: FormState,
 }
 
@@ -169,6 +170,7 @@ fn step_label(step: &str) -> Option<&'static str> {
         "approve" => Some("已批准印发"),
         "file" => Some("已登记备案"),
         "saved" => Some("已保存草稿"),
+        "revise" => Some("已生成新的草稿版本，可修改后重新提交"),
         _ => None,
     }
 }
@@ -192,6 +194,7 @@ async fn render_detail(req: &Req, s: &crate::auth::login::Session, form: FormSta
         today: crate::plans::view::today(req.now()).to_string(),
         can_plan: role.allows(crate::auth::Perm::Plan),
         can_approve: role.allows(crate::auth::Perm::Approve),
+        reasons: RevisionReason::ALL.iter().map(|k| (k.code(), k.label())).collect(),
         form,
     };
     Ok(html(page.render()?))
@@ -213,6 +216,8 @@ struct StepForm {
     filed_on: String,
     #[serde(default)]
     receipt_no: String,
+    #[serde(default)]
+    reason: String,
 }
 
 /// `POST /plans/{id}/{step}`: one lifecycle step through the API's handler.
@@ -226,6 +231,8 @@ pub async fn step(req: Req) -> WebResult {
         "submit" | "reject" => note(&f.note),
         "approve" => json!({ "issued_on": f.issued_on, "issuing_body": f.issuing_body }),
         "file" => json!({ "filed_with": f.filed_with, "filed_on": f.filed_on, "receipt_no": f.receipt_no }),
+        "revise" if f.note.trim().is_empty() => json!({ "reason": f.reason }),
+        "revise" => json!({ "reason": f.reason, "note": f.note.trim() }),
         _ => return Err(WebError::Api(ApiError::NotFound(format!("没有这个操作：{step}")))),
     };
     let result = api::post(&req, &s, &format!("/api/v1/plans/{id}/{step}"), &body)

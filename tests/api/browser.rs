@@ -357,6 +357,15 @@ async fn plans_supplies_and_teams_are_listed_and_acted_on_in_a_real_browser() {
     s.click("plan-file", "form[action$='/file'] button").await;
     s.wait_url("filed", "done=file").await;
     assert!(s.text("filed-status", "#plan-status").await.contains("已备案"));
+    // Revising without the explanation "other" needs is named beside the note; then a real reason.
+    s.select("revise-other", "#revise-reason", "other").await;
+    s.click("revise-bad", "#plan-revise button").await;
+    s.wait_for("revise-refused", "#plan-revise-errors").await;
+    assert_eq!(s.value("kept-reason", "#revise-reason").await, "other");
+    s.select("revise-reason", "#revise-reason", "risks_changed").await;
+    s.click("revise", "#plan-revise button").await;
+    s.wait_url("revised", "done=revise").await;
+    assert!(s.text("revised-status", "#plan-status").await.contains("第 2 版"));
     s.axe("plan").await;
     s.width(375, 812).await;
     s.shot("plan-375").await;
@@ -635,9 +644,13 @@ async fn the_event_board_runs_a_response_in_a_real_browser() {
     let body = ics.text().await.unwrap().replace("\r\n ", "");
     assert!(body.starts_with("BEGIN:VCALENDAR") && body.contains("白灾应急救援"), "{body}");
     s.axe("drills-feed").await;
+    let _ = s.c.execute("document.getElementById('feed').scrollIntoView()", vec![]).await;
     s.shot("drills-feed").await;
     s.width(375, 812).await;
+    let _ = s.c.execute("document.getElementById('feed').scrollIntoView()", vec![]).await;
     s.shot("drills-feed-375").await;
+    let _ = s.c.execute("document.getElementById('drill-form').scrollIntoView()", vec![]).await;
+    s.shot("drills-form-375").await;
     s.axe("drills-feed-375").await;
     let _ = s.c.close().await;
 }
