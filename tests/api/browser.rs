@@ -502,50 +502,6 @@ async fn drills_are_scheduled_postponed_completed_evaluated_and_subscribed_to_in
     let s = Steps { c, dir, base: app.base.clone() };
     s.goto("open", "/login").await;
     s.fill("name", "#name", "wang").await;
-/// A grassland-fire plan of 满都拉图镇 in force: level 2 needs 50 quilts and 2 firefighters
-/// within 100 km.
-async fn fire_plan(app: &TestApp, admin: &str) -> i64 {
-    let plan = json!({
-        "title": "满都拉图镇草原火灾应急预案", "kind": "township", "region": MANDULATU,
-        "owning_unit": "满都拉图镇人民政府", "lead_department": "镇应急办", "hazards": ["grassland_fire"],
-        "sections": {"organization": "镇防火指挥部统一指挥。", "prevention": "火险预警与巡护。", "response": "分级响应。", "support": "物资与队伍保障。", "recovery": "草场恢复。"},
-        "response_levels": [{"level": 2, "criteria": "火场面积超过 100 公顷", "supplies": [{"item_code": QUILT, "name": "棉被", "quantity": 50, "unit": "床", "within_km": 100}], "forces": [{"specialty": "grassland_fire", "headcount": 2, "within_km": 100}]}]
-    });
-    let id = app.post(admin, "/api/v1/plans", &plan).await.expect(201).json()["id"].as_i64().unwrap();
-    app.post(admin, &format!("/api/v1/plans/{id}/submit"), &json!({})).await.expect(200);
-    let approve = json!({"issued_on": "2026-10-08", "issuing_body": "满都拉图镇人民政府"});
-    app.post(admin, &format!("/api/v1/plans/{id}/approve"), &approve).await.expect(200);
-    id
-}
-
-fn fire_event(drill: Option<i64>) -> Value {
-    let mut v = json!({
-        "hazard": "grassland_fire", "title": "满都拉图镇北部草原火灾", "occurred_at": "2026-11-27T07:30:00+08:00",
-        "region_code": MANDULATU, "place": "白音哈拉图嘎查北", "lon": 113.644, "lat": 43.852,
-        "description": "境外火入境，火线约 3 公里", "severity": "relatively_serious",
-        "source": "护林员电话报告", "reporter": "护林员 巴特尔"
-    });
-    if let Some(d) = drill {
-        v["exercise"] = json!(true);
-        v["drill_id"] = json!(d);
-        v["title"] = json!("草原火灾扑救演练");
-    }
-    v
-}
-
-#[tokio::test]
-async fn the_event_board_runs_a_response_in_a_real_browser() {
-    let Some((_driver, c, dir)) = browser().await else { return };
-    let app = TestApp::spawn().await;
-    seed(&app).await;
-    let admin = app.admin().await;
-    fire_plan(&app, &admin).await;
-    let id =
-        app.post(&admin, "/api/v1/events", &fire_event(None)).await.expect(201).json()["event"]["id"].as_i64().unwrap();
-    create_user(&app, "li", Role::Admin, BANNER).await;
-    let s = Steps { c, dir, base: app.base.clone() };
-    s.goto("open", "/login").await;
-    s.fill("name", "#name", "li").await;
     s.fill("password", "#password", PASSWORD).await;
     s.click("submit", "button[type=submit]").await;
     s.wait_for("today", "#score-h").await;
@@ -776,6 +732,56 @@ async fn a_plan_draft_is_created_and_edited_in_a_real_browser() {
     s.shot("plan-edit-375").await;
     s.axe("plan-edit-375").await;
     let _ = s.c.close().await;
+}
+
+/// A grassland-fire plan of 满都拉图镇 in force: level 2 needs 50 quilts and 2 firefighters
+/// within 100 km.
+async fn fire_plan(app: &TestApp, admin: &str) -> i64 {
+    let plan = json!({
+        "title": "满都拉图镇草原火灾应急预案", "kind": "township", "region": MANDULATU,
+        "owning_unit": "满都拉图镇人民政府", "lead_department": "镇应急办", "hazards": ["grassland_fire"],
+        "sections": {"organization": "镇防火指挥部统一指挥。", "prevention": "火险预警与巡护。", "response": "分级响应。", "support": "物资与队伍保障。", "recovery": "草场恢复。"},
+        "response_levels": [{"level": 2, "criteria": "火场面积超过 100 公顷", "supplies": [{"item_code": QUILT, "name": "棉被", "quantity": 50, "unit": "床", "within_km": 100}], "forces": [{"specialty": "grassland_fire", "headcount": 2, "within_km": 100}]}]
+    });
+    let id = app.post(admin, "/api/v1/plans", &plan).await.expect(201).json()["id"].as_i64().unwrap();
+    app.post(admin, &format!("/api/v1/plans/{id}/submit"), &json!({})).await.expect(200);
+    let approve = json!({"issued_on": "2026-10-08", "issuing_body": "满都拉图镇人民政府"});
+    app.post(admin, &format!("/api/v1/plans/{id}/approve"), &approve).await.expect(200);
+    id
+}
+
+fn fire_event(drill: Option<i64>) -> Value {
+    let mut v = json!({
+        "hazard": "grassland_fire", "title": "满都拉图镇北部草原火灾", "occurred_at": "2026-11-27T07:30:00+08:00",
+        "region_code": MANDULATU, "place": "白音哈拉图嘎查北", "lon": 113.644, "lat": 43.852,
+        "description": "境外火入境，火线约 3 公里", "severity": "relatively_serious",
+        "source": "护林员电话报告", "reporter": "护林员 巴特尔"
+    });
+    if let Some(d) = drill {
+        v["exercise"] = json!(true);
+        v["drill_id"] = json!(d);
+        v["title"] = json!("草原火灾扑救演练");
+    }
+    v
+}
+
+#[tokio::test]
+async fn the_event_board_runs_a_response_in_a_real_browser() {
+    let Some((_driver, c, dir)) = browser().await else { return };
+    let app = TestApp::spawn().await;
+    seed(&app).await;
+    let admin = app.admin().await;
+    fire_plan(&app, &admin).await;
+    let id =
+        app.post(&admin, "/api/v1/events", &fire_event(None)).await.expect(201).json()["event"]["id"].as_i64().unwrap();
+    create_user(&app, "li", Role::Admin, BANNER).await;
+    let s = Steps { c, dir, base: app.base.clone() };
+    s.goto("open", "/login").await;
+    s.fill("name", "#name", "li").await;
+    s.fill("password", "#password", PASSWORD).await;
+    s.click("submit", "button[type=submit]").await;
+    s.wait_for("today", "#score-h").await;
+
     // The list, then the board: 初报, activation, dispatch of the proposed lines.
     s.goto("events", "/events").await;
     s.wait_for("events-table", "#events").await;
