@@ -259,3 +259,54 @@ async fn sqlite_file_lock(db_file: &std::path::Path) -> anyhow::Result<Option<st
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(d) if d.is_unique_violation())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that queued while a job held the lock gets it before the job's next batch: with
+    /// SQLite's busy handler alone the job, retrying at once, would usually win it back.
+    #[tokio::test]
+    async fn sqlite_writers_take_the_lock_in_arrival_order() {
+        let dir = std::env::temp_dir().join(format!("yingji-writeq-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("q.db").display());
+        let db = Db::connect(&DbOptions { url, max_connections: 4 }).await.unwrap();
+        with_db!(&db, |p| sqlx::query("CREATE TABLE IF NOT EXISTS q (n INTEGER PRIMARY KEY, who TEXT)")
+            .execute(p)
+            .await
+            .map(|_| ())
+            .unwrap());
+        async fn write(db: &Db, who: &str) {
+            let mut tx = db.begin().await.unwrap();
+            with_tx!(&mut tx, |c| sqlx::query("INSERT INTO q (who) VALUES ($1)")
+                .bind(who)
+                .execute(c)
+                .await
+                .map(|_| ())
+                .unwrap());
+            tx.commit().await.unwrap();
+        }
+        // The job holds the lock; a request arrives and waits for it.
+        let mut job = db.begin().await.unwrap();
+        let request = tokio::spawn({
+            let db = db.clone();
+            async move { write(&db, "request").await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        with_tx!(&mut job, |c| sqlx::query("INSERT INTO q (who) VALUES ('job 1')")
+            .execute(c)
+            .await
+            .map(|_| ())
+            .unwrap());
+        job.commit().await.unwrap();
+        // The job's next batch queues behind the request.
+        write(&db, "job 2").await;
+        request.await.unwrap();
+        let order: Vec<String> =
+            with_db!(&db, |p| sqlx::query_scalar("SELECT who FROM q ORDER BY n").fetch_all(p).await.unwrap());
+        assert_eq!(order, ["job 1", "request", "job 2"]);
+        db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
