@@ -14,6 +14,7 @@
 
 pub mod closeout;
 pub mod handlers;
+pub mod intake;
 pub mod lines;
 pub mod report;
 pub mod resource;
