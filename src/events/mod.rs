@@ -16,6 +16,7 @@ pub mod board;
 pub mod closeout;
 pub mod dispatch;
 pub mod handlers;
+pub mod intake;
 pub mod lines;
 pub mod matching;
 pub mod nearby;
