@@ -189,10 +189,19 @@ pub struct DepotPlan {
 /// and masked, JSON built), so the write lock is held only for the statements.
 pub struct DepotChange {
     row: DepotRow,
-    /// The stored state (None: a new depot).
-    before: Option<serde_json::Value>,
-    /// The new state (a new depot's `id` is filled in once inserted).
-    after: serde_json::Value,
+    /// The stored state as JSON text (None: a new depot). Text, not `Value`: a large file keeps
+    /// one per row, and a `Value` tree is ten times the size.
+    before: Option<String>,
+    /// The new state as JSON text (a new depot's `id` is filled in once inserted).
+    after: String,
+}
+
+fn audit_text(view: &crate::supplies::depots::Depot) -> ApiResult<String> {
+    serde_json::to_string(view).map_err(|e| crate::error::ApiError::Internal(e.into()))
+}
+
+fn audit_value(text: &str) -> ApiResult<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| crate::error::ApiError::Internal(e.into()))
 }
 
 impl Import for DepotImport {
@@ -323,12 +332,12 @@ impl Import for DepotImport {
                         new_phone.as_deref().map(|p| cipher.encrypt(Field::DEPOT_PHONE, p))
                     };
                     (d.id, d.notes, d.created_at) = (b.id, b.notes.clone(), b.created_at);
-                    let before = Some(to_audit(&b.view(cipher, false))?);
-                    plan.changes.push(DepotChange { after: to_audit(&d.view(cipher, false))?, row: d, before });
+                    let before = Some(audit_text(&b.view(cipher, false))?);
+                    plan.changes.push(DepotChange { after: audit_text(&d.view(cipher, false))?, row: d, before });
                 }
                 None => {
                     d.phone_enc = new_phone.as_deref().map(|p| cipher.encrypt(Field::DEPOT_PHONE, p));
-                    plan.changes.push(DepotChange { after: to_audit(&d.view(cipher, false))?, row: d, before: None });
+                    plan.changes.push(DepotChange { after: audit_text(&d.view(cipher, false))?, row: d, before: None });
                 }
             }
         }
@@ -350,14 +359,14 @@ impl Import for DepotImport {
             let names: Vec<String> = entity_ids.iter().map(i64::to_string).collect();
             let mut changes = Vec::with_capacity(chunk.len());
             for ((c, id), name) in chunk.iter().zip(&entity_ids).zip(&names) {
-                let mut after = c.after.clone();
+                let mut after = audit_value(&c.after)?;
                 after["id"] = (*id).into();
                 changes.push(Change {
                     action: "import",
                     entity_type: "depot",
                     entity_id: name,
                     region_code: Some(&c.row.region_code),
-                    before: c.before.clone(),
+                    before: c.before.as_deref().map(audit_value).transpose()?,
                     after: Some(after),
                 });
             }
