@@ -117,6 +117,8 @@ pub async fn run(url: &str, sizes: &Sizes) -> anyhow::Result<Vec<Figure>> {
     c.pii_key = Some("00".repeat(32));
     c.scheduler = false;
     c.max_import_bytes = 256 * 1024 * 1024;
+    // The 1,000,000-row case may take longer than the default request limit (120 s).
+    c.request_timeout = Duration::from_secs(3600);
     let clock: SharedClock = Arc::new(SystemClock);
     let server = app::start(c, clock).await?;
     let state = server.state.clone();

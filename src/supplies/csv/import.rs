@@ -178,11 +178,30 @@ pub struct DepotLine {
     phone: Option<Option<String>>,
 }
 
-/// What a depot import writes: (row, stored row before) per change.
+/// What a depot import writes.
 pub struct DepotPlan {
     rows: usize,
     unchanged: usize,
-    changes: Vec<(DepotRow, Option<DepotRow>)>,
+    changes: Vec<DepotChange>,
+}
+
+/// One depot to write, with its audit states prepared before the transaction (phones decrypted
+/// and masked, JSON built), so the write lock is held only for the statements.
+pub struct DepotChange {
+    row: DepotRow,
+    /// The stored state as JSON text (None: a new depot). Text, not `Value`: a large file keeps
+    /// one per row, and a `Value` tree is ten times the size.
+    before: Option<String>,
+    /// The new state as JSON text (a new depot's `id` is filled in once inserted).
+    after: String,
+}
+
+fn audit_text(view: &crate::supplies::depots::Depot) -> ApiResult<String> {
+    serde_json::to_string(view).map_err(|e| crate::error::ApiError::Internal(e.into()))
+}
+
+fn audit_value(text: &str) -> ApiResult<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| crate::error::ApiError::Internal(e.into()))
 }
 
 impl Import for DepotImport {
@@ -313,11 +332,12 @@ impl Import for DepotImport {
                         new_phone.as_deref().map(|p| cipher.encrypt(Field::DEPOT_PHONE, p))
                     };
                     (d.id, d.notes, d.created_at) = (b.id, b.notes.clone(), b.created_at);
-                    plan.changes.push((d, Some(b.clone())));
+                    let before = Some(audit_text(&b.view(cipher, false))?);
+                    plan.changes.push(DepotChange { after: audit_text(&d.view(cipher, false))?, row: d, before });
                 }
                 None => {
                     d.phone_enc = new_phone.as_deref().map(|p| cipher.encrypt(Field::DEPOT_PHONE, p));
-                    plan.changes.push((d, None));
+                    plan.changes.push(DepotChange { after: audit_text(&d.view(cipher, false))?, row: d, before: None });
                 }
             }
         }
@@ -326,33 +346,28 @@ impl Import for DepotImport {
 
     async fn write(&self, tx: &mut Tx, plan: DepotPlan) -> ApiResult<ImportSummary> {
         let mut summary = ImportSummary { rows: plan.rows, unchanged: plan.unchanged, ..Default::default() };
-        let cipher = &self.cipher;
-        let per = bulk::chunk(12);
-        for chunk in plan.changes.chunks(per) {
-            let new: Vec<DepotRow> = chunk.iter().filter(|(_, b)| b.is_none()).map(|(d, _)| d.clone()).collect();
-            let old: Vec<DepotRow> = chunk.iter().filter(|(_, b)| b.is_some()).map(|(d, _)| d.clone()).collect();
+        for chunk in plan.changes.chunks(bulk::chunk(12)) {
+            let new: Vec<DepotRow> = chunk.iter().filter(|c| c.before.is_none()).map(|c| c.row.clone()).collect();
+            let old: Vec<DepotRow> = chunk.iter().filter(|c| c.before.is_some()).map(|c| c.row.clone()).collect();
             let ids: HashMap<String, i64> =
                 depots::insert_many(tx, &new).await?.into_iter().map(|(id, code)| (code, id)).collect();
             depots::update_many(tx, &old).await?;
             summary.created += new.len();
             summary.updated += old.len();
-            // (id, after, before) of each audit row.
-            let mut states = Vec::with_capacity(chunk.len());
-            for (d, before) in chunk {
-                let mut view = d.view(cipher, false);
-                view.id = ids.get(&d.code).copied().unwrap_or(d.id);
-                let before = before.as_ref().map(|b| to_audit(&b.view(cipher, false))).transpose()?;
-                states.push((view.id.to_string(), to_audit(&view)?, before));
-            }
+            let entity_ids: Vec<i64> =
+                chunk.iter().map(|c| ids.get(&c.row.code).copied().unwrap_or(c.row.id)).collect();
+            let names: Vec<String> = entity_ids.iter().map(i64::to_string).collect();
             let mut changes = Vec::with_capacity(chunk.len());
-            for ((id, after, before), (d, _)) in states.iter().zip(chunk) {
+            for ((c, id), name) in chunk.iter().zip(&entity_ids).zip(&names) {
+                let mut after = audit_value(&c.after)?;
+                after["id"] = (*id).into();
                 changes.push(Change {
                     action: "import",
                     entity_type: "depot",
-                    entity_id: id,
-                    region_code: Some(&d.region_code),
-                    before: before.clone(),
-                    after: Some(after.clone()),
+                    entity_id: name,
+                    region_code: Some(&c.row.region_code),
+                    before: c.before.as_deref().map(audit_value).transpose()?,
+                    after: Some(after),
                 });
             }
             audit::record_many(tx, &self.actor, self.now, changes).await?;
