@@ -1,7 +1,7 @@
 //! CSV import and export shared by every bulk endpoint: English or Chinese headers, UTF-8 with or
 //! without BOM, and errors that carry line, column name and column number.
 
-use crate::error::FieldError;
+use crate::error::{ApiError, FieldError};
 
 /// One column an import understands.
 #[derive(Debug, Clone, Copy)]
@@ -316,4 +316,50 @@ pub async fn export(
         return Ok(body(xlsx::MEDIA_TYPE, data));
     }
     Ok(body("text/csv; charset=utf-8", write(header, rows).await?))
+}
+
+/// Query of an export that holds no personal data.
+#[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderQuery {
+    /// `zh` (default: Chinese headers, for Excel) or `en`.
+    #[schemars(regex(pattern = r"^(zh|en)$"))]
+    pub header: Option<String>,
+}
+
+impl HeaderQuery {
+    /// Whether headers are Chinese.
+    pub fn chinese(&self) -> Result<bool, ApiError> {
+        chinese(self.header.as_deref())
+    }
+}
+
+/// Query of an export that holds personal data (depot managers' phones, members' ID numbers
+/// and phones): masked unless `reveal` is asked for, even for admins.
+#[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// `zh` (default: Chinese headers, for Excel) or `en`.
+    #[schemars(regex(pattern = r"^(zh|en)$"))]
+    pub header: Option<String>,
+    /// Personal data in full (needs the personal-information permission; every revealed row is
+    /// audited). Masked otherwise.
+    #[serde(default)]
+    pub reveal: bool,
+}
+
+impl ExportQuery {
+    /// Whether headers are Chinese.
+    pub fn chinese(&self) -> Result<bool, ApiError> {
+        chinese(self.header.as_deref())
+    }
+}
+
+/// `header=zh` (or none) gives Chinese headers, `header=en` English ones.
+fn chinese(header: Option<&str>) -> Result<bool, ApiError> {
+    match header {
+        None | Some("zh") => Ok(true),
+        Some("en") => Ok(false),
+        Some(other) => Err(ApiError::invalid("header", format!("header「{other}」无效，应为 zh 或 en"))),
+    }
 }

@@ -6,8 +6,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use schemars::JsonSchema;
-use serde::Deserialize;
 use sqlx::types::Json;
 use warp::http::Method;
 use warp::reply::Response;
@@ -18,7 +16,7 @@ use crate::audit::Actor;
 use crate::auth::{Perm, Principal};
 use crate::csvio::{self, Column};
 use crate::db::{Db, Tx};
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::error::{ApiResult, FieldError};
 use crate::http::Ctx;
 use crate::http::access::Region;
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
@@ -43,29 +41,8 @@ pub const TEAM_COLUMNS: &[Column] = &[
     Column { name: "submitted_on", zh: "备案提交日期", aliases: &["提交日期"], required: false },
 ];
 
-/// Query of exports.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExportQuery {
-    /// `zh` (default: Chinese headers, for Excel) or `en`.
-    #[schemars(regex(pattern = r"^(zh|en)$"))]
-    pub header: Option<String>,
-    /// Members only: ID numbers and phones in full (needs the personal-information permission;
-    /// every exported member is audited as revealed). Otherwise they are masked.
-    #[serde(default)]
-    pub reveal: bool,
-}
-
-impl ExportQuery {
-    /// Whether headers are Chinese.
-    pub fn chinese(&self) -> Result<bool, ApiError> {
-        match self.header.as_deref() {
-            None | Some("zh") => Ok(true),
-            Some("en") => Ok(false),
-            Some(_) => Err(ApiError::invalid("header", "header 应为 zh 或 en")),
-        }
-    }
-}
+pub use crate::csvio::ExportQuery;
+use crate::csvio::HeaderQuery;
 
 /// The summary text of a failed import.
 pub fn summary(errors: &[FieldError]) -> String {
@@ -97,7 +74,7 @@ pub fn routes() -> Vec<Route> {
             BodyKind::None,
             Doc {
                 description: "导出辖区内队伍（默认中文表头，header=en 为英文；UTF-8 带 BOM）。可直接重新导入。",
-                query: Some(schema::<ExportQuery>()),
+                query: Some(schema::<HeaderQuery>()),
                 response_type: Some("text/csv"),
                 ..Doc::new("社会应急力量", "导出队伍")
             },
@@ -408,10 +385,7 @@ async fn import_teams(c: Ctx) -> ApiResult<Response> {
 
 async fn export_teams(c: Ctx) -> ApiResult<Response> {
     let p = c.caller()?;
-    let q: ExportQuery = c.query()?;
-    if q.reveal {
-        return Err(ApiError::invalid("reveal", "队伍导出不含个人信息，无需 reveal"));
-    }
+    let q: HeaderQuery = c.query()?;
     let (lo, hi) = p.scope.bounds();
     let teams = store::all(&c.app.db, (&lo, &hi), None).await?;
     let mut specs = store::specialties_in(&c.app.db, (&lo, &hi)).await?;

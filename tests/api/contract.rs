@@ -152,3 +152,27 @@ async fn feed_tokens_are_listed_as_a_page_and_an_overlong_path_is_a_414_problem(
     let p = app.get(&admin, &format!("/api/v1/{}", "b".repeat(5_000))).await.problem(404);
     assert!(p["detail"].as_str().unwrap().len() < 1_000, "{p}");
 }
+
+/// Exports without personal data declare and take no `reveal`; those with it declare it.
+#[tokio::test]
+async fn only_exports_with_personal_data_offer_reveal() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let doc = app.send(Method::GET, "/api/v1/openapi.json", None, None).await.expect(200).json();
+    let has_reveal =
+        |path: &str| doc["paths"][path]["get"]["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "reveal");
+    for path in ["/api/v1/export/depots.csv", "/api/v1/export/members.csv", "/api/v1/export/members.xlsx"] {
+        assert!(has_reveal(path), "{path} declares reveal");
+    }
+    for path in [
+        "/api/v1/export/teams.csv",
+        "/api/v1/export/teams.xlsx",
+        "/api/v1/export/catalogue.csv",
+        "/api/v1/export/stock.csv",
+    ] {
+        assert!(!has_reveal(path), "{path} does not declare reveal");
+        let p = app.get(&admin, &format!("{path}?reveal=true")).await.problem(400);
+        assert_eq!(p["type"], "/problems/bad-request", "{path}: {p}");
+    }
+    app.get(&admin, "/api/v1/export/teams.csv?header=en").await.expect(200);
+}

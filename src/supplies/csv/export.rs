@@ -3,23 +3,19 @@
 use chrono::NaiveDate;
 use warp::reply::Response;
 
-use super::{CATALOGUE, DEPOTS, ExportQuery, STOCK};
+use super::{CATALOGUE, DEPOTS, ExportQuery, HeaderQuery, STOCK};
 use crate::auth::Perm;
 use crate::csvio::{self, Column};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::http::Ctx;
 use crate::personal::mask_phone;
 use crate::supplies::catalogue;
 use crate::supplies::depots;
 use crate::with_db;
 
+/// Headers of an export without personal data.
 fn chinese(c: &Ctx) -> ApiResult<bool> {
-    let q: ExportQuery = c.query()?;
-    match q.header.as_deref() {
-        None | Some("zh") => Ok(true),
-        Some("en") => Ok(false),
-        Some(other) => Err(ApiError::invalid("header", format!("header「{other}」无效，应为 zh 或 en"))),
-    }
+    c.query::<HeaderQuery>()?.chinese()
 }
 
 async fn write_csv(
@@ -48,8 +44,8 @@ pub(super) async fn export_catalogue(c: Ctx) -> ApiResult<Response> {
 
 pub(super) async fn export_depots(c: Ctx) -> ApiResult<Response> {
     let p = c.caller()?;
-    let zh = chinese(&c)?;
-    let reveal = c.query::<ExportQuery>()?.reveal;
+    let q: ExportQuery = c.query()?;
+    let (zh, reveal) = (q.chinese()?, q.reveal);
     if reveal {
         p.require(Perm::RevealPersonal)?;
     }

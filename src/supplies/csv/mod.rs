@@ -10,8 +10,6 @@
 //! data (each revealed phone is audited); a masked phone on import keeps the stored one.
 
 use chrono::NaiveDate;
-use schemars::JsonSchema;
-use serde::Deserialize;
 use warp::http::Method;
 
 use crate::auth::Perm;
@@ -60,18 +58,7 @@ pub const STOCK: &[Column] = &[
 
 pub use crate::imports::ImportSummary;
 
-/// Query of the exports.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExportQuery {
-    /// `zh` (default, for Excel) or `en`.
-    #[schemars(regex(pattern = r"^(zh|en)$"))]
-    pub header: Option<String>,
-    /// Depots: show managers' phones in full (needs the personal-data permission; every revealed
-    /// depot is audited). Masked otherwise, for admins too.
-    #[serde(default)]
-    pub reveal: bool,
-}
+pub use crate::csvio::{ExportQuery, HeaderQuery};
 
 pub(crate) fn date(rec: &Record, name: &'static str, errors: &mut Vec<FieldError>) -> Option<NaiveDate> {
     let v = rec.get(name)?;
@@ -98,7 +85,7 @@ pub fn routes() -> Vec<Route> {
             h,
         )
     };
-    let export = |path, summary, h: fn(Ctx) -> crate::http::router::HandlerFuture| {
+    let export = |path, summary, query, h: fn(Ctx) -> crate::http::router::HandlerFuture| {
         route(
             Method::GET,
             path,
@@ -106,7 +93,7 @@ pub fn routes() -> Vec<Route> {
             BodyKind::None,
             Doc {
                 description: "CSV（UTF-8 带 BOM，默认中文表头，?header=en 为英文表头），可原样重新导入。",
-                query: Some(schema::<ExportQuery>()),
+                query: Some(query),
                 response_type: Some("text/csv"),
                 ..Doc::new("应急物资", summary)
             },
@@ -135,11 +122,11 @@ pub fn routes() -> Vec<Route> {
             |c| Box::pin(import::import_stock(c)),
         )
         .guard(Perm::Write, &[Region::Rows]),
-        export("/api/v1/export/catalogue.csv", "导出物资目录", |c| Box::pin(export::export_catalogue(c)))
+        export("/api/v1/export/catalogue.csv", "导出物资目录", schema::<HeaderQuery>(), |c| Box::pin(export::export_catalogue(c)))
         .guard(Perm::Read, &[Region::Global]),
-        export("/api/v1/export/depots.csv", "导出储备库", |c| Box::pin(export::export_depots(c)))
+        export("/api/v1/export/depots.csv", "导出储备库", schema::<ExportQuery>(), |c| Box::pin(export::export_depots(c)))
         .guard(Perm::Read, &[Region::Query("region")]),
-        export("/api/v1/export/stock.csv", "导出库存", |c| Box::pin(export::export_stock(c)))
+        export("/api/v1/export/stock.csv", "导出库存", schema::<HeaderQuery>(), |c| Box::pin(export::export_stock(c)))
         .guard(Perm::Read, &[Region::Query("region")]),
     ];
     let twins =
