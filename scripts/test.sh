@@ -48,4 +48,5 @@ as_pg "$PG_BIN/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w \
   start >/dev/null
 
 echo "=== yingji tests on PostgreSQL (port $port)"
+[ "${YINGJI_BROWSER_TESTS:-}" = required ] || echo "!!! chromium / chromedriver NOT FOUND: the browser tests are SKIPPED on PostgreSQL too"
 YINGJI_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres" cargo test "$@"

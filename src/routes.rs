@@ -17,5 +17,6 @@ pub fn router() -> Router {
     all.extend(crate::supplies::routes::routes());
     all.extend(crate::events::routes::routes());
     all.extend(crate::warnings::routes::routes());
+    all.extend(crate::auth::user_routes::routes());
     Router::new(all)
 }

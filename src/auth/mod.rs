@@ -3,6 +3,7 @@
 pub mod login;
 pub mod routes;
 pub mod tokens;
+pub mod user_routes;
 pub mod users;
 
 use schemars::JsonSchema;
@@ -89,6 +90,8 @@ pub enum Perm {
     ImportRegions,
     /// Issue and revoke tokens.
     ManageTokens,
+    /// Create users, set their passwords, roles and jurisdictions, disable and enable them.
+    ManageUsers,
     /// Read the audit log.
     ReadAudit,
     /// See ID numbers and phones in full (every reveal is audited).
@@ -106,6 +109,7 @@ impl Perm {
             Perm::Approve => "批准预案、登记备案、管理调度",
             Perm::ImportRegions => "导入行政区划",
             Perm::ManageTokens => "管理令牌",
+            Perm::ManageUsers => "管理用户",
             Perm::ReadAudit => "查看审计日志",
             Perm::RevealPersonal => "查看完整个人信息",
         }

@@ -61,7 +61,7 @@ pub fn decoy_hash() -> &'static str {
 }
 
 /// A console user as listed (never the hash).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, sqlx::FromRow)]
 pub struct UserInfo {
     /// Id.
     pub id: i64,
@@ -94,6 +94,12 @@ pub async fn by_name(db: &Db, name: &str) -> Result<Option<UserInfo>, sqlx::Erro
     with_db!(db, |p| sqlx::query_as::<_, UserInfo>(&sql).bind(name).fetch_optional(p).await)
 }
 
+/// One user by id.
+pub async fn by_id(db: &Db, id: i64) -> Result<Option<UserInfo>, sqlx::Error> {
+    let sql = format!("{SELECT} WHERE id = $1");
+    with_db!(db, |p| sqlx::query_as::<_, UserInfo>(&sql).bind(id).fetch_optional(p).await)
+}
+
 /// Users whose jurisdiction lies within `bounds`, by name.
 pub async fn list(db: &Db, bounds: (&str, &str)) -> Result<Vec<UserInfo>, sqlx::Error> {
     let sql = format!("{SELECT} WHERE region_code >= $1 AND region_code <= $2 ORDER BY name");
@@ -120,6 +126,29 @@ fn check_name(name: &str) -> Result<&str, ApiError> {
 
 fn audit_view(u: &UserInfo) -> Result<serde_json::Value, ApiError> {
     serde_json::to_value(u).map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// Audits a change of user `before` into `after` (filed under the user's jurisdiction after the
+/// change) in the transaction that made it, and commits.
+async fn finish(
+    mut tx: crate::db::Tx,
+    actor: &Actor,
+    now: Timestamp,
+    action: &str,
+    before: &UserInfo,
+    after: UserInfo,
+) -> Result<UserInfo, ApiError> {
+    let change = Change {
+        action,
+        entity_type: "user",
+        entity_id: &before.id.to_string(),
+        region_code: Some(&after.region_code),
+        before: Some(audit_view(before)?),
+        after: Some(audit_view(&after)?),
+    };
+    audit::record(&mut tx, actor, now, change).await?;
+    tx.commit().await?;
+    Ok(after)
 }
 
 /// Creates a user who logs in with `password`. A name already taken is 409.
@@ -205,17 +234,7 @@ pub async fn set_password(
             .map(|_| ())
     })?;
     let after = UserInfo { has_password: true, ..before.clone() };
-    let change = Change {
-        action: "set_password",
-        entity_type: "user",
-        entity_id: &before.id.to_string(),
-        region_code: Some(&before.region_code),
-        before: Some(audit_view(&before)?),
-        after: Some(audit_view(&after)?),
-    };
-    audit::record(&mut tx, actor, now, change).await?;
-    tx.commit().await?;
-    Ok(after)
+    finish(tx, actor, now, "set_password", &before, after).await
 }
 
 /// Disables a user: no more logins, every session ended and every API token revoked, in one
@@ -250,17 +269,73 @@ pub async fn disable(db: &Db, actor: &Actor, now: Timestamp, name: &str) -> Resu
         return Ok(by_name(db, name).await?.unwrap_or(before));
     }
     let after = UserInfo { disabled_at: Some(now), ..before.clone() };
-    let change = Change {
-        action: "disable",
-        entity_type: "user",
-        entity_id: &before.id.to_string(),
-        region_code: Some(&before.region_code),
-        before: Some(audit_view(&before)?),
-        after: Some(audit_view(&after)?),
+    finish(tx, actor, now, "disable", &before, after).await
+}
+
+/// Lets a disabled user log in again (their old sessions and tokens stay ended: a new password
+/// or token is a deliberate next step). Enabling an enabled user changes nothing.
+pub async fn enable(db: &Db, actor: &Actor, now: Timestamp, name: &str) -> Result<UserInfo, ApiError> {
+    let before = by_name(db, name).await?.ok_or_else(|| ApiError::NotFound(format!("用户 {name} 不存在")))?;
+    if before.disabled_at.is_none() {
+        return Ok(before);
+    }
+    let mut tx = db.begin().await?;
+    let changed = with_tx!(&mut tx, |c| sqlx::query(
+        "UPDATE users SET disabled_at = NULL WHERE id = $1 AND disabled_at IS NOT NULL"
+    )
+    .bind(before.id)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if changed == 0 {
+        // Someone else enabled the user in between; their transaction wrote the audit row.
+        return Ok(by_name(db, name).await?.unwrap_or(before));
+    }
+    let after = UserInfo { disabled_at: None, ..before.clone() };
+    finish(tx, actor, now, "enable", &before, after).await
+}
+
+/// Gives a user another role and/or jurisdiction. Sessions and tokens read the user's role and
+/// region on every request, so the change applies at once to both.
+pub async fn assign(
+    db: &Db,
+    actor: &Actor,
+    now: Timestamp,
+    name: &str,
+    role: Option<Role>,
+    region: Option<&RegionCode>,
+) -> Result<UserInfo, ApiError> {
+    let before = by_name(db, name).await?.ok_or_else(|| ApiError::NotFound(format!("用户 {name} 不存在")))?;
+    if let Some(r) = region
+        && crate::regions::store::get(db, r.as_str()).await?.is_none()
+    {
+        return Err(ApiError::invalid("region", format!("区划 {r} 不存在")));
+    }
+    let after = UserInfo {
+        role: role.map_or_else(|| before.role.clone(), |r| r.as_str().to_string()),
+        region_code: region.map_or_else(|| before.region_code.clone(), |r| r.to_string()),
+        ..before.clone()
     };
-    audit::record(&mut tx, actor, now, change).await?;
-    tx.commit().await?;
-    Ok(after)
+    if after.role == before.role && after.region_code == before.region_code {
+        return Ok(before);
+    }
+    let mut tx = db.begin().await?;
+    // Conditional on what was read, so two admins changing the same user at once cannot both win.
+    let changed = with_tx!(&mut tx, |c| sqlx::query(
+        "UPDATE users SET role = $1, region_code = $2 WHERE id = $3 AND role = $4 AND region_code = $5"
+    )
+    .bind(&after.role)
+    .bind(&after.region_code)
+    .bind(before.id)
+    .bind(&before.role)
+    .bind(&before.region_code)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if changed == 0 {
+        return Err(ApiError::Conflict(format!("用户 {name} 刚被他人修改，请刷新后重试")));
+    }
+    finish(tx, actor, now, "assign", &before, after).await
 }
 
 #[cfg(test)]

@@ -164,12 +164,15 @@ pub async fn revoke(db: &Db, user_id: i64, id: i64, now: Timestamp) -> Result<bo
     Ok(n == 1)
 }
 
-/// The user behind a valid feed token (whose API token may still be revoked separately: a user
-/// with no valid API token keeps no feed either).
+/// The user behind a valid feed token. The feed lives as long as its user may still get in: not
+/// disabled, and with a password (console users) or a valid API token (a program's user whose
+/// tokens are all revoked keeps no feed either).
 pub async fn authenticate(db: &Db, token: &str) -> Result<Option<i64>, sqlx::Error> {
     with_db!(db, |p| sqlx::query_scalar(
-        "SELECT f.user_id FROM feed_tokens f WHERE f.token_hash = $1 AND f.revoked_at IS NULL
-           AND EXISTS (SELECT 1 FROM api_tokens t WHERE t.user_id = f.user_id AND t.revoked_at IS NULL)"
+        "SELECT f.user_id FROM feed_tokens f JOIN users u ON u.id = f.user_id
+          WHERE f.token_hash = $1 AND f.revoked_at IS NULL AND u.disabled_at IS NULL
+            AND (u.password_hash IS NOT NULL
+                 OR EXISTS (SELECT 1 FROM api_tokens t WHERE t.user_id = f.user_id AND t.revoked_at IS NULL))"
     )
     .bind(hash_token(token))
     .fetch_optional(p)

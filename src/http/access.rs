@@ -131,6 +131,8 @@ pub const TOKEN: Object = Object {
     key: Key::Id,
     sql: "SELECT u.region_code FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = $1",
 };
+/// 用户 by id (the user's jurisdiction).
+pub const USER: Object = Object { label: "用户", key: Key::Id, sql: "SELECT region_code FROM users WHERE id = $1" };
 /// 区划 by code (the region itself).
 pub const REGION: Object = Object { label: "区划", key: Key::Code, sql: "SELECT code FROM regions WHERE code = $1" };
 

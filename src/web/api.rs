@@ -44,3 +44,33 @@ pub async fn post(req: &Req, s: &Session, path: &str, body: &Value) -> Result<Va
 pub fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, WebError> {
     serde_json::from_value(v).map_err(|e| WebError::Api(ApiError::Internal(e.into())))
 }
+
+/// `method path` with a JSON body as the session's user (PUT, PATCH).
+pub async fn send(req: &Req, s: &Session, method: Method, path: &str, body: &Value) -> Result<Value, WebError> {
+    let bytes = serde_json::to_vec(body).map_err(|e| WebError::Api(ApiError::Internal(e.into())))?;
+    call(req, s, method, path, "", Bytes::from(bytes)).await
+}
+
+/// `POST path` without a body (steps that take none) as the session's user.
+pub async fn post_empty(req: &Req, s: &Session, path: &str) -> Result<Value, WebError> {
+    call(req, s, Method::POST, path, "", Bytes::new()).await
+}
+
+/// A region as a form's choice (code and name).
+#[derive(serde::Deserialize)]
+pub struct RegionChoice {
+    /// Division code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+}
+
+/// The regions of the session's jurisdiction (the API's region list), for a form's region choice.
+pub async fn regions(req: &Req, s: &Session) -> Result<Vec<RegionChoice>, WebError> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        items: Vec<RegionChoice>,
+    }
+    let a: Answer = decode(get(req, s, "/api/v1/regions", "limit=1000").await?)?;
+    Ok(a.items)
+}

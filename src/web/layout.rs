@@ -27,6 +27,9 @@ const NAV: &[(&str, &str, &str)] = &[
     ("readiness", "/readiness", "检查"),
 ];
 
+/// Navigation entries for administrators only, after the others.
+const ADMIN_NAV: &[(&str, &str, &str)] = &[("users", "/users", "用户")];
+
 /// What the frame shows.
 pub struct Layout {
     /// Page title (also the `<h1>`).
@@ -41,6 +44,8 @@ pub struct Layout {
     pub region: String,
     /// The session's CSRF token, for every form on the page.
     pub csrf: String,
+    /// Whether the user manages users (administrators): the 用户 entry is shown.
+    pub manages_users: bool,
 }
 
 impl Layout {
@@ -63,6 +68,7 @@ impl Layout {
             role: p.role.label(),
             region,
             csrf: s.csrf.clone(),
+            manages_users: p.role.allows(crate::auth::Perm::ManageUsers),
         })
     }
 
@@ -73,7 +79,8 @@ impl Layout {
 
     /// The navigation with the current entry marked.
     pub fn nav(&self) -> Vec<NavItem> {
-        NAV.iter().map(|(k, href, label)| NavItem { href, label, current: *k == self.active }).collect()
+        let admin: &[(&str, &str, &str)] = if self.manages_users { ADMIN_NAV } else { &[] };
+        NAV.iter().chain(admin).map(|(k, href, label)| NavItem { href, label, current: *k == self.active }).collect()
     }
 }
 

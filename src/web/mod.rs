@@ -9,17 +9,22 @@
 
 pub mod api;
 pub mod assets;
+pub mod drill;
 pub mod drills;
+pub mod form;
 pub mod layout;
 pub mod login;
 pub mod map;
+pub mod plan_edit;
 pub mod plans;
+pub mod qr;
 pub mod readiness;
 pub mod session;
 pub mod supplies;
 pub mod teams;
 pub mod today;
 pub mod today_warnings;
+pub mod users;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -135,6 +140,9 @@ fn is_console_path(path: &str) -> bool {
         || path.starts_with("/plans/")
         || path.starts_with("/supplies/")
         || path.starts_with("/today/")
+        || path.starts_with("/drills/")
+        || path == "/users"
+        || path.starts_with("/users/")
 }
 
 /// The console's warp filter: rejects (falls through) for paths that are not the console's,
@@ -226,6 +234,10 @@ async fn dispatch(req: Req) -> WebResult {
         (Method::GET, "/map") => map::page(req).await,
         (Method::GET, "/map/regions.json") => map::regions(req).await,
         (Method::GET, "/plans") => plans::list(req).await,
+        (Method::GET, "/plans/new") => plan_edit::page(req).await,
+        (Method::POST, "/plans/new") => plan_edit::save(req).await,
+        (Method::GET, p) if p.starts_with("/plans/") && p.ends_with("/edit") => plan_edit::page(req).await,
+        (Method::POST, p) if p.starts_with("/plans/") && p.ends_with("/edit") => plan_edit::save(req).await,
         (Method::GET, p) if p.starts_with("/plans/") && p.matches('/').count() == 2 => plans::detail(req).await,
         (Method::POST, p) if p.starts_with("/plans/") && p.matches('/').count() == 3 => plans::step(req).await,
         (Method::GET, "/supplies") => supplies::list(req).await,
@@ -239,6 +251,13 @@ async fn dispatch(req: Req) -> WebResult {
         }
         (Method::POST, p) if p.starts_with("/teams/") && p.ends_with("/members") => teams::add_member(req).await,
         (Method::GET, "/drills") => drills::page(req).await,
+        (Method::POST, "/drills") => drills::create(req).await,
+        (Method::POST, "/drills/feed") => drills::subscribe(req).await,
+        (Method::GET, p) if p.starts_with("/drills/") && p.matches('/').count() == 2 => drill::detail(req).await,
+        (Method::POST, p) if p.starts_with("/drills/") && p.matches('/').count() == 3 => drill::step(req).await,
+        (Method::GET, "/users") => users::page(req).await,
+        (Method::POST, "/users") => users::step(req).await,
+        (Method::POST, p) if p.starts_with("/users/") && p.matches('/').count() == 3 => users::step(req).await,
         (Method::GET, "/readiness") => readiness::page(req).await,
         (Method::POST, "/readiness/run") => readiness::run(req).await,
         (Method::GET, p) if p.starts_with("/assets/") => Ok(asset(p)),

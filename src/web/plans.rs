@@ -7,10 +7,11 @@ use askama::Template;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::form::{self, FormState};
 use super::layout::Layout;
 use super::{Req, WebError, WebResult, api, html, redirect, urlencode};
 use crate::error::ApiError;
-use crate::plans::types::{PlanKind, PlanStatus};
+use crate::plans::types::{PlanKind, PlanStatus, RevisionReason};
 
 /// Deadlines as the API shows them.
 #[derive(Deserialize)]
@@ -147,6 +148,8 @@ struct DetailPage {
     today: String,
     can_plan: bool,
     can_approve: bool,
+    reasons: Vec<(&'static str, &'static str)>,
+    form: FormState,
 }
 
 impl DetailPage {
@@ -166,6 +169,8 @@ fn step_label(step: &str) -> Option<&'static str> {
         "reject" => Some("已退回修改"),
         "approve" => Some("已批准印发"),
         "file" => Some("已登记备案"),
+        "saved" => Some("已保存草稿"),
+        "revise" => Some("已生成新的草稿版本，可修改后重新提交"),
         _ => None,
     }
 }
@@ -173,18 +178,24 @@ fn step_label(step: &str) -> Option<&'static str> {
 /// `GET /plans/{id}`.
 pub async fn detail(req: Req) -> WebResult {
     let s = req.session().await?;
+    render_detail(&req, &s, FormState::none()).await
+}
+
+async fn render_detail(req: &Req, s: &crate::auth::login::Session, form: FormState) -> WebResult {
     let id = super::path_id(&req.path)?;
-    let v = api::get(&req, &s, &format!("/api/v1/plans/{id}"), "").await?;
+    let v = api::get(req, s, &format!("/api/v1/plans/{id}"), "").await?;
     let p: View = api::decode(v)?;
     let done: Done = req.query().unwrap_or_default();
     let role = s.principal.role;
     let page = DetailPage {
-        layout: Layout::new(&req, &s, p.version.content.title.clone(), "plans").await?,
+        layout: Layout::new(req, s, p.version.content.title.clone(), "plans").await?,
         p,
         done: done.done.as_deref().and_then(step_label),
         today: crate::plans::view::today(req.now()).to_string(),
         can_plan: role.allows(crate::auth::Perm::Plan),
         can_approve: role.allows(crate::auth::Perm::Approve),
+        reasons: RevisionReason::ALL.iter().map(|k| (k.code(), k.label())).collect(),
+        form,
     };
     Ok(html(page.render()?))
 }
@@ -205,6 +216,8 @@ struct StepForm {
     filed_on: String,
     #[serde(default)]
     receipt_no: String,
+    #[serde(default)]
+    reason: String,
 }
 
 /// `POST /plans/{id}/{step}`: one lifecycle step through the API's handler.
@@ -218,8 +231,14 @@ pub async fn step(req: Req) -> WebResult {
         "submit" | "reject" => note(&f.note),
         "approve" => json!({ "issued_on": f.issued_on, "issuing_body": f.issuing_body }),
         "file" => json!({ "filed_with": f.filed_with, "filed_on": f.filed_on, "receipt_no": f.receipt_no }),
+        "revise" if f.note.trim().is_empty() => json!({ "reason": f.reason }),
+        "revise" => json!({ "reason": f.reason, "note": f.note.trim() }),
         _ => return Err(WebError::Api(ApiError::NotFound(format!("没有这个操作：{step}")))),
     };
-    api::post(&req, &s, &format!("/api/v1/plans/{id}/{step}"), &body).await?;
-    Ok(redirect(&format!("/plans/{id}?done={}", urlencode(&step))))
+    let result = api::post(&req, &s, &format!("/api/v1/plans/{id}/{step}"), &body)
+        .await
+        .map(|_| redirect(&format!("/plans/{id}?done={}", urlencode(&step))));
+    let mut req = req;
+    req.path = format!("/plans/{id}");
+    form::again(&format!("plan-{step}"), &req.body, result, |form| render_detail(&req, &s, form)).await
 }

@@ -6,6 +6,7 @@ use askama::Template;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::form::{self, FormState};
 use super::layout::Layout;
 use super::{Req, WebError, WebResult, api, html, redirect};
 use crate::error::ApiError;
@@ -102,6 +103,7 @@ struct DetailPage {
     names: std::collections::HashMap<String, (String, String)>,
     done: bool,
     can_write: bool,
+    form: FormState,
 }
 
 impl DetailPage {
@@ -130,15 +132,19 @@ struct Done {
 /// `GET /supplies/{id}`.
 pub async fn detail(req: Req) -> WebResult {
     let s = req.session().await?;
+    render_detail(&req, &s, FormState::none()).await
+}
+
+async fn render_detail(req: &Req, s: &crate::auth::login::Session, form: FormState) -> WebResult {
     let id = super::path_id(&req.path)?;
-    let d: Detail = api::decode(api::get(&req, &s, &format!("/api/v1/depots/{id}"), "").await?)?;
+    let d: Detail = api::decode(api::get(req, s, &format!("/api/v1/depots/{id}"), "").await?)?;
     let ledger: MovementPage =
-        api::decode(api::get(&req, &s, &format!("/api/v1/depots/{id}/movements"), "limit=50").await?)?;
+        api::decode(api::get(req, s, &format!("/api/v1/depots/{id}/movements"), "limit=50").await?)?;
     let items = crate::supplies::catalogue::all(&req.app.db).await?;
     let names = items.iter().map(|i| (i.code.clone(), (i.name.clone(), i.unit.clone()))).collect();
     let done: Done = req.query().unwrap_or_default();
     let page = DetailPage {
-        layout: Layout::new(&req, &s, d.depot.name.clone(), "supplies").await?,
+        layout: Layout::new(req, s, d.depot.name.clone(), "supplies").await?,
         d,
         ledger: ledger.items,
         items,
@@ -151,6 +157,7 @@ pub async fn detail(req: Req) -> WebResult {
         names,
         done: done.done.is_some(),
         can_write: s.principal.role.allows(crate::auth::Perm::Write),
+        form,
     };
     Ok(html(page.render()?))
 }
@@ -181,11 +188,15 @@ pub async fn movement(req: Req) -> WebResult {
     let id = super::path_id(&req.path)?;
     let f: MovementForm = req.form()?;
     let s = req.post_session(&f.csrf).await?;
-    let quantity: i64 = f
-        .quantity
-        .trim()
-        .parse()
-        .map_err(|_| WebError::Api(ApiError::invalid("quantity", format!("数量 {:?} 不是整数", f.quantity))))?;
+    let result = record(&req, &s, id, &f).await.map(|()| redirect(&format!("/supplies/{id}?done=1")));
+    form::again("movement-form", &req.body, result, |form| render_detail(&req, &s, form)).await
+}
+
+async fn record(req: &Req, s: &crate::auth::login::Session, id: i64, f: &MovementForm) -> Result<(), WebError> {
+    let quantity: i64 =
+        f.quantity.trim().parse().map_err(|_| {
+            WebError::Api(ApiError::invalid("quantity", format!("数量“{}”不是整数", f.quantity.trim())))
+        })?;
     let mut body = Map::new();
     body.insert("kind".into(), json!(f.kind));
     body.insert("item_code".into(), json!(f.item_code));
@@ -208,6 +219,6 @@ pub async fn movement(req: Req) -> WebResult {
             body.insert(k.into(), json!(v.trim()));
         }
     }
-    api::post(&req, &s, &format!("/api/v1/depots/{id}/movements"), &Value::Object(body)).await?;
-    Ok(redirect(&format!("/supplies/{id}?done=1")))
+    api::post(req, s, &format!("/api/v1/depots/{id}/movements"), &Value::Object(body)).await?;
+    Ok(())
 }

@@ -6,6 +6,7 @@ use askama::Template;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::form::{self, FormState};
 use super::layout::Layout;
 use super::{Req, WebError, WebResult, api, html, redirect, urlencode};
 use crate::error::ApiError;
@@ -109,6 +110,7 @@ struct DetailPage {
     can_write: bool,
     can_reveal: bool,
     specialties: Vec<(&'static str, &'static str)>,
+    form: FormState,
 }
 
 impl DetailPage {
@@ -132,7 +134,7 @@ struct Done {
     done: Option<String>,
 }
 
-async fn render_as(req: &Req, s: &crate::auth::login::Session, reveal: bool) -> WebResult {
+async fn render_as(req: &Req, s: &crate::auth::login::Session, reveal: bool, form: FormState) -> WebResult {
     let code = team_code(&req.path)?;
     let enc = urlencode(&code);
     let t: Team = api::decode(api::get(req, s, &format!("/api/v1/teams/{enc}"), "").await?)?;
@@ -155,6 +157,7 @@ async fn render_as(req: &Req, s: &crate::auth::login::Session, reveal: bool) -> 
         can_write: role.allows(crate::auth::Perm::Write),
         can_reveal: role.allows(crate::auth::Perm::RevealPersonal),
         specialties: Specialty::ALL.iter().map(|k| (k.code(), k.label())).collect(),
+        form,
     };
     Ok(html(page.render()?))
 }
@@ -162,7 +165,7 @@ async fn render_as(req: &Req, s: &crate::auth::login::Session, reveal: bool) -> 
 /// `GET /teams/{code}`.
 pub async fn detail(req: Req) -> WebResult {
     let s = req.session().await?;
-    render_as(&req, &s, false).await
+    render_as(&req, &s, false, FormState::none()).await
 }
 
 #[derive(Deserialize)]
@@ -179,7 +182,7 @@ pub async fn reveal(req: Req) -> WebResult {
     let s = req.post_session(&f.csrf).await?;
     let mut req = req;
     req.path = req.path.trim_end_matches("/reveal").to_string();
-    render_as(&req, &s, true).await
+    render_as(&req, &s, true, FormState::none()).await
 }
 
 /// `POST /teams/{code}/approve|reject`: the filing decision through the API's handler.
@@ -189,8 +192,11 @@ pub async fn decide(req: Req) -> WebResult {
     let code = team_code(&req.path)?;
     let step = if req.path.ends_with("/approve") { "approve" } else { "reject" };
     let body = if f.reason.trim().is_empty() { json!({}) } else { json!({ "reason": f.reason.trim() }) };
-    api::post(&req, &s, &format!("/api/v1/teams/{}/{step}", urlencode(&code)), &body).await?;
-    Ok(redirect(&format!("/teams/{}?done={step}", urlencode(&code))))
+    let result = api::post(&req, &s, &format!("/api/v1/teams/{}/{step}", urlencode(&code)), &body)
+        .await
+        .map(|_| redirect(&format!("/teams/{}?done={step}", urlencode(&code))));
+    let req = on_team_page(req);
+    form::again(&format!("team-{step}"), &req.body, result, |form| render_as(&req, &s, false, form)).await
 }
 
 /// `POST /teams/{code}/members`: adds a member (skills ticked in the form).
@@ -204,6 +210,17 @@ pub async fn add_member(req: Req) -> WebResult {
     if !field("phone").is_empty() {
         body["phone"] = json!(field("phone"));
     }
-    api::post(&req, &s, &format!("/api/v1/teams/{}/members", urlencode(&code)), &body).await?;
-    Ok(redirect(&format!("/teams/{}?done=member", urlencode(&code))))
+    let result = api::post(&req, &s, &format!("/api/v1/teams/{}/members", urlencode(&code)), &body)
+        .await
+        .map(|_| redirect(&format!("/teams/{}?done=member", urlencode(&code))));
+    let req = on_team_page(req);
+    form::again("member-form", &req.body, result, |form| render_as(&req, &s, false, form)).await
+}
+
+/// The request as if for the team's page (`/teams/{code}`), to show a refused form again.
+fn on_team_page(mut req: Req) -> Req {
+    let code_end = req.path.rfind('/').filter(|i| *i > "/teams/".len()).unwrap_or(req.path.len());
+    req.path.truncate(code_end);
+    req.query = String::new();
+    req
 }

@@ -137,6 +137,8 @@ async fn fixture(app: &TestApp, admin: &str, region: &str, n: u32) -> Fixture {
     .await
     .unwrap();
     f.ids.insert("令牌", issued.info.id.to_string());
+    let user = yingji::auth::users::by_name(&app.state.db, &format!("matrix-{n}")).await.unwrap().unwrap();
+    f.ids.insert("用户", user.id.to_string());
     let event = app
         .post(
             admin,

@@ -6,8 +6,8 @@
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `apt-get install chromium chromium-driver`);
 //! `scripts/test.sh` installs or finds them. Without them the test says so loudly and skips,
-//! unless `YINGJI_BROWSER_TESTS=required`, when it fails. Runs on SQLite only (the pages call the
-//! same store functions the API tests run on both databases).
+//! unless `YINGJI_BROWSER_TESTS=required`, when it fails. Runs on both databases, like every
+//! test here (`scripts/test.sh` runs the suite on SQLite, then on PostgreSQL).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -53,10 +53,6 @@ impl Drop for Driver {
 
 /// The browser, or None (after saying why) when it is not installed.
 pub(crate) async fn browser() -> Option<(Driver, Client, PathBuf)> {
-    if std::env::var("YINGJI_TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty()) {
-        eprintln!("browser tests run on SQLite only; skipped on PostgreSQL");
-        return None;
-    }
     let (Some(driver), Some(chromium)) = (find("chromedriver", "CHROMEDRIVER"), find("chromium", "CHROMIUM")) else {
         let msg = "!!! BROWSER TESTS SKIPPED: chromium and/or chromedriver not found (apt-get install chromium chromium-driver)";
         assert!(std::env::var("YINGJI_BROWSER_TESTS").as_deref() != Ok("required"), "{msg}");
@@ -149,6 +145,28 @@ impl Steps {
         }
         .await;
         self.check(step, r).await
+    }
+
+    /// The current value of a form control.
+    async fn value(&self, step: &str, css: &str) -> String {
+        let r = async { self.c.find(Locator::Css(css)).await?.prop("value").await }.await;
+        self.check(step, r).await.unwrap_or_default()
+    }
+
+    /// An attribute of an element (empty when absent).
+    async fn attr(&self, step: &str, css: &str, name: &str) -> String {
+        let r = async { self.c.find(Locator::Css(css)).await?.attr(name).await }.await;
+        self.check(step, r).await.unwrap_or_default()
+    }
+
+    /// Sets a control's value by script (date and time pickers do not take typed keys alike in
+    /// every locale).
+    async fn set(&self, step: &str, css: &str, value: &str) {
+        let r = self
+            .c
+            .execute("document.querySelector(arguments[0]).value = arguments[1];", vec![json!(css), json!(value)])
+            .await;
+        self.check(step, r).await;
     }
 
     pub(crate) async fn select(&self, step: &str, css: &str, value: &str) {
@@ -339,6 +357,15 @@ async fn plans_supplies_and_teams_are_listed_and_acted_on_in_a_real_browser() {
     s.click("plan-file", "form[action$='/file'] button").await;
     s.wait_url("filed", "done=file").await;
     assert!(s.text("filed-status", "#plan-status").await.contains("已备案"));
+    // Revising without the explanation "other" needs is named beside the note; then a real reason.
+    s.select("revise-other", "#revise-reason", "other").await;
+    s.click("revise-bad", "#plan-revise button").await;
+    s.wait_for("revise-refused", "#plan-revise-errors").await;
+    assert_eq!(s.value("kept-reason", "#revise-reason").await, "other");
+    s.select("revise-reason", "#revise-reason", "risks_changed").await;
+    s.click("revise", "#plan-revise button").await;
+    s.wait_url("revised", "done=revise").await;
+    assert!(s.text("revised-status", "#plan-status").await.contains("第 2 版"));
     s.axe("plan").await;
     s.width(375, 812).await;
     s.shot("plan-375").await;
@@ -362,11 +389,28 @@ async fn plans_supplies_and_teams_are_listed_and_acted_on_in_a_real_browser() {
     s.select("kind2", "#m-kind", "issue").await;
     s.select("item2", "#m-item", QUILT).await;
     s.fill("qty2", "#m-qty", "1000").await;
+    s.fill("dest2", "#m-dest", "洪格尔苏木").await;
     s.click("over-issue", "#movement-form button").await;
-    s.wait_for("refused", "p.alert[role=alert]").await;
-    assert!(s.text("refused-text", "p.alert").await.contains("库存不足"));
+    s.wait_for("refused", "#movement-form-errors[role=alert]").await;
+    assert!(s.text("refused-text", "#movement-form-errors").await.contains("库存不足"));
+    // The form comes back with what was typed, not the defaults.
+    assert_eq!(s.value("kept-qty", "#m-qty").await, "1000");
+    assert_eq!(s.value("kept-kind", "#m-kind").await, "issue");
+    assert_eq!(s.value("kept-dest", "#m-dest").await, "洪格尔苏木");
+    assert!(s.text("levels-unchanged", "#levels").await.contains("75"), "nothing was written");
+    s.axe("depot-refused").await;
     s.shot("depot-refused").await;
-    s.c.back().await.ok();
+    // A value the service cannot read is named beside its field, and the summary names the field.
+    s.select("kind3", "#m-kind", "receive").await;
+    s.fill("qty3", "#m-qty", "0").await;
+    s.click("zero", "#movement-form button").await;
+    s.wait_for("zero-refused", "#movement-form-quantity-error").await;
+    assert_eq!(s.attr("qty-invalid", "#m-qty", "aria-invalid").await, "true");
+    assert!(s.text("zero-summary", "#movement-form-errors").await.contains("数量"));
+    s.width(375, 812).await;
+    s.shot("depot-refused-375").await;
+    s.axe("depot-refused-375").await;
+    s.width(1280, 900).await;
 
     // 队伍: approve a filing, add a member, reveal personal data deliberately.
     s.goto("teams", "/teams?filing_status=submitted").await;
@@ -376,10 +420,20 @@ async fn plans_supplies_and_teams_are_listed_and_acted_on_in_a_real_browser() {
     s.click("approve-team", "form[action$='/approve'] button").await;
     s.wait_url("team-approved", "done=approve").await;
     assert_eq!(s.text("approved", "#filing-status").await, "已备案");
+    // A wrong ID number: the form comes back with the name kept and the message beside the field.
+    s.fill("m-name-bad", "#m-name", "乌云").await;
+    s.fill("m-id-bad", "#m-id", "123456").await;
+    s.click("skill-bad", "input[name=skills][value=medical]").await;
+    s.click("add-member-bad", "form[action$='/members'] button").await;
+    s.wait_for("member-refused", "#member-form-id_number-error").await;
+    assert_eq!(s.value("kept-name", "#m-name").await, "乌云");
+    assert_eq!(s.attr("id-invalid", "#m-id", "aria-invalid").await, "true");
+    assert!(s.value("kept-skill", "input[name=skills][value=medical]:checked").await == "medical");
+    s.axe("team-refused").await;
+    s.shot("team-refused").await;
     let idn = crate::forces::id_number(77);
     s.fill("m-name", "#m-name", "乌云").await;
     s.fill("m-id", "#m-id", &idn).await;
-    s.click("skill", "input[name=skills][value=medical]").await;
     s.click("add-member", "form[action$='/members'] button").await;
     s.wait_url("member-added", "done=member").await;
     let table = s.text("members", "#members").await;
@@ -431,5 +485,251 @@ async fn plans_supplies_and_teams_are_listed_and_acted_on_in_a_real_browser() {
     .await
     .unwrap());
     assert_eq!(reveals, 1, "the reveal is audited");
+    let _ = s.c.close().await;
+}
+
+/// A local (Asia/Shanghai) `datetime-local` value `days` from today at `hour`.
+fn local_day(days: i64, hour: u32) -> String {
+    let d = chrono::Utc::now().with_timezone(&yingji::time::LOCAL_TZ).date_naive() + chrono::Duration::days(days);
+    format!("{}T{hour:02}:00", d.format("%Y-%m-%d"))
+}
+
+#[tokio::test]
+async fn drills_are_scheduled_postponed_completed_evaluated_and_subscribed_to_in_a_real_browser() {
+    let Some((_driver, c, dir)) = browser().await else { return };
+    let app = TestApp::spawn().await;
+    create_user(&app, "wang", Role::Admin, BANNER).await;
+    let s = Steps { c, dir, base: app.base.clone() };
+    s.goto("open", "/login").await;
+    s.fill("name", "#name", "wang").await;
+    s.fill("password", "#password", PASSWORD).await;
+    s.click("submit", "button[type=submit]").await;
+    s.wait_for("today", "#score-h").await;
+
+    // Schedule from the calendar page: an end before the start is named beside the end, and
+    // everything typed is still there.
+    s.goto("drills", "/drills").await;
+    s.wait_for("drill-form", "#drill-form").await;
+    let title = "洪格尔苏木白灾应急救援桌面推演";
+    s.fill("title", "#d-title", title).await;
+    s.select("form", "#d-form", "tabletop").await;
+    s.select("region", "#d-region", "152523202000").await;
+    s.fill("organiser", "#d-organiser", "洪格尔苏木应急办").await;
+    s.fill("place", "#d-place", "洪格尔苏木政府会议室").await;
+    s.set("start", "#d-start", &local_day(10, 9)).await;
+    s.set("end-before", "#d-end", &local_day(10, 8)).await;
+    s.click("schedule-bad", "#drill-form button[type=submit]").await;
+    s.wait_for("drill-refused", "#drill-form-ends_at-error").await;
+    assert!(s.text("end-msg", "#drill-form-ends_at-error").await.contains("结束时间应晚于开始时间"));
+    assert!(s.text("summary", "#drill-form-errors").await.contains("结束时间"));
+    assert_eq!(s.value("kept-title", "#d-title").await, title);
+    assert_eq!(s.value("kept-form", "#d-form").await, "tabletop");
+    assert_eq!(s.value("kept-region", "#d-region").await, "152523202000");
+    assert_eq!(s.attr("end-invalid", "#d-end", "aria-invalid").await, "true");
+    s.axe("drills-refused").await;
+    s.shot("drills-refused").await;
+    s.set("end", "#d-end", &local_day(10, 12)).await;
+    s.click("schedule", "#drill-form button[type=submit]").await;
+    s.wait_url("created", "done=created").await;
+    assert_eq!(s.text("planned", "#drill-status").await, "计划中");
+    s.axe("drill").await;
+    s.shot("drill-desktop").await;
+
+    // Postpone two days: the time changes and the original is kept.
+    s.set("p-start", "#p-start", &local_day(12, 9)).await;
+    s.set("p-end", "#p-end", &local_day(12, 12)).await;
+    s.click("postpone", "#drill-postpone button").await;
+    s.wait_url("postponed", "done=postpone").await;
+    assert_eq!(s.text("postponed-status", "#drill-status").await, "已延期");
+    let time = s.text("time", "#drill-time").await;
+    assert!(time.contains(&local_day(12, 9)[..10]) && time.contains("原定"), "{time}");
+
+    // Complete with what happened.
+    s.fill("count", "#a-count", "35").await;
+    s.fill("units", "#a-units", "洪格尔苏木政府\n苏尼特左旗应急管理局").await;
+    s.fill("scenario", "#a-scenario", "连续降雪 40 厘米，3 个嘎查道路中断，牲畜断草").await;
+    s.click("complete", "#drill-complete button").await;
+    s.wait_url("completed", "done=complete").await;
+    assert_eq!(s.text("completed-status", "#drill-status").await, "已完成");
+
+    // Evaluate: a score over 100 is named beside its indicator (the browser's own check is
+    // switched off so that the service's answer is what is tested), then a good evaluation.
+    s.fill("evaluator", "#e-evaluator", "旗应急管理局评估组").await;
+    let inputs = s.check("indicators", s.c.find_all(Locator::Css("#drill-evaluate input[type=number]")).await).await;
+    assert!(inputs.len() >= 3, "the tabletop set has several indicators");
+    for (i, e) in inputs.iter().enumerate() {
+        let r = async {
+            e.clear().await?;
+            e.send_keys(if i == 0 { "150" } else { "80" }).await
+        }
+        .await;
+        s.check("score", r).await;
+    }
+    s.fill("conclusion", "#e-conclusion", "预案可行，通信保障需加强").await;
+    let r = s.c.execute("document.getElementById('drill-evaluate').noValidate = true;", vec![]).await;
+    s.check("novalidate", r).await;
+    s.click("evaluate-bad", "#drill-evaluate button[type=submit]").await;
+    s.wait_for("evaluate-refused", "[id='drill-evaluate-indicators[0]-error']").await;
+    assert!(s.text("score-msg", "[id='drill-evaluate-indicators[0]-error']").await.contains("0 到 100"));
+    assert_eq!(s.value("kept-evaluator", "#e-evaluator").await, "旗应急管理局评估组");
+    s.axe("drill-refused").await;
+    s.shot("drill-evaluate-refused").await;
+    s.fill("score-fixed", "#drill-evaluate input[name='indicators[0]']", "90").await;
+    s.click("evaluate", "#drill-evaluate button[type=submit]").await;
+    s.wait_url("evaluated", "done=evaluate").await;
+    assert_eq!(s.text("evaluated-status", "#drill-status").await, "已评估");
+    assert!(s.text("grade", "#drill-grade").await.contains("良好"));
+    s.axe("drill-evaluated").await;
+    s.shot("drill-evaluated").await;
+    s.width(375, 812).await;
+    s.shot("drill-375").await;
+    s.axe("drill-375").await;
+
+    // The month's calendar links to the drill.
+    s.width(1280, 900).await;
+    s.goto("month", &format!("/drills?month={}", &local_day(12, 9)[..7])).await;
+    assert!(s.text("calendar", "#calendar").await.contains(title));
+
+    // Subscribe: the address is shown once with its QR code, and it serves the calendar.
+    s.click("subscribe", "#feed-form button").await;
+    s.wait_for("feed", "#feed svg.qr").await;
+    let url = s.text("feed-url", "#feed-url").await;
+    assert!(url.starts_with(&app.base) && url.contains("/api/v1/drills.ics?token="), "{url}");
+    let ics = app.client.get(&url).send().await.unwrap();
+    assert_eq!(ics.status(), 200);
+    let body = ics.text().await.unwrap().replace("\r\n ", "");
+    assert!(body.starts_with("BEGIN:VCALENDAR") && body.contains("白灾应急救援"), "{body}");
+    s.axe("drills-feed").await;
+    let _ = s.c.execute("document.getElementById('feed').scrollIntoView()", vec![]).await;
+    s.shot("drills-feed").await;
+    s.width(375, 812).await;
+    let _ = s.c.execute("document.getElementById('feed').scrollIntoView()", vec![]).await;
+    s.shot("drills-feed-375").await;
+    let _ = s.c.execute("document.getElementById('drill-form').scrollIntoView()", vec![]).await;
+    s.shot("drills-form-375").await;
+    s.axe("drills-feed-375").await;
+    let _ = s.c.close().await;
+}
+
+#[tokio::test]
+async fn an_admin_manages_users_in_a_real_browser() {
+    let Some((_driver, c, dir)) = browser().await else { return };
+    let app = TestApp::spawn().await;
+    create_user(&app, "zhao", Role::Admin, BANNER).await;
+    create_user(&app, "viewer1", Role::Viewer, MANDULATU).await;
+    let s = Steps { c, dir, base: app.base.clone() };
+    s.goto("open", "/login").await;
+    s.fill("name", "#name", "zhao").await;
+    s.fill("password", "#password", PASSWORD).await;
+    s.click("submit", "button[type=submit]").await;
+    s.wait_for("today", "#score-h").await;
+    s.click("nav-users", "nav a[href='/users']").await;
+    s.wait_for("users", "#user-create").await;
+    s.axe("users").await;
+
+    // A short password is named beside the field; the name and role are kept, the password never.
+    s.fill("u-name", "#u-name", "其其格").await;
+    s.select("u-role", "#u-role", "operator").await;
+    s.select("u-region", "#u-region", MANDULATU).await;
+    s.fill("u-password", "#u-password", "short").await;
+    s.click("create-bad", "#user-create button").await;
+    s.wait_for("create-refused", "#user-create-password-error").await;
+    assert!(s.text("pw-msg", "#user-create-password-error").await.contains("至少 10 个字符"));
+    assert_eq!(s.value("kept-name", "#u-name").await, "其其格");
+    assert_eq!(s.value("kept-role", "#u-role").await, "operator");
+    assert_eq!(s.value("pw-empty", "#u-password").await, "", "a password is never sent back");
+    s.axe("users-refused").await;
+    s.shot("users-refused").await;
+    s.fill("u-password2", "#u-password", "嘎查网格员-2026-密码").await;
+    s.click("create", "#user-create button").await;
+    s.wait_url("created", "done=create").await;
+    assert!(s.text("list", "#users").await.contains("其其格"));
+
+    // Disable the viewer, then enable; give them another role.
+    let id = yingji::auth::users::by_name(&app.state.db, "viewer1").await.unwrap().unwrap().id;
+    s.click("disable", &format!("#user-{id}-disable button")).await;
+    s.wait_url("disabled", "done=disable").await;
+    assert!(s.text("row-disabled", &format!("#user-{id}")).await.contains("已停用"));
+    s.click("enable", &format!("#user-{id}-enable button")).await;
+    s.wait_url("enabled", "done=enable").await;
+    assert!(!s.text("row-enabled", &format!("#user-{id}")).await.contains("已停用"));
+    s.select("assign-role", &format!("#user-{id}-assign-role"), "planner").await;
+    s.click("assign", &format!("#user-{id}-assign button")).await;
+    s.wait_url("assigned", "done=assign").await;
+    assert!(s.text("row-assigned", &format!("#user-{id}")).await.contains("规划员"));
+    s.fill("new-pw", &format!("#user-{id}-password-password"), "太短").await;
+    s.click("set-pw-bad", &format!("#user-{id}-password button")).await;
+    s.wait_for("pw-refused", &format!("#user-{id}-password-password-error")).await;
+    s.shot("users-desktop").await;
+    s.width(375, 812).await;
+    s.shot("users-375").await;
+    s.axe("users-375").await;
+    let _ = s.c.close().await;
+}
+
+#[tokio::test]
+async fn a_plan_draft_is_created_and_edited_in_a_real_browser() {
+    let Some((_driver, c, dir)) = browser().await else { return };
+    let app = TestApp::spawn().await;
+    create_user(&app, "sun", Role::Planner, BANNER).await;
+    let s = Steps { c, dir, base: app.base.clone() };
+    s.goto("open", "/login").await;
+    s.fill("name", "#name", "sun").await;
+    s.fill("password", "#password", PASSWORD).await;
+    s.click("submit", "button[type=submit]").await;
+    s.wait_for("today", "#score-h").await;
+    s.goto("plans", "/plans").await;
+    s.click("new-plan", "#new-plan").await;
+    s.wait_for("new-form", "#plan-new").await;
+    s.axe("plan-new").await;
+
+    // A township plan owned by the banner and a missing legal section: both named in place.
+    let title = "满都拉图镇白灾应急预案";
+    s.fill("title", "#pe-title", title).await;
+    s.select("kind", "#pe-kind", "township").await;
+    s.select("region", "#pe-region", BANNER).await;
+    s.fill("unit", "#pe-unit", "满都拉图镇人民政府").await;
+    s.fill("dept", "#pe-dept", "满都拉图镇应急办").await;
+    s.click("hazard", "input[name=hazards][value=snow_disaster]").await;
+    for (k, v) in [
+        ("organization", "镇长任总指挥"),
+        ("prevention", "气象预警分级传递到嘎查"),
+        ("support", "物资储备点两处"),
+        ("recovery", "灾后评估"),
+    ] {
+        s.fill(k, &format!("[id='pe-sections.{k}']"), v).await;
+    }
+    s.fill("level3", "[id='pe-level3.criteria']", "积雪超过 20 厘米，道路中断").await;
+    let r = s.c.execute("document.getElementById('plan-new').noValidate = true;", vec![]).await;
+    s.check("novalidate", r).await;
+    s.click("create-bad", "#plan-new button[type=submit]").await;
+    s.wait_for("refused", "#plan-new-errors").await;
+    assert!(s.text("region-msg", "#plan-new-region-error").await.contains("乡镇"));
+    assert!(s.text("section-msg", "[id='plan-new-sections.response-error']").await.contains("处置程序"));
+    assert_eq!(s.value("kept-title", "#pe-title").await, title);
+    assert_eq!(s.value("kept-level", "[id='pe-level3.criteria']").await, "积雪超过 20 厘米，道路中断");
+    s.axe("plan-new-refused").await;
+    s.shot("plan-new-refused").await;
+    s.select("region-fixed", "#pe-region", MANDULATU).await;
+    s.fill("response", "[id='pe-sections.response']", "接报后 30 分钟内启动响应").await;
+    s.click("create", "#plan-new button[type=submit]").await;
+    s.wait_url("created", "done=saved").await;
+    assert!(s.text("draft", "#plan-status").await.contains("草稿"));
+
+    // Edit the draft: the title changes, everything else stays.
+    s.click("edit", "#edit-plan").await;
+    s.wait_for("edit-form", "#plan-edit").await;
+    assert_eq!(s.value("loaded", "[id='pe-sections.response']").await, "接报后 30 分钟内启动响应");
+    s.fill("title2", "#pe-title", "满都拉图镇白灾（雪灾）应急预案").await;
+    s.click("save", "#plan-edit button[type=submit]").await;
+    s.wait_url("saved", "done=saved").await;
+    assert_eq!(s.text("h1", "main h1").await, "满都拉图镇白灾（雪灾）应急预案");
+    s.goto("edit-again", &format!("{}/edit", s.path().await)).await;
+    s.wait_for("edit-form2", "#plan-edit").await;
+    s.axe("plan-edit").await;
+    s.shot("plan-edit").await;
+    s.width(375, 812).await;
+    s.shot("plan-edit-375").await;
+    s.axe("plan-edit-375").await;
     let _ = s.c.close().await;
 }

@@ -54,7 +54,7 @@ fn hidden_csrf(html: &str) -> String {
 }
 
 /// Posts the login form like a browser: GET the form (CSRF cookie), POST it back.
-async fn post_login(app: &TestApp, name: &str, password: &str) -> reqwest::Response {
+pub(crate) async fn post_login(app: &TestApp, name: &str, password: &str) -> reqwest::Response {
     let c = client();
     let form = c.get(app.url("/login")).send().await.unwrap();
     let csrf = cookie_value(&set_cookie(&form, "yj_login_csrf").expect("login csrf cookie"));

@@ -36,6 +36,7 @@ mod truth_notify;
 mod truth_paper;
 mod truth_small;
 mod truth_supplies;
+mod users;
 mod warnings;
 mod warnings_cap_in;
 mod warnings_charset;
