@@ -143,6 +143,7 @@ fn is_console_path(path: &str) -> bool {
         || path.starts_with("/drills/")
         || path == "/users"
         || path.starts_with("/users/")
+        || path.starts_with("/readiness/runs/")
 }
 
 /// The console's warp filter: rejects (falls through) for paths that are not the console's,
@@ -260,6 +261,7 @@ async fn dispatch(req: Req) -> WebResult {
         (Method::POST, p) if p.starts_with("/users/") && p.matches('/').count() == 3 => users::step(req).await,
         (Method::GET, "/readiness") => readiness::page(req).await,
         (Method::POST, "/readiness/run") => readiness::run(req).await,
+        (Method::GET, p) if p.starts_with("/readiness/runs/") => readiness::status(req).await,
         (Method::GET, p) if p.starts_with("/assets/") => Ok(asset(p)),
         (_, _) => Err(WebError::Api(ApiError::NotFound(format!("没有这个页面：{path}")))),
     }

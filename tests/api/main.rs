@@ -23,6 +23,7 @@ mod notify;
 mod plans;
 mod races;
 mod readiness;
+mod readiness_progress;
 mod readiness_rules;
 mod receiver;
 mod scheduler;
