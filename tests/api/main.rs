@@ -5,6 +5,7 @@ mod access;
 mod background;
 mod blocking;
 mod browser;
+mod browser_map_scale;
 mod browser_warnings;
 mod common;
 mod console;
