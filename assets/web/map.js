@@ -150,7 +150,11 @@
     getJSON('/map/regions.json').then(function (d) { regions.addData(d); return loadWarnings(d); }),
     getJSON('/api/v1/depots.geojson').then(function (d) { depots.addData(d); }),
     getJSON('/api/v1/teams.geojson').then(function (d) { teams.addData(d); })
-  ]).then(function () { el.dataset.loaded = 'true'; }, function (e) {
+  ]).then(function () {
+    el.dataset.loaded = 'true';
+    // Time from navigation until the layers are drawn (the canvas paints in the next frame).
+    window.requestAnimationFrame(function () { el.dataset.drawnMs = String(Math.round(performance.now())); });
+  }, function (e) {
     el.dataset.loaded = 'error';
     coords.textContent = '图层加载失败：' + e.message;
   });

@@ -20,11 +20,59 @@ struct Env {
     calendar: crate::plans::calendar::Calendar,
 }
 
-/// Runs the readiness check now. `trigger` is `schedule` or `api`. The rules' CPU work runs on
-/// a blocking-pool thread ([`crate::blocking::off_runtime`]), not on the request workers.
+/// Steps a run records as its progress: four rule groups (plans, drills, forces, supplies),
+/// writing findings, resolving, notifying, scoring.
+pub const STEPS: i64 = 8;
+
+/// A run's progress on `readiness_runs`: a few cheap updates per run (one per step, never per
+/// finding or region). A failed update is logged and ignored: progress is a courtesy, the run
+/// is what matters.
+pub struct Progress {
+    db: crate::db::Db,
+    run_id: i64,
+    done: std::sync::atomic::AtomicI64,
+}
+
+impl Progress {
+    fn new(db: crate::db::Db, run_id: i64) -> Self {
+        Progress { db, run_id, done: std::sync::atomic::AtomicI64::new(0) }
+    }
+
+    /// Records the start of the run (nothing done yet, `phase` first).
+    async fn begin(&self, phase: &str) {
+        self.write(0, phase).await;
+    }
+
+    /// One more step done; `phase` is the one now under way.
+    pub async fn step(&self, phase: &str) {
+        let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        self.write(done.min(STEPS), phase).await;
+    }
+
+    async fn write(&self, done: i64, phase: &str) {
+        if let Err(e) = store::set_progress(&self.db, self.run_id, done, STEPS, phase).await {
+            tracing::warn!(run = self.run_id, "recording readiness progress failed: {e}");
+        }
+    }
+}
+
+/// Runs the readiness check now and waits for it. `trigger` is `schedule` or `api`. The rules'
+/// CPU work runs on a blocking-pool thread ([`crate::blocking::off_runtime`]), not on the request
+/// workers.
 pub async fn run(state: &AppState, trigger: &str) -> anyhow::Result<Value> {
+    let (run_id, now) = start(state, trigger).await?;
+    execute(state, run_id, now).await
+}
+
+/// Records a new run as `running` (so its id can be handed out before it does anything).
+pub async fn start(state: &AppState, trigger: &str) -> anyhow::Result<(i64, Timestamp)> {
     let now = Timestamp(state.clock.now());
     let run_id = store::start_run(&state.db, trigger, now).await?;
+    Ok((run_id, now))
+}
+
+/// Carries out a run recorded by [`start`] and finishes it with its summary or error.
+pub async fn execute(state: &AppState, run_id: i64, now: Timestamp) -> anyhow::Result<Value> {
     let env = Env { db: state.db.clone(), calendar: state.calendar.clone() };
     let result = crate::blocking::off_runtime(async move { run_inner(&env, run_id, now).await }).await;
     if result.as_ref().is_ok_and(|v| v["notified"].as_u64().unwrap_or(0) > 0) {
@@ -43,7 +91,9 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
     let config = store::config(&state.db).await?;
     let regions = crate::regions::store::all(&state.db).await?;
     let ctx = Context::new(now, config, regions);
-    let found = rules::gather(&state.db, &ctx, &state.calendar).await?;
+    let progress = Progress::new(state.db.clone(), run_id);
+    progress.begin("检查预案").await;
+    let found = rules::gather(&state.db, &ctx, &state.calendar, &progress).await?;
     let gathered_ms = started.elapsed().as_millis();
 
     // Deduplicate by identity (a rule may reach the same gap twice).
@@ -91,6 +141,7 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
         tx.commit().await?;
     }
     let written_ms = started.elapsed().as_millis();
+    progress.step("核销已解决的问题").await;
     let gone: Vec<i64> = open_by_identity.into_values().map(|r| r.id).collect();
     for chunk in gone.chunks(BATCH) {
         let mut tx = state.db.begin().await?;
@@ -104,9 +155,12 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
     // Notified once, when findings open (not every day they stay open): one digest per region
     // and a few individual messages for the most urgent critical findings.
     let resolved_ms = started.elapsed().as_millis();
+    progress.step("发送通知").await;
     let sent = digest::notify(&state.db, &ctx, run_id, now, new_findings).await?;
     let notified_ms = started.elapsed().as_millis();
+    progress.step("计算得分").await;
     write_scores(state, &ctx, run_id).await?;
+    progress.step("完成").await;
     let mut rules: Vec<(&str, i64)> = per_rule.into_iter().collect();
     rules.sort();
     Ok(json!({

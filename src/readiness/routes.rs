@@ -13,10 +13,11 @@ use crate::auth::{Perm, Principal, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
 use crate::http::access::Region;
-use crate::http::ctx::{Page, body, json, page};
+use crate::http::ctx::{Page, body, json, json_status, page};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 use crate::regions::RegionCode;
 use crate::time::Timestamp;
+use warp::http::StatusCode;
 
 const TAG: &str = "准备情况检查";
 
@@ -47,6 +48,15 @@ pub struct HistoryQuery {
     pub limit: Option<crate::http::ctx::Limit>,
     /// Items to skip.
     pub offset: Option<crate::http::ctx::Offset>,
+}
+
+/// Query of a run request.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunQuery {
+    /// Wait for the run and answer with its summary (default true); false: answer 202 with the
+    /// run id at once and run in the background.
+    pub wait: Option<bool>,
 }
 
 /// Query of the report.
@@ -93,11 +103,25 @@ pub fn routes() -> Vec<Route> {
             Access::Token,
             BodyKind::None,
             Doc {
-                description: "管理员：立即运行一次全旗准备情况检查，返回本次摘要（新增、仍存在、已解决的问题数，按规则计数）。",
+                description: "管理员：立即运行一次全旗准备情况检查，返回本次摘要（新增、仍存在、已解决的问题数，按规则计数）。带 `wait=false` 时不等待：检查在后台运行，立即返回 202 和检查编号（`run_id`），进度见 `GET /api/v1/readiness/runs/{id}`。",
+                query: Some(schema::<RunQuery>()),
                 response: Some(schema::<Value>()),
                 ..Doc::new(TAG, "立即检查")
             },
             |c| Box::pin(run(c)),
+        )
+        .guard(Perm::Approve, &[Region::Banner]),
+        route(
+            Method::GET,
+            "/api/v1/readiness/runs/{id}",
+            Access::Token,
+            BodyKind::None,
+            Doc {
+                description: "一次检查的状态和进度（已完成步骤 / 总步骤、当前步骤）；完成后含摘要，失败时含错误。",
+                response: Some(schema::<store::RunStatus>()),
+                ..Doc::new(TAG, "检查进度")
+            },
+            |c| Box::pin(run_status(c)),
         )
         .guard(Perm::Approve, &[Region::Banner]),
         route(
@@ -185,12 +209,33 @@ async fn history(c: Ctx) -> ApiResult<Response> {
 }
 
 async fn run(c: Ctx) -> ApiResult<Response> {
-    // The run goes on in its own task: this request waits for it, others are not held up.
+    let q: RunQuery = c.query()?;
     let state = c.app.clone();
+    if !q.wait.unwrap_or(true) {
+        // Recorded first, so the id handed out names a run that exists; carried out in its own
+        // task, which outlives this request.
+        let (run_id, now) = engine::start(&state, "api").await?;
+        tokio::spawn(async move {
+            if let Err(e) = engine::execute(&state, run_id, now).await {
+                tracing::warn!(run = run_id, "readiness run failed: {e:#}");
+            }
+        });
+        return json_status(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({"run_id": run_id, "status": "running", "status_url": format!("/api/v1/readiness/runs/{run_id}")}),
+        );
+    }
+    // The run goes on in its own task: this request waits for it, others are not held up.
     let summary = tokio::spawn(async move { engine::run(&state, "api").await })
         .await
         .map_err(|e| ApiError::Internal(e.into()))??;
     json(&summary)
+}
+
+async fn run_status(c: Ctx) -> ApiResult<Response> {
+    let id = c.id_param("id")?;
+    let run = store::run_status(&c.app.db, id).await?.ok_or_else(|| ApiError::NotFound(format!("检查 {id} 不存在")))?;
+    json(&run)
 }
 
 async fn get_report(c: Ctx) -> ApiResult<Response> {

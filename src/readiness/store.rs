@@ -63,9 +63,63 @@ pub async fn finish_run(
     };
     let mut tx = db.begin().await?;
     crate::transition!(&mut tx, RUN, id, from ["running"] => status,
-        set { "finished_at" = now, "summary" = summary, "error" = error })?;
+        set { "finished_at" = now, "summary" = summary, "error" = error, "progress_phase" = None::<String> })?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Records how far a running run is: `done` of `total` steps, `phase` now under way. A few
+/// cheap updates per run (one per rule group and writing phase), never per finding.
+pub async fn set_progress(db: &Db, id: i64, done: i64, total: i64, phase: &str) -> Result<(), sqlx::Error> {
+    with_db!(db, |p| sqlx::query(
+        "UPDATE readiness_runs SET progress_done = $2, progress_total = $3, progress_phase = $4
+         WHERE id = $1 AND status = 'running'"
+    )
+    .bind(id)
+    .bind(done)
+    .bind(total)
+    .bind(phase)
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
+/// A run as its status route shows it.
+#[derive(Debug, Serialize, JsonSchema, sqlx::FromRow)]
+pub struct RunStatus {
+    /// Run id.
+    pub id: i64,
+    /// `schedule` or `api`.
+    pub triggered_by: String,
+    /// `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// Started.
+    pub started_at: Timestamp,
+    /// Finished (None while running).
+    pub finished_at: Option<Timestamp>,
+    /// Steps done.
+    pub progress_done: i64,
+    /// Steps in all (0 until the run has counted them).
+    pub progress_total: i64,
+    /// The step under way (Chinese), None when finished or not yet started.
+    pub progress_phase: Option<String>,
+    /// The summary once succeeded.
+    #[schemars(with = "Option<Value>")]
+    pub summary: Option<Json<Value>>,
+    /// The error once failed.
+    pub error: Option<String>,
+}
+
+/// One run's status.
+pub async fn run_status(db: &Db, id: i64) -> Result<Option<RunStatus>, sqlx::Error> {
+    with_db!(db, |p| sqlx::query_as::<_, RunStatus>(
+        "SELECT id, triggered_by, status, started_at, finished_at, progress_done, progress_total, progress_phase,
+                summary, error
+         FROM readiness_runs WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(p)
+    .await)
 }
 
 /// An open finding's stored state (for matching against a new run).

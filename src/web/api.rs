@@ -40,6 +40,11 @@ pub async fn post(req: &Req, s: &Session, path: &str, body: &Value) -> Result<Va
     call(req, s, Method::POST, path, "", Bytes::from(bytes)).await
 }
 
+/// `POST path?query` without a body as the session's user.
+pub async fn post_query(req: &Req, s: &Session, path: &str, query: &str) -> Result<Value, WebError> {
+    call(req, s, Method::POST, path, query, Bytes::new()).await
+}
+
 /// Reads an API answer into the fields a page shows.
 pub fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, WebError> {
     serde_json::from_value(v).map_err(|e| WebError::Api(ApiError::Internal(e.into())))

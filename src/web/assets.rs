@@ -35,6 +35,11 @@ pub const ASSETS: &[Asset] = &[
         bytes: include_bytes!("../../assets/web/map.js"),
     },
     Asset {
+        name: "progress.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/web/progress.js"),
+    },
+    Asset {
         name: "leaflet.js",
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../../assets/web/vendor/leaflet/leaflet.js"),

@@ -146,6 +146,7 @@ fn is_console_path(path: &str) -> bool {
         || path.starts_with("/users/")
         || path == "/events"
         || path.starts_with("/events/")
+        || path.starts_with("/readiness/runs/")
 }
 
 /// The console's warp filter: rejects (falls through) for paths that are not the console's,
@@ -266,6 +267,7 @@ async fn dispatch(req: Req) -> WebResult {
         (Method::GET, "/events") => events::list(req).await,
         (Method::GET, p) if p.starts_with("/events/") && p.matches('/').count() == 2 => events::board(req).await,
         (Method::POST, p) if p.starts_with("/events/") && p.matches('/').count() == 3 => events::step(req).await,
+        (Method::GET, p) if p.starts_with("/readiness/runs/") => readiness::status(req).await,
         (Method::GET, p) if p.starts_with("/assets/") => Ok(asset(p)),
         (_, _) => Err(WebError::Api(ApiError::NotFound(format!("没有这个页面：{path}")))),
     }

@@ -1,6 +1,8 @@
 //! 检查: the readiness findings of the jurisdiction with the API's filters, the printable report,
-//! and running a check now (banner administrators; the API's handler runs it and answers with the
-//! summary when it is done).
+//! and running a check now (banner administrators). The run is started in the background through
+//! the API (`wait=false`, 202 with the run id); the page then shows its progress bar, which
+//! `assets/web/progress.js` refreshes once a second from the run's status (and a link refreshes
+//! without JavaScript), and the run's summary once it is done.
 
 use askama::Template;
 use serde::Deserialize;
@@ -36,7 +38,37 @@ struct Filters {
     #[serde(default)]
     rule: String,
     #[serde(default)]
-    ran: Option<String>,
+    run: Option<i64>,
+}
+
+/// A run as the page shows it (the API's `GET /api/v1/readiness/runs/{id}`).
+#[derive(Deserialize)]
+struct Run {
+    id: i64,
+    status: String,
+    progress_done: i64,
+    progress_total: i64,
+    progress_phase: Option<String>,
+    summary: Option<Value>,
+    error: Option<String>,
+}
+
+impl Run {
+    fn total(&self) -> i64 {
+        self.progress_total.max(1)
+    }
+    fn done(&self) -> i64 {
+        if self.status == "running" { self.progress_done.min(self.total()) } else { self.total() }
+    }
+    fn percent(&self) -> i64 {
+        self.done() * 100 / self.total()
+    }
+    fn running(&self) -> bool {
+        self.status == "running"
+    }
+    fn phase(&self) -> &str {
+        self.progress_phase.as_deref().unwrap_or("准备中")
+    }
 }
 
 #[derive(Template)]
@@ -49,6 +81,7 @@ struct Page {
     severities: Vec<(&'static str, &'static str)>,
     can_run: bool,
     report_url: String,
+    run: Option<Run>,
 }
 
 impl Page {
@@ -62,10 +95,28 @@ impl Page {
             _ => Severity::Info.label(),
         }
     }
-    /// The summary of a run just made (`ran=opened,still_open,resolved`).
+    /// The summary of a run that finished, or why it failed.
     fn ran(&self) -> Option<String> {
-        let n: Vec<i64> = self.f.ran.as_deref()?.split(',').filter_map(|v| v.parse().ok()).collect();
-        (n.len() == 3).then(|| format!("检查完成：新增 {} 项，仍存在 {} 项，已解决 {} 项", n[0], n[1], n[2]))
+        let r = self.run.as_ref()?;
+        match r.status.as_str() {
+            "succeeded" => {
+                let v = r.summary.clone().unwrap_or(Value::Null);
+                let n = |k: &str| v.get(k).and_then(Value::as_i64).unwrap_or(0);
+                Some(format!(
+                    "检查完成：新增 {} 项，仍存在 {} 项，已解决 {} 项",
+                    n("opened"),
+                    n("still_open"),
+                    n("resolved")
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// Why a run failed.
+    fn failed(&self) -> Option<String> {
+        let r = self.run.as_ref()?;
+        (r.status == "failed").then(|| format!("检查失败：{}", r.error.as_deref().unwrap_or("未知原因")))
     }
 
     fn when(&self, at: &str) -> String {
@@ -85,6 +136,12 @@ pub async fn page(req: Req) -> WebResult {
         q.push(format!("rule={}", f.rule));
     }
     let a: Answer = api::decode(api::get(&req, &s, "/api/v1/readiness", &q.join("&")).await?)?;
+    let run = match f.run {
+        Some(id) if id > 0 => {
+            Some(api::decode(api::get(&req, &s, &format!("/api/v1/readiness/runs/{id}"), "").await?)?)
+        }
+        _ => None,
+    };
     let p = &s.principal;
     let page = Page {
         layout: Layout::new(&req, &s, "准备情况检查", "readiness").await?,
@@ -97,6 +154,7 @@ pub async fn page(req: Req) -> WebResult {
             .collect(),
         can_run: p.role.allows(crate::auth::Perm::Approve) && p.scope.level == crate::regions::Level::Banner,
         report_url: format!("/api/v1/readiness/report?region={}", p.scope.code),
+        run,
     };
     Ok(html(page.render()?))
 }
@@ -106,11 +164,28 @@ struct RunForm {
     csrf: String,
 }
 
-/// `POST /readiness/run`: runs a check through the API's handler and shows the summary.
+/// `POST /readiness/run`: starts a check in the background through the API's handler and shows
+/// its progress.
 pub async fn run(req: Req) -> WebResult {
     let f: RunForm = req.form()?;
     let s = req.post_session(&f.csrf).await?;
-    let summary: Value = api::post(&req, &s, "/api/v1/readiness/run", &json!({})).await?;
-    let n = |k: &str| summary.get(k).and_then(Value::as_i64).unwrap_or(0);
-    Ok(redirect(&format!("/readiness?ran={},{},{}", n("opened"), n("still_open"), n("resolved"))))
+    let started: Value = api::post_query(&req, &s, "/api/v1/readiness/run", "wait=false").await?;
+    let id = started.get("run_id").and_then(Value::as_i64).unwrap_or(0);
+    Ok(redirect(&format!("/readiness?run={id}#run")))
+}
+
+/// `GET /readiness/runs/{id}`: the run's progress as JSON for the page's script.
+pub async fn status(req: Req) -> WebResult {
+    let s = req.session().await?;
+    let id = super::path_id(&req.path.replace("/readiness/runs/", "/runs/"))?;
+    let r: Run = api::decode(api::get(&req, &s, &format!("/api/v1/readiness/runs/{id}"), "").await?)?;
+    let body = json!({
+        "id": r.id, "status": r.status, "done": r.done(), "total": r.total(), "percent": r.percent(),
+        "phase": r.phase(),
+    });
+    let mut resp = warp::reply::Response::new(body.to_string().into());
+    let h = resp.headers_mut();
+    h.insert(warp::http::header::CONTENT_TYPE, warp::http::HeaderValue::from_static("application/json"));
+    h.insert(warp::http::header::CACHE_CONTROL, warp::http::HeaderValue::from_static("no-store"));
+    Ok(resp)
 }

@@ -473,7 +473,8 @@ async fn plans_supplies_and_teams_are_listed_and_acted_on_in_a_real_browser() {
     s.goto("readiness", "/readiness").await;
     s.axe("readiness").await;
     s.click("run", "#run-form button").await;
-    s.wait_url("ran", "ran=").await;
+    s.wait_url("run", "run=").await;
+    s.wait_for("ran", "#ran").await;
     assert!(s.text("ran-text", "#ran").await.starts_with("检查完成"));
     s.width(375, 812).await;
     s.shot("readiness-375").await;
@@ -731,6 +732,75 @@ async fn a_plan_draft_is_created_and_edited_in_a_real_browser() {
     s.width(375, 812).await;
     s.shot("plan-edit-375").await;
     s.axe("plan-edit-375").await;
+    let _ = s.c.close().await;
+}
+
+/// A readiness run started from the 检查 page runs in the background: the page shows its progress
+/// bar (a run held at step 3 of 8 here, so the bar is seen mid-way), refreshed by
+/// `assets/web/progress.js` once a second and by a link without JavaScript, and the summary once
+/// the run is done.
+#[tokio::test]
+async fn a_readiness_run_shows_its_progress_bar_until_done_in_a_real_browser() {
+    let Some((_driver, c, dir)) = browser().await else { return };
+    let app = TestApp::spawn().await;
+    create_user(&app, "zhao", Role::Admin, BANNER).await;
+    let s = Steps { c, dir, base: app.base.clone() };
+    s.goto("open", "/login").await;
+    s.fill("name", "#name", "zhao").await;
+    s.fill("password", "#password", PASSWORD).await;
+    s.click("submit", "button[type=submit]").await;
+    s.wait_for("today", "#score-h").await;
+
+    // A run under way, held at step 3 of 8.
+    let (id, now) = yingji::readiness::engine::start(&app.state, "api").await.unwrap();
+    yingji::readiness::store::set_progress(&app.state.db, id, 3, 8, "检查应急物资").await.unwrap();
+    s.goto("running", &format!("/readiness?run={id}#run")).await;
+    s.wait_for("bar", "#run-bar").await;
+    assert_eq!(s.attr("bar-max", "#run-bar", "max").await, "8");
+    assert_eq!(s.attr("bar-value", "#run-bar", "value").await, "3");
+    assert!(s.text("bar-text", "#run-text").await.contains("3 / 8"));
+    assert!(s.attr("refresh", "#run-refresh", "href").await.ends_with(&format!("/readiness?run={id}#run")));
+    s.axe("readiness-running").await;
+    s.shot("readiness-progress-desktop").await;
+    // The script moves the bar without a reload.
+    yingji::readiness::store::set_progress(&app.state.db, id, 5, 8, "核销已解决的问题").await.unwrap();
+    let mut moved = false;
+    for _ in 0..50 {
+        if s.attr("bar-moved", "#run-bar", "value").await == "5" {
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(moved, "the bar follows the run");
+    assert!(s.text("bar-text-5", "#run-text").await.contains("核销已解决的问题"));
+    s.width(375, 812).await;
+    s.shot("readiness-progress-375").await;
+    s.axe("readiness-running-375").await;
+
+    // The run finishes: the page reloads itself and shows the full bar and the summary.
+    yingji::readiness::engine::execute(&app.state, id, now).await.unwrap();
+    s.wait_for("ran", "#ran").await;
+    assert!(s.text("ran-text", "#ran").await.starts_with("检查完成"));
+    assert_eq!(s.attr("done-max", "#run-bar", "max").await, "8");
+    assert_eq!(s.attr("done-value", "#run-bar", "value").await, "8");
+    s.shot("readiness-done-375").await;
+    s.width(1280, 900).await;
+    s.shot("readiness-done-desktop").await;
+    s.axe("readiness-done").await;
+
+    // Started from the page: the POST answers at once with the run's page.
+    s.goto("page", "/readiness").await;
+    s.click("run", "#run-form button").await;
+    s.wait_url("run", "run=").await;
+    s.wait_for("ran-2", "#ran").await;
+    let runs: i64 = yingji::with_db!(&app.state.db, |p| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM readiness_runs WHERE status = 'succeeded' AND progress_done = 8"
+    )
+    .fetch_one(p)
+    .await
+    .unwrap());
+    assert_eq!(runs, 2);
     let _ = s.c.close().await;
 }
 
