@@ -8,6 +8,7 @@ mod browser;
 mod browser_warnings;
 mod common;
 mod console;
+mod console_imports;
 mod contract;
 mod crash;
 mod drills;
