@@ -4,7 +4,7 @@
 //! ([`crate::http::call_as`]), so who may import or export what is exactly the API's rule.
 //!
 //! Between the preview and the confirmation the uploaded file is kept in memory, server-side, for
-//! [`KEEP`] (at most [`MAX_PENDING`] files), bound to the session that uploaded it: confirming
+//! [`KEEP`] (at most [`MAX_PENDING`] files, [`MAX_PENDING_BYTES`] in all), bound to the session that uploaded it: confirming
 //! never asks for the file again, and works without JavaScript. A restart forgets pending files
 //! (the page then asks to upload again).
 
@@ -29,6 +29,9 @@ const KEEP: Duration = Duration::from_secs(30 * 60);
 
 /// Most files kept at once (the oldest is dropped first).
 const MAX_PENDING: usize = 16;
+
+/// Most bytes of files kept at once (the oldest are dropped first).
+const MAX_PENDING_BYTES: usize = 256 * 1024 * 1024;
 
 /// Import kinds: `(kind, label, canonical columns in file order)`.
 const IMPORTS: &[(&str, &str, &[&str])] = &[
@@ -88,7 +91,8 @@ fn keep(p: Pending) -> String {
     let token = crate::auth::tokens::random_hex16();
     let mut map = pending().lock().unwrap_or_else(|e| e.into_inner());
     map.retain(|_, v| v.at.elapsed() < KEEP);
-    while map.len() >= MAX_PENDING {
+    let size = |m: &HashMap<String, Pending>| m.values().map(|v| v.bytes.len()).sum::<usize>();
+    while !map.is_empty() && (map.len() >= MAX_PENDING || size(&map) + p.bytes.len() > MAX_PENDING_BYTES) {
         let Some(oldest) = map.iter().min_by_key(|(_, v)| v.at).map(|(k, _)| k.clone()) else { break };
         map.remove(&oldest);
     }
@@ -266,7 +270,9 @@ pub async fn preview(req: Req) -> WebResult {
         })
     })?;
     let field = |name: &str| parts.iter().find(|p| p.name == name);
-    let text = |name: &str| field(name).map(|p| String::from_utf8_lossy(&p.body).into_owned()).unwrap_or_default();
+    let text = |name: &str| {
+        field(name).map(|p| String::from_utf8_lossy(&req.body[p.body.clone()]).into_owned()).unwrap_or_default()
+    };
     let s = req.post_session(&text("csrf")).await?;
     let kind_in = text("kind");
     let Some(&(kind, ..)) = IMPORTS.iter().find(|(k, ..)| *k == kind_in) else {
@@ -275,7 +281,7 @@ pub async fn preview(req: Req) -> WebResult {
     let file = field("file")
         .filter(|f| !f.body.is_empty())
         .ok_or_else(|| WebError::Api(ApiError::invalid("file", "请选择要上传的 CSV 或 Excel（.xlsx）文件")))?;
-    let bytes = Bytes::copy_from_slice(&file.body);
+    let bytes = req.body.slice(file.body.clone());
     let preview = call(&req, &s, kind, "dry_run=true", bytes.clone()).await?;
     let token = keep(Pending {
         csrf: s.csrf.clone(),
@@ -379,7 +385,8 @@ pub async fn export(req: Req) -> WebResult {
 struct Part {
     name: String,
     file_name: Option<String>,
-    body: Vec<u8>,
+    /// Where its contents are in the body.
+    body: std::ops::Range<usize>,
 }
 
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
@@ -420,7 +427,7 @@ fn multipart(content_type: &str, body: &[u8]) -> Option<Vec<Part>> {
         parts.push(Part {
             name: param(disposition, "name").unwrap_or_default(),
             file_name: param(disposition, "filename"),
-            body: body[start..end].to_vec(),
+            body: start..end,
         });
         at = end + next.len();
     }
@@ -435,9 +442,9 @@ mod tests {
         let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\nabc\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"d.csv\"\r\nContent-Type: text/csv\r\n\r\ncode,name\r\nD1,x\r\n\r\n--XyZ--\r\n";
         let parts = multipart("multipart/form-data; boundary=XyZ", body).unwrap();
         assert_eq!(parts.len(), 2);
-        assert_eq!((parts[0].name.as_str(), parts[0].body.as_slice()), ("csrf", &b"abc"[..]));
+        assert_eq!((parts[0].name.as_str(), &body[parts[0].body.clone()]), ("csrf", &b"abc"[..]));
         assert_eq!(parts[1].file_name.as_deref(), Some("d.csv"));
-        assert_eq!(parts[1].body, b"code,name\r\nD1,x\r\n");
+        assert_eq!(&body[parts[1].body.clone()], b"code,name\r\nD1,x\r\n");
         assert!(multipart("application/x-www-form-urlencoded", body).is_none());
         assert!(multipart("multipart/form-data; boundary=XyZ", b"--XyZ\r\nbroken").is_none());
     }

@@ -140,6 +140,35 @@ async fn a_viewer_only_downloads_and_an_operator_previews_then_confirms_an_impor
     assert!(!html.contains("id=\"confirm-form\""));
     assert_eq!(count(&app, "SELECT COUNT(*) FROM depots").await, 2);
 
+    // An Excel workbook (the depots export) previews too, and confirming it changes nothing.
+    let xlsx = client().get(app.url("/imports/export/depots.xlsx")).header(COOKIE, &op.cookie).send().await.unwrap();
+    let xlsx = xlsx.bytes().await.unwrap();
+    let (ct, body) = upload_body(&op.csrf, "depots", "储备库.xlsx", &xlsx);
+    let r = client()
+        .post(app.url("/imports"))
+        .header(COOKIE, &op.cookie)
+        .header(CONTENT_TYPE, ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let at = r.headers()[LOCATION].to_str().unwrap().to_string();
+    let (_, html) = page(&app, &op, &at).await;
+    assert!(
+        html.contains("导入二号库") && html.contains("共读到 2 行数据") && html.contains("id=\"confirm-form\""),
+        "{html}"
+    );
+    client()
+        .post(app.url(&format!("{at}/confirm")))
+        .header(COOKIE, &op.cookie)
+        .form(&[("csrf", op.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let (_, html) = page(&app, &op, &at).await;
+    assert!(html.contains("新增 0，更新 0，未变 2"), "{html}");
+
     // A file with errors: the table of lines and columns, and no confirmation.
     let bad = format!(
         "code,name,region_code,kind,lon,lat\nDX3,三号库,{MANDULATU},no_kind,113.6,43.8\nDX4,四号库,{MANDULATU},township_point,abc,43.8\n"

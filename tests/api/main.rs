@@ -5,6 +5,7 @@ mod access;
 mod background;
 mod blocking;
 mod browser;
+mod browser_imports;
 mod browser_warnings;
 mod common;
 mod console;
