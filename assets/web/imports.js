@@ -6,6 +6,7 @@
   if (!form || !window.XMLHttpRequest || !window.FormData) { return; }
   var bar = document.getElementById('i-progress');
   var status = document.getElementById('i-status');
+  form.setAttribute('data-progress', 'on');
   form.addEventListener('submit', function (ev) {
     ev.preventDefault();
     var button = form.querySelector('button[type=submit]');

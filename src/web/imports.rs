@@ -21,6 +21,7 @@ use warp::http::{HeaderValue, Method, StatusCode, header};
 use super::layout::Layout;
 use super::{Req, WebError, WebResult, html, redirect};
 use crate::auth::login::Session;
+use crate::csvio::Column;
 use crate::error::ApiError;
 use crate::http::router::Match;
 
@@ -33,37 +34,14 @@ const MAX_PENDING: usize = 16;
 /// Most bytes of files kept at once (the oldest are dropped first).
 const MAX_PENDING_BYTES: usize = 256 * 1024 * 1024;
 
-/// Import kinds: `(kind, label, canonical columns in file order)`.
-const IMPORTS: &[(&str, &str, &[&str])] = &[
-    ("depots", "储备库", &["code", "name", "region_code", "kind", "lon", "lat", "address", "manager", "phone"]),
-    (
-        "stock",
-        "库存（入库）",
-        &["depot_code", "item_code", "quantity", "batch", "production_date", "expiry_date", "reserve_mode"],
-    ),
-    ("catalogue", "物资目录", &["code", "name", "unit", "shelf_life_months"]),
-    (
-        "teams",
-        "社会应急力量队伍",
-        &["code", "name", "org_type", "region_code", "lon", "lat", "specialties", "grades", "filing_status"],
-    ),
-    (
-        "members",
-        "队员",
-        &[
-            "team_code",
-            "name",
-            "id_number",
-            "phone",
-            "skills",
-            "insurer",
-            "policy_number",
-            "insurance_start",
-            "insurance_end",
-            "status",
-        ],
-    ),
-    ("regions", "行政区划", &["code", "name", "level", "parent_code", "lon", "lat"]),
+/// Import kinds: `(kind, label, the file's columns in order)`.
+const IMPORTS: &[(&str, &str, &[Column])] = &[
+    ("depots", "储备库", crate::supplies::csv::DEPOTS),
+    ("stock", "库存（入库）", crate::supplies::csv::STOCK),
+    ("catalogue", "物资目录", crate::supplies::csv::CATALOGUE),
+    ("teams", "社会应急力量队伍", crate::forces::csv::TEAM_COLUMNS),
+    ("members", "队员", crate::forces::csv_members::MEMBER_COLUMNS),
+    ("regions", "行政区划", crate::regions::import::COLUMNS),
 ];
 
 /// Export kinds: `(kind, label)`.
@@ -177,17 +155,21 @@ fn shown(token: &str, p: &Pending) -> Shown {
         IMPORTS.iter().find(|(k, ..)| *k == p.kind).map(|(_, l, o)| (*l, *o)).unwrap_or(("", &[]));
     let rows: Vec<&serde_json::Map<String, Value>> =
         p.preview["preview"].as_array().map(|a| a.iter().filter_map(Value::as_object).collect()).unwrap_or_default();
-    let mut columns: Vec<String> =
-        order.iter().filter(|c| rows.iter().any(|r| r.contains_key(**c))).map(|c| c.to_string()).collect();
+    // Known columns in the file's order (under their Chinese headers), then any others.
+    let mut keys: Vec<String> =
+        order.iter().filter(|c| rows.iter().any(|r| r.contains_key(c.name))).map(|c| c.name.to_string()).collect();
     for r in &rows {
         for k in r.keys() {
-            if !columns.contains(k) {
-                columns.push(k.clone());
+            if !keys.contains(k) {
+                keys.push(k.clone());
             }
         }
     }
-    let preview =
-        rows.iter().map(|r| columns.iter().map(|c| r.get(c).map(cell).unwrap_or_default()).collect()).collect();
+    let columns = keys
+        .iter()
+        .map(|k| order.iter().find(|c| c.name == k).map_or_else(|| k.clone(), |c| c.zh.to_string()))
+        .collect();
+    let preview = rows.iter().map(|r| keys.iter().map(|k| r.get(k).map(cell).unwrap_or_default()).collect()).collect();
     let mut errors: Vec<FieldError> = serde_json::from_value(p.preview["errors"].clone()).unwrap_or_default();
     let mut total_errors = p.preview["total_errors"].as_u64().unwrap_or(errors.len() as u64);
     let (mut result, mut failure) = (None, None);

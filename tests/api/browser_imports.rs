@@ -41,6 +41,8 @@ async fn a_depots_csv_is_previewed_with_its_errors_then_imported_and_exported() 
     s.fill("password", "#password", PASSWORD).await;
     s.click("submit", "button[type=submit]").await;
     s.wait_for("imports", "#import-form").await;
+    // The progress script runs under the page's strict CSP (the upload then goes by XHR).
+    s.wait_for("progress-script", "#import-form[data-progress=on]").await;
     s.shot("imports-desktop").await;
     s.axe("imports").await;
 
@@ -71,6 +73,8 @@ async fn a_depots_csv_is_previewed_with_its_errors_then_imported_and_exported() 
     s.wait_for("preview", "#import-preview").await;
     let preview = s.text("preview-text", "#import-preview").await;
     assert!(preview.contains("白音库") && preview.contains("乌兰库"), "{preview}");
+    let head = s.text("preview-head", "#import-preview thead").await;
+    assert!(head.contains("储备库编码") && head.contains("区划代码"), "Chinese headers: {head}");
     s.shot("imports-preview-desktop").await;
     s.axe("imports-preview").await;
     s.width(375, 812).await;
