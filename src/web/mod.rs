@@ -186,8 +186,11 @@ where
     let started = Instant::now();
     let request_id = crate::auth::tokens::random_hex16();
     let body = if method == Method::POST {
-        // An upload to the import page carries a whole file (the API's import limit).
-        let limit = if path == "/imports" { state.config.max_import_bytes + MAX_FORM_BYTES } else { MAX_FORM_BYTES };
+        // An upload to the import page carries a whole file (the API's import limit), accepted
+        // only from a logged-in session (else the small form limit), as the API authenticates
+        // before it reads an import.
+        let upload = path == "/imports" && matches!(session::current(&state, &headers).await, Ok(Some(_)));
+        let limit = if upload { state.config.max_import_bytes + MAX_FORM_BYTES } else { MAX_FORM_BYTES };
         crate::http::read_body(&headers, body, limit).await
     } else {
         Ok(Bytes::new())

@@ -81,6 +81,12 @@ async fn a_viewer_only_downloads_and_an_operator_previews_then_confirms_an_impor
     let (status, _) = page(&app, &viewer, "/imports/export/secrets.csv").await;
     assert_eq!(status, 404);
 
+    // Without a session, an upload larger than a form is refused before it is read.
+    let big = "x".repeat(100 * 1024);
+    let (ct, body) = upload_body("none", "depots", "big.csv", big.as_bytes());
+    let r = client().post(app.url("/imports")).header(CONTENT_TYPE, ct).body(body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
     // Posting the form anyway is refused by the API's own rule, and nothing is written.
     let r = upload(&app, &viewer, &viewer.csrf, "depots", &depots_csv()).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
