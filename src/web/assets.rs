@@ -54,6 +54,11 @@ pub const ASSETS: &[Asset] = &[
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../../assets/web/event-map.js"),
     },
+    Asset {
+        name: "imports.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/web/imports.js"),
+    },
 ];
 
 /// `(name, hash, asset)`: the first 16 hex digits of each file's SHA-256, computed once.

@@ -26,6 +26,7 @@ const NAV: &[(&str, &str, &str)] = &[
     ("drills", "/drills", "演练"),
     ("readiness", "/readiness", "检查"),
     ("events", "/events", "事件"),
+    ("imports", "/imports", "导入导出"),
 ];
 
 /// Navigation entries for administrators only, after the others.

@@ -13,6 +13,7 @@ pub mod drill;
 pub mod drills;
 pub mod events;
 pub mod form;
+pub mod imports;
 pub mod layout;
 pub mod login;
 pub mod map;
@@ -147,6 +148,8 @@ fn is_console_path(path: &str) -> bool {
         || path == "/events"
         || path.starts_with("/events/")
         || path.starts_with("/readiness/runs/")
+        || path == "/imports"
+        || path.starts_with("/imports/")
 }
 
 /// The console's warp filter: rejects (falls through) for paths that are not the console's,
@@ -184,7 +187,12 @@ where
     let started = Instant::now();
     let request_id = crate::auth::tokens::random_hex16();
     let body = if method == Method::POST {
-        crate::http::read_body(&headers, body, MAX_FORM_BYTES).await
+        // An upload to the import page carries a whole file (the API's import limit), accepted
+        // only from a logged-in session (else the small form limit), as the API authenticates
+        // before it reads an import.
+        let upload = path == "/imports" && matches!(session::current(&state, &headers).await, Ok(Some(_)));
+        let limit = if upload { state.config.max_import_bytes + MAX_FORM_BYTES } else { MAX_FORM_BYTES };
+        crate::http::read_body(&headers, body, limit).await
     } else {
         Ok(Bytes::new())
     };
@@ -268,6 +276,11 @@ async fn dispatch(req: Req) -> WebResult {
         (Method::GET, p) if p.starts_with("/events/") && p.matches('/').count() == 2 => events::board(req).await,
         (Method::POST, p) if p.starts_with("/events/") && p.matches('/').count() == 3 => events::step(req).await,
         (Method::GET, p) if p.starts_with("/readiness/runs/") => readiness::status(req).await,
+        (Method::GET, "/imports") => imports::page(req).await,
+        (Method::POST, "/imports") => imports::preview(req).await,
+        (Method::GET, p) if p.starts_with("/imports/export/") => imports::export(req).await,
+        (Method::POST, p) if p.starts_with("/imports/") && p.ends_with("/confirm") => imports::confirm(req).await,
+        (Method::GET, p) if p.starts_with("/imports/") && p.matches('/').count() == 2 => imports::upload(req).await,
         (Method::GET, p) if p.starts_with("/assets/") => Ok(asset(p)),
         (_, _) => Err(WebError::Api(ApiError::NotFound(format!("没有这个页面：{path}")))),
     }
