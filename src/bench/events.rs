@@ -103,7 +103,8 @@ pub async fn run(url: &str, scale: f64, plans: usize, reuse: bool) -> anyhow::Re
     let mut config = Config::new(url.to_string());
     config.listen = "127.0.0.1:0".parse()?;
     config.scheduler = false;
-    config.pii_key = Some(crate::personal::Cipher::generate_hex());
+    // A reused database needs the key its people were written under (`YINGJI_PII_KEY`).
+    config.pii_key = Some(std::env::var("YINGJI_PII_KEY").unwrap_or_else(|_| crate::personal::Cipher::generate_hex()));
     let clock: SharedClock = Arc::new(SystemClock);
     let server = app::start(config, clock.clone()).await?;
     let db = server.state.db.clone();

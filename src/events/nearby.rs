@@ -298,9 +298,9 @@ fn teams_from_index(
 /// Walks each force requirement's radii (see [`radii`]) the way the per-requirement loop does:
 /// at each radius, the teams within it nearest first, handed to `visit(k, radius, team)` while
 /// requirement `k` still wants people (`visit` answers whether it still does; `wanting` starts
-/// it). When the nearest-teams index reflects the committed state, it answers every radius of
-/// every specialty from memory in one round; otherwise one query per round, for every specialty
-/// still short, at the widest radius the round needs.
+/// it). One round per radius, for every specialty still short, at the widest radius the round
+/// needs: answered from the in-process nearest-teams index when it reflects the committed state
+/// (checked once per walk), otherwise by one query.
 pub async fn walk_teams(
     db: &Db,
     index: &TeamIndex,
@@ -321,18 +321,11 @@ pub async fn walk_teams(
         let mut specialties: Vec<Specialty> = active.iter().map(|&k| needs[k].0).collect();
         specialties.sort_unstable();
         specialties.dedup();
+        let reach = active.iter().map(|&k| plan[k][next[k]]).fold(0.0, f64::max);
         let found = match &memory {
-            // From memory, the widest radius of all at once.
-            Some(m) => {
-                let reach = active.iter().filter_map(|&k| plan[k].last()).fold(0.0, |a: f64, b| a.max(*b));
-                (reach, teams_from_index(m, &specialties, point, reach, at))
-            }
-            None => {
-                let reach = active.iter().map(|&k| plan[k][next[k]]).fold(0.0, f64::max);
-                (reach, teams(db, ALL_REGIONS, &specialties, point, reach, at).await?)
-            }
+            Some(m) => teams_from_index(m, &specialties, point, reach, at),
+            None => teams(db, ALL_REGIONS, &specialties, point, reach, at).await?,
         };
-        let (reach, found) = found;
         let none = Vec::new();
         for k in active {
             let list = found.get(&needs[k].0).unwrap_or(&none);
