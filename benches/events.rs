@@ -4,6 +4,8 @@
 //! cargo bench --bench events                                   # SQLite (temporary file)
 //! YINGJI_BENCH_DATABASE_URL=postgres://…/empty_db cargo bench --bench events
 //! YINGJI_BENCH_SCALE=0.2 YINGJI_BENCH_PLANS=200 cargo bench --bench events   # quicker
+//! # measure again over a province an earlier run generated into a kept database:
+//! YINGJI_BENCH_REUSE=1 YINGJI_BENCH_DATABASE_URL=sqlite:///tmp/p.db cargo bench --bench events
 //! ```
 //!
 //! Scale 1.0 is the province of `src/bench/data.rs`: ~15,100 regions, 20,000 depots with
@@ -22,7 +24,8 @@ async fn main() -> anyhow::Result<()> {
     let plans: usize = std::env::var("YINGJI_BENCH_PLANS").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
     let tmp = std::env::temp_dir().join(format!("yingji-bench-events-{}.db", std::process::id()));
     let url = std::env::var("YINGJI_BENCH_DATABASE_URL").unwrap_or_else(|_| format!("sqlite://{}", tmp.display()));
-    let f = yingji::bench::events::run(&url, scale, plans).await;
+    let reuse = std::env::var("YINGJI_BENCH_REUSE").is_ok_and(|v| v == "1");
+    let f = yingji::bench::events::run(&url, scale, plans, reuse).await;
     for suffix in ["", "-wal", "-shm", ".migrate-lock"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", tmp.display()));
     }

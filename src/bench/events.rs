@@ -97,21 +97,51 @@ pub fn event_at(region: &str, lon: f64, lat: f64, now: Timestamp) -> Event {
 }
 
 /// Generates the province at `scale` into `url` (a fresh database) and computes `plans`
-/// resource plans from random township points.
-pub async fn run(url: &str, scale: f64, plans: usize) -> anyhow::Result<Figures> {
+/// resource plans from random township points; with `reuse`, a database that already holds a
+/// generated province is measured as it is.
+pub async fn run(url: &str, scale: f64, plans: usize, reuse: bool) -> anyhow::Result<Figures> {
     let mut config = Config::new(url.to_string());
     config.listen = "127.0.0.1:0".parse()?;
     config.scheduler = false;
-    config.pii_key = Some(crate::personal::Cipher::generate_hex());
+    // A reused database needs the key its people were written under (`YINGJI_PII_KEY`).
+    config.pii_key = Some(std::env::var("YINGJI_PII_KEY").unwrap_or_else(|_| crate::personal::Cipher::generate_hex()));
     let clock: SharedClock = Arc::new(SystemClock);
     let server = app::start(config, clock.clone()).await?;
     let db = server.state.db.clone();
     let now = Timestamp(clock.now());
     let started = Instant::now();
-    let counts = data::generate(&db, Size::province(scale), now, 42).await?;
+    // `YINGJI_BENCH_REUSE=1` with a database a previous run generated (and kept): measure again
+    // without generating (after a change to the queries or indexes).
+    let existing: i64 = with_db!(&db, |p| sqlx::query_scalar("SELECT COUNT(*) FROM depots").fetch_one(p).await)?;
+    let counts = if reuse && existing > 0 {
+        let count = |table: &'static str| {
+            let db = db.clone();
+            async move {
+                let sql = format!("SELECT COUNT(*) FROM {table}");
+                let n: i64 = with_db!(&db, |p| sqlx::query_scalar(&sql).fetch_one(p).await)?;
+                Ok::<usize, sqlx::Error>(n as usize)
+            }
+        };
+        data::Counts {
+            regions: count("regions").await?,
+            plans: count("plans").await?,
+            depots: count("depots").await?,
+            batches: count("stock_batches").await?,
+            teams: count("teams").await?,
+            members: count("members").await?,
+        }
+    } else {
+        data::generate(&db, Size::province(scale), now, 42).await?
+    };
     with_db!(&db, |p| sqlx::query("ANALYZE").execute(p).await.map(|_| ()))?;
     let generate_s = started.elapsed().as_secs_f64();
     eprintln!("generated {counts:?} in {generate_s:.1} s");
+    // The nearest-teams index, as a running service has it after its first nearest-teams
+    // question (it is rebuilt in the background after a change; until then the database answers).
+    let index = server.state.team_index.clone();
+    let t = Instant::now();
+    index.refresh(&db).await?;
+    eprintln!("nearest-teams index built in {:.1} s", t.elapsed().as_secs_f64());
     let items: Vec<String> =
         with_db!(&db, |p| sqlx::query_scalar("SELECT code FROM supply_items ORDER BY code").fetch_all(p).await)?;
     let level = level(&items)?;
@@ -129,7 +159,7 @@ pub async fn run(url: &str, scale: f64, plans: usize) -> anyhow::Result<Figures>
         // A point up to ~20 km from the township centre.
         let ev = event_at(code, lon + (rng.unit() - 0.5) * 0.5, lat + (rng.unit() - 0.5) * 0.36, now);
         let t = Instant::now();
-        let proposed = resource::propose(&db, &ev, &level, &[], now).await?;
+        let proposed = resource::propose(&db, &index, &ev, &level, &[], now).await?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         lines += proposed.len();
     }

@@ -75,7 +75,7 @@ pub async fn board(c: &Ctx, ev: Event) -> ApiResult<Board> {
     let db = &c.app.db;
     let lines = lines::of_event(db, ev.id).await?;
     let resource_plan = match level_of(db, &ev).await? {
-        Some(level) => resource::view(db, &ev, &level, &lines, c.now()).await?,
+        Some(level) => resource::view(db, &c.app.team_index, &ev, &level, &lines, c.now()).await?,
         None => Vec::new(),
     };
     let sql = format!(

@@ -14,7 +14,8 @@ use std::collections::HashMap;
 
 use crate::db::Db;
 use crate::forces::members::local_day;
-use crate::forces::nearest::NearTeam;
+use crate::forces::nearest::{NearTeam, Search};
+use crate::forces::team_index::{Current, TeamIndex};
 use crate::geodesy::{WHOLE_EARTH_KM, bounding_box, distance_km};
 use crate::supplies::nearest::{Allocation, Nearest};
 use crate::time::Timestamp;
@@ -276,13 +277,33 @@ pub fn within(list: &[(f64, NearTeam)], r: f64) -> impl Iterator<Item = &NearTea
     list.iter().filter(move |(d, _)| *d <= r).map(|(_, t)| t)
 }
 
+/// [`teams`] answered from the in-process nearest-teams index (the same answer on the same
+/// committed state: see `forces::team_index`).
+fn teams_from_index(
+    index: &Current,
+    specialties: &[Specialty],
+    point: (f64, f64),
+    max_km: f64,
+    at: Timestamp,
+) -> HashMap<Specialty, Vec<(f64, NearTeam)>> {
+    specialties
+        .iter()
+        .map(|&specialty| {
+            let s = Search { specialty, min_members: 1, point, max_km, at };
+            (specialty, index.near_exact(ALL_REGIONS, &s))
+        })
+        .collect()
+}
+
 /// Walks each force requirement's radii (see [`radii`]) the way the per-requirement loop does:
 /// at each radius, the teams within it nearest first, handed to `visit(k, radius, team)` while
 /// requirement `k` still wants people (`visit` answers whether it still does; `wanting` starts
-/// it). One query per round, for every specialty still short, at the widest radius the round
-/// needs.
+/// it). One round per radius, for every specialty still short, at the widest radius the round
+/// needs: answered from the in-process nearest-teams index when it reflects the committed state
+/// (checked once per walk), otherwise by one query.
 pub async fn walk_teams(
     db: &Db,
+    index: &TeamIndex,
     point: (f64, f64),
     at: Timestamp,
     needs: &[(Specialty, f64)],
@@ -291,16 +312,20 @@ pub async fn walk_teams(
 ) -> Result<(), sqlx::Error> {
     let plan: Vec<Vec<f64>> = needs.iter().map(|(_, km)| radii(*km)).collect();
     let mut next = vec![0usize; needs.len()];
+    let memory = if wanting.iter().any(|w| *w) { index.current(db).await? } else { None };
     loop {
         let active: Vec<usize> = (0..needs.len()).filter(|&k| wanting[k] && next[k] < plan[k].len()).collect();
         if active.is_empty() {
             return Ok(());
         }
-        let reach = active.iter().map(|&k| plan[k][next[k]]).fold(0.0, f64::max);
         let mut specialties: Vec<Specialty> = active.iter().map(|&k| needs[k].0).collect();
         specialties.sort_unstable();
         specialties.dedup();
-        let found = teams(db, ALL_REGIONS, &specialties, point, reach, at).await?;
+        let reach = active.iter().map(|&k| plan[k][next[k]]).fold(0.0, f64::max);
+        let found = match &memory {
+            Some(m) => teams_from_index(m, &specialties, point, reach, at),
+            None => teams(db, ALL_REGIONS, &specialties, point, reach, at).await?,
+        };
         let none = Vec::new();
         for k in active {
             let list = found.get(&needs[k].0).unwrap_or(&none);

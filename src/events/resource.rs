@@ -13,6 +13,7 @@ use super::Event;
 use super::lines::{Line, NewLine};
 use super::nearby::{self, ALL_REGIONS, SupplyAsk};
 use crate::db::Db;
+use crate::forces::team_index::TeamIndex;
 use crate::plans::ResponseLevel;
 use crate::supplies::nearest::Allocation;
 use crate::time::Timestamp;
@@ -121,6 +122,7 @@ fn engaged_teams(lines: &[Line]) -> Vec<String> {
 /// farther stock of the items still short, one per radius for the specialties still short.
 pub async fn propose(
     db: &Db,
+    index: &TeamIndex,
     ev: &Event,
     level: &ResponseLevel,
     existing: &[Line],
@@ -231,7 +233,7 @@ pub async fn propose(
         forces.iter().map(|&(k, _)| all[k].required - committed(existing, "force", &all[k].code)).collect();
     let mut taken: Vec<Vec<String>> = forces.iter().map(|_| Vec::new()).collect();
     let wanting = left.iter().map(|l| *l > 0).collect();
-    nearby::walk_teams(db, point, now, &search, wanting, |f, r, t| {
+    nearby::walk_teams(db, index, point, now, &search, wanting, |f, r, t| {
         let n = &all[forces[f].0];
         if engaged.contains(&t.team_code) || taken[f].contains(&t.team_code) {
             return true;
@@ -260,6 +262,7 @@ pub async fn propose(
 /// teams not yet engaged for the event.
 pub async fn view(
     db: &Db,
+    index: &TeamIndex,
     ev: &Event,
     level: &ResponseLevel,
     lines: &[Line],
@@ -313,7 +316,7 @@ pub async fn view(
     let search: Vec<(Specialty, f64)> = forces.iter().map(|&(k, s)| (s, all[k].within_km)).collect();
     let mut seen: Vec<Vec<String>> = forces.iter().map(|_| Vec::new()).collect();
     let wanting = forces.iter().map(|_| true).collect();
-    nearby::walk_teams(db, (ev.lon, ev.lat), now, &search, wanting, |f, _, t| {
+    nearby::walk_teams(db, index, (ev.lon, ev.lat), now, &search, wanting, |f, _, t| {
         let k = forces[f].0;
         let proposed =
             lines.iter().any(|l| l.kind == "force" && l.code == t.team_code && l.status == super::LineStatus::Proposed);

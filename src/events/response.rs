@@ -77,7 +77,7 @@ async fn decide(
         .ok_or_else(|| ApiError::invalid("level", format!("预案没有{}响应", decision_text(level))))?;
     let aid = store::insert_activation(tx, after.id, &a).await?;
     let existing = lines::of_event_tx(tx, after.id).await?;
-    let proposed = resource::propose(&c.app.db, after, &rl, &existing, now).await?;
+    let proposed = resource::propose(&c.app.db, &c.app.team_index, after, &rl, &existing, now).await?;
     lines::insert(tx, after.id, aid, after.exercise, &proposed, now).await?;
     let (kind, message, title) = match a.change.as_str() {
         "activate" => ("activate", "event_activated", "启动响应"),

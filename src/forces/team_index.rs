@@ -130,6 +130,37 @@ impl TeamIndex {
         Ok((qualified_teams_near(db, bounds, s).await?, Source::Database))
     }
 
+    /// The index as it is, when it reflects the committed state (one indexed read to check);
+    /// otherwise `None` and a rebuild starts in the background (the caller asks the database).
+    /// For callers that ask many questions at once (an event's resource plan).
+    pub async fn current(&self, db: &Db) -> Result<Option<Current>, sqlx::Error> {
+        if self.disabled {
+            return Ok(None);
+        }
+        let built = self.inner.built.read().map(|b| b.clone()).unwrap_or(None);
+        if let Some(b) = built
+            && b.at.elapsed() < MAX_AGE
+            && current(db, &b.stamp).await?
+        {
+            return Ok(Some(Current(b)));
+        }
+        self.rebuild_in_background(db);
+        Ok(None)
+    }
+
+    /// Builds the index now and waits for it (benchmarks and tests; the service builds it in the
+    /// background on first use).
+    pub async fn refresh(&self, db: &Db) -> Result<(), sqlx::Error> {
+        if self.disabled {
+            return Ok(());
+        }
+        let b = build(db).await?;
+        if let Ok(mut slot) = self.inner.built.write() {
+            *slot = Some(Arc::new(b));
+        }
+        Ok(())
+    }
+
     /// Starts a rebuild unless one is running or the last one started very recently (under a
     /// steady stream of writes the index would be stale on arrival: wait at least four times the
     /// last build's duration, and a second, between starts).
@@ -273,16 +304,36 @@ async fn build(db: &Db) -> Result<Built, sqlx::Error> {
     Ok(built)
 }
 
+/// The index at a committed state that was current when it was handed out (see
+/// [`TeamIndex::current`]).
+#[derive(Debug, Clone)]
+pub struct Current(Arc<Built>);
+
+impl Current {
+    /// [`qualified_teams_near`] with `min_members` 1 on the indexed state, each team with its
+    /// exact distance (km, before rounding), nearest first (ties by code).
+    pub fn near_exact(&self, bounds: (&str, &str), s: &Search) -> Vec<(f64, NearTeam)> {
+        self.0.found(bounds, s).into_iter().map(|(d, t, _)| (d, t)).collect()
+    }
+}
+
 impl Built {
     /// The same answer as [`qualified_teams_near`] on the state the index was built from.
     fn search(&self, bounds: (&str, &str), s: &Search) -> Nearby {
-        let Some(by_team) = self.skills.get(s.specialty.code()) else { return Nearby::default() };
+        let found = self.found(bounds, s);
+        let people = found.iter().flat_map(|(_, _, p)| p.iter()).collect::<HashSet<_>>().len() as i64;
+        Nearby { teams: found.into_iter().map(|(_, t, _)| t).collect(), people }
+    }
+
+    /// The teams of [`Built::search`] with their exact distances and qualified people.
+    fn found(&self, bounds: (&str, &str), s: &Search) -> Vec<(f64, NearTeam, Vec<u32>)> {
+        let Some(by_team) = self.skills.get(s.specialty.code()) else { return Vec::new() };
         let (lon, lat) = s.point;
         let bb = bounding_box(lon, lat, s.max_km);
         let day = local_day(s.at);
         let min = s.min_members.max(1);
         let first = self.by_lat.partition_point(|&i| self.teams[i as usize].lat < bb.lat_min);
-        let mut found: Vec<(NearTeam, Vec<u32>)> = Vec::new();
+        let mut found: Vec<(f64, NearTeam, Vec<u32>)> = Vec::new();
         for &i in &self.by_lat[first..] {
             let t = &self.teams[i as usize];
             if t.lat > bb.lat_max {
@@ -317,12 +368,11 @@ impl Built {
                 qualified_members: people.len() as i64,
                 grade: skill.grade,
             };
-            found.push((team, people));
+            found.push((d, team, people));
         }
         found.sort_by(|a, b| {
-            a.0.distance_km.total_cmp(&b.0.distance_km).then_with(|| a.0.team_code.cmp(&b.0.team_code))
+            a.1.distance_km.total_cmp(&b.1.distance_km).then_with(|| a.1.team_code.cmp(&b.1.team_code))
         });
-        let people = found.iter().flat_map(|(_, p)| p.iter()).collect::<HashSet<_>>().len() as i64;
-        Nearby { teams: found.into_iter().map(|(t, _)| t).collect(), people }
+        found
     }
 }

@@ -8,6 +8,7 @@ use yingji::bench::events::{event_at, level};
 use yingji::events::nearby::{self, ALL_REGIONS, SupplyAsk, radii};
 use yingji::events::resource;
 use yingji::forces::nearest::{Search, qualified_teams_near};
+use yingji::forces::team_index::TeamIndex;
 use yingji::plans::ResponseLevel;
 use yingji::supplies::nearest::{self as supply_nearest, Allocation, Want};
 use yingji::time::Timestamp;
@@ -119,6 +120,10 @@ async fn batched_plan_equals_the_per_requirement_searches() {
     .unwrap();
     assert!(towns.len() >= 5, "generated townships with locations");
     let base = level(&items).unwrap();
+    let sql_only = TeamIndex::new(false);
+    let indexed = TeamIndex::new(true);
+    indexed.refresh(db).await.unwrap();
+    assert!(indexed.current(db).await.unwrap().is_some(), "the index reflects the generated state");
     // Quantities, distances and headcounts from "covered nearby" to "short everywhere".
     let variants = [(5.0, 10.0, 1), (60.0, 25.0, 3), (500.0, 50.0, 20), (5000.0, 120.0, 200)];
     let (mut compared, mut lines, mut beyond, mut agreement) = (0, 0, 0, 0);
@@ -135,24 +140,28 @@ async fn batched_plan_equals_the_per_requirement_searches() {
             }
             let point = (lon + 0.05 * (v as f64 - 1.5), lat + 0.03 * (i % 3) as f64);
             let ev = event_at(code, point.0, point.1, now);
-            let batched: Vec<_> = resource::propose(db, &ev, &lv, &[], now)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|l| {
-                    (
-                        l.kind.to_string(),
-                        l.need,
-                        l.source.to_string(),
-                        l.depot_id.map(|d| d.to_string()).or(l.team_code).unwrap_or_default(),
-                        l.region_code,
-                        l.quantity,
-                        l.distance_km,
-                    )
-                })
-                .collect();
             let reference = per_requirement(db, point, &lv, now).await;
-            assert_eq!(batched, reference, "town {code}, variant {v}");
+            // Teams from the database (index off) and from the in-process index.
+            for index in [&sql_only, &indexed] {
+                let batched: Vec<_> = resource::propose(db, index, &ev, &lv, &[], now)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|l| {
+                        (
+                            l.kind.to_string(),
+                            l.need,
+                            l.source.to_string(),
+                            l.depot_id.map(|d| d.to_string()).or(l.team_code).unwrap_or_default(),
+                            l.region_code,
+                            l.quantity,
+                            l.distance_km,
+                        )
+                    })
+                    .collect();
+                assert_eq!(batched, reference, "town {code}, variant {v}");
+            }
+            let batched = &reference;
             compared += 1;
             lines += batched.len();
             beyond += batched.iter().filter(|l| l.2 == "beyond").count();
