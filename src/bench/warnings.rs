@@ -59,6 +59,9 @@ pub async fn run(
         let counts = data::generate(&state.db, Size::province(scale), Timestamp(clock.now()), 42).await?;
         let generate_s = started.elapsed().as_secs_f64();
         eprintln!("scale {scale}: generated {counts:?} in {generate_s:.1} s");
+        // A service's database has planner statistics (autovacuum gathers them); freshly bulk
+        // loaded tables have none yet, and PostgreSQL would plan as if they were empty.
+        crate::with_db!(&state.db, |p| sqlx::query("ANALYZE").execute(p).await.map(|_| ()))?;
         let token = crate::auth::tokens::issue(
             &state.db,
             &crate::audit::Actor::cli(),
