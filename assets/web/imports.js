@@ -1,7 +1,25 @@
 // 导入：上传进度条。没有脚本时表单照常提交；有脚本时用 XMLHttpRequest 上传以显示进度，
-// 完成后打开服务器重定向到的预览页。
+// 上传完成后服务器检查文件期间进度条转为“进行中”，完成后打开服务器重定向到的预览页。
+// 确认导入时（表单照常提交）也显示“进行中”的进度条，直到结果页打开。
 (function () {
   'use strict';
+  var confirmForm = document.getElementById('confirm-form');
+  if (confirmForm) {
+    confirmForm.addEventListener('submit', function () {
+      var working = document.createElement('progress');
+      working.id = 'c-progress';
+      working.setAttribute('aria-label', '导入进度');
+      var note = document.createElement('p');
+      note.className = 'muted small';
+      note.setAttribute('role', 'status');
+      note.textContent = '正在导入，请稍候…';
+      confirmForm.appendChild(working);
+      confirmForm.appendChild(note);
+      // Once the submission has started, a second click cannot send it again.
+      var button = confirmForm.querySelector('button[type=submit]');
+      if (button) { setTimeout(function () { button.disabled = true; }, 0); }
+    });
+  }
   var form = document.getElementById('import-form');
   if (!form || !window.XMLHttpRequest || !window.FormData) { return; }
   var bar = document.getElementById('i-progress');
@@ -23,7 +41,8 @@
       }
     });
     xhr.upload.addEventListener('load', function () {
-      bar.value = 100;
+      // The server now reads and checks the file: an indeterminate bar until the preview opens.
+      bar.removeAttribute('value');
       status.textContent = '上传完成，正在检查文件…';
     });
     xhr.addEventListener('load', function () {
