@@ -5,6 +5,7 @@ mod access;
 mod background;
 mod blocking;
 mod browser;
+mod browser_desk;
 mod browser_events;
 mod browser_imports;
 mod browser_map_scale;
