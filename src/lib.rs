@@ -9,6 +9,7 @@ pub mod auth;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod blocking;
+pub mod change_feed;
 pub mod cli;
 pub mod clock;
 pub mod csvio;

@@ -2,48 +2,43 @@
 //! available members with their insurance periods, so that "which qualified teams are within 50 km"
 //! is answered from memory instead of joining members, skills and insurance per request.
 //!
-//! The database stays the truth, and the index is never stale: every write to the tables it is
-//! built from is recorded in the writing transaction by a trigger (migration 0020: a counter row on
-//! SQLite, a change log of transaction ids on PostgreSQL), whatever code path writes. The index is
-//! built inside one read snapshot together with that snapshot's record; a request first asks the
-//! database whether any change has been committed since (one indexed read) and uses the index only
-//! when none has; otherwise it answers with [`super::nearest::qualified_teams_near`] (the SQL path)
-//! and a rebuild starts in the background. So an instance that did not make a write, or another
-//! process on the same database, answers exactly as the database does right after the commit.
-//! Answers are identical to the SQL path's (same filters, same distance, same order; tested on both
-//! databases with random questions).
+//! The database stays the truth, and the index is never stale: it is kept by the change feed
+//! (`crate::change_feed`, topic `forces`, key = team id). Triggers (migration 0021) log every
+//! write to `teams`, `team_specialties`, `members`, `member_skills` and `member_insurance` with the
+//! team it concerns, in the writing transaction, whatever code path writes. A request first asks
+//! the database which teams changed since the index's snapshot (one indexed read); when some did,
+//! it re-reads just those teams in a new snapshot and answers from the index with them replaced
+//! (up to `change_feed::SYNC_LIMIT` teams; more, and it answers with
+//! [`super::nearest::qualified_teams_near`], the SQL path, while a full rebuild runs in the
+//! background). So an instance that did not make a write, or another process on the same
+//! database, answers exactly as the database does right after the commit. Answers are identical to
+//! the SQL path's (same filters, same distance, same order; tested on both databases).
+//!
+//! Re-read teams live beside the full build (`TeamSet::changed`, shadowing the base's copy), so a
+//! change costs a copy of that small map, never of the 50,000 teams; when it grows past
+//! [`REBUILD_AFTER`] teams a full rebuild starts in the background.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 
 use super::members::local_day;
 use super::nearest::{NearTeam, Nearby, Search, qualified_teams_near};
+use crate::change_feed::{Feed, Indexed, Snapshot};
 use crate::db::Db;
-use crate::geodesy::{bounding_box, distance_km};
+use crate::geodesy::{BoundingBox, bounding_box, distance_km};
+use crate::with_tx;
 
-/// An index older than this is rebuilt even without changes, so the PostgreSQL change log can be
-/// pruned of rows older than twice this.
-const MAX_AGE: Duration = Duration::from_secs(30 * 60);
-
-/// What the index was built from: the committed state it reflects.
-#[derive(Debug, Clone, PartialEq)]
-enum Stamp {
-    /// SQLite: the `forces` counter of `cache_epochs`.
-    Counter(i64),
-    /// PostgreSQL: the build transaction's snapshot (`pg_current_snapshot()` as text).
-    Snapshot(String),
-}
+/// Re-read teams kept beside the base before a full rebuild is started.
+const REBUILD_AFTER: usize = 1_000;
 
 /// Where an answer came from (for the `X-Nearest-Source` header and tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
-    /// The in-process index (no change committed since it was built).
+    /// The in-process index (current, after re-reading any team changed since it was built).
     Index,
-    /// The database (the index is off, not built yet, or behind a committed change).
+    /// The database (the index is off, not built yet, or too far behind).
     Database,
 }
 
@@ -60,6 +55,7 @@ impl Source {
 /// One approved team.
 #[derive(Debug)]
 struct Team {
+    id: i64,
     code: String,
     name: String,
     region_code: String,
@@ -67,11 +63,11 @@ struct Team {
     lat: f64,
 }
 
-/// An available member holding a specialty: the person (interned id-number index, else the
-/// member id) and the periods of their policies.
+/// An available member holding a specialty: the person (ID-number blind index, else the member
+/// id, as the SQL path counts them) and the periods of their policies.
 #[derive(Debug)]
 struct Qualified {
-    person: u32,
+    person: Arc<str>,
     cover: Vec<(NaiveDate, NaiveDate)>,
 }
 
@@ -82,11 +78,16 @@ struct TeamSkill {
     members: Vec<Qualified>,
 }
 
-/// The index as of one committed state.
+/// One approved team with its qualified members per specialty.
 #[derive(Debug)]
-struct Built {
-    stamp: Stamp,
-    at: Instant,
+struct TeamState {
+    team: Team,
+    skills: HashMap<String, TeamSkill>,
+}
+
+/// The full build.
+#[derive(Debug, Default)]
+struct Base {
     teams: Vec<Team>,
     /// Team positions sorted by latitude (the search walks the box's band of latitudes).
     by_lat: Vec<u32>,
@@ -94,133 +95,53 @@ struct Built {
     skills: HashMap<String, HashMap<u32, TeamSkill>>,
 }
 
+/// The indexed teams as of one committed state.
 #[derive(Debug, Default)]
-struct Inner {
-    built: RwLock<Option<Arc<Built>>>,
-    building: AtomicBool,
-    last_start: RwLock<Option<(Instant, Duration)>>,
+pub struct TeamSet {
+    base: Arc<Base>,
+    /// Teams re-read since the base was built, by id (they shadow the base's copy): their state,
+    /// or `None` when no longer approved (or deleted).
+    changed: Arc<HashMap<i64, Option<Arc<TeamState>>>>,
 }
 
 /// The nearest-teams index of one instance (in `AppState`); cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TeamIndex {
-    inner: Arc<Inner>,
-    disabled: bool,
+    feed: Feed<TeamSet>,
+}
+
+impl Default for TeamIndex {
+    fn default() -> Self {
+        TeamIndex::new(true)
+    }
 }
 
 impl TeamIndex {
     /// An index (`enabled`), or one that always answers from the database.
     pub fn new(enabled: bool) -> TeamIndex {
-        TeamIndex { inner: Arc::default(), disabled: !enabled }
+        TeamIndex { feed: Feed::new(enabled) }
     }
 
-    /// [`qualified_teams_near`], from the index when it reflects the committed state, and where
-    /// the answer came from.
+    /// [`qualified_teams_near`], from the index when it can be brought to the committed state
+    /// cheaply, and where the answer came from.
     pub async fn near(&self, db: &Db, bounds: (&str, &str), s: &Search) -> Result<(Nearby, Source), sqlx::Error> {
-        if !self.disabled {
-            let built = self.inner.built.read().map(|b| b.clone()).unwrap_or(None);
-            if let Some(b) = built
-                && b.at.elapsed() < MAX_AGE
-                && current(db, &b.stamp).await?
-            {
-                return Ok((b.search(bounds, s), Source::Index));
-            }
-            self.rebuild_in_background(db);
+        if let Some(set) = self.feed.fresh(db).await? {
+            return Ok((set.search(bounds, s), Source::Index));
         }
         Ok((qualified_teams_near(db, bounds, s).await?, Source::Database))
     }
 
-    /// The index as it is, when it reflects the committed state (one indexed read to check);
-    /// otherwise `None` and a rebuild starts in the background (the caller asks the database).
+    /// The index at the committed state (after re-reading any teams changed since it was built),
+    /// or `None` (the caller asks the database; a rebuild starts in the background when needed).
     /// For callers that ask many questions at once (an event's resource plan).
     pub async fn current(&self, db: &Db) -> Result<Option<Current>, sqlx::Error> {
-        if self.disabled {
-            return Ok(None);
-        }
-        let built = self.inner.built.read().map(|b| b.clone()).unwrap_or(None);
-        if let Some(b) = built
-            && b.at.elapsed() < MAX_AGE
-            && current(db, &b.stamp).await?
-        {
-            return Ok(Some(Current(b)));
-        }
-        self.rebuild_in_background(db);
-        Ok(None)
+        Ok(self.feed.fresh(db).await?.map(Current))
     }
 
     /// Builds the index now and waits for it (benchmarks and tests; the service builds it in the
     /// background on first use).
     pub async fn refresh(&self, db: &Db) -> Result<(), sqlx::Error> {
-        if self.disabled {
-            return Ok(());
-        }
-        let b = build(db).await?;
-        if let Ok(mut slot) = self.inner.built.write() {
-            *slot = Some(Arc::new(b));
-        }
-        Ok(())
-    }
-
-    /// Starts a rebuild unless one is running or the last one started very recently (under a
-    /// steady stream of writes the index would be stale on arrival: wait at least four times the
-    /// last build's duration, and a second, between starts).
-    fn rebuild_in_background(&self, db: &Db) {
-        if let Ok(last) = self.inner.last_start.read()
-            && let Some((started, took)) = *last
-            && started.elapsed() < (took * 4).max(Duration::from_secs(1))
-        {
-            return;
-        }
-        if self.inner.building.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
-            return;
-        }
-        let (inner, db) = (self.inner.clone(), db.clone());
-        tokio::spawn(async move {
-            let t = Instant::now();
-            match build(&db).await {
-                Ok(b) => {
-                    tracing::debug!(
-                        teams = b.teams.len(),
-                        ms = t.elapsed().as_millis() as u64,
-                        "nearest-teams index built"
-                    );
-                    if let Ok(mut slot) = inner.built.write() {
-                        *slot = Some(Arc::new(b));
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "building the nearest-teams index failed; the database answers"),
-            }
-            if let Ok(mut last) = inner.last_start.write() {
-                *last = Some((t, t.elapsed()));
-            }
-            inner.building.store(false, Ordering::Release);
-        });
-    }
-}
-
-/// Whether no change to the indexed tables has been committed since `stamp`.
-async fn current(db: &Db, stamp: &Stamp) -> Result<bool, sqlx::Error> {
-    match (db, stamp) {
-        (Db::Sqlite(p), Stamp::Counter(n)) => {
-            let now: Option<i64> =
-                sqlx::query_scalar("SELECT epoch FROM cache_epochs WHERE name = 'forces'").fetch_optional(p).await?;
-            Ok(now == Some(*n))
-        }
-        (Db::Postgres(p), Stamp::Snapshot(snap)) => {
-            // A change committed after the snapshot was taken is not visible in it (it was still
-            // running, or had not started); one committed before it is older than its xmin or
-            // visible.
-            let changed: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM cache_changes WHERE name = 'forces'
-                   AND xid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot))
-                   AND NOT pg_visible_in_snapshot(xid, CAST($1 AS pg_snapshot)))",
-            )
-            .bind(snap)
-            .fetch_one(p)
-            .await?;
-            Ok(!changed)
-        }
-        _ => Ok(false),
+        self.feed.rebuild(db).await
     }
 }
 
@@ -229,85 +150,112 @@ type MemberRow = (i64, i64, String, String);
 type CoverRow = (i64, NaiveDate, NaiveDate);
 type GradeRow = (i64, String, Option<i64>);
 
-const TEAMS: &str = "SELECT id, code, name, region_code, lon, lat FROM teams WHERE filing_status = 'approved'";
+const TEAMS: &str =
+    "SELECT t.id, t.code, t.name, t.region_code, t.lon, t.lat FROM teams t WHERE t.filing_status = 'approved'";
 const MEMBERS: &str = "SELECT m.team_id, m.id, COALESCE(m.id_index, CAST(m.id AS TEXT)), ms.specialty
     FROM members m JOIN member_skills ms ON ms.member_id = m.id JOIN teams t ON t.id = m.team_id
     WHERE m.status = 'available' AND t.filing_status = 'approved'";
 const COVERS: &str = "SELECT i.member_id, i.start_date, i.end_date
     FROM member_insurance i JOIN members m ON m.id = i.member_id JOIN teams t ON t.id = m.team_id
     WHERE m.status = 'available' AND t.filing_status = 'approved'";
-const GRADES: &str = "SELECT team_id, specialty, grade FROM team_specialties";
+const GRADES: &str = "SELECT ts.team_id, ts.specialty, ts.grade
+    FROM team_specialties ts JOIN teams t ON t.id = ts.team_id WHERE t.filing_status = 'approved'";
 
-/// Reads everything in one read-only snapshot, with the record of that snapshot.
-async fn build(db: &Db) -> Result<Built, sqlx::Error> {
-    let (stamp, teams, members, covers, grades): (Stamp, Vec<TeamRow>, Vec<MemberRow>, Vec<CoverRow>, Vec<GradeRow>) =
-        match db {
-            Db::Sqlite(p) => {
-                // A deferred transaction: in WAL mode its first read fixes the snapshot that the
-                // later reads see, and it takes no write lock.
-                let mut tx = p.begin().await?;
-                let n: i64 = sqlx::query_scalar("SELECT epoch FROM cache_epochs WHERE name = 'forces'")
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let t = sqlx::query_as(TEAMS).fetch_all(&mut *tx).await?;
-                let m = sqlx::query_as(MEMBERS).fetch_all(&mut *tx).await?;
-                let c = sqlx::query_as(COVERS).fetch_all(&mut *tx).await?;
-                let g = sqlx::query_as(GRADES).fetch_all(&mut *tx).await?;
-                tx.commit().await?;
-                (Stamp::Counter(n), t, m, c, g)
-            }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await?;
-                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-                let snap: String =
-                    sqlx::query_scalar("SELECT CAST(pg_current_snapshot() AS TEXT)").fetch_one(&mut *tx).await?;
-                let t = sqlx::query_as(TEAMS).fetch_all(&mut *tx).await?;
-                let m = sqlx::query_as(MEMBERS).fetch_all(&mut *tx).await?;
-                let c = sqlx::query_as(COVERS).fetch_all(&mut *tx).await?;
-                let g = sqlx::query_as(GRADES).fetch_all(&mut *tx).await?;
-                tx.commit().await?;
-                // Rows older than any index still in use (indexes are rebuilt after MAX_AGE).
-                sqlx::query("DELETE FROM cache_changes WHERE at < now() - make_interval(secs => $1)")
-                    .bind((2 * MAX_AGE).as_secs_f64())
-                    .execute(p)
-                    .await?;
-                (Stamp::Snapshot(snap), t, m, c, g)
-            }
-        };
-    let mut built = Built { stamp, at: Instant::now(), teams: Vec::new(), by_lat: Vec::new(), skills: HashMap::new() };
-    let mut pos: HashMap<i64, u32> = HashMap::with_capacity(teams.len());
+/// `sql` limited to the teams `keys` (all teams when `None`), through `snap`.
+async fn fetch<R>(snap: &mut Snapshot, sql: &str, keys: Option<&[i64]>) -> Result<Vec<R>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
+{
+    let sql = match keys {
+        None => sql.to_string(),
+        Some(keys) => {
+            let list = (1..=keys.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            format!("{sql} AND t.id IN ({list})")
+        }
+    };
+    let keys = keys.unwrap_or_default();
+    with_tx!(snap.tx(), |c| {
+        let mut q = sqlx::query_as::<_, R>(&sql);
+        for k in keys {
+            q = q.bind(*k);
+        }
+        q.fetch_all(c).await
+    })
+}
+
+/// The approved teams among `keys` (every approved team when `None`) as read through `snap`.
+async fn load(snap: &mut Snapshot, keys: Option<&[i64]>) -> Result<Vec<TeamState>, sqlx::Error> {
+    let teams: Vec<TeamRow> = fetch(snap, TEAMS, keys).await?;
+    let members: Vec<MemberRow> = fetch(snap, MEMBERS, keys).await?;
+    let covers: Vec<CoverRow> = fetch(snap, COVERS, keys).await?;
+    let grades: Vec<GradeRow> = fetch(snap, GRADES, keys).await?;
+    let mut states: Vec<TeamState> = Vec::with_capacity(teams.len());
+    let mut pos: HashMap<i64, usize> = HashMap::with_capacity(teams.len());
     for (id, code, name, region_code, lon, lat) in teams {
-        pos.insert(id, built.teams.len() as u32);
-        built.teams.push(Team { code, name, region_code, lon, lat });
+        pos.insert(id, states.len());
+        states.push(TeamState { team: Team { id, code, name, region_code, lon, lat }, skills: HashMap::new() });
     }
-    built.by_lat = (0..built.teams.len() as u32).collect();
-    built.by_lat.sort_by(|a, b| built.teams[*a as usize].lat.total_cmp(&built.teams[*b as usize].lat));
     let mut cover: HashMap<i64, Vec<(NaiveDate, NaiveDate)>> = HashMap::new();
     for (member, from, to) in covers {
         cover.entry(member).or_default().push((from, to));
     }
-    let mut people: HashMap<String, u32> = HashMap::new();
+    // One shared string per person (a member holds several skills).
+    let mut people: HashMap<String, Arc<str>> = HashMap::new();
     for (team, member, person, specialty) in members {
         let (Some(&t), Some(c)) = (pos.get(&team), cover.get(&member)) else { continue };
-        let next = people.len() as u32;
-        let person = *people.entry(person).or_insert(next);
-        let skill = built.skills.entry(specialty).or_default().entry(t).or_default();
-        skill.members.push(Qualified { person, cover: c.clone() });
+        let person = people.entry(person).or_insert_with_key(|p| Arc::from(p.as_str())).clone();
+        states[t].skills.entry(specialty).or_default().members.push(Qualified { person, cover: c.clone() });
     }
     for (team, specialty, grade) in grades {
-        if let (Some(t), Some(g)) = (pos.get(&team), grade)
-            && let Some(skill) = built.skills.get_mut(&specialty).and_then(|m| m.get_mut(t))
+        if let (Some(&t), Some(g)) = (pos.get(&team), grade)
+            && let Some(skill) = states[t].skills.get_mut(&specialty)
         {
             skill.grade = u8::try_from(g).ok();
         }
     }
-    Ok(built)
+    Ok(states)
+}
+
+impl Indexed for TeamSet {
+    const TOPIC: &'static str = "forces";
+    const WHAT: &'static str = "nearest teams";
+
+    async fn build(snap: &mut Snapshot) -> Result<TeamSet, sqlx::Error> {
+        let states = load(snap, None).await?;
+        let mut base = Base { teams: Vec::with_capacity(states.len()), ..Base::default() };
+        for (i, state) in states.into_iter().enumerate() {
+            base.teams.push(state.team);
+            for (specialty, skill) in state.skills {
+                base.skills.entry(specialty).or_default().insert(i as u32, skill);
+            }
+        }
+        base.by_lat = (0..base.teams.len() as u32).collect();
+        base.by_lat.sort_by(|a, b| base.teams[*a as usize].lat.total_cmp(&base.teams[*b as usize].lat));
+        Ok(TeamSet { base: Arc::new(base), changed: Arc::default() })
+    }
+
+    async fn reload(&self, snap: &mut Snapshot, keys: &[i64]) -> Result<TeamSet, sqlx::Error> {
+        let mut fresh: HashMap<i64, TeamState> =
+            load(snap, Some(keys)).await?.into_iter().map(|s| (s.team.id, s)).collect();
+        let mut changed = (*self.changed).clone();
+        for k in keys {
+            changed.insert(*k, fresh.remove(k).map(Arc::new));
+        }
+        Ok(TeamSet { base: self.base.clone(), changed: Arc::new(changed) })
+    }
+
+    fn wants_rebuild(&self) -> bool {
+        self.changed.len() > REBUILD_AFTER
+    }
 }
 
 /// The index at a committed state that was current when it was handed out (see
 /// [`TeamIndex::current`]).
 #[derive(Debug, Clone)]
-pub struct Current(Arc<Built>);
+pub struct Current(Arc<TeamSet>);
 
 impl Current {
     /// [`qualified_teams_near`] with `min_members` 1 on the indexed state, each team with its
@@ -317,58 +265,100 @@ impl Current {
     }
 }
 
-impl Built {
-    /// The same answer as [`qualified_teams_near`] on the state the index was built from.
+/// What one search asks of every team.
+struct Ask<'a> {
+    bounds: (&'a str, &'a str),
+    point: (f64, f64),
+    bb: BoundingBox,
+    max_km: f64,
+    day: NaiveDate,
+    min: usize,
+}
+
+impl Ask<'_> {
+    /// The team as an answer line with its distance and qualified people, when it qualifies.
+    fn judge<'s>(&self, t: &Team, skill: &'s TeamSkill) -> Option<(f64, NearTeam, Vec<&'s str>)> {
+        if t.lat < self.bb.lat_min
+            || t.lat > self.bb.lat_max
+            || t.lon < self.bb.lon_min
+            || t.lon > self.bb.lon_max
+            || t.region_code.as_str() < self.bounds.0
+            || t.region_code.as_str() > self.bounds.1
+        {
+            return None;
+        }
+        let day = self.day;
+        let people: Vec<&str> = skill
+            .members
+            .iter()
+            .filter(|m| m.cover.iter().any(|(from, to)| *from <= day && day <= *to))
+            .map(|m| &*m.person)
+            .collect();
+        if people.is_empty() || people.len() < self.min {
+            return None;
+        }
+        let d = distance_km(self.point, (t.lon, t.lat));
+        if d > self.max_km {
+            return None;
+        }
+        let team = NearTeam {
+            team_code: t.code.clone(),
+            name: t.name.clone(),
+            region_code: t.region_code.clone(),
+            distance_km: (d * 100.0).round() / 100.0,
+            qualified_members: people.len() as i64,
+            grade: skill.grade,
+        };
+        Some((d, team, people))
+    }
+}
+
+impl TeamSet {
+    /// The same answer as [`qualified_teams_near`] on the state the index reflects.
     fn search(&self, bounds: (&str, &str), s: &Search) -> Nearby {
         let found = self.found(bounds, s);
         let people = found.iter().flat_map(|(_, _, p)| p.iter()).collect::<HashSet<_>>().len() as i64;
         Nearby { teams: found.into_iter().map(|(_, t, _)| t).collect(), people }
     }
 
-    /// The teams of [`Built::search`] with their exact distances and qualified people.
-    fn found(&self, bounds: (&str, &str), s: &Search) -> Vec<(f64, NearTeam, Vec<u32>)> {
-        let Some(by_team) = self.skills.get(s.specialty.code()) else { return Vec::new() };
+    /// The teams of [`TeamSet::search`] with their exact distances and qualified people.
+    fn found<'s>(&'s self, bounds: (&str, &str), s: &Search) -> Vec<(f64, NearTeam, Vec<&'s str>)> {
+        let code = s.specialty.code();
         let (lon, lat) = s.point;
         let bb = bounding_box(lon, lat, s.max_km);
-        let day = local_day(s.at);
-        let min = s.min_members.max(1);
-        let first = self.by_lat.partition_point(|&i| self.teams[i as usize].lat < bb.lat_min);
-        let mut found: Vec<(f64, NearTeam, Vec<u32>)> = Vec::new();
-        for &i in &self.by_lat[first..] {
-            let t = &self.teams[i as usize];
-            if t.lat > bb.lat_max {
-                break;
+        let ask = Ask {
+            bounds,
+            point: s.point,
+            bb,
+            max_km: s.max_km,
+            day: local_day(s.at),
+            min: s.min_members.max(1) as usize,
+        };
+        let mut found = Vec::new();
+        let base = &self.base;
+        if let Some(by_team) = base.skills.get(code) {
+            let first = base.by_lat.partition_point(|&i| base.teams[i as usize].lat < bb.lat_min);
+            for &i in &base.by_lat[first..] {
+                let t = &base.teams[i as usize];
+                if t.lat > bb.lat_max {
+                    break;
+                }
+                if !self.changed.is_empty() && self.changed.contains_key(&t.id) {
+                    continue;
+                }
+                if let Some(skill) = by_team.get(&i)
+                    && let Some(hit) = ask.judge(t, skill)
+                {
+                    found.push(hit);
+                }
             }
-            if t.lon < bb.lon_min
-                || t.lon > bb.lon_max
-                || t.region_code.as_str() < bounds.0
-                || t.region_code.as_str() > bounds.1
+        }
+        for state in self.changed.values().flatten() {
+            if let Some(skill) = state.skills.get(code)
+                && let Some(hit) = ask.judge(&state.team, skill)
             {
-                continue;
+                found.push(hit);
             }
-            let Some(skill) = by_team.get(&i) else { continue };
-            let people: Vec<u32> = skill
-                .members
-                .iter()
-                .filter(|m| m.cover.iter().any(|(from, to)| *from <= day && day <= *to))
-                .map(|m| m.person)
-                .collect();
-            if people.is_empty() || (people.len() as i64) < min {
-                continue;
-            }
-            let d = distance_km((lon, lat), (t.lon, t.lat));
-            if d > s.max_km {
-                continue;
-            }
-            let team = NearTeam {
-                team_code: t.code.clone(),
-                name: t.name.clone(),
-                region_code: t.region_code.clone(),
-                distance_km: (d * 100.0).round() / 100.0,
-                qualified_members: people.len() as i64,
-                grade: skill.grade,
-            };
-            found.push((d, team, people));
         }
         found.sort_by(|a, b| {
             a.1.distance_km.total_cmp(&b.1.distance_km).then_with(|| a.1.team_code.cmp(&b.1.team_code))

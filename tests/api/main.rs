@@ -30,6 +30,7 @@ mod imports;
 mod keys;
 mod keys_legacy;
 mod migrations;
+mod nearest_incremental;
 mod nearest_index;
 mod notify;
 mod plans;

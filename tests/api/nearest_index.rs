@@ -8,7 +8,15 @@ use crate::common::*;
 use crate::forces::{SEAT, approve, id_number, new_team};
 
 /// A member with `skills`, insured from `start` to `end`.
-async fn member(app: &TestApp, tok: &str, team: &str, seq: u32, skills: &[&str], start: &str, end: &str) -> i64 {
+pub(crate) async fn member(
+    app: &TestApp,
+    tok: &str,
+    team: &str,
+    seq: u32,
+    skills: &[&str],
+    start: &str,
+    end: &str,
+) -> i64 {
     let v = app
         .post(
             tok,
@@ -25,7 +33,7 @@ async fn member(app: &TestApp, tok: &str, team: &str, seq: u32, skills: &[&str],
 }
 
 /// Questions over points, specialties, sizes, distances and days.
-fn questions() -> Vec<String> {
+pub(crate) fn questions() -> Vec<String> {
     let mut out = Vec::new();
     let points = [SEAT, (SEAT.0 + 0.3, SEAT.1 - 0.2), (SEAT.0 - 0.5, SEAT.1 + 0.4), (SEAT.0 + 1.2, SEAT.1 + 0.9)];
     let days =
@@ -43,7 +51,7 @@ fn questions() -> Vec<String> {
     out
 }
 
-async fn answer(app: &TestApp, tok: &str, path: &str) -> (Value, String) {
+pub(crate) async fn answer(app: &TestApp, tok: &str, path: &str) -> (Value, String) {
     let r = app.get(tok, path).await.expect(200);
     let source = r.headers.get("x-nearest-source").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     (r.json(), source)
@@ -51,7 +59,7 @@ async fn answer(app: &TestApp, tok: &str, path: &str) -> (Value, String) {
 
 /// Asks every question of `indexed` and `truth`; returns how many `indexed` answered from its
 /// index. Every answer must be the database's.
-async fn compare(indexed: &TestApp, truth: &TestApp, tok: &str) -> usize {
+pub(crate) async fn compare(indexed: &TestApp, truth: &TestApp, tok: &str) -> usize {
     let mut from_index = 0;
     for q in questions() {
         let (got, source) = answer(indexed, tok, &q).await;
@@ -64,7 +72,7 @@ async fn compare(indexed: &TestApp, truth: &TestApp, tok: &str) -> usize {
 }
 
 /// Asks until the index answers (it is built in the background after a change).
-async fn wait_for_index(app: &TestApp, tok: &str) {
+pub(crate) async fn wait_for_index(app: &TestApp, tok: &str) {
     let q = &questions()[0];
     for _ in 0..400 {
         if answer(app, tok, q).await.1 == "index" {
