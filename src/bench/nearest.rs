@@ -102,11 +102,12 @@ pub struct Run {
     pub counts: data::Counts,
     /// yingji through HTTP, per kind.
     pub yingji: [Timing; 3],
-    /// Nearest teams from an instance with the index off (the SQL path), and how many of its
-    /// answers equal the indexed instance's.
-    pub teams_sql: (Timing, usize),
-    /// Nearest-teams questions the index answered (the rest: the database).
-    pub teams_from_index: usize,
+    /// The same questions asked of an instance with the indexes off (the SQL path), per kind.
+    pub sql: [Timing; 3],
+    /// Questions whose SQL-path answer equals the indexed instance's (should be all).
+    pub sql_same: usize,
+    /// Questions of each kind the in-process indexes answered (the rest: the database).
+    pub from_index: [usize; 3],
     /// Raw PostGIS SQL per kind (PostgreSQL with PostGIS only).
     pub postgis: Option<[Timing; 3]>,
     /// Questions whose raw PostGIS answer differed from yingji's (should be 0).
@@ -217,7 +218,7 @@ pub async fn run(url: &str, scale: f64, per_kind: usize, postgis: bool) -> anyho
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         tokens.insert(q.banner.clone(), t.token);
     }
-    // A second instance on the same database with the nearest-teams index off: the SQL path.
+    // A second instance on the same database with the nearest indexes off: the SQL path.
     config.nearest_index = false;
     let plain = app::start(config, clock.clone()).await?;
     let client = reqwest::Client::new();
@@ -234,35 +235,37 @@ pub async fn run(url: &str, scale: f64, per_kind: usize, postgis: bool) -> anyho
     for q in qs.iter().step_by(10) {
         ask(server.addr, q).await?;
     }
-    let teams_q = qs.iter().find(|q| q.kind == 2).ok_or_else(|| anyhow::anyhow!("no teams question"))?;
     let waiting = Instant::now();
-    while !ask(server.addr, teams_q).await?.1 && waiting.elapsed() < Duration::from_secs(300) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    for kind in [0, 2] {
+        let q = qs.iter().find(|q| q.kind == kind).ok_or_else(|| anyhow::anyhow!("no question of kind {kind}"))?;
+        while !ask(server.addr, q).await?.1 && waiting.elapsed() < Duration::from_secs(300) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
-    eprintln!("nearest-teams index ready after {:.1} s", waiting.elapsed().as_secs_f64());
+    eprintln!("nearest indexes ready after {:.1} s", waiting.elapsed().as_secs_f64());
     let mut times: [Vec<Duration>; 3] = Default::default();
     let mut answers = Vec::with_capacity(qs.len());
-    let mut teams_from_index = 0;
+    let mut from_index = [0; 3];
     for q in &qs {
         let t = Instant::now();
         let (v, index) = ask(server.addr, q).await?;
         times[q.kind].push(t.elapsed());
         answers.push(reduce(q.kind, &v));
-        teams_from_index += usize::from(index);
+        from_index[q.kind] += usize::from(index);
     }
     let yingji = times.map(timing);
-    let mut sql_times = Vec::new();
-    let mut same = 0;
-    for (i, q) in qs.iter().enumerate().filter(|(_, q)| q.kind == 2) {
+    let mut sql_times: [Vec<Duration>; 3] = Default::default();
+    let mut sql_same = 0;
+    for (i, q) in qs.iter().enumerate() {
         let t = Instant::now();
         let (v, _) = ask(plain.addr, q).await?;
-        sql_times.push(t.elapsed());
-        same += usize::from(reduce(q.kind, &v) == answers[i]);
+        sql_times[q.kind].push(t.elapsed());
+        sql_same += usize::from(reduce(q.kind, &v) == answers[i]);
     }
     plain.shutdown().await;
-    let teams_sql = (timing(sql_times), same);
-    eprintln!("yingji on {:?}: {yingji:?}; teams without the index: {teams_sql:?}", db.backend());
-    let mut run = Run { counts, yingji, teams_sql, teams_from_index, postgis: None, disagreements: 0, answers };
+    let sql = sql_times.map(timing);
+    eprintln!("yingji on {:?}: {yingji:?}; without the indexes: {sql:?}", db.backend());
+    let mut run = Run { counts, yingji, sql, sql_same, from_index, postgis: None, disagreements: 0, answers };
     if postgis && let Db::Postgres(pool) = &db {
         let day = now.0.with_timezone(&LOCAL_TZ).date_naive();
         let (t, bad) = raw_postgis(pool, &qs, &run.answers, day).await?;

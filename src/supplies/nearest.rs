@@ -251,10 +251,12 @@ async fn nearest(c: Ctx) -> ApiResult<Response> {
     let (lo, hi) = depots::narrowed_bounds(p, q.region.as_ref())?;
     let item = super::catalogue::need(&c.app.db, "item", &q.item).await?;
     let want = Want { item: &item.code, quantity: q.quantity, point: (q.lon, q.lat), max_km: q.max_km };
-    let mut found = search(&c.app.db, &want, (&lo, &hi), today(c.now())).await?;
+    let (mut found, source) = c.app.supply_index.near(&c.app.db, &want, (&lo, &hi), today(c.now())).await?;
     found.item_name = item.name;
     found.unit = item.unit;
-    json(&found)
+    let mut r = json(&found)?;
+    r.headers_mut().insert("x-nearest-source", warp::http::HeaderValue::from_static(source.as_str()));
+    Ok(r)
 }
 
 /// What [`search`] looks for.

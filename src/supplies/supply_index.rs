@@ -24,8 +24,10 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 
-use super::nearest::{Nearest, Place, Want, answer, radii};
-use crate::db::Tx;
+use super::nearest::{Nearest, Place, Want, answer, radii, search};
+use crate::change_feed::{Feed, Indexed, Snapshot};
+use crate::db::{Db, Tx};
+use crate::forces::team_index::Source;
 use crate::geodesy::{bounding_box, distance_km};
 use crate::with_tx;
 
@@ -35,6 +37,57 @@ pub const OVERLAY_REBUILD: usize = 512;
 /// A jurisdiction slice of at most this many depots of an item is scanned whole; a larger one is
 /// searched by the box's band of latitudes.
 const SLICE_SCAN: usize = 2048;
+
+/// The nearest-supplies index of one instance (in `AppState`); cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SupplyIndex {
+    feed: Feed<DepotStock>,
+}
+
+impl SupplyIndex {
+    /// An index (`enabled`), or one that always answers from the database.
+    pub fn new(enabled: bool) -> SupplyIndex {
+        SupplyIndex { feed: Feed::new(enabled) }
+    }
+
+    /// [`search`], from the index when it can be brought to the committed state cheaply (the
+    /// depots changed since it was built re-read), and where the answer came from.
+    pub async fn near(
+        &self,
+        db: &Db,
+        w: &Want<'_>,
+        bounds: (&str, &str),
+        day: NaiveDate,
+    ) -> Result<(Nearest, Source), sqlx::Error> {
+        if let Some(stock) = self.feed.fresh(db).await? {
+            return Ok((stock.search(w, bounds, day), Source::Index));
+        }
+        Ok((search(db, w, bounds, day).await?, Source::Database))
+    }
+
+    /// Builds the index now and waits for it (benchmarks and tests; the service builds it in the
+    /// background on first use).
+    pub async fn refresh(&self, db: &Db) -> Result<(), sqlx::Error> {
+        self.feed.rebuild(db).await
+    }
+}
+
+impl Indexed for DepotStock {
+    const TOPIC: &'static str = "supplies";
+    const WHAT: &'static str = "nearest supplies";
+
+    async fn build(snap: &mut Snapshot) -> Result<DepotStock, sqlx::Error> {
+        DepotStock::load(snap.tx()).await
+    }
+
+    async fn reload(&self, snap: &mut Snapshot, keys: &[i64]) -> Result<DepotStock, sqlx::Error> {
+        self.reloaded(snap.tx(), keys).await
+    }
+
+    fn wants_rebuild(&self) -> bool {
+        self.overlay.len() > OVERLAY_REBUILD
+    }
+}
 
 /// Units of one item in one reserve mode at a depot, per expiry date (`None`: never expires).
 #[derive(Debug, Default, Clone)]
@@ -90,9 +143,9 @@ struct Base {
     items: HashMap<String, ItemDepots>,
 }
 
-/// The nearest-supplies index at one committed state (see the module doc).
+/// The depots and their stock at one committed state (see the module doc).
 #[derive(Debug, Clone, Default)]
-pub struct SupplyIndex {
+pub struct DepotStock {
     base: Arc<Base>,
     /// One bit per base slot: the depot was reloaded (its overlay entry, if any, replaces it).
     replaced: Vec<u64>,
@@ -156,20 +209,20 @@ async fn read(tx: &mut Tx, ids: Option<&[i64]>) -> Result<Vec<Depot>, sqlx::Erro
     Ok(out)
 }
 
-impl SupplyIndex {
+impl DepotStock {
     /// The whole index, read through `tx` (one snapshot).
-    pub async fn load(tx: &mut Tx) -> Result<SupplyIndex, sqlx::Error> {
-        Ok(SupplyIndex::from_depots(read(tx, None).await?))
+    pub async fn load(tx: &mut Tx) -> Result<DepotStock, sqlx::Error> {
+        Ok(DepotStock::from_depots(read(tx, None).await?))
     }
 
     /// A copy with the depots `ids` re-read through `tx` (a deleted depot disappears); the base is
     /// shared, not copied.
-    pub async fn reloaded(&self, tx: &mut Tx, ids: &[i64]) -> Result<SupplyIndex, sqlx::Error> {
+    pub async fn reloaded(&self, tx: &mut Tx, ids: &[i64]) -> Result<DepotStock, sqlx::Error> {
         let fresh = read(tx, Some(ids)).await?;
         Ok(self.with(ids, fresh))
     }
 
-    fn from_depots(depots: Vec<Depot>) -> SupplyIndex {
+    fn from_depots(depots: Vec<Depot>) -> DepotStock {
         let mut base = Base { depots, ..Base::default() };
         for (i, d) in base.depots.iter().enumerate() {
             base.slot.insert(d.id, i as u32);
@@ -184,10 +237,10 @@ impl SupplyIndex {
             list.by_lat.sort_by(|a, b| depots[*a as usize].lat.total_cmp(&depots[*b as usize].lat));
         }
         let replaced = vec![0; base.depots.len().div_ceil(64)];
-        SupplyIndex { base: Arc::new(base), replaced, overlay: HashMap::new() }
+        DepotStock { base: Arc::new(base), replaced, overlay: HashMap::new() }
     }
 
-    fn with(&self, ids: &[i64], fresh: Vec<Depot>) -> SupplyIndex {
+    fn with(&self, ids: &[i64], fresh: Vec<Depot>) -> DepotStock {
         let mut next = self.clone();
         for id in ids {
             if let Some(&s) = next.base.slot.get(id) {
@@ -199,11 +252,6 @@ impl SupplyIndex {
             next.overlay.insert(d.id, Some(Arc::new(d)));
         }
         next
-    }
-
-    /// Depots reloaded since the full build.
-    pub fn overlay_len(&self) -> usize {
-        self.overlay.len()
     }
 
     fn is_replaced(&self, slot: u32) -> bool {
@@ -317,7 +365,7 @@ mod tests {
     #[test]
     fn nearest_first_until_covered_and_expiry_counts_on_the_day() {
         let day = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
-        let idx = SupplyIndex::from_depots(vec![
+        let idx = DepotStock::from_depots(vec![
             depot(1, "150101100000", 116.1, 44.0, &[("1010101", "physical", None, 30)]),
             depot(2, "150101100000", 116.5, 44.0, &[("1010101", "physical", Some(day), 50)]),
             depot(3, "150101100000", 117.5, 44.0, &[("1010101", "agreement", None, 500)]),
@@ -335,7 +383,7 @@ mod tests {
     #[test]
     fn reloaded_depots_replace_the_base() {
         let day = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
-        let idx = SupplyIndex::from_depots(vec![
+        let idx = DepotStock::from_depots(vec![
             depot(1, "150101100000", 116.1, 44.0, &[("1010101", "physical", None, 30)]),
             depot(2, "150101100000", 116.2, 44.0, &[("1010101", "physical", None, 30)]),
         ]);
@@ -349,7 +397,7 @@ mod tests {
         );
         let a = next.search(&want(10, Some(100.0)), ALL, day);
         assert_eq!(a.allocations.iter().map(|a| (a.depot_id, a.take)).collect::<Vec<_>>(), vec![(7, 9)]);
-        assert_eq!(next.overlay_len(), 3);
+        assert_eq!(next.overlay.len(), 3);
         // The old version still answers as before.
         assert_eq!(idx.search(&want(10, Some(100.0)), ALL, day).allocations[0].depot_id, 1);
     }
