@@ -62,16 +62,22 @@ async fn main() -> anyhow::Result<()> {
             cell(pg.as_ref().and_then(|r| r.postgis.map(|t| t[i])))
         );
     }
-    println!(
-        "| nearest teams, index off (SQL path) | {} | {} | |",
-        cell(Some(lite.teams_sql.0)),
-        cell(pg.as_ref().map(|r| r.teams_sql.0))
-    );
+    for (i, kind) in yingji::bench::nearest::KINDS.iter().enumerate() {
+        println!(
+            "| {kind}, indexes off (SQL path) | {} | {} | |",
+            cell(Some(lite.sql[i])),
+            cell(pg.as_ref().map(|r| r.sql[i]))
+        );
+    }
     for (name, r) in [("SQLite", Some(&lite)), ("PostgreSQL", pg.as_ref())] {
         if let Some(r) = r {
             println!(
-                "\n{name}: the index answered {} of {questions} nearest-teams questions; the SQL path agreed with it on {}",
-                r.teams_from_index, r.teams_sql.1
+                "\n{name}: the indexes answered {} of {questions} supplies (open), {} supplies (`max_km`) and {} teams questions; the SQL path agreed on {} of {}",
+                r.from_index[0],
+                r.from_index[1],
+                r.from_index[2],
+                r.sql_same,
+                r.answers.len()
             );
         }
     }

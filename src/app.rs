@@ -58,8 +58,8 @@ pub struct Config {
     pub tile_url: Option<String>,
     /// Attribution shown under the base map.
     pub tile_attribution: Option<String>,
-    /// Answer nearest teams from the in-process index when it reflects the committed state
-    /// (default true; false: always from the database).
+    /// Answer nearest teams and nearest supplies from the in-process indexes when they reflect
+    /// the committed state (default true; false: always from the database).
     pub nearest_index: bool,
     /// Bearer token a monitoring system (Prometheus) uses to read `/metrics` and nothing else
     /// (`YINGJI_METRICS_TOKEN`). None: only API tokens of banner-level admins read the metrics.
@@ -127,6 +127,8 @@ pub struct AppState {
     pub in_flight: tokio::sync::Semaphore,
     /// The nearest-teams index (never stale: see `forces::team_index`).
     pub team_index: crate::forces::team_index::TeamIndex,
+    /// The nearest-supplies index (never stale: see `supplies::supply_index`).
+    pub supply_index: crate::supplies::supply_index::SupplyIndex,
 }
 
 /// Opens the database, applies migrations, and loads the shipped data into an empty database.
@@ -206,6 +208,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Ser
         background: Default::default(),
         in_flight: tokio::sync::Semaphore::new(max_concurrent),
         team_index: crate::forces::team_index::TeamIndex::new(nearest_index),
+        supply_index: crate::supplies::supply_index::SupplyIndex::new(nearest_index),
     });
     let filter = crate::web::filter(state.clone()).or(crate::http::filter(state.clone())).unify();
     let mut rx = shutdown_rx;

@@ -102,11 +102,12 @@ pub struct Run {
     pub counts: data::Counts,
     /// yingji through HTTP, per kind.
     pub yingji: [Timing; 3],
-    /// Nearest teams from an instance with the index off (the SQL path), and how many of its
-    /// answers equal the indexed instance's.
-    pub teams_sql: (Timing, usize),
-    /// Nearest-teams questions the index answered (the rest: the database).
-    pub teams_from_index: usize,
+    /// The same questions asked of an instance with the indexes off (the SQL path), per kind.
+    pub sql: [Timing; 3],
+    /// Questions whose SQL-path answer equals the indexed instance's (should be all).
+    pub sql_same: usize,
+    /// Questions of each kind the in-process indexes answered (the rest: the database).
+    pub from_index: [usize; 3],
     /// Raw PostGIS SQL per kind (PostgreSQL with PostGIS only).
     pub postgis: Option<[Timing; 3]>,
     /// Questions whose raw PostGIS answer differed from yingji's (should be 0).
@@ -217,7 +218,7 @@ pub async fn run(url: &str, scale: f64, per_kind: usize, postgis: bool) -> anyho
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         tokens.insert(q.banner.clone(), t.token);
     }
-    // A second instance on the same database with the nearest-teams index off: the SQL path.
+    // A second instance on the same database with the nearest indexes off: the SQL path.
     config.nearest_index = false;
     let plain = app::start(config, clock.clone()).await?;
     let client = reqwest::Client::new();
@@ -234,35 +235,37 @@ pub async fn run(url: &str, scale: f64, per_kind: usize, postgis: bool) -> anyho
     for q in qs.iter().step_by(10) {
         ask(server.addr, q).await?;
     }
-    let teams_q = qs.iter().find(|q| q.kind == 2).ok_or_else(|| anyhow::anyhow!("no teams question"))?;
     let waiting = Instant::now();
-    while !ask(server.addr, teams_q).await?.1 && waiting.elapsed() < Duration::from_secs(300) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    for kind in [0, 2] {
+        let q = qs.iter().find(|q| q.kind == kind).ok_or_else(|| anyhow::anyhow!("no question of kind {kind}"))?;
+        while !ask(server.addr, q).await?.1 && waiting.elapsed() < Duration::from_secs(300) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
-    eprintln!("nearest-teams index ready after {:.1} s", waiting.elapsed().as_secs_f64());
+    eprintln!("nearest indexes ready after {:.1} s", waiting.elapsed().as_secs_f64());
     let mut times: [Vec<Duration>; 3] = Default::default();
     let mut answers = Vec::with_capacity(qs.len());
-    let mut teams_from_index = 0;
+    let mut from_index = [0; 3];
     for q in &qs {
         let t = Instant::now();
         let (v, index) = ask(server.addr, q).await?;
         times[q.kind].push(t.elapsed());
         answers.push(reduce(q.kind, &v));
-        teams_from_index += usize::from(index);
+        from_index[q.kind] += usize::from(index);
     }
     let yingji = times.map(timing);
-    let mut sql_times = Vec::new();
-    let mut same = 0;
-    for (i, q) in qs.iter().enumerate().filter(|(_, q)| q.kind == 2) {
+    let mut sql_times: [Vec<Duration>; 3] = Default::default();
+    let mut sql_same = 0;
+    for (i, q) in qs.iter().enumerate() {
         let t = Instant::now();
         let (v, _) = ask(plain.addr, q).await?;
-        sql_times.push(t.elapsed());
-        same += usize::from(reduce(q.kind, &v) == answers[i]);
+        sql_times[q.kind].push(t.elapsed());
+        sql_same += usize::from(reduce(q.kind, &v) == answers[i]);
     }
     plain.shutdown().await;
-    let teams_sql = (timing(sql_times), same);
-    eprintln!("yingji on {:?}: {yingji:?}; teams without the index: {teams_sql:?}", db.backend());
-    let mut run = Run { counts, yingji, teams_sql, teams_from_index, postgis: None, disagreements: 0, answers };
+    let sql = sql_times.map(timing);
+    eprintln!("yingji on {:?}: {yingji:?}; without the indexes: {sql:?}", db.backend());
+    let mut run = Run { counts, yingji, sql, sql_same, from_index, postgis: None, disagreements: 0, answers };
     if postgis && let Db::Postgres(pool) = &db {
         let day = now.0.with_timezone(&LOCAL_TZ).date_naive();
         let (t, bad) = raw_postgis(pool, &qs, &run.answers, day).await?;
@@ -273,17 +276,20 @@ pub async fn run(url: &str, scale: f64, per_kind: usize, postgis: bool) -> anyho
     Ok(run)
 }
 
-/// The PostGIS side: point tables with GiST indexes built from the same rows, a PL/pgSQL KNN walk
-/// for the allocation (stops at the first depot that completes the quantity) and one KNN query for
-/// teams. Returns the timings and how many answers differed from yingji's.
+/// The PostGIS side, written as a PostGIS DBA would for these two questions: the per-depot
+/// per-item available sums and the per-team per-specialty qualified members precomputed into
+/// tables with composite GiST indexes (btree_gist: item or specialty and region code together with
+/// the location), so a question reads only the rows of its item in its banner in distance order; a
+/// PL/pgSQL KNN walk that stops at the depot completing the quantity; one `ST_DWithin` query per
+/// teams question. Returns the timings and how many answers differed from yingji's.
 async fn raw_postgis(
     pool: &PgPool,
     qs: &[Question],
     expected: &[Answer],
     day: chrono::NaiveDate,
 ) -> anyhow::Result<([Timing; 3], usize)> {
-    for sql in POSTGIS_SETUP {
-        sqlx::query(sql).execute(pool).await?;
+    for sql in postgis_setup(day) {
+        sqlx::query(&sql).execute(pool).await?;
     }
     let mut conn = pool.acquire().await?;
     let mut times: [Vec<Duration>; 3] = Default::default();
@@ -333,62 +339,107 @@ async fn raw_postgis(
     Ok((times.map(timing), bad))
 }
 
-/// Point tables and the allocation function for the PostGIS side (distances on the sphere, as
-/// yingji's, so that the nearest-first order agrees).
-const POSTGIS_SETUP: [&str; 7] = [
-    "CREATE EXTENSION IF NOT EXISTS postgis",
-    "CREATE TABLE bench_depots AS SELECT id, code, region_code, geography(ST_SetSRID(ST_MakePoint(lon, lat), 4326)) AS geog FROM depots",
-    "CREATE INDEX bench_depots_geog ON bench_depots USING gist (geog)",
-    "CREATE TABLE bench_teams AS SELECT id, code, region_code, geography(ST_SetSRID(ST_MakePoint(lon, lat), 4326)) AS geog FROM teams WHERE filing_status = 'approved'",
-    "CREATE INDEX bench_teams_geog ON bench_teams USING gist (geog)",
-    "ANALYZE",
-    r#"CREATE FUNCTION bench_knn_supplies(p_item text, p_need bigint, p_lon float8, p_lat float8, p_max_m float8, p_lo text, p_hi text, p_day date)
+/// The PostGIS tables, indexes and allocation function (distances on the sphere, as yingji's, so
+/// that the nearest-first order agrees).
+///
+/// `bench_stock` holds per depot, item and reserve mode the units of unexpired batches as of `day`
+/// and the earliest expiry among them (`next_expiry`): while that date has not passed the sum is
+/// exact, and the walk recomputes a depot's sum from `stock_batches` (through the covering index
+/// `stock_batches_depot_cover`) only when it has, so the precomputation stays exact on later days.
+/// `bench_team_skills` holds per approved team and specialty its available members holding the
+/// specialty with their insurance periods (one array entry per policy), so a question counts the
+/// members insured on the day without joining members, skills and insurance per team.
+fn postgis_setup(day: chrono::NaiveDate) -> Vec<String> {
+    let day = day.format("%Y-%m-%d");
+    vec![
+        "CREATE EXTENSION IF NOT EXISTS postgis".into(),
+        "CREATE EXTENSION IF NOT EXISTS btree_gist".into(),
+        format!(
+            "CREATE TABLE bench_stock AS
+            SELECT b.item_code, b.reserve_mode AS mode, d.region_code, d.id AS depot_id, d.code,
+                   geography(ST_SetSRID(ST_MakePoint(d.lon, d.lat), 4326)) AS geog,
+                   CAST(SUM(b.quantity) AS bigint) AS qty, MIN(b.expiry_date) AS next_expiry
+            FROM stock_batches b JOIN depots d ON d.id = b.depot_id
+            WHERE b.quantity > 0 AND b.reserve_mode IN ('physical', 'agreement')
+              AND (b.expiry_date IS NULL OR b.expiry_date >= DATE '{day}')
+            GROUP BY b.item_code, b.reserve_mode, d.region_code, d.id, d.code, d.lon, d.lat"
+        ),
+        "CREATE INDEX bench_stock_knn ON bench_stock USING gist (item_code, mode, region_code, geog)".into(),
+        "CREATE TABLE bench_team_skills AS
+            SELECT ms.specialty, t.region_code, t.id AS team_id, t.code,
+                   geography(ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326)) AS geog,
+                   array_agg(m.id ORDER BY m.id, i.start_date) AS member_ids,
+                   array_agg(COALESCE(m.id_index, CAST(m.id AS TEXT)) ORDER BY m.id, i.start_date) AS persons,
+                   array_agg(i.start_date ORDER BY m.id, i.start_date) AS starts,
+                   array_agg(i.end_date ORDER BY m.id, i.start_date) AS ends
+            FROM teams t
+            JOIN members m ON m.team_id = t.id AND m.status = 'available'
+            JOIN member_skills ms ON ms.member_id = m.id
+            JOIN member_insurance i ON i.member_id = m.id
+            WHERE t.filing_status = 'approved'
+            GROUP BY ms.specialty, t.region_code, t.id, t.code, t.lon, t.lat"
+            .into(),
+        "CREATE INDEX bench_team_skills_knn ON bench_team_skills USING gist (specialty, region_code, geog)".into(),
+        "ANALYZE".into(),
+        SUPPLIES_FN.into(),
+    ]
+}
+
+/// The allocation: a KNN walk over the item's depots of the banner, nearest first, that stops at
+/// the depot completing the quantity; then agreement depots for the shortfall (50 at most).
+const SUPPLIES_FN: &str = r#"CREATE FUNCTION bench_knn_supplies(p_item text, p_need bigint, p_lon float8, p_lat float8, p_max_m float8, p_lo text, p_hi text, p_day date)
 RETURNS TABLE (mode text, code text, take bigint) LANGUAGE plpgsql STABLE AS $fn$
 DECLARE
     pt geography := geography(ST_SetSRID(ST_MakePoint(p_lon, p_lat), 4326));
     left_over bigint := p_need;
-    shortfall bigint;
     n int := 0;
+    q bigint;
     r record;
 BEGIN
-    FOR r IN SELECT d.code AS c, s.qty FROM bench_depots d
-        CROSS JOIN LATERAL (SELECT CAST(SUM(b.quantity) AS bigint) AS qty FROM stock_batches b
-            WHERE b.depot_id = d.id AND b.item_code = p_item AND b.reserve_mode = 'physical' AND b.quantity > 0
-              AND (b.expiry_date IS NULL OR b.expiry_date >= p_day)) s
-        WHERE s.qty > 0 AND d.region_code >= p_lo AND d.region_code <= p_hi
-          AND (p_max_m IS NULL OR ST_DWithin(d.geog, pt, p_max_m, false))
-        ORDER BY d.geog <-> pt
+    FOR r IN SELECT s.code AS c, s.depot_id, s.qty, s.next_expiry FROM bench_stock s
+        WHERE s.item_code = p_item AND s.mode = 'physical' AND s.region_code >= p_lo AND s.region_code <= p_hi
+          AND (p_max_m IS NULL OR ST_DWithin(s.geog, pt, p_max_m, false))
+        ORDER BY s.geog <-> pt, s.code
     LOOP
+        q := r.qty;
+        IF r.next_expiry < p_day THEN
+            SELECT COALESCE(SUM(b.quantity), 0) INTO q FROM stock_batches b
+             WHERE b.depot_id = r.depot_id AND b.item_code = p_item AND b.reserve_mode = 'physical'
+               AND b.quantity > 0 AND (b.expiry_date IS NULL OR b.expiry_date >= p_day);
+            CONTINUE WHEN q = 0;
+        END IF;
+        mode := 'allocations'; code := r.c; take := LEAST(left_over, q); left_over := left_over - take;
+        RETURN NEXT;
         EXIT WHEN left_over <= 0;
-        mode := 'allocations'; code := r.c; take := LEAST(left_over, r.qty); left_over := left_over - take;
-        RETURN NEXT;
     END LOOP;
-    shortfall := left_over;
-    IF shortfall <= 0 THEN RETURN; END IF;
-    FOR r IN SELECT d.code AS c, s.qty FROM bench_depots d
-        CROSS JOIN LATERAL (SELECT CAST(SUM(b.quantity) AS bigint) AS qty FROM stock_batches b
-            WHERE b.depot_id = d.id AND b.item_code = p_item AND b.reserve_mode = 'agreement' AND b.quantity > 0
-              AND (b.expiry_date IS NULL OR b.expiry_date >= p_day)) s
-        WHERE s.qty > 0 AND d.region_code >= p_lo AND d.region_code <= p_hi
-          AND (p_max_m IS NULL OR ST_DWithin(d.geog, pt, p_max_m, false))
-        ORDER BY d.geog <-> pt
+    IF left_over <= 0 THEN RETURN; END IF;
+    FOR r IN SELECT s.code AS c, s.depot_id, s.qty, s.next_expiry FROM bench_stock s
+        WHERE s.item_code = p_item AND s.mode = 'agreement' AND s.region_code >= p_lo AND s.region_code <= p_hi
+          AND (p_max_m IS NULL OR ST_DWithin(s.geog, pt, p_max_m, false))
+        ORDER BY s.geog <-> pt, s.code
     LOOP
-        EXIT WHEN shortfall <= 0 OR n >= 50;
-        mode := 'agreement'; code := r.c; take := LEAST(shortfall, r.qty); shortfall := shortfall - take; n := n + 1;
+        q := r.qty;
+        IF r.next_expiry < p_day THEN
+            SELECT COALESCE(SUM(b.quantity), 0) INTO q FROM stock_batches b
+             WHERE b.depot_id = r.depot_id AND b.item_code = p_item AND b.reserve_mode = 'agreement'
+               AND b.quantity > 0 AND (b.expiry_date IS NULL OR b.expiry_date >= p_day);
+            CONTINUE WHEN q = 0;
+        END IF;
+        mode := 'agreement'; code := r.c; take := LEAST(left_over, q); left_over := left_over - take; n := n + 1;
         RETURN NEXT;
+        EXIT WHEN left_over <= 0 OR n >= 50;
     END LOOP;
 END
-$fn$"#,
-];
+$fn$"#;
 
-/// Nearest qualified teams in one KNN-ordered statement.
-const TEAMS_SQL: &str = "SELECT t.code, COUNT(*) AS n, array_agg(COALESCE(m.id_index, CAST(m.id AS TEXT))) AS people
-    FROM bench_teams t
-    JOIN members m ON m.team_id = t.id AND m.status = 'available'
-    JOIN member_skills ms ON ms.member_id = m.id AND ms.specialty = $1
-    WHERE ST_DWithin(t.geog, geography(ST_SetSRID(ST_MakePoint($2, $3), 4326)), $4, false)
-      AND t.region_code >= $5 AND t.region_code <= $6
-      AND EXISTS (SELECT 1 FROM member_insurance i WHERE i.member_id = m.id AND i.start_date <= $7 AND i.end_date >= $7)
-    GROUP BY t.id, t.code, t.geog
-    HAVING COUNT(*) >= $8
+/// Nearest qualified teams: the specialty's teams of the banner within the distance (GiST), each
+/// with its members insured on the day counted from the precomputed arrays.
+const TEAMS_SQL: &str = "SELECT t.code, q.n, q.people
+    FROM bench_team_skills t
+    CROSS JOIN LATERAL (SELECT COUNT(DISTINCT u.m) AS n, array_agg(DISTINCT u.p) AS people
+        FROM unnest(t.member_ids, t.persons, t.starts, t.ends) u(m, p, s, e)
+        WHERE u.s <= $7 AND u.e >= $7) q
+    WHERE t.specialty = $1 AND t.region_code >= $5 AND t.region_code <= $6
+      AND ST_DWithin(t.geog, geography(ST_SetSRID(ST_MakePoint($2, $3), 4326)), $4, false)
+      AND q.n >= $8
     ORDER BY ROUND(CAST(ST_Distance(t.geog, geography(ST_SetSRID(ST_MakePoint($2, $3), 4326)), false) / 10.0 AS numeric)), t.code";

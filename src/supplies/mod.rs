@@ -17,6 +17,7 @@ pub mod movements;
 pub mod nearest;
 pub mod requisitions;
 pub mod routes;
+pub mod supply_index;
 pub mod transfer_routes;
 pub mod transfers;
 

@@ -97,7 +97,7 @@ pub struct Nearest {
 }
 
 /// A depot's unexpired stock of one item in one reserve mode.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, sqlx::FromRow)]
 struct Candidate {
     id: i64,
     code: String,
@@ -140,26 +140,84 @@ async fn candidates(
         .await)
 }
 
-fn allocate(list: &[(f64, Candidate)], need: i64, limit: usize) -> Vec<Allocation> {
+/// A depot as an allocation names it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Place<'a> {
+    pub(super) id: i64,
+    pub(super) code: &'a str,
+    pub(super) name: &'a str,
+    pub(super) region_code: &'a str,
+}
+
+/// Takes units from `list` (distance, units held, depot), in its order, until `need` is met or
+/// `limit` depots are used.
+pub(super) fn allocate<'a>(
+    list: impl IntoIterator<Item = (f64, i64, Place<'a>)>,
+    need: i64,
+    limit: usize,
+) -> Vec<Allocation> {
     let mut left = need;
     let mut out = Vec::new();
-    for (dist, c) in list {
+    for (dist, qty, c) in list {
         if left <= 0 || out.len() >= limit {
             break;
         }
-        let take = left.min(c.qty);
+        let take = left.min(qty);
         left -= take;
         out.push(Allocation {
             depot_id: c.id,
-            depot_code: c.code.clone(),
-            depot_name: c.name.clone(),
-            region_code: c.region_code.clone(),
+            depot_code: c.code.to_string(),
+            depot_name: c.name.to_string(),
+            region_code: c.region_code.to_string(),
             distance_km: (dist * 1000.0).round() / 1000.0,
-            available: c.qty,
+            available: qty,
             take,
         });
     }
     out
+}
+
+/// The answer from the depots within `radius` (physical and agreement stock, each with its
+/// distance; any order): physical stock nearest first (ties by depot code) until the quantity is
+/// met, then agreement stock for the shortfall. Shared by the SQL path and the index.
+pub(super) fn answer<'a>(
+    w: &Want<'_>,
+    radius: f64,
+    mut physical: Vec<(f64, i64, Place<'a>)>,
+    mut agreement: Vec<(f64, i64, Place<'a>)>,
+) -> Nearest {
+    let order =
+        |a: &(f64, i64, Place<'a>), b: &(f64, i64, Place<'a>)| a.0.total_cmp(&b.0).then_with(|| a.2.code.cmp(b.2.code));
+    physical.sort_by(order);
+    agreement.sort_by(order);
+    let allocations = allocate(physical, w.quantity, usize::MAX);
+    let allocated: i64 = allocations.iter().map(|a| a.take).sum();
+    let shortfall = w.quantity - allocated;
+    let agreement = if shortfall > 0 { allocate(agreement, shortfall, MAX_FALLBACK) } else { Vec::new() };
+    Nearest {
+        item: w.item.to_string(),
+        item_name: String::new(),
+        unit: String::new(),
+        requested: w.quantity,
+        allocated,
+        shortfall,
+        allocations,
+        agreement,
+        searched_km: radius,
+    }
+}
+
+/// The radii an open search tries: from [`FIRST_RADIUS_KM`] doubling up to `max_km` (without
+/// it: the whole earth). The search stops at the first radius whose physical stock covers the
+/// request.
+pub(super) fn radii(max_km: Option<f64>) -> impl Iterator<Item = f64> {
+    let cap = max_km.unwrap_or(WHOLE_EARTH_KM).min(WHOLE_EARTH_KM);
+    let mut next = Some(FIRST_RADIUS_KM.min(cap));
+    std::iter::from_fn(move || {
+        let r = next?;
+        next = (r < cap).then(|| (r * 2.0).min(cap));
+        Some(r)
+    })
 }
 
 /// Routes of the nearest-supplies search.
@@ -193,10 +251,12 @@ async fn nearest(c: Ctx) -> ApiResult<Response> {
     let (lo, hi) = depots::narrowed_bounds(p, q.region.as_ref())?;
     let item = super::catalogue::need(&c.app.db, "item", &q.item).await?;
     let want = Want { item: &item.code, quantity: q.quantity, point: (q.lon, q.lat), max_km: q.max_km };
-    let mut found = search(&c.app.db, &want, (&lo, &hi), today(c.now())).await?;
+    let (mut found, source) = c.app.supply_index.near(&c.app.db, &want, (&lo, &hi), today(c.now())).await?;
     found.item_name = item.name;
     found.unit = item.unit;
-    json(&found)
+    let mut r = json(&found)?;
+    r.headers_mut().insert("x-nearest-source", warp::http::HeaderValue::from_static(source.as_str()));
+    Ok(r)
 }
 
 /// What [`search`] looks for.
@@ -223,48 +283,27 @@ pub async fn search(
     day: chrono::NaiveDate,
 ) -> Result<Nearest, sqlx::Error> {
     let here = w.point;
-    let cap = w.max_km.unwrap_or(WHOLE_EARTH_KM).min(WHOLE_EARTH_KM);
-    let mut radius = FIRST_RADIUS_KM.min(cap);
-    let (physical, agreement) = loop {
+    let mut last = (0.0, Vec::new(), Vec::new());
+    for radius in radii(w.max_km) {
         let found = candidates(db, w.item, bounding_box(here.0, here.1, radius), bounds, day).await?;
         let mut physical = Vec::new();
         let mut agreement = Vec::new();
-        for cand in &found {
+        for cand in found {
             let d = distance_km(here, (cand.lon, cand.lat));
             if d > radius {
                 continue;
             }
-            if cand.reserve_mode == "physical" {
-                physical.push((d, cand.clone()))
-            } else {
-                agreement.push((d, cand.clone()))
-            }
+            if cand.reserve_mode == "physical" { physical.push((d, cand)) } else { agreement.push((d, cand)) }
         }
         let enough = physical.iter().map(|(_, c)| c.qty).sum::<i64>() >= w.quantity;
-        if enough || radius >= cap {
-            break (physical, agreement);
+        last = (radius, physical, agreement);
+        if enough {
+            break;
         }
-        radius = (radius * 2.0).min(cap);
-    };
-    let sort = |v: Vec<(f64, Candidate)>| {
-        let mut v = v;
-        v.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.code.cmp(&b.1.code)));
-        v
-    };
-    let (physical, agreement) = (sort(physical), sort(agreement));
-    let allocations = allocate(&physical, w.quantity, usize::MAX);
-    let allocated: i64 = allocations.iter().map(|a| a.take).sum();
-    let shortfall = w.quantity - allocated;
-    let agreement = if shortfall > 0 { allocate(&agreement, shortfall, MAX_FALLBACK) } else { Vec::new() };
-    Ok(Nearest {
-        item: w.item.to_string(),
-        item_name: String::new(),
-        unit: String::new(),
-        requested: w.quantity,
-        allocated,
-        shortfall,
-        allocations,
-        agreement,
-        searched_km: radius,
-    })
+    }
+    let (radius, physical, agreement) = last;
+    fn place((d, c): &(f64, Candidate)) -> (f64, i64, Place<'_>) {
+        (*d, c.qty, Place { id: c.id, code: &c.code, name: &c.name, region_code: &c.region_code })
+    }
+    Ok(answer(w, radius, physical.iter().map(place).collect(), agreement.iter().map(place).collect()))
 }

@@ -32,6 +32,7 @@ mod keys_legacy;
 mod migrations;
 mod nearest_incremental;
 mod nearest_index;
+mod nearest_supplies_index;
 mod notify;
 mod plans;
 mod races;

@@ -60,10 +60,15 @@ pub(crate) async fn answer(app: &TestApp, tok: &str, path: &str) -> (Value, Stri
 /// Asks every question of `indexed` and `truth`; returns how many `indexed` answered from its
 /// index. Every answer must be the database's.
 pub(crate) async fn compare(indexed: &TestApp, truth: &TestApp, tok: &str) -> usize {
+    compare_on(indexed, truth, tok, &questions()).await
+}
+
+/// [`compare`] on the given questions (paths of nearest teams or nearest supplies).
+pub(crate) async fn compare_on(indexed: &TestApp, truth: &TestApp, tok: &str, questions: &[String]) -> usize {
     let mut from_index = 0;
-    for q in questions() {
-        let (got, source) = answer(indexed, tok, &q).await;
-        let (want, truth_source) = answer(truth, tok, &q).await;
+    for q in questions {
+        let (got, source) = answer(indexed, tok, q).await;
+        let (want, truth_source) = answer(truth, tok, q).await;
         assert_eq!(truth_source, "database");
         assert_eq!(got, want, "{q} (answered from the {source})");
         from_index += usize::from(source == "index");
