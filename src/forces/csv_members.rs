@@ -19,8 +19,8 @@ use super::members::{
     self, Certificate, CertificateStatus, Details, Insurance, Member, MemberRow, check_status_change,
 };
 use super::personal::{Disclosure, record_reveal};
-use super::{MemberStatus, store};
-use crate::audit::Actor;
+use super::{MemberStatus, bulk, store};
+use crate::audit::{Actor, Change};
 use crate::auth::Principal;
 use crate::csvio::{self, Column, Record};
 use crate::db::{Db, Tx};
@@ -379,6 +379,15 @@ impl Import for MemberImport {
                     continue;
                 }
             };
+            // The rules every member's details follow (lengths, dates, duplicates), as the API's.
+            let details = match members::check_details(&details.skills, &details.certificates, &details.insurance) {
+                Ok(checked) if found.is_none() => checked,
+                Ok(_) => details,
+                Err(e) => {
+                    errors.row(line, problem_text(&e));
+                    continue;
+                }
+            };
             if errors.is_empty() {
                 items.push((row, found, details, phone, status));
             }
@@ -388,66 +397,137 @@ impl Import for MemberImport {
     }
 
     async fn write(&self, tx: &mut Tx, plan: Plan) -> ApiResult<ImportSummary> {
-        let (actor, now, cipher) = (&self.actor, self.now, &self.cipher);
         let mut s = ImportSummary { rows: plan.rows, ..Default::default() };
-        // One member at a time: a member's encrypted fields, blind index, details and audit row
-        // go through the members module's own create/update (not yet multi-row).
-        for (row, found, details, phone, status) in plan.items {
-            let Some((team, list)) = plan.teams.get(&row.team) else { continue };
-            match found.map(|i| &list[i]) {
-                None => {
-                    let Ident::Full(id) = &row.id else { continue };
-                    let m = MemberRow {
-                        id: 0,
-                        team_id: team.id,
-                        team_code: team.code.clone(),
-                        region_code: team.region_code.clone(),
-                        name: row.name.clone(),
-                        id_number: None,
-                        id_index: None,
-                        phone: phone.as_deref().map(|ph| cipher.encrypt(Field::MEMBER_PHONE, ph)),
-                        status,
-                        temp_callup_id: None,
-                        anonymised_at: None,
-                        created_at: now,
-                        updated_at: now,
-                    };
-                    let d = members::check_details(&details.skills, &details.certificates, &details.insurance)?;
-                    members::create(tx, cipher, actor, now, m, id, &d, "import").await?;
-                    s.created += 1;
-                }
-                Some(e) => {
-                    let mut old_skills = e.details.skills.clone();
-                    old_skills.sort();
-                    let mut new_skills = details.skills.clone();
-                    new_skills.sort();
-                    if e.row.name == row.name
-                        && e.plain_phone == phone
-                        && old_skills == new_skills
-                        && norm(&e.details.insurance) == norm(&details.insurance)
-                        && e.details.certificates == details.certificates
-                        && e.row.status == status
-                    {
-                        s.unchanged += 1;
-                        continue;
+        // In chunks: new and changed members with multi-row statements, then their details,
+        // person keys and audit rows (the same rows members::create and an edit write one by one).
+        for chunk in plan.items.chunks(1_000) {
+            let mut new: Vec<(MemberRow, &Details)> = Vec::new();
+            let mut changed: Vec<(MemberRow, &Existing, &Details)> = Vec::new();
+            for (row, found, details, phone, status) in chunk {
+                let Some((team, list)) = plan.teams.get(&row.team) else { continue };
+                match found.map(|i| &list[i]) {
+                    None => {
+                        let Ident::Full(id) = &row.id else { continue };
+                        new.push((self.new_member(team, row, id, phone.as_deref(), *status), details));
                     }
-                    let mut m = e.row.clone();
-                    m.name = row.name.clone();
-                    if e.plain_phone != phone {
-                        m.phone = phone.as_deref().map(|ph| cipher.encrypt(Field::MEMBER_PHONE, ph));
-                    }
-                    m.status = status;
-                    m.updated_at = now;
-                    member_store::update(tx, &m, e.row.status).await?;
-                    member_store::set_details(tx, m.id, &details).await?;
-                    let b = Member::view(&e.row, e.details.clone(), cipher, Disclosure::MASKED, now);
-                    let a = Member::view(&m, details, cipher, Disclosure::MASKED, now);
-                    members::audit_member(tx, cipher, actor, now, "import", &m, Some(&b), Some(&a)).await?;
-                    s.updated += 1;
+                    Some(e) => match self.changed_member(e, row, details, phone, *status) {
+                        Some(m) => changed.push((m, e, details)),
+                        None => s.unchanged += 1,
+                    },
                 }
             }
+            let ids = bulk::insert_members(tx, &new.iter().map(|(m, _)| m).collect::<Vec<_>>()).await?;
+            for ((m, _), id) in new.iter_mut().zip(ids) {
+                m.id = id;
+            }
+            let moves: Vec<(&MemberRow, MemberStatus)> = changed.iter().map(|(m, e, _)| (m, e.row.status)).collect();
+            bulk::update_members(tx, &moves).await?;
+            let details: Vec<(i64, &Details)> =
+                new.iter().map(|(m, d)| (m.id, *d)).chain(changed.iter().map(|(m, _, d)| (m.id, *d))).collect();
+            bulk::set_member_details(tx, &details).await?;
+            let mut keys =
+                bulk::person_keys(tx, &self.cipher, &new.iter().map(|(m, _)| m.id).collect::<Vec<_>>(), true).await?;
+            keys.extend(
+                bulk::person_keys(tx, &self.cipher, &changed.iter().map(|(m, ..)| m.id).collect::<Vec<_>>(), false)
+                    .await?,
+            );
+            let mut audit = Vec::with_capacity(new.len() + changed.len());
+            for (m, d) in &new {
+                audit.push((m, None, Some(self.sealed(m, d, &keys)?)));
+            }
+            for (m, e, d) in &changed {
+                audit.push((m, Some(self.sealed(&e.row, &e.details, &keys)?), Some(self.sealed(m, d, &keys)?)));
+            }
+            let names: Vec<String> = audit.iter().map(|(m, ..)| m.id.to_string()).collect();
+            let mut changes = Vec::with_capacity(audit.len());
+            for ((m, before, after), name) in audit.into_iter().zip(&names) {
+                changes.push(Change {
+                    action: "import",
+                    entity_type: "member",
+                    entity_id: name,
+                    region_code: Some(&m.region_code),
+                    before,
+                    after,
+                });
+            }
+            crate::audit::record_many(tx, &self.actor, self.now, changes).await?;
+            s.created += new.len();
+            s.updated += changed.len();
         }
         Ok(s)
+    }
+}
+
+impl MemberImport {
+    /// A new member from a row: ID number and phone encrypted, blind index set.
+    fn new_member(
+        &self,
+        team: &super::teams::TeamRow,
+        row: &Row,
+        id: &IdNumber,
+        phone: Option<&str>,
+        status: MemberStatus,
+    ) -> MemberRow {
+        let (cipher, now) = (&self.cipher, self.now);
+        MemberRow {
+            id: 0,
+            team_id: team.id,
+            team_code: team.code.clone(),
+            region_code: team.region_code.clone(),
+            name: row.name.clone(),
+            id_number: Some(cipher.encrypt(Field::MEMBER_ID_NUMBER, id.as_str())),
+            id_index: Some(cipher.blind_index(id.as_str())),
+            phone: phone.map(|ph| cipher.encrypt(Field::MEMBER_PHONE, ph)),
+            status,
+            temp_callup_id: None,
+            anonymised_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The stored member as the row changes it, or None when the row matches what is stored.
+    fn changed_member(
+        &self,
+        e: &Existing,
+        row: &Row,
+        details: &Details,
+        phone: &Option<String>,
+        status: MemberStatus,
+    ) -> Option<MemberRow> {
+        let mut old_skills = e.details.skills.clone();
+        old_skills.sort();
+        let mut new_skills = details.skills.clone();
+        new_skills.sort();
+        if e.row.name == row.name
+            && e.plain_phone == *phone
+            && old_skills == new_skills
+            && norm(&e.details.insurance) == norm(&details.insurance)
+            && e.details.certificates == details.certificates
+            && e.row.status == status
+        {
+            return None;
+        }
+        let mut m = e.row.clone();
+        m.name = row.name.clone();
+        if e.plain_phone != *phone {
+            m.phone = phone.as_deref().map(|ph| self.cipher.encrypt(Field::MEMBER_PHONE, ph));
+        }
+        m.status = status;
+        m.updated_at = self.now;
+        Some(m)
+    }
+
+    /// A member's audit view (masked), its personal fields sealed under the person's key.
+    fn sealed(
+        &self,
+        m: &MemberRow,
+        d: &Details,
+        keys: &HashMap<i64, crate::personal::PersonKey>,
+    ) -> ApiResult<serde_json::Value> {
+        let key = keys.get(&m.id).ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no person key for {}", m.id)))?;
+        let view = Member::view(m, d.clone(), &self.cipher, Disclosure::MASKED, self.now);
+        Ok(members::seal_personal(super::audit_json(&view)?, key))
     }
 }
 
