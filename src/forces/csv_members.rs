@@ -258,37 +258,37 @@ impl Import for MemberImport {
 
     async fn check(&self, db: &Db, rows: Vec<Lined<Row>>, errors: &mut Errors) -> ApiResult<Plan> {
         let (p, cipher) = (&self.principal, &self.cipher);
-        // Teams and their current members, decrypted once: one lookup per team named in the
-        // file (not per row).
-        let mut teams: HashMap<String, Option<(super::teams::TeamRow, Vec<Existing>)>> = HashMap::new();
-        for Lined { row, .. } in &rows {
-            if teams.contains_key(&row.team) {
-                continue;
+        // Teams named in the file and their current members, decrypted once: one query for the
+        // teams, then one per table for every 500 teams in the jurisdiction (not one per row or
+        // per team).
+        let named: std::collections::HashSet<&str> = rows.iter().map(|l| l.row.team.as_str()).collect();
+        let all = ("000000000000", "999999999999");
+        let mut teams: HashMap<String, Option<(super::teams::TeamRow, Vec<Existing>)>> =
+            named.iter().map(|code| (code.to_string(), None)).collect();
+        for t in store::all(db, all, None).await? {
+            if let Some(slot) = teams.get_mut(&t.code) {
+                *slot = Some((t, Vec::new()));
             }
-            let entry = match store::get(db, &row.team).await? {
-                None => None,
-                Some(t) if !p.scope.contains(&t.region_code) => Some((t, Vec::new())),
-                Some(t) => {
-                    let mut details = member_store::details(db, Which::Team(t.id)).await?;
-                    let list = member_store::rows(db, Which::Team(t.id))
-                        .await?
-                        .into_iter()
-                        .filter_map(|m| {
-                            let plain_id = cipher.decrypt(Field::MEMBER_ID_NUMBER, m.id_number.as_deref()?)?;
-                            let plain_phone = m.phone.as_deref().and_then(|ph| cipher.decrypt(Field::MEMBER_PHONE, ph));
-                            Some(Existing {
-                                details: details.remove(&m.id).unwrap_or_default(),
-                                row: m,
-                                plain_id,
-                                plain_phone,
-                            })
-                        })
-                        .collect();
-                    Some((t, list))
-                }
-            };
-            teams.insert(row.team.clone(), entry);
         }
+        let mine: Vec<i64> =
+            teams.values().flatten().filter(|(t, _)| p.scope.contains(&t.region_code)).map(|(t, _)| t.id).collect();
+        let (stored, mut details) = member_store::of_teams(db, &mine).await?;
+        let code_of: HashMap<i64, String> = teams.values().flatten().map(|(t, _)| (t.id, t.code.clone())).collect();
+        for m in stored {
+            let Some(plain_id) = m.id_number.as_deref().and_then(|v| cipher.decrypt(Field::MEMBER_ID_NUMBER, v)) else {
+                continue;
+            };
+            let plain_phone = m.phone.as_deref().and_then(|ph| cipher.decrypt(Field::MEMBER_PHONE, ph));
+            let Some(Some((_, list))) = code_of.get(&m.team_id).and_then(|c| teams.get_mut(c)) else { continue };
+            list.push(Existing { details: details.remove(&m.id).unwrap_or_default(), row: m, plain_id, plain_phone });
+        }
+        let by_id: HashMap<(&str, &str), usize> = teams
+            .iter()
+            .filter_map(|(code, t)| Some((code, &t.as_ref()?.1)))
+            .flat_map(|(code, list)| {
+                list.iter().enumerate().map(move |(i, e)| ((code.as_str(), e.plain_id.as_str()), i))
+            })
+            .collect();
         // Resolve every row to (team, existing member or new) and the state it asks for.
         let mut items = Vec::new();
         let mut seen: HashMap<(String, String), u64> = HashMap::new();
@@ -303,7 +303,7 @@ impl Import for MemberImport {
                 continue;
             }
             let found: Option<usize> = match &row.id {
-                Ident::Full(id) => list.iter().position(|e| e.plain_id == id.as_str()),
+                Ident::Full(id) => by_id.get(&(row.team.as_str(), id.as_str())).copied(),
                 Ident::Masked(m) => {
                     let hits: Vec<usize> = (0..list.len())
                         .filter(|i| mask_id(&list[*i].plain_id) == *m && list[*i].row.name == row.name)
