@@ -204,7 +204,18 @@ pub fn read_csv(
     each: &mut dyn FnMut(Result<Record<'_>, FieldError>),
 ) -> Result<Header, Vec<FieldError>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+    read_csv_from(text.as_bytes(), columns, each)
+}
+
+/// [`read_csv`] from a reader of UTF-8 text without a byte-order mark (a spooled upload, checked
+/// beforehand), reading it once in a streaming pass.
+pub fn read_csv_from(
+    input: impl std::io::Read,
+    columns: &'static [Column],
+    each: &mut dyn FnMut(Result<Record<'_>, FieldError>),
+) -> Result<Header, Vec<FieldError>> {
+    let mut rdr =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).buffer_capacity(256 * 1024).from_reader(input);
     let mut cells = csv::StringRecord::new();
     let header = match rdr.read_record(&mut cells) {
         Ok(false) => return Err(vec![FieldError::line(1, None, "文件为空：第 1 行应为表头")]),

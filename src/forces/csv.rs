@@ -10,9 +10,10 @@ use sqlx::types::Json;
 use warp::http::Method;
 use warp::reply::Response;
 
-use super::teams::{self, TeamRow, check_code};
-use super::{FilingStatus, OrgType, SpecialtyGrade, check_specialties, store};
-use crate::audit::Actor;
+use super::personal::Disclosure;
+use super::teams::{TeamRow, check_code};
+use super::{FilingStatus, OrgType, SpecialtyGrade, bulk, check_specialties, store};
+use crate::audit::{Actor, Change};
 use crate::auth::{Perm, Principal};
 use crate::csvio::{self, Column};
 use crate::db::{Db, Tx};
@@ -304,77 +305,133 @@ impl Import for TeamImport {
     }
 
     async fn write(&self, tx: &mut Tx, plan: Plan) -> ApiResult<ImportSummary> {
-        let (actor, now, cipher) = (&self.actor, self.now, &self.cipher);
+        let (actor, now) = (&self.actor, self.now);
         let mut s = ImportSummary { rows: plan.rows, ..Default::default() };
-        // One team at a time: a team, its specialties and its audit row go through the teams
-        // module's own create/update (not yet multi-row).
-        for (row, old) in &plan.items {
-            match old {
-                None => {
-                    let status = row.status.unwrap_or(FilingStatus::Submitted);
-                    let decided = status != FilingStatus::Submitted;
-                    let t = TeamRow {
-                        id: 0,
-                        code: row.code.clone(),
-                        name: row.name.clone(),
-                        org_type: row.org_type,
-                        registration_no: None,
-                        region_code: row.region.to_string(),
-                        lon: row.lon,
-                        lat: row.lat,
-                        equipment: Json(vec![]),
-                        leader_name: None,
-                        leader_phone: None,
-                        contact_name: None,
-                        contact_phone: None,
-                        filing_status: status,
-                        status_reason: None,
-                        submitted_by: actor.name.clone(),
-                        submitted_at: row.submitted_at,
-                        decided_by: decided.then(|| actor.name.clone()),
-                        decided_at: decided.then_some(now),
-                        approved_by: (status == FilingStatus::Approved).then(|| actor.name.clone()),
-                        approved_at: (status == FilingStatus::Approved).then_some(now),
-                        created_at: now,
-                        updated_at: now,
-                    };
-                    teams::create(tx, cipher, actor, now, t, &row.specialties, "import").await?;
-                    s.created += 1;
-                }
-                Some((old, old_specs)) => {
-                    let status = row.status.unwrap_or(old.filing_status);
-                    if old.name == row.name
-                        && old.org_type == row.org_type
-                        && old.region_code == row.region.as_str()
-                        && old.lon == row.lon
-                        && old.lat == row.lat
-                        && *old_specs == row.specialties
-                        && old.filing_status == status
-                    {
-                        s.unchanged += 1;
-                        continue;
-                    }
-                    let mut t = old.clone();
-                    t.name = row.name.clone();
-                    t.org_type = row.org_type;
-                    t.region_code = row.region.to_string();
-                    (t.lon, t.lat) = (row.lon, row.lat);
-                    if status != old.filing_status {
-                        t.filing_status = status;
-                        t.decided_by = Some(actor.name.clone());
-                        t.decided_at = Some(now);
-                        if status == FilingStatus::Approved {
-                            t.approved_by = Some(actor.name.clone());
-                            t.approved_at = Some(now);
+        // In chunks: new and changed teams with multi-row statements, then their specialties and
+        // audit rows (the same rows teams::create / teams::update write one by one).
+        for chunk in plan.items.chunks(1_000) {
+            let mut new: Vec<(TeamRow, &[SpecialtyGrade])> = Vec::new();
+            let mut changed: Vec<(TeamRow, &Stored, &[SpecialtyGrade])> = Vec::new();
+            for (row, old) in chunk {
+                match old {
+                    None => new.push((self.new_team(row), &row.specialties)),
+                    Some(stored) => {
+                        if let Some(t) = self.changed_team(row, stored) {
+                            changed.push((t, stored, &row.specialties));
+                        } else {
+                            s.unchanged += 1;
                         }
                     }
-                    t.updated_at = now;
-                    teams::update(tx, cipher, actor, now, old, &t, &row.specialties, "import").await?;
-                    s.updated += 1;
                 }
             }
+            let ids: HashMap<String, i64> = bulk::insert_teams(tx, &new.iter().map(|(t, _)| t).collect::<Vec<_>>())
+                .await?
+                .into_iter()
+                .map(|(id, code)| (code, id))
+                .collect();
+            for (t, _) in &mut new {
+                t.id = ids.get(&t.code).copied().unwrap_or_default();
+            }
+            let moves: Vec<(&TeamRow, FilingStatus)> =
+                changed.iter().map(|(t, (old, _), _)| (t, old.filing_status)).collect();
+            bulk::update_teams(tx, &moves).await?;
+            let specs: Vec<(i64, &[SpecialtyGrade])> =
+                new.iter().map(|(t, sp)| (t.id, *sp)).chain(changed.iter().map(|(t, _, sp)| (t.id, *sp))).collect();
+            bulk::set_specialties(tx, &specs).await?;
+            let mut audit = Vec::with_capacity(new.len() + changed.len());
+            for (t, sp) in &new {
+                audit.push((t, None, Some(self.view(t, sp)?)));
+            }
+            for (t, (old, old_specs), sp) in &changed {
+                audit.push((t, Some(self.view(old, old_specs)?), Some(self.view(t, sp)?)));
+            }
+            let mut changes = Vec::with_capacity(audit.len());
+            for (t, before, after) in audit {
+                changes.push(Change {
+                    action: "import",
+                    entity_type: "team",
+                    entity_id: &t.code,
+                    region_code: Some(&t.region_code),
+                    before,
+                    after,
+                });
+            }
+            crate::audit::record_many(tx, actor, now, changes).await?;
+            s.created += new.len();
+            s.updated += changed.len();
         }
         Ok(s)
+    }
+}
+
+impl TeamImport {
+    /// The audit view of a team (masked, as teams::create writes it).
+    fn view(&self, t: &TeamRow, specialties: &[SpecialtyGrade]) -> ApiResult<serde_json::Value> {
+        super::audit_json(&super::teams::Team::view(t, specialties.to_vec(), &self.cipher, Disclosure::MASKED))
+    }
+
+    /// A new team from a row.
+    fn new_team(&self, row: &Row) -> TeamRow {
+        let (actor, now) = (&self.actor, self.now);
+        let status = row.status.unwrap_or(FilingStatus::Submitted);
+        let decided = status != FilingStatus::Submitted;
+        TeamRow {
+            id: 0,
+            code: row.code.clone(),
+            name: row.name.clone(),
+            org_type: row.org_type,
+            registration_no: None,
+            region_code: row.region.to_string(),
+            lon: row.lon,
+            lat: row.lat,
+            equipment: Json(vec![]),
+            leader_name: None,
+            leader_phone: None,
+            contact_name: None,
+            contact_phone: None,
+            filing_status: status,
+            status_reason: None,
+            submitted_by: actor.name.clone(),
+            submitted_at: row.submitted_at,
+            decided_by: decided.then(|| actor.name.clone()),
+            decided_at: decided.then_some(now),
+            approved_by: (status == FilingStatus::Approved).then(|| actor.name.clone()),
+            approved_at: (status == FilingStatus::Approved).then_some(now),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The stored team as the row changes it, or None when the row matches what is stored.
+    fn changed_team(&self, row: &Row, (old, old_specs): &Stored) -> Option<TeamRow> {
+        let (actor, now) = (&self.actor, self.now);
+        let status = row.status.unwrap_or(old.filing_status);
+        if old.name == row.name
+            && old.org_type == row.org_type
+            && old.region_code == row.region.as_str()
+            && old.lon == row.lon
+            && old.lat == row.lat
+            && *old_specs == row.specialties
+            && old.filing_status == status
+        {
+            return None;
+        }
+        let mut t = old.clone();
+        t.name = row.name.clone();
+        t.org_type = row.org_type;
+        t.region_code = row.region.to_string();
+        (t.lon, t.lat) = (row.lon, row.lat);
+        if status != old.filing_status {
+            t.filing_status = status;
+            t.decided_by = Some(actor.name.clone());
+            t.decided_at = Some(now);
+            if status == FilingStatus::Approved {
+                t.approved_by = Some(actor.name.clone());
+                t.approved_at = Some(now);
+            }
+        }
+        t.updated_at = now;
+        Some(t)
     }
 }
 

@@ -19,8 +19,8 @@ use super::members::{
     self, Certificate, CertificateStatus, Details, Insurance, Member, MemberRow, check_status_change,
 };
 use super::personal::{Disclosure, record_reveal};
-use super::{MemberStatus, store};
-use crate::audit::Actor;
+use super::{MemberStatus, bulk, store};
+use crate::audit::{Actor, Change};
 use crate::auth::Principal;
 use crate::csvio::{self, Column, Record};
 use crate::db::{Db, Tx};
@@ -258,37 +258,37 @@ impl Import for MemberImport {
 
     async fn check(&self, db: &Db, rows: Vec<Lined<Row>>, errors: &mut Errors) -> ApiResult<Plan> {
         let (p, cipher) = (&self.principal, &self.cipher);
-        // Teams and their current members, decrypted once: one lookup per team named in the
-        // file (not per row).
-        let mut teams: HashMap<String, Option<(super::teams::TeamRow, Vec<Existing>)>> = HashMap::new();
-        for Lined { row, .. } in &rows {
-            if teams.contains_key(&row.team) {
-                continue;
+        // Teams named in the file and their current members, decrypted once: one query for the
+        // teams, then one per table for every 500 teams in the jurisdiction (not one per row or
+        // per team).
+        let named: std::collections::HashSet<&str> = rows.iter().map(|l| l.row.team.as_str()).collect();
+        let all = ("000000000000", "999999999999");
+        let mut teams: HashMap<String, Option<(super::teams::TeamRow, Vec<Existing>)>> =
+            named.iter().map(|code| (code.to_string(), None)).collect();
+        for t in store::all(db, all, None).await? {
+            if let Some(slot) = teams.get_mut(&t.code) {
+                *slot = Some((t, Vec::new()));
             }
-            let entry = match store::get(db, &row.team).await? {
-                None => None,
-                Some(t) if !p.scope.contains(&t.region_code) => Some((t, Vec::new())),
-                Some(t) => {
-                    let mut details = member_store::details(db, Which::Team(t.id)).await?;
-                    let list = member_store::rows(db, Which::Team(t.id))
-                        .await?
-                        .into_iter()
-                        .filter_map(|m| {
-                            let plain_id = cipher.decrypt(Field::MEMBER_ID_NUMBER, m.id_number.as_deref()?)?;
-                            let plain_phone = m.phone.as_deref().and_then(|ph| cipher.decrypt(Field::MEMBER_PHONE, ph));
-                            Some(Existing {
-                                details: details.remove(&m.id).unwrap_or_default(),
-                                row: m,
-                                plain_id,
-                                plain_phone,
-                            })
-                        })
-                        .collect();
-                    Some((t, list))
-                }
-            };
-            teams.insert(row.team.clone(), entry);
         }
+        let mine: Vec<i64> =
+            teams.values().flatten().filter(|(t, _)| p.scope.contains(&t.region_code)).map(|(t, _)| t.id).collect();
+        let (stored, mut details) = member_store::of_teams(db, &mine).await?;
+        let code_of: HashMap<i64, String> = teams.values().flatten().map(|(t, _)| (t.id, t.code.clone())).collect();
+        for m in stored {
+            let Some(plain_id) = m.id_number.as_deref().and_then(|v| cipher.decrypt(Field::MEMBER_ID_NUMBER, v)) else {
+                continue;
+            };
+            let plain_phone = m.phone.as_deref().and_then(|ph| cipher.decrypt(Field::MEMBER_PHONE, ph));
+            let Some(Some((_, list))) = code_of.get(&m.team_id).and_then(|c| teams.get_mut(c)) else { continue };
+            list.push(Existing { details: details.remove(&m.id).unwrap_or_default(), row: m, plain_id, plain_phone });
+        }
+        let by_id: HashMap<(&str, &str), usize> = teams
+            .iter()
+            .filter_map(|(code, t)| Some((code, &t.as_ref()?.1)))
+            .flat_map(|(code, list)| {
+                list.iter().enumerate().map(move |(i, e)| ((code.as_str(), e.plain_id.as_str()), i))
+            })
+            .collect();
         // Resolve every row to (team, existing member or new) and the state it asks for.
         let mut items = Vec::new();
         let mut seen: HashMap<(String, String), u64> = HashMap::new();
@@ -303,7 +303,7 @@ impl Import for MemberImport {
                 continue;
             }
             let found: Option<usize> = match &row.id {
-                Ident::Full(id) => list.iter().position(|e| e.plain_id == id.as_str()),
+                Ident::Full(id) => by_id.get(&(row.team.as_str(), id.as_str())).copied(),
                 Ident::Masked(m) => {
                     let hits: Vec<usize> = (0..list.len())
                         .filter(|i| mask_id(&list[*i].plain_id) == *m && list[*i].row.name == row.name)
@@ -379,6 +379,15 @@ impl Import for MemberImport {
                     continue;
                 }
             };
+            // The rules every member's details follow (lengths, dates, duplicates), as the API's.
+            let details = match members::check_details(&details.skills, &details.certificates, &details.insurance) {
+                Ok(checked) if found.is_none() => checked,
+                Ok(_) => details,
+                Err(e) => {
+                    errors.row(line, problem_text(&e));
+                    continue;
+                }
+            };
             if errors.is_empty() {
                 items.push((row, found, details, phone, status));
             }
@@ -388,66 +397,137 @@ impl Import for MemberImport {
     }
 
     async fn write(&self, tx: &mut Tx, plan: Plan) -> ApiResult<ImportSummary> {
-        let (actor, now, cipher) = (&self.actor, self.now, &self.cipher);
         let mut s = ImportSummary { rows: plan.rows, ..Default::default() };
-        // One member at a time: a member's encrypted fields, blind index, details and audit row
-        // go through the members module's own create/update (not yet multi-row).
-        for (row, found, details, phone, status) in plan.items {
-            let Some((team, list)) = plan.teams.get(&row.team) else { continue };
-            match found.map(|i| &list[i]) {
-                None => {
-                    let Ident::Full(id) = &row.id else { continue };
-                    let m = MemberRow {
-                        id: 0,
-                        team_id: team.id,
-                        team_code: team.code.clone(),
-                        region_code: team.region_code.clone(),
-                        name: row.name.clone(),
-                        id_number: None,
-                        id_index: None,
-                        phone: phone.as_deref().map(|ph| cipher.encrypt(Field::MEMBER_PHONE, ph)),
-                        status,
-                        temp_callup_id: None,
-                        anonymised_at: None,
-                        created_at: now,
-                        updated_at: now,
-                    };
-                    let d = members::check_details(&details.skills, &details.certificates, &details.insurance)?;
-                    members::create(tx, cipher, actor, now, m, id, &d, "import").await?;
-                    s.created += 1;
-                }
-                Some(e) => {
-                    let mut old_skills = e.details.skills.clone();
-                    old_skills.sort();
-                    let mut new_skills = details.skills.clone();
-                    new_skills.sort();
-                    if e.row.name == row.name
-                        && e.plain_phone == phone
-                        && old_skills == new_skills
-                        && norm(&e.details.insurance) == norm(&details.insurance)
-                        && e.details.certificates == details.certificates
-                        && e.row.status == status
-                    {
-                        s.unchanged += 1;
-                        continue;
+        // In chunks: new and changed members with multi-row statements, then their details,
+        // person keys and audit rows (the same rows members::create and an edit write one by one).
+        for chunk in plan.items.chunks(1_000) {
+            let mut new: Vec<(MemberRow, &Details)> = Vec::new();
+            let mut changed: Vec<(MemberRow, &Existing, &Details)> = Vec::new();
+            for (row, found, details, phone, status) in chunk {
+                let Some((team, list)) = plan.teams.get(&row.team) else { continue };
+                match found.map(|i| &list[i]) {
+                    None => {
+                        let Ident::Full(id) = &row.id else { continue };
+                        new.push((self.new_member(team, row, id, phone.as_deref(), *status), details));
                     }
-                    let mut m = e.row.clone();
-                    m.name = row.name.clone();
-                    if e.plain_phone != phone {
-                        m.phone = phone.as_deref().map(|ph| cipher.encrypt(Field::MEMBER_PHONE, ph));
-                    }
-                    m.status = status;
-                    m.updated_at = now;
-                    member_store::update(tx, &m, e.row.status).await?;
-                    member_store::set_details(tx, m.id, &details).await?;
-                    let b = Member::view(&e.row, e.details.clone(), cipher, Disclosure::MASKED, now);
-                    let a = Member::view(&m, details, cipher, Disclosure::MASKED, now);
-                    members::audit_member(tx, cipher, actor, now, "import", &m, Some(&b), Some(&a)).await?;
-                    s.updated += 1;
+                    Some(e) => match self.changed_member(e, row, details, phone, *status) {
+                        Some(m) => changed.push((m, e, details)),
+                        None => s.unchanged += 1,
+                    },
                 }
             }
+            let ids = bulk::insert_members(tx, &new.iter().map(|(m, _)| m).collect::<Vec<_>>()).await?;
+            for ((m, _), id) in new.iter_mut().zip(ids) {
+                m.id = id;
+            }
+            let moves: Vec<(&MemberRow, MemberStatus)> = changed.iter().map(|(m, e, _)| (m, e.row.status)).collect();
+            bulk::update_members(tx, &moves).await?;
+            let details: Vec<(i64, &Details)> =
+                new.iter().map(|(m, d)| (m.id, *d)).chain(changed.iter().map(|(m, _, d)| (m.id, *d))).collect();
+            bulk::set_member_details(tx, &details).await?;
+            let mut keys =
+                bulk::person_keys(tx, &self.cipher, &new.iter().map(|(m, _)| m.id).collect::<Vec<_>>(), true).await?;
+            keys.extend(
+                bulk::person_keys(tx, &self.cipher, &changed.iter().map(|(m, ..)| m.id).collect::<Vec<_>>(), false)
+                    .await?,
+            );
+            let mut audit = Vec::with_capacity(new.len() + changed.len());
+            for (m, d) in &new {
+                audit.push((m, None, Some(self.sealed(m, d, &keys)?)));
+            }
+            for (m, e, d) in &changed {
+                audit.push((m, Some(self.sealed(&e.row, &e.details, &keys)?), Some(self.sealed(m, d, &keys)?)));
+            }
+            let names: Vec<String> = audit.iter().map(|(m, ..)| m.id.to_string()).collect();
+            let mut changes = Vec::with_capacity(audit.len());
+            for ((m, before, after), name) in audit.into_iter().zip(&names) {
+                changes.push(Change {
+                    action: "import",
+                    entity_type: "member",
+                    entity_id: name,
+                    region_code: Some(&m.region_code),
+                    before,
+                    after,
+                });
+            }
+            crate::audit::record_many(tx, &self.actor, self.now, changes).await?;
+            s.created += new.len();
+            s.updated += changed.len();
         }
         Ok(s)
+    }
+}
+
+impl MemberImport {
+    /// A new member from a row: ID number and phone encrypted, blind index set.
+    fn new_member(
+        &self,
+        team: &super::teams::TeamRow,
+        row: &Row,
+        id: &IdNumber,
+        phone: Option<&str>,
+        status: MemberStatus,
+    ) -> MemberRow {
+        let (cipher, now) = (&self.cipher, self.now);
+        MemberRow {
+            id: 0,
+            team_id: team.id,
+            team_code: team.code.clone(),
+            region_code: team.region_code.clone(),
+            name: row.name.clone(),
+            id_number: Some(cipher.encrypt(Field::MEMBER_ID_NUMBER, id.as_str())),
+            id_index: Some(cipher.blind_index(id.as_str())),
+            phone: phone.map(|ph| cipher.encrypt(Field::MEMBER_PHONE, ph)),
+            status,
+            temp_callup_id: None,
+            anonymised_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The stored member as the row changes it, or None when the row matches what is stored.
+    fn changed_member(
+        &self,
+        e: &Existing,
+        row: &Row,
+        details: &Details,
+        phone: &Option<String>,
+        status: MemberStatus,
+    ) -> Option<MemberRow> {
+        let mut old_skills = e.details.skills.clone();
+        old_skills.sort();
+        let mut new_skills = details.skills.clone();
+        new_skills.sort();
+        if e.row.name == row.name
+            && e.plain_phone == *phone
+            && old_skills == new_skills
+            && norm(&e.details.insurance) == norm(&details.insurance)
+            && e.details.certificates == details.certificates
+            && e.row.status == status
+        {
+            return None;
+        }
+        let mut m = e.row.clone();
+        m.name = row.name.clone();
+        if e.plain_phone != *phone {
+            m.phone = phone.as_deref().map(|ph| self.cipher.encrypt(Field::MEMBER_PHONE, ph));
+        }
+        m.status = status;
+        m.updated_at = self.now;
+        Some(m)
+    }
+
+    /// A member's audit view (masked), its personal fields sealed under the person's key.
+    fn sealed(
+        &self,
+        m: &MemberRow,
+        d: &Details,
+        keys: &HashMap<i64, crate::personal::PersonKey>,
+    ) -> ApiResult<serde_json::Value> {
+        let key = keys.get(&m.id).ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no person key for {}", m.id)))?;
+        let view = Member::view(m, d.clone(), &self.cipher, Disclosure::MASKED, self.now);
+        Ok(members::seal_personal(super::audit_json(&view)?, key))
     }
 }
 

@@ -134,6 +134,45 @@ pub async fn details_tx(tx: &mut Tx, which: Which) -> Result<HashMap<i64, Detail
     })
 }
 
+/// Members of many teams with their details (imports: one query per table for up to 500 teams,
+/// not one per team), ordered by id.
+pub async fn of_teams(db: &Db, team_ids: &[i64]) -> Result<(Vec<MemberRow>, HashMap<i64, Details>), sqlx::Error> {
+    let mut rows = Vec::new();
+    let mut details = HashMap::new();
+    for chunk in team_ids.chunks(500) {
+        let list = vec!["?"; chunk.len()].join(", ");
+        let list = match db {
+            Db::Sqlite(_) => list,
+            Db::Postgres(_) => (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "),
+        };
+        let sqls = [
+            format!("{SELECT} WHERE m.team_id IN ({list}) ORDER BY m.id"),
+            format!(
+                "SELECT s.member_id, s.specialty FROM member_skills s JOIN members m ON m.id = s.member_id WHERE m.team_id IN ({list}) ORDER BY s.member_id, s.specialty"
+            ),
+            format!(
+                "SELECT c.member_id, c.kind, c.number, c.issued, c.expires, c.status, c.renewed_by, c.revoked_reason FROM member_certificates c JOIN members m ON m.id = c.member_id WHERE m.team_id IN ({list}) ORDER BY c.member_id, c.id"
+            ),
+            format!(
+                "SELECT i.member_id, i.insurer, i.policy_number, i.start_date, i.end_date FROM member_insurance i JOIN members m ON m.id = i.member_id WHERE m.team_id IN ({list}) ORDER BY i.member_id, i.start_date, i.id"
+            ),
+        ];
+        with_db!(db, |p| {
+            let q = sqlx::query_as::<_, MemberRow>(&sqls[0]);
+            rows.extend(chunk.iter().fold(q, |q, id| q.bind(*id)).fetch_all(p).await?);
+            let q = sqlx::query_as(&sqls[1]);
+            let skills = chunk.iter().fold(q, |q, id| q.bind(*id)).fetch_all(p).await?;
+            let q = sqlx::query_as(&sqls[2]);
+            let certs = chunk.iter().fold(q, |q, id| q.bind(*id)).fetch_all(p).await?;
+            let q = sqlx::query_as(&sqls[3]);
+            let ins = chunk.iter().fold(q, |q, id| q.bind(*id)).fetch_all(p).await?;
+            details.extend(collect(skills, certs, ins));
+            Ok::<_, sqlx::Error>(())
+        })?;
+    }
+    Ok((rows, details))
+}
+
 /// Inserts a member; returns its id.
 pub async fn insert(tx: &mut Tx, r: &MemberRow) -> Result<i64, sqlx::Error> {
     with_tx!(tx, |c| {

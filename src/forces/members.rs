@@ -342,7 +342,7 @@ pub async fn shred_person_key(tx: &mut Tx, member_id: i64) -> Result<(), ApiErro
 }
 
 /// Moves the personal fields of an audit value into `personal`, encrypted under `key`.
-fn seal_personal(mut v: serde_json::Value, key: &PersonKey) -> serde_json::Value {
+pub(super) fn seal_personal(mut v: serde_json::Value, key: &PersonKey) -> serde_json::Value {
     if let Some(obj) = v.as_object_mut() {
         let mut personal = serde_json::Map::new();
         for f in PERSONAL_FIELDS {

@@ -33,8 +33,11 @@ pub struct Ctx {
     pub query: String,
     /// Request headers.
     pub headers: HeaderMap,
-    /// Body (empty for routes without one).
+    /// Body (empty for routes without one, and for an import file received as [`Ctx::upload`]).
     pub body: Bytes,
+    /// An import file as received over HTTP (spooled to a temporary file when large); None for
+    /// other routes and for in-process calls, whose import file is [`Ctx::body`].
+    pub upload: Option<crate::imports::Upload>,
     /// Request id.
     pub request_id: String,
     /// HTTP method of the matched route.
@@ -125,22 +128,28 @@ impl Ctx {
 /// The body as UTF-8 text without a byte-order mark; a bad byte is a 400 naming its line.
 pub fn decode_text(body: &[u8]) -> Result<&str, ApiError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(body);
-    // PostgreSQL cannot store NUL in text (SQLite can): refused on both, naming the line.
+    let line_at = |at: usize| body[..at].iter().filter(|b| **b == b'\n').count() as u64 + 1;
     if let Some(at) = body.iter().position(|b| *b == 0) {
-        let line = body[..at].iter().filter(|b| **b == b'\n').count() as u64 + 1;
-        return Err(ApiError::invalid_many(
-            format!("第 {line} 行含有 NUL 字符 (U+0000)，无法保存"),
-            vec![FieldError::line(line, None, "不能包含 NUL 字符 (U+0000)")],
-        ));
+        return Err(nul_error(line_at(at)));
     }
-    std::str::from_utf8(body).map_err(|e| {
-        let upto = &body[..e.valid_up_to()];
-        let line = upto.iter().filter(|b| **b == b'\n').count() as u64 + 1;
-        ApiError::BadRequest {
-            detail: format!("第 {line} 行不是有效的 UTF-8 文本；请以 UTF-8 编码保存 CSV"),
-            errors: vec![FieldError::line(line, None, "不是有效的 UTF-8")],
-        }
-    })
+    std::str::from_utf8(body).map_err(|e| utf8_error(line_at(e.valid_up_to())))
+}
+
+/// The 422 of a text holding a NUL character on `line`: PostgreSQL cannot store NUL in text
+/// (SQLite can), so it is refused on both, naming the line.
+pub fn nul_error(line: u64) -> ApiError {
+    ApiError::invalid_many(
+        format!("第 {line} 行含有 NUL 字符 (U+0000)，无法保存"),
+        vec![FieldError::line(line, None, "不能包含 NUL 字符 (U+0000)")],
+    )
+}
+
+/// The 400 of a text that is not UTF-8 from `line` on.
+pub fn utf8_error(line: u64) -> ApiError {
+    ApiError::BadRequest {
+        detail: format!("第 {line} 行不是有效的 UTF-8 文本；请以 UTF-8 编码保存 CSV"),
+        errors: vec![FieldError::line(line, None, "不是有效的 UTF-8")],
+    }
 }
 
 /// Parses JSON strictly (see [`Ctx::json`]).

@@ -198,6 +198,7 @@ where
             false => Some(authenticate_headers(&state, &headers, &request_id).await?),
         },
     };
+    let mut upload = None;
     let body = match route.body {
         BodyKind::None => Bytes::new(),
         BodyKind::Json => {
@@ -209,7 +210,10 @@ where
             if check_content_type(&headers, crate::imports::xlsx::MEDIA_TYPE).is_err() {
                 check_content_type(&headers, "text/csv")?;
             }
-            read_body(&headers, body, state.config.max_import_bytes).await?
+            // Read chunk by chunk, counted against the limit, and spooled to a temporary file
+            // when large: an import file is never held whole in memory.
+            upload = Some(crate::imports::upload::receive(&headers, body, state.config.max_import_bytes).await?);
+            Bytes::new()
         }
         BodyKind::Xml => {
             if check_content_type(&headers, "text/xml").is_err()
@@ -220,7 +224,7 @@ where
             read_body(&headers, body, state.config.max_body_bytes).await?
         }
     };
-    dispatch(state, route, principal, params, query, headers, body, request_id).await
+    dispatch(state, route, principal, params, query, headers, body, upload, request_id).await
 }
 
 /// The one way a matched route's handler runs, for requests and for the console's in-process
@@ -234,6 +238,7 @@ async fn dispatch(
     query: String,
     headers: HeaderMap,
     body: Bytes,
+    upload: Option<crate::imports::Upload>,
     request_id: String,
 ) -> Result<Response, ApiError> {
     if let Some(p) = &principal {
@@ -243,7 +248,7 @@ async fn dispatch(
         access::enforce(&state.db, guard, p, &params, &query, &body).await?;
     }
     let (method, path) = (route.method.clone(), route.path);
-    let ctx = Ctx { app: state, principal, params, query, headers, body, request_id, method, route: path };
+    let ctx = Ctx { app: state, principal, params, query, headers, body, upload, request_id, method, route: path };
     let result = (route.handler)(ctx).await;
     if route.method == Method::GET {
         // A GET has no body: whatever it finds invalid is a query value (a range, a point outside
@@ -357,7 +362,8 @@ pub async fn call_as(
     match state.router.find(&method, path) {
         Match::Found(route, params) if route.access == Access::Token => {
             let (query, request_id) = (query.to_string(), request_id.to_string());
-            dispatch(state.clone(), route, Some(principal), params, query, HeaderMap::new(), body, request_id).await
+            dispatch(state.clone(), route, Some(principal), params, query, HeaderMap::new(), body, None, request_id)
+                .await
         }
         Match::Found(..) | Match::NotFound => Err(ApiError::NotFound(format!("没有这个接口：{path}"))),
         Match::WrongMethod(_, allowed) => Err(ApiError::MethodNotAllowed(allowed)),

@@ -16,9 +16,11 @@
 
 use std::future::Future;
 
-use bytes::Bytes;
+use std::io::Seek;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+pub use upload::Upload;
 
 use crate::csvio::{self, Column, Header, Record};
 use crate::db::{Db, Tx};
@@ -26,6 +28,7 @@ use crate::error::{ApiError, ApiResult, FieldError, MAX_ERRORS};
 use crate::time::Timestamp;
 
 pub mod bulk;
+pub mod upload;
 pub mod xlsx;
 
 /// Rows a dry run shows.
@@ -193,7 +196,7 @@ struct Parsed<R> {
     preview: Vec<serde_json::Value>,
 }
 
-fn read<I: Import>(body: &[u8], now: Timestamp) -> Result<Parsed<I::Row>, ApiError> {
+fn read<I: Import>(upload: &Upload, now: Timestamp) -> Result<Parsed<I::Row>, ApiError> {
     let mut errors = Errors::new();
     let mut rows = Vec::new();
     let mut preview = Vec::new();
@@ -212,11 +215,17 @@ fn read<I: Import>(body: &[u8], now: Timestamp) -> Result<Parsed<I::Row>, ApiErr
             }
         }
     };
-    let header = if xlsx::is_xlsx(body) {
-        xlsx::read(body, I::COLUMNS, &mut each)?
+    let io = |e: std::io::Error| ApiError::Internal(anyhow::anyhow!("reading an upload: {e}"));
+    let header = if xlsx::is_xlsx(&upload.head(4).map_err(io)?) {
+        xlsx::read(upload.reader().map_err(io)?, I::COLUMNS, &mut each)?
     } else {
-        let text = crate::http::ctx::decode_text(body)?;
-        csvio::read_csv(text, I::COLUMNS, &mut each).map_err(|header_errors| {
+        // Two passes over the file, neither holding it: check the text, then parse the rows.
+        let bom = upload::check_text(&mut upload.reader().map_err(io)?)?;
+        let mut input = upload.reader().map_err(io)?;
+        if bom {
+            input.seek(std::io::SeekFrom::Start(3)).map_err(io)?;
+        }
+        csvio::read_csv_from(input, I::COLUMNS, &mut each).map_err(|header_errors| {
             let mut e = Errors::new();
             header_errors.into_iter().for_each(|x| e.push(x));
             e.into_error()
@@ -230,15 +239,16 @@ fn read<I: Import>(body: &[u8], now: Timestamp) -> Result<Parsed<I::Row>, ApiErr
 /// Runs an import for a request: the body is the file, `?dry_run=true` asks for a preview.
 pub async fn respond<I: Import>(c: &crate::http::Ctx, imp: &I) -> ApiResult<warp::reply::Response> {
     let q: ImportQuery = c.query()?;
-    run(imp, &c.app.db, c.body.clone(), c.now(), q.dry_run).await?.reply()
+    let upload = c.upload.clone().unwrap_or_else(|| Upload::Memory(c.body.clone()));
+    run(imp, &c.app.db, upload, c.now(), q.dry_run).await?.reply()
 }
 
 /// Files from this size on hand their memory back to the system when the import ends.
 const TRIM_FROM_BYTES: usize = 4 * 1024 * 1024;
 
 /// Runs an import of `body` (see the module documentation): all or nothing.
-pub async fn run<I: Import>(imp: &I, db: &Db, body: Bytes, now: Timestamp, dry_run: bool) -> ApiResult<Outcome> {
-    let large = body.len() >= TRIM_FROM_BYTES;
+pub async fn run<I: Import>(imp: &I, db: &Db, body: Upload, now: Timestamp, dry_run: bool) -> ApiResult<Outcome> {
+    let large = body.len() >= TRIM_FROM_BYTES as u64;
     let outcome = run_inner(imp, db, body, now, dry_run).await;
     if large {
         give_back_memory();
@@ -257,7 +267,7 @@ fn give_back_memory() {
     }
 }
 
-async fn run_inner<I: Import>(imp: &I, db: &Db, body: Bytes, now: Timestamp, dry_run: bool) -> ApiResult<Outcome> {
+async fn run_inner<I: Import>(imp: &I, db: &Db, body: Upload, now: Timestamp, dry_run: bool) -> ApiResult<Outcome> {
     let Parsed { read, rows, mut errors, preview } = crate::blocking::cpu(move || read::<I>(&body, now)).await??;
     let plan = imp.check(db, rows, &mut errors).await?;
     if dry_run {

@@ -4,8 +4,6 @@
 //! Cells are read as text the way a person sees them: whole numbers without `.0`, dates as
 //! `YYYY-MM-DD`. Errors name the sheet, the sheet row and the column letter.
 
-use std::io::Cursor;
-
 use calamine::{Data, Reader, Xlsx};
 
 use crate::csvio::{self, Column, Header, Record};
@@ -42,7 +40,7 @@ fn text(cell: &Data) -> String {
 /// Reads the first sheet of a workbook row by row against the column list, handing each row to
 /// `each` (see [`csvio::read_csv`]). Line numbers are sheet rows.
 pub fn read(
-    body: &[u8],
+    body: impl std::io::Read + std::io::Seek,
     columns: &'static [Column],
     each: &mut dyn FnMut(Result<Record<'_>, FieldError>),
 ) -> Result<Header, ApiError> {
@@ -50,8 +48,7 @@ pub fn read(
         detail: detail.clone(),
         errors: vec![FieldError::line(1, None, detail)],
     };
-    let mut book: Xlsx<_> =
-        Xlsx::new(Cursor::new(body)).map_err(|e| bad(format!("无法读取 Excel 文件（.xlsx）：{e}")))?;
+    let mut book: Xlsx<_> = Xlsx::new(body).map_err(|e| bad(format!("无法读取 Excel 文件（.xlsx）：{e}")))?;
     let sheet = book.sheet_names().first().cloned().unwrap_or_default();
     let range = match book.worksheet_range_at(0) {
         None => return Err(bad("Excel 文件中没有工作表".into())),

@@ -262,7 +262,9 @@ pub async fn import(
     text: &str,
 ) -> Result<ImportSummary, ApiError> {
     let imp = RegionImport::new(scope.cloned(), actor.clone(), now);
-    match imports::run(&imp, db, bytes::Bytes::copy_from_slice(text.as_bytes()), now, false).await? {
+    match imports::run(&imp, db, imports::Upload::Memory(bytes::Bytes::copy_from_slice(text.as_bytes())), now, false)
+        .await?
+    {
         Outcome::Done(s) => Ok(s),
         Outcome::Preview(_) => Err(ApiError::Internal(anyhow::anyhow!("a division import ran as a dry run"))),
     }

@@ -27,6 +27,7 @@ mod foundation;
 mod hardening;
 mod idempotency;
 mod imports;
+mod imports_bulk;
 mod keys;
 mod keys_legacy;
 mod migrations;

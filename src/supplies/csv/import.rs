@@ -11,7 +11,7 @@ use crate::audit::{self, Actor, Change};
 use crate::auth::Scope;
 use crate::csvio::{self, Column, Record};
 use crate::db::{Db, Tx};
-use crate::error::{ApiResult, FieldError};
+use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::Ctx;
 use crate::imports::{self, Errors, Import, ImportSummary, Lined, bulk};
 use crate::personal::{Cipher, Field};
@@ -394,12 +394,32 @@ pub struct StockLine {
     reserve_mode: ReserveMode,
 }
 
-/// What a stock import writes.
+/// What a stock import writes: the checked rows themselves, turned into receipts a chunk at a
+/// time as they are written (a second full copy of a large file would double its memory).
 pub struct StockPlan {
     rows: usize,
-    receipts: Vec<Receipt>,
+    lines: Vec<StockLine>,
+    /// Depot id of each line.
+    depot_ids: Vec<i64>,
+    /// The catalogue (for the batch rules).
+    items: HashMap<String, Item>,
     /// Region of each depot (for the audit rows).
     regions: HashMap<i64, String>,
+}
+
+impl StockLine {
+    /// The batch this line opens (the same rules as a receive movement: shelf-life expiry,
+    /// identity, mode).
+    fn new_batch(&self, item: &Item) -> Result<(String, ledger::BatchAttrs), batches::RuleError> {
+        let new = NewBatch {
+            batch: self.batch.clone(),
+            production_date: self.production_date,
+            expiry_date: self.expiry_date,
+            reserve_mode: Some(self.reserve_mode),
+            ..NewBatch::default()
+        };
+        batches::new_batch(item, new)
+    }
 }
 
 impl Import for StockImport {
@@ -470,8 +490,10 @@ impl Import for StockImport {
             }
         }
         drop(order);
-        let mut plan =
-            StockPlan { rows: rows.len(), receipts: Vec::with_capacity(rows.len()), regions: HashMap::new() };
+        let mut lines = Vec::with_capacity(rows.len());
+        let mut depot_ids = Vec::with_capacity(rows.len());
+        let mut regions = HashMap::new();
+        let total = rows.len();
         for (i, Lined { line, row }) in rows.into_iter().enumerate() {
             let n = errors.total();
             let depot = depots.get(&row.depot);
@@ -492,40 +514,40 @@ impl Import for StockImport {
             if errors.total() != n {
                 continue;
             }
-            // The same batch rules as a receive movement (shelf-life expiry, identity, mode).
-            let new = NewBatch {
-                batch: row.batch,
-                production_date: row.production_date,
-                expiry_date: row.expiry_date,
-                reserve_mode: Some(row.reserve_mode),
-                ..NewBatch::default()
-            };
-            match batches::new_batch(item, new) {
-                Ok((batch, attrs)) if errors.is_empty() => {
-                    plan.regions.entry(*depot_id).or_insert_with(|| region.clone());
-                    plan.receipts.push(Receipt {
-                        depot_id: *depot_id,
-                        item_code: row.item,
-                        batch,
-                        quantity: row.quantity,
-                        attrs,
-                    });
-                }
-                Ok(_) => {}
-                Err(e) => errors.at(line, e.field, e.message),
+            if let Err(e) = row.new_batch(item) {
+                errors.at(line, e.field, e.message);
             }
-            if !errors.is_empty() {
+            if errors.is_empty() {
+                regions.entry(*depot_id).or_insert_with(|| region.clone());
+                depot_ids.push(*depot_id);
+                lines.push(row);
+            } else if !lines.is_empty() {
                 // Certain to fail: keep only errors from here on.
-                plan.receipts = Vec::new();
+                (lines, depot_ids) = (Vec::new(), Vec::new());
             }
         }
-        Ok(plan)
+        Ok(StockPlan { rows: total, lines, depot_ids, items, regions })
     }
 
     async fn write(&self, tx: &mut Tx, plan: StockPlan) -> ApiResult<ImportSummary> {
         let mut summary = ImportSummary { rows: plan.rows, ..Default::default() };
         let details = Details { reference: Some("CSV 导入".into()), ..Details::default() };
-        for chunk in plan.receipts.chunks(bulk::chunk(13)) {
+        let per = bulk::chunk(13);
+        for (lines, ids) in plan.lines.chunks(per).zip(plan.depot_ids.chunks(per)) {
+            let mut chunk = Vec::with_capacity(lines.len());
+            for (l, depot_id) in lines.iter().zip(ids) {
+                let item =
+                    plan.items.get(&l.item).ok_or_else(|| ApiError::Internal(anyhow::anyhow!("item vanished")))?;
+                let (batch, attrs) = l.new_batch(item).map_err(|e| ApiError::invalid(e.field, e.message))?;
+                chunk.push(Receipt {
+                    depot_id: *depot_id,
+                    item_code: l.item.clone(),
+                    batch,
+                    quantity: l.quantity,
+                    attrs,
+                });
+            }
+            let chunk = &chunk[..];
             let moved = ledger::receive_new(tx, chunk, &details, self.now, &self.actor.name).await?;
             summary.created += moved.len();
             summary.unchanged += chunk.len() - moved.len();
