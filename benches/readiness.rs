@@ -5,6 +5,7 @@
 //! cargo bench --bench readiness                               # SQLite, scales 0.5 and 1.0
 //! YINGJI_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:55432/postgres cargo bench --bench readiness
 //! YINGJI_BENCH_SCALES=0.1,0.2 cargo bench --bench readiness   # quicker
+//! YINGJI_BENCH_KEEP=1 …                                       # keep the database (for EXPLAIN)
 //! ```
 //!
 //! Scale 1.0 is the province: ~15,100 regions, 30,000 plans (approved or filed, with supply and

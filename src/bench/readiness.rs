@@ -109,6 +109,13 @@ async fn token(state: &crate::app::AppState, role: crate::auth::Role) -> anyhow:
     .token)
 }
 
+/// A run's phases with its rule groups' own times.
+fn json_phases(summary: &serde_json::Value) -> serde_json::Value {
+    let mut phases = summary["phases_ms"].clone();
+    phases["rules"] = summary["rules_ms"].clone();
+    phases
+}
+
 /// Runs the benchmark at each scale on a fresh database: a SQLite file in `dir`, or a database
 /// created on the PostgreSQL server of `postgres` (and dropped afterwards).
 pub async fn run(dir: &std::path::Path, postgres: Option<&str>, scales: &[f64]) -> anyhow::Result<Vec<Figures>> {
@@ -180,13 +187,18 @@ pub async fn run(dir: &std::path::Path, postgres: Option<&str>, scales: &[f64]) 
             writes: Probes::from(write_lat, write_failed),
             reads_again: Probes::from(read_lat2, read_failed2),
             writes_again: Probes::from(write_lat2, write_failed2),
-            first_phases: summary["phases_ms"].clone(),
-            second_phases: again["phases_ms"].clone(),
+            first_phases: json_phases(&summary),
+            second_phases: json_phases(&again),
         };
         eprintln!("{f:?}");
         out.push(f);
         server.shutdown().await;
-        scratch.remove().await?;
+        if std::env::var_os("YINGJI_BENCH_KEEP").is_some() {
+            // For looking at query plans afterwards (EXPLAIN on the generated data).
+            eprintln!("kept the generated database: {}", scratch.url);
+        } else {
+            scratch.remove().await?;
+        }
     }
     Ok(out)
 }

@@ -37,11 +37,19 @@ pub struct Progress {
     db: crate::db::Db,
     run_id: i64,
     done: std::sync::atomic::AtomicI64,
+    /// When the step under way began, and how long each finished step took (ms).
+    steps: std::sync::Mutex<(std::time::Instant, Vec<u128>)>,
 }
 
 impl Progress {
     fn new(db: crate::db::Db, run_id: i64) -> Self {
-        Progress { db, run_id, done: std::sync::atomic::AtomicI64::new(0) }
+        let steps = std::sync::Mutex::new((std::time::Instant::now(), Vec::new()));
+        Progress { db, run_id, done: std::sync::atomic::AtomicI64::new(0), steps }
+    }
+
+    /// How long each finished step took, ms, in order.
+    fn durations(&self) -> Vec<u128> {
+        self.steps.lock().map(|s| s.1.clone()).unwrap_or_default()
     }
 
     /// Records the start of the run (nothing done yet, `phase` first).
@@ -51,6 +59,11 @@ impl Progress {
 
     /// One more step done; `phase` is the one now under way.
     pub async fn step(&self, phase: &str) {
+        if let Ok(mut s) = self.steps.lock() {
+            let took = s.0.elapsed().as_millis();
+            s.1.push(took);
+            s.0 = std::time::Instant::now();
+        }
         let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         self.write(done.min(STEPS), phase).await;
     }
@@ -288,6 +301,11 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
         "gather_ms": gathered_ms,
         // Where the time went, ms from the start: rules, open findings read, findings written,
         // resolutions, notifications, scores (the end).
+        // The rule groups' own times, ms.
+        "rules_ms": match progress.durations().as_slice() {
+            [plans, drills, forces, supplies, ..] => json!({"plans": plans, "drills": drills, "forces": forces, "supplies": supplies}),
+            _ => Value::Null,
+        },
         "phases_ms": {"gathered": gathered_ms, "loaded": loaded_ms, "written": written_ms, "resolved": resolved_ms, "notified": notified_ms, "total": total_ms},
         "total_ms": total_ms,
     }))
