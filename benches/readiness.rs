@@ -5,6 +5,7 @@
 //! cargo bench --bench readiness                               # SQLite, scales 0.5 and 1.0
 //! YINGJI_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:55432/postgres cargo bench --bench readiness
 //! YINGJI_BENCH_SCALES=0.1,0.2 cargo bench --bench readiness   # quicker
+//! YINGJI_BENCH_KEEP=1 …                                       # keep the database (for EXPLAIN)
 //! ```
 //!
 //! Scale 1.0 is the province: ~15,100 regions, 30,000 plans (approved or filed, with supply and
@@ -29,13 +30,18 @@ async fn main() -> anyhow::Result<()> {
     let postgres = std::env::var("YINGJI_BENCH_DATABASE_URL").ok().filter(|u| u.starts_with("postgres"));
     let figures = yingji::bench::readiness::run(&std::env::temp_dir(), postgres.as_deref(), &scales).await?;
     println!(
-        "| backend | scale | regions | plans | depots | batches | teams | members | findings | first run (gather) | second run | reads p99 / max | writes p99 / max |"
+        "| backend | scale | regions | plans | depots | batches | teams | members | findings | first run (rules) | repeat run (rules) | reads p99 / max, first / repeat | writes p99 / max, first / repeat |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for f in figures {
-        let c = f.counts;
+    let probes = |p: &yingji::bench::readiness::Probes| {
+        let failed = if p.failed > 0 { format!(", {} failed", p.failed) } else { String::new() };
+        format!("{:.1} / {:.1} ms ({}{failed})", p.p99_ms, p.max_ms, p.count)
+    };
+    let rules_s = |phases: &serde_json::Value| phases["gathered"].as_f64().unwrap_or(0.0) / 1000.0;
+    for f in &figures {
+        let c = &f.counts;
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s ({:.1} s) | {:.1} s | {:.1} / {:.1} ms ({} probes, {} failed) | {:.1} / {:.1} ms ({} probes, {} failed) |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s ({:.1} s) | {:.1} s ({:.1} s) | {}; {} | {}; {} |",
             f.backend,
             f.scale,
             c.regions,
@@ -46,17 +52,25 @@ async fn main() -> anyhow::Result<()> {
             c.members,
             f.findings,
             f.first_run_s,
-            f.first_gather_s,
+            rules_s(&f.first_phases),
             f.second_run_s,
-            f.reads.p99_ms,
-            f.reads.max_ms,
-            f.reads.count,
-            f.reads.failed,
-            f.writes.p99_ms,
-            f.writes.max_ms,
-            f.writes.count,
-            f.writes.failed
+            rules_s(&f.second_phases),
+            probes(&f.reads),
+            probes(&f.reads_again),
+            probes(&f.writes),
+            probes(&f.writes_again),
         );
+    }
+    // Where the time went: ms from the start of the run at the end of each phase.
+    println!();
+    println!(
+        "| backend | scale | run | phases (ms from the start: rules, open findings read, written, resolved, notified, total) |"
+    );
+    println!("|---|---|---|---|");
+    for f in &figures {
+        for (run, phases) in [("first", &f.first_phases), ("repeat", &f.second_phases)] {
+            println!("| {} | {} | {run} | {phases} |", f.backend, f.scale);
+        }
     }
     Ok(())
 }

@@ -186,6 +186,11 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Ser
             return Err(e);
         }
     };
+    // Readiness runs left `running` by an instance that died are marked failed once their lease
+    // has lapsed (at start-up, and whenever a run starts or its status is read).
+    if let Err(e) = crate::readiness::store::abandon_lapsed(&db, crate::time::Timestamp(clock.now())).await {
+        tracing::warn!(error = %e, "cannot look for abandoned readiness runs");
+    }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     // The address actually bound (port 0 picks one), for links in messages.

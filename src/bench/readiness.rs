@@ -34,6 +34,14 @@ pub struct Figures {
     pub reads: Probes,
     /// Writes during the first run.
     pub writes: Probes,
+    /// Reads during the second run.
+    pub reads_again: Probes,
+    /// Writes during the second run.
+    pub writes_again: Probes,
+    /// Where the time of the first run went (`phases_ms` of its summary).
+    pub first_phases: serde_json::Value,
+    /// Where the time of the second run went.
+    pub second_phases: serde_json::Value,
 }
 
 /// Latencies of probe requests sent during a run.
@@ -101,6 +109,13 @@ async fn token(state: &crate::app::AppState, role: crate::auth::Role) -> anyhow:
     .token)
 }
 
+/// A run's phases with its rule groups' own times.
+fn json_phases(summary: &serde_json::Value) -> serde_json::Value {
+    let mut phases = summary["phases_ms"].clone();
+    phases["rules"] = summary["rules_ms"].clone();
+    phases
+}
+
 /// Runs the benchmark at each scale on a fresh database: a SQLite file in `dir`, or a database
 /// created on the PostgreSQL server of `postgres` (and dropped afterwards).
 pub async fn run(dir: &std::path::Path, postgres: Option<&str>, scales: &[f64]) -> anyhow::Result<Vec<Figures>> {
@@ -119,28 +134,45 @@ pub async fn run(dir: &std::path::Path, postgres: Option<&str>, scales: &[f64]) 
         let generate_s = started.elapsed().as_secs_f64();
         eprintln!("{} scale {scale}: generated {counts:?} in {generate_s:.1} s", scratch.backend());
 
+        // A service's database has planner statistics (autovacuum on PostgreSQL, `ANALYZE` or
+        // `PRAGMA optimize` on SQLite); freshly bulk-loaded tables have none, and the planners
+        // would plan as if they were empty.
+        crate::with_db!(&state.db, |p| sqlx::query("ANALYZE").execute(p).await.map(|_| ()))?;
+
         let viewer = token(&state, crate::auth::Role::Viewer).await?;
         let operator = token(&state, crate::auth::Role::Operator).await?;
         let client = reqwest::Client::new();
+        let addr = server.addr;
+        // Reads and writes from a second client every 50 ms each while a run goes on.
+        let probed = |stop: tokio::sync::watch::Receiver<bool>| {
+            let (c, url, viewer) = (client.clone(), format!("http://{addr}/api/v1/regions?limit=10"), viewer.clone());
+            let reads = probe(move || c.get(&url).bearer_auth(&viewer), stop.clone());
+            // A write that takes the write lock and audits, without changing what the check
+            // reads: the village's location set to what it is (none: it inherits its township's).
+            let (c, url, operator) =
+                (client.clone(), format!("http://{addr}/api/v1/regions/{VILLAGE}"), operator.clone());
+            let writes = probe(
+                move || c.patch(&url).bearer_auth(&operator).json(&serde_json::json!({"lon": null, "lat": null})),
+                stop,
+            );
+            (reads, writes)
+        };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let (c, url) = (client.clone(), format!("http://{}/api/v1/regions?limit=10", server.addr));
-        let reads = probe(move || c.get(&url).bearer_auth(&viewer), stop_rx.clone());
-        // A write that takes the write lock and audits, without changing what the check reads:
-        // the village's location set to what it is (none: it inherits its township's).
-        let (c, url) = (client.clone(), format!("http://{}/api/v1/regions/{VILLAGE}", server.addr));
-        let writes = probe(
-            move || c.patch(&url).bearer_auth(&operator).json(&serde_json::json!({"lon": null, "lat": null})),
-            stop_rx,
-        );
+        let (reads, writes) = probed(stop_rx);
         let t = Instant::now();
         let summary = crate::readiness::engine::run(&state, "bench").await?;
         let first_run_s = t.elapsed().as_secs_f64();
         let _ = stop_tx.send(true);
         let (read_lat, read_failed) = reads.await?;
         let (write_lat, write_failed) = writes.await?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (reads, writes) = probed(stop_rx);
         let t = Instant::now();
         let again = crate::readiness::engine::run(&state, "bench").await?;
         let second_run_s = t.elapsed().as_secs_f64();
+        let _ = stop_tx.send(true);
+        let (read_lat2, read_failed2) = reads.await?;
+        let (write_lat2, write_failed2) = writes.await?;
         anyhow::ensure!(again["opened"] == 0, "a second run with no change opened findings: {again}");
         let f = Figures {
             backend: scratch.backend(),
@@ -153,11 +185,20 @@ pub async fn run(dir: &std::path::Path, postgres: Option<&str>, scales: &[f64]) 
             findings: summary["open"].as_i64().unwrap_or(0),
             reads: Probes::from(read_lat, read_failed),
             writes: Probes::from(write_lat, write_failed),
+            reads_again: Probes::from(read_lat2, read_failed2),
+            writes_again: Probes::from(write_lat2, write_failed2),
+            first_phases: json_phases(&summary),
+            second_phases: json_phases(&again),
         };
-        eprintln!("{f:?}\nfirst run: {}\nsecond run: {}", summary["phases_ms"], again["phases_ms"]);
+        eprintln!("{f:?}");
         out.push(f);
         server.shutdown().await;
-        scratch.remove().await?;
+        if std::env::var_os("YINGJI_BENCH_KEEP").is_some() {
+            // For looking at query plans afterwards (EXPLAIN on the generated data).
+            eprintln!("kept the generated database: {}", scratch.url);
+        } else {
+            scratch.remove().await?;
+        }
     }
     Ok(out)
 }

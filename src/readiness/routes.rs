@@ -211,10 +211,10 @@ async fn history(c: Ctx) -> ApiResult<Response> {
 async fn run(c: Ctx) -> ApiResult<Response> {
     let q: RunQuery = c.query()?;
     let state = c.app.clone();
+    // Recorded first (refused while another run is under way), so the id handed out names a
+    // run that exists; carried out in its own task, which outlives this request.
+    let (run_id, now) = engine::start(&state, "api").await.map_err(refused)?;
     if !q.wait.unwrap_or(true) {
-        // Recorded first, so the id handed out names a run that exists; carried out in its own
-        // task, which outlives this request.
-        let (run_id, now) = engine::start(&state, "api").await?;
         tokio::spawn(async move {
             if let Err(e) = engine::execute(&state, run_id, now).await {
                 tracing::warn!(run = run_id, "readiness run failed: {e:#}");
@@ -226,14 +226,25 @@ async fn run(c: Ctx) -> ApiResult<Response> {
         );
     }
     // The run goes on in its own task: this request waits for it, others are not held up.
-    let summary = tokio::spawn(async move { engine::run(&state, "api").await })
+    let summary = tokio::spawn(async move { engine::execute(&state, run_id, now).await })
         .await
         .map_err(|e| ApiError::Internal(e.into()))??;
     json(&summary)
 }
 
+/// A run that could not start: 409 naming the run under way (one run at a time; its progress
+/// is at its status URL).
+fn refused(e: store::StartError) -> ApiError {
+    match e {
+        store::StartError::Running(id) => ApiError::Conflict(format!("{e}；进度见 /api/v1/readiness/runs/{id}")),
+        store::StartError::Db(d) => d.into(),
+    }
+}
+
 async fn run_status(c: Ctx) -> ApiResult<Response> {
     let id = c.id_param("id")?;
+    // A run whose instance died shows as failed once its lease has lapsed, not running forever.
+    store::abandon_lapsed(&c.app.db, c.now()).await?;
     let run = store::run_status(&c.app.db, id).await?.ok_or_else(|| ApiError::NotFound(format!("检查 {id} 不存在")))?;
     json(&run)
 }

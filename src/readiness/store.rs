@@ -32,15 +32,112 @@ pub async fn save_config(tx: &mut Tx, c: &Config, now: Timestamp) -> Result<(), 
     .map(|_| ()))
 }
 
-/// Starts a run.
-pub async fn start_run(db: &Db, trigger: &str, now: Timestamp) -> Result<i64, sqlx::Error> {
-    with_db!(db, |p| sqlx::query_scalar(
-        "INSERT INTO readiness_runs (triggered_by, started_at, status) VALUES ($1, $2, 'running') RETURNING id"
+/// Why a run did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Another run is under way (at most one runs at a time, on every instance).
+    #[error("已有一次准备情况检查（编号 {0}）正在运行，请等待其完成")]
+    Running(i64),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Starts a run under `lease` (token, expiry), unless another is running: a unique index lets
+/// one row be `running`, so of two instances starting together one wins and the other learns
+/// the winner's id. A run whose lease has lapsed (its instance died) is marked failed first.
+pub async fn start_run(db: &Db, trigger: &str, now: Timestamp, lease: (&str, Timestamp)) -> Result<i64, StartError> {
+    let mut tx = db.begin().await?;
+    abandon_lapsed_tx(&mut tx, now).await?;
+    let id: Option<i64> = with_tx!(&mut tx, |c| {
+        sqlx::query_scalar(
+        "INSERT INTO readiness_runs (triggered_by, started_at, status, lease, lease_until) VALUES ($1, $2, 'running', $3, $4)
+         ON CONFLICT (status) WHERE status = 'running' DO NOTHING RETURNING id"
     )
     .bind(trigger)
     .bind(now)
-    .fetch_one(p)
-    .await)
+    .bind(lease.0)
+    .bind(lease.1)
+    .fetch_optional(c)
+    .await
+    })?;
+    match id {
+        Some(id) => {
+            tx.commit().await?;
+            Ok(id)
+        }
+        None => {
+            let running: Option<i64> =
+                with_tx!(&mut tx, |c| sqlx::query_scalar("SELECT id FROM readiness_runs WHERE status = 'running'")
+                    .fetch_optional(c)
+                    .await)?;
+            // The running run may have finished between the insert and the look-up: still a
+            // refusal (the caller may simply try again).
+            Err(StartError::Running(running.unwrap_or(0)))
+        }
+    }
+}
+
+/// The error of a run abandoned by its instance.
+pub const ABANDONED: &str = "检查中断：执行检查的服务实例在完成前停止（崩溃、被强制结束或关闭），租约已过期";
+
+/// Marks failed every running run whose lease has lapsed (its instance stopped renewing it:
+/// crash, SIGKILL, power cut); returns how many. Each is a fenced transition, so a run whose
+/// instance renewed its lease in the meantime is left alone.
+pub async fn abandon_lapsed(db: &Db, now: Timestamp) -> Result<u64, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let n = abandon_lapsed_tx(&mut tx, now).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+async fn abandon_lapsed_tx(tx: &mut Tx, now: Timestamp) -> Result<u64, sqlx::Error> {
+    let lapsed: Vec<(i64, Option<String>)> = with_tx!(tx, |c| sqlx::query_as(
+        "SELECT id, lease FROM readiness_runs WHERE status = 'running' AND lease_until < $1"
+    )
+    .bind(now)
+    .fetch_all(c)
+    .await)?;
+    let mut n = 0;
+    for (id, lease) in lapsed {
+        let done = crate::transition!(tx, RUN, id, from ["running"] => "failed",
+            set { "finished_at" = now, "error" = ABANDONED, "progress_phase" = None::<String> },
+            guard { "lease" = lease });
+        match done {
+            Ok(()) => {
+                tracing::warn!(run = id, "readiness run abandoned by its instance (lease lapsed): marked failed");
+                n += 1;
+            }
+            Err(crate::transition::TransitionError::Db(e)) => return Err(e),
+            Err(_) => {}
+        }
+    }
+    Ok(n)
+}
+
+/// The lease token of a running run (None when it is not running).
+pub async fn run_lease(db: &Db, id: i64) -> Result<Option<String>, sqlx::Error> {
+    with_db!(db, |p| sqlx::query_scalar("SELECT lease FROM readiness_runs WHERE id = $1 AND status = 'running'")
+        .bind(id)
+        .fetch_optional(p)
+        .await)
+    .map(Option::flatten)
+}
+
+/// Inside a run's write transaction: confirms the run still holds its lease and pushes the
+/// expiry to `until`. False when it does not (the run was taken for abandoned after its lease
+/// lapsed): the run must stop writing. On PostgreSQL the run's row stays locked until the
+/// transaction ends, so it cannot be declared abandoned while a chunk is being written.
+pub async fn hold_lease(tx: &mut Tx, id: i64, token: &str, until: Timestamp) -> Result<bool, sqlx::Error> {
+    with_tx!(tx, |c| sqlx::query(
+        "UPDATE readiness_runs SET lease_until = $3 WHERE id = $1 AND lease = $2 AND status = 'running'"
+    )
+    .bind(id)
+    .bind(token)
+    .bind(until)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected() == 1))
 }
 
 /// Readiness runs: `running` → `succeeded` or `failed`.
@@ -50,10 +147,12 @@ pub const RUN: crate::transition::Lifecycle = crate::transition::Lifecycle::new(
 pub const FINDING: crate::transition::Lifecycle =
     crate::transition::Lifecycle::new("readiness_findings", "准备情况问题");
 
-/// Finishes a running run with its summary or error.
+/// Finishes a running run with its summary or error, fenced by its lease `token`: a run
+/// declared abandoned (its lease lapsed) is not finished by its late instance.
 pub async fn finish_run(
     db: &Db,
     id: i64,
+    token: &str,
     now: Timestamp,
     result: Result<&Value, &str>,
 ) -> Result<(), crate::transition::TransitionError> {
@@ -63,7 +162,8 @@ pub async fn finish_run(
     };
     let mut tx = db.begin().await?;
     crate::transition!(&mut tx, RUN, id, from ["running"] => status,
-        set { "finished_at" = now, "summary" = summary, "error" = error, "progress_phase" = None::<String> })?;
+        set { "finished_at" = now, "summary" = summary, "error" = error, "progress_phase" = None::<String> },
+        guard { "lease" = token })?;
     tx.commit().await?;
     Ok(())
 }
@@ -133,14 +233,35 @@ pub struct OpenRow {
     pub severity: String,
     /// Facts.
     pub facts: Json<Value>,
+    /// Message.
+    pub message: String,
+    /// Action.
+    pub action: String,
+    /// When a run last wrote it (see [`list`] for when it was last seen).
+    pub last_seen: Timestamp,
+    /// The run that last wrote it.
+    pub last_run_id: i64,
 }
 
 /// Every open finding.
 pub async fn open_findings(db: &Db) -> Result<Vec<OpenRow>, sqlx::Error> {
-    with_db!(db, |p| sqlx::query_as::<_, OpenRow>(
-        "SELECT id, identity, severity, facts FROM readiness_findings WHERE status = 'open'"
+    with_db!(db, |p| {
+        sqlx::query_as::<_, OpenRow>(
+        "SELECT id, identity, severity, facts, message, action, last_seen, last_run_id FROM readiness_findings WHERE status = 'open'"
     )
     .fetch_all(p)
+    .await
+    })
+}
+
+/// The latest run that succeeded: (id, started at). Every finding still open was seen by it
+/// (a run resolves what it no longer finds), so it is when an open finding was last seen,
+/// unless a later (failed) run wrote the finding.
+pub async fn latest_succeeded(db: &Db) -> Result<Option<(i64, Timestamp)>, sqlx::Error> {
+    with_db!(db, |p| sqlx::query_as(
+        "SELECT id, started_at FROM readiness_runs WHERE status = 'succeeded' ORDER BY id DESC LIMIT 1"
+    )
+    .fetch_optional(p)
     .await)
 }
 
@@ -195,19 +316,40 @@ pub async fn insert_many(
     Ok(out)
 }
 
-/// Rows per multi-row statement (11 values each: well under both backends' parameter limits).
-const INSERT_ROWS: usize = 500;
+/// Rows per multi-row statement (11 values each). Small enough that binding stays cheap:
+/// SQLite looks a numbered parameter (`$n`) up by walking the statement's parameter list, so
+/// binding a statement costs the square of its parameter count (500 rows of 11 took about
+/// 100 ms to bind; 100 rows take a twenty-fifth of that per statement).
+const INSERT_ROWS: usize = 100;
 
-/// Marks open findings as seen again when nothing about them changed, many per statement.
-pub async fn touch_unchanged_many(tx: &mut Tx, ids: &[i64], run_id: i64, now: Timestamp) -> Result<(), sqlx::Error> {
-    for chunk in ids.chunks(INSERT_ROWS * 2) {
-        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
-        let sql =
-            format!("UPDATE readiness_findings SET last_seen = $1, last_run_id = $2 WHERE id IN ({})", list.join(", "));
+/// Findings seen again with different numbers (or severity): writes the new numbers, message
+/// and action, many per statement. Unchanged findings are not written at all.
+pub async fn touch_many(
+    tx: &mut Tx,
+    changed: &[(i64, &Found, Severity)],
+    run_id: i64,
+    now: Timestamp,
+) -> Result<(), sqlx::Error> {
+    const COLUMNS: usize = 5;
+    for chunk in changed.chunks(INSERT_ROWS) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = 3 + COLUMNS * i;
+                format!("(${}, ${}, ${}, ${}, ${})", b, b + 1, b + 2, b + 3, b + 4)
+            })
+            .collect();
+        // `UPDATE … FROM` a list of values: the same text on both backends (SQLite ≥ 3.33).
+        let sql = format!(
+            "WITH v (id, facts, message, action, severity) AS (VALUES {})
+             UPDATE readiness_findings SET last_seen = $1, last_run_id = $2, facts = v.facts, message = v.message,
+                    action = v.action, severity = v.severity
+             FROM v WHERE readiness_findings.id = v.id",
+            values.join(", ")
+        );
         with_tx!(tx, |c| {
             let mut q = sqlx::query(&sql).bind(now).bind(run_id);
-            for id in chunk {
-                q = q.bind(*id);
+            for (id, f, severity) in chunk {
+                q = q.bind(*id).bind(Json(&f.facts)).bind(&f.message).bind(&f.action).bind(severity.as_str());
             }
             q.execute(c).await.map(|_| ())
         })?;
@@ -215,35 +357,12 @@ pub async fn touch_unchanged_many(tx: &mut Tx, ids: &[i64], run_id: i64, now: Ti
     Ok(())
 }
 
-/// Marks an open finding as seen again, with its current numbers.
-pub async fn touch(
-    tx: &mut Tx,
-    id: i64,
-    f: &Found,
-    severity: Severity,
-    run_id: i64,
-    now: Timestamp,
-) -> Result<(), sqlx::Error> {
-    with_tx!(tx, |c| {
-        sqlx::query(
-        "UPDATE readiness_findings SET last_seen = $2, last_run_id = $3, facts = $4, message = $5, action = $6, severity = $7 WHERE id = $1"
-    )
-    .bind(id)
-    .bind(now)
-    .bind(run_id)
-    .bind(Json(&f.facts))
-    .bind(&f.message)
-    .bind(&f.action)
-    .bind(severity.as_str())
-    .execute(c)
-    .await
-    .map(|_| ())
-    })
-}
-
-/// Resolves an open finding; false when it was no longer open (a concurrent run resolved it).
-pub async fn resolve(tx: &mut Tx, id: i64, now: Timestamp) -> Result<bool, sqlx::Error> {
-    match crate::transition!(tx, FINDING, id, from ["open"] => "resolved", set { "resolved_at" = now }) {
+/// Resolves an open finding, recording when it was last seen (`last_seen`: time and run); false
+/// when it was no longer open (a concurrent run resolved it).
+pub async fn resolve(tx: &mut Tx, id: i64, now: Timestamp, last_seen: (Timestamp, i64)) -> Result<bool, sqlx::Error> {
+    match crate::transition!(tx, FINDING, id, from ["open"] => "resolved",
+        set { "resolved_at" = now, "last_seen" = last_seen.0, "last_run_id" = last_seen.1 })
+    {
         Ok(()) => Ok(true),
         Err(crate::transition::TransitionError::Db(e)) => Err(e),
         Err(_) => Ok(false),
@@ -373,7 +492,7 @@ pub async fn list(
     let count = format!("SELECT COUNT(*) FROM readiness_findings {WHERE}");
     let status = if q.resolved.unwrap_or(false) { "resolved" } else { "open" };
     let severity = q.severity.map(Severity::as_str);
-    with_db!(db, |p| {
+    let (mut items, total) = with_db!(db, |p| {
         let items = sqlx::query_as::<_, Finding>(&sql)
             .bind(bounds.0)
             .bind(bounds.1)
@@ -394,8 +513,21 @@ pub async fn list(
             .bind(status)
             .fetch_one(p)
             .await?;
-        Ok((items, total))
-    })
+        Ok::<_, sqlx::Error>((items, total))
+    })?;
+    // An open finding was seen by every run that succeeded since it opened (a run resolves
+    // what it no longer finds), so its last sighting is the latest successful run, unless a
+    // later run wrote it: runs do not rewrite unchanged findings just to date them.
+    if status == "open"
+        && let Some((_, at)) = latest_succeeded(db).await?
+    {
+        for f in &mut items {
+            if f.last_seen.0 < at.0 {
+                f.last_seen = at;
+            }
+        }
+    }
+    Ok((items, total))
 }
 
 /// A region's score in one run.

@@ -407,7 +407,7 @@ async fn run_job(state: &Arc<AppState>, schedule_id: i64, due_at: Timestamp, now
             let c = crate::drills::reminders::process_due(state).await.map_err(|e| format!("{e:#}"))?;
             Ok(json!({"reminders_sent": c.sent, "reminders_skipped": c.skipped, "reminders_failed": c.failed}))
         }
-        Job::ReadinessCheck => crate::readiness::engine::run(state, "schedule").await.map_err(|e| format!("{e:#}")),
+        Job::ReadinessCheck => crate::readiness::engine::run_scheduled(state).await.map_err(|e| format!("{e:#}")),
         Job::ExpirySweep => expiry::run(state, now).await.map_err(|e| format!("{e:#}")),
         Job::IdempotencyPurge => {
             crate::supplies::idempotency::purge_expired(state, now).await.map_err(|e| e.to_string())

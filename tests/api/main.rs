@@ -40,6 +40,7 @@ mod races;
 mod readiness;
 mod readiness_progress;
 mod readiness_rules;
+mod readiness_runs;
 mod receiver;
 mod scheduler;
 mod supplies;
