@@ -1,16 +1,20 @@
 //! 事件: the event list and the event board (事件看板): the timeline, the resource plan with its
 //! lines' states and the plan drawn on the map, the dispatch list, and the everyday actions
-//! (information report, activation and level change, dispatch of chosen lines, termination) as
-//! forms. Everything goes through the events API as the logged-in user ([`super::api`]); drill
-//! mode events carry 【演练】 everywhere.
+//! (information report with revised grade and figures, activation and level change, dispatch of
+//! chosen lines, arrival and on-site, termination, the assessment) as forms, each refused form
+//! shown again with its errors beside the fields ([`super::form`]). Everything goes through the
+//! events API as the logged-in user ([`super::api`]); drill mode events carry 【演练】
+//! everywhere. Opening a new event is [`super::event_new`].
 
 use askama::Template;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::form::{self, FormState};
 use super::layout::Layout;
 use super::{Req, WebError, WebResult, api, html, redirect, urlencode};
 use crate::auth::Perm;
+use crate::auth::login::Session;
 use crate::error::ApiError;
 use crate::events::Severity;
 use crate::plans::level_label;
@@ -34,6 +38,27 @@ struct Ev {
     known_at: String,
     first_report_due: String,
     first_report_state: String,
+    #[serde(flatten)]
+    d: EvDetail,
+}
+
+/// The parts of an event only the board shows.
+#[derive(Deserialize)]
+struct EvDetail {
+    occurred_at: String,
+    description: String,
+    source: String,
+    reporter: String,
+    dead: i64,
+    injured: i64,
+    missing: i64,
+    trapped: i64,
+    affected_people: i64,
+    affected_households: i64,
+    affected_livestock: i64,
+    activated_at: Option<String>,
+    terminated_at: Option<String>,
+    termination_note: Option<String>,
 }
 
 impl Ev {
@@ -57,6 +82,7 @@ struct ListPage {
     layout: Layout,
     items: Vec<Ev>,
     total: i64,
+    can_write: bool,
 }
 
 /// Shows an API instant in Asia/Shanghai.
@@ -72,10 +98,12 @@ fn status_label(code: &str) -> &'static str {
 pub async fn list(req: Req) -> WebResult {
     let s = req.session().await?;
     let page: EvPage = api::decode(api::get(&req, &s, "/api/v1/events", "limit=200").await?)?;
-    let p =
-        ListPage {
-            layout: Layout::new(&req, &s, "突发事件", "events").await?, items: page.items, total: page.total
-        };
+    let p = ListPage {
+        layout: Layout::new(&req, &s, "突发事件", "events").await?,
+        items: page.items,
+        total: page.total,
+        can_write: s.principal.role.allows(Perm::Write),
+    };
     Ok(html(p.render()?))
 }
 
@@ -169,9 +197,18 @@ impl Line {
     }
 }
 
+/// The assessment, once made (what the board shows of it).
+#[derive(Deserialize)]
+struct Assessment {
+    assessed_by: String,
+    assessed_at: String,
+    summary: String,
+}
+
 #[derive(Deserialize)]
 struct Board {
     event: Ev,
+    assessment: Option<Assessment>,
     severity_label: String,
     status_label: String,
     first_report_overdue: bool,
@@ -198,6 +235,8 @@ struct BoardPage {
     map_json: String,
     can_write: bool,
     can_decide: bool,
+    severities: Vec<(&'static str, &'static str)>,
+    form: FormState,
 }
 
 impl BoardPage {
@@ -214,6 +253,39 @@ impl BoardPage {
     fn proposed(&self) -> Vec<&Line> {
         self.b.lines.iter().filter(|l| l.state == "proposed").collect()
     }
+    /// The arrival step a line offers now, if any: a dispatched supply line can be marked
+    /// delivered, a team that accepted its call-up on site.
+    fn arrival(&self, l: &Line) -> Option<&'static str> {
+        if !self.can_write || self.b.event.status != "responding" {
+            return None;
+        }
+        match (l.kind.as_str(), l.state.as_str()) {
+            ("supply", "dispatched") => Some("登记送达"),
+            ("force", "accepted") => Some("登记到场"),
+            _ => None,
+        }
+    }
+    /// Whether `l` is the level in force (the level form's default).
+    fn level_is(&self, l: &u8) -> bool {
+        self.b.event.level == Some(i64::from(*l))
+    }
+    /// The figures a report may revise: field, label, current value (the placeholder).
+    fn figure_fields(&self) -> Vec<(&'static str, &'static str, i64)> {
+        FIGURES.iter().zip(self.figures()).map(|(f, (l, v))| (*f, l, v)).collect()
+    }
+    /// The casualty and damage figures as `(label, value)`.
+    fn figures(&self) -> Vec<(&'static str, i64)> {
+        let d = &self.b.event.d;
+        vec![
+            ("死亡", d.dead),
+            ("受伤", d.injured),
+            ("失踪", d.missing),
+            ("被困", d.trapped),
+            ("受灾人口", d.affected_people),
+            ("受灾户数", d.affected_households),
+            ("受灾牲畜（头只）", d.affected_livestock),
+        ]
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -228,6 +300,9 @@ fn done_label(step: &str) -> Option<&'static str> {
         "level" => Some("响应级别已调整，资源方案已重新计算"),
         "dispatch" => Some("已调度所选条目"),
         "terminate" => Some("响应已终止"),
+        "created" => Some("事件已登记，请在时限内报送初报"),
+        "arrive" => Some("已登记送达/到场"),
+        "assess" => Some("调查评估已登记，可打开调查评估报告"),
         _ => None,
     }
 }
@@ -293,12 +368,16 @@ async fn map_json(req: &Req, b: &Board) -> Result<String, WebError> {
 pub async fn board(req: Req) -> WebResult {
     let s = req.session().await?;
     let id = super::path_id(&req.path)?;
-    let b: Board = api::decode(api::get(&req, &s, &format!("/api/v1/events/{id}"), "").await?)?;
+    render(&req, &s, id, FormState::none()).await
+}
+
+async fn render(req: &Req, s: &Session, id: i64, form: FormState) -> WebResult {
+    let b: Board = api::decode(api::get(req, s, &format!("/api/v1/events/{id}"), "").await?)?;
     let role = s.principal.role;
     let can_decide = role.allows(Perm::Decide);
     let mut choices = Vec::new();
     if can_decide && b.event.status == "reported" {
-        let plans = api::get(&req, &s, &format!("/api/v1/events/{id}/plans"), "").await?;
+        let plans = api::get(req, s, &format!("/api/v1/events/{id}/plans"), "").await?;
         for p in plans["items"].as_array().into_iter().flatten() {
             for l in p["levels"].as_array().into_iter().flatten().filter_map(Value::as_u64) {
                 choices.push(Choice {
@@ -311,19 +390,30 @@ pub async fn board(req: Req) -> WebResult {
     let done: Done = req.query().unwrap_or_default();
     let title = format!("{}{}", b.event.tag(), b.event.title);
     let page = BoardPage {
-        layout: Layout::new(&req, &s, title, "events").await?,
-        map_json: map_json(&req, &b).await?,
+        layout: Layout::new(req, s, title, "events").await?,
+        map_json: map_json(req, &b).await?,
         b,
         done: done.done.as_deref().and_then(done_label),
         choices,
         levels: (1..=4).map(|l| (l, level_label(l))).collect(),
         can_write: role.allows(Perm::Write),
         can_decide,
+        severities: Severity::ALL.iter().map(|v| (v.code(), v.label())).collect(),
+        form,
     };
     Ok(html(page.render()?))
 }
 
-/// `POST /events/{id}/{step}`: one everyday action through the API's handler.
+/// An optional whole number of a form (empty: not sent).
+fn opt_count(field: &str, v: &str) -> Result<Option<i64>, WebError> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    v.parse::<i64>().map(Some).map_err(|_| WebError::Api(ApiError::invalid(field, format!("“{v}”应为整数"))))
+}
+
+/// `POST /events/{id}/{step}`: one everyday action through the API's handler; a refused form
+/// comes back with its errors beside its fields.
 pub async fn step(req: Req) -> WebResult {
     let id = super::path_id(&req.path)?;
     let step = req.path.rsplit('/').next().unwrap_or("").to_string();
@@ -331,30 +421,88 @@ pub async fn step(req: Req) -> WebResult {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(&req.body).into_owned().collect();
     let field = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
     let s = req.post_session(&field("csrf")).await?;
-    let bad = |f: &str, m: &str| WebError::Api(ApiError::invalid(f, m.to_string()));
-    let (path, body) = match step.as_str() {
-        "report" => ("reports", json!({"kind": field("kind"), "content": field("content")})),
-        "activate" => {
-            let choice = field("choice");
-            let (plan, level) = choice.split_once(':').ok_or_else(|| bad("choice", "请选择预案和响应级别"))?;
-            let plan: i64 = plan.parse().map_err(|_| bad("choice", "请选择预案和响应级别"))?;
-            let level: u8 = level.parse().map_err(|_| bad("choice", "请选择预案和响应级别"))?;
-            let reason = field("reason");
-            ("activate", json!({"plan_id": plan, "level": level, "reason": (!reason.is_empty()).then_some(reason)}))
-        }
-        "level" => {
-            let level: u8 = field("level").parse().map_err(|_| bad("level", "请选择响应级别"))?;
-            ("level", json!({"level": level, "reason": field("reason")}))
-        }
-        "dispatch" => {
-            let lines: Vec<i64> =
-                pairs.iter().filter(|(n, _)| n == "line").filter_map(|(_, v)| v.parse().ok()).collect();
-            let place = field("report_place");
-            ("dispatch", json!({"lines": lines, "report_place": (!place.is_empty()).then_some(place)}))
-        }
-        "terminate" => ("terminate", json!({"decision": field("decision")})),
-        _ => return Err(WebError::Api(ApiError::NotFound(format!("没有这个操作：{step}")))),
-    };
-    api::post(&req, &s, &format!("/api/v1/events/{id}/{path}"), &body).await?;
-    Ok(redirect(&format!("/events/{id}?done={}", urlencode(&step))))
+    let result = async {
+        let bad = |f: &str, m: &str| WebError::Api(ApiError::invalid(f, m.to_string()));
+        let (path, body) = match step.as_str() {
+            "report" => {
+                let mut body = json!({"kind": field("kind"), "content": field("content")});
+                let severity = field("severity");
+                if !severity.is_empty() {
+                    body["severity"] = json!(severity);
+                }
+                for f in FIGURES {
+                    if let Some(n) = opt_count(f, &field(f))? {
+                        body[f] = json!(n);
+                    }
+                }
+                ("reports", body)
+            }
+            "activate" => {
+                let choice = field("choice");
+                let (plan, level) = choice.split_once(':').ok_or_else(|| bad("choice", "请选择预案和响应级别"))?;
+                let plan: i64 = plan.parse().map_err(|_| bad("choice", "请选择预案和响应级别"))?;
+                let level: u8 = level.parse().map_err(|_| bad("choice", "请选择预案和响应级别"))?;
+                let reason = field("reason");
+                ("activate", json!({"plan_id": plan, "level": level, "reason": (!reason.is_empty()).then_some(reason)}))
+            }
+            "level" => {
+                let level: u8 = field("level").parse().map_err(|_| bad("level", "请选择响应级别"))?;
+                ("level", json!({"level": level, "reason": field("reason")}))
+            }
+            "dispatch" => {
+                let lines: Vec<i64> =
+                    pairs.iter().filter(|(n, _)| n == "line").filter_map(|(_, v)| v.parse().ok()).collect();
+                let place = field("report_place");
+                ("dispatch", json!({"lines": lines, "report_place": (!place.is_empty()).then_some(place)}))
+            }
+            "terminate" => ("terminate", json!({"decision": field("decision")})),
+            "assess" => {
+                let mut lessons = Vec::new();
+                let problem = field("problem");
+                if !problem.is_empty() || !field("cause").is_empty() {
+                    let action = field("action");
+                    let action = if action.is_empty() && field("owner_unit").is_empty() {
+                        Value::Null
+                    } else {
+                        let due = field("due_on");
+                        json!({"action": action, "owner_unit": field("owner_unit"), "due_on": (!due.is_empty()).then_some(due)})
+                    };
+                    lessons.push(json!({
+                        "problem": problem, "cause": field("cause"), "revise_plan": field("revise_plan") == "on",
+                        "action": action,
+                    }));
+                }
+                ("assessment", json!({"causes": field("causes"), "summary": field("summary"), "lessons": lessons}))
+            }
+            _ => return Err(WebError::Api(ApiError::NotFound(format!("没有这个操作：{step}")))),
+        };
+        api::post(&req, &s, &format!("/api/v1/events/{id}/{path}"), &body).await?;
+        Ok(redirect(&format!("/events/{id}?done={}", urlencode(&step))))
+    }
+    .await;
+    let form_id = format!("{step}-form");
+    form::again(&form_id, &req.body, result, |form| render(&req, &s, id, form)).await
 }
+
+/// `POST /events/{id}/lines/{line}/arrive`: a dispatched supply line delivered, or a team that
+/// accepted its call-up on site, through `POST /api/v1/events/{id}/lines/{line}/arrive`.
+pub async fn arrive(req: Req) -> WebResult {
+    let id = super::path_id(&req.path)?;
+    let line: i64 = req
+        .path
+        .split('/')
+        .nth(4)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| WebError::Api(ApiError::NotFound(format!("没有这个页面：{}", req.path))))?;
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&req.body).into_owned().collect();
+    let csrf = pairs.iter().find(|(n, _)| n == "csrf").map(|(_, v)| v.as_str()).unwrap_or("");
+    let s = req.post_session(csrf).await?;
+    let result = api::post_empty(&req, &s, &format!("/api/v1/events/{id}/lines/{line}/arrive"))
+        .await
+        .map(|_| redirect(&format!("/events/{id}?done=arrive")));
+    form::again(&format!("arrive-{line}"), &req.body, result, |form| render(&req, &s, id, form)).await
+}
+
+/// Figures a follow-up report may revise.
+const FIGURES: [&str; 7] =
+    ["dead", "injured", "missing", "trapped", "affected_people", "affected_households", "affected_livestock"];

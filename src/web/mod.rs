@@ -11,6 +11,7 @@ pub mod api;
 pub mod assets;
 pub mod drill;
 pub mod drills;
+pub mod event_new;
 pub mod events;
 pub mod form;
 pub mod imports;
@@ -273,7 +274,12 @@ async fn dispatch(req: Req) -> WebResult {
         (Method::GET, "/readiness") => readiness::page(req).await,
         (Method::POST, "/readiness/run") => readiness::run(req).await,
         (Method::GET, "/events") => events::list(req).await,
+        (Method::GET, "/events/new") => event_new::page(req).await,
+        (Method::POST, "/events/new") => event_new::create(req).await,
         (Method::GET, p) if p.starts_with("/events/") && p.matches('/').count() == 2 => events::board(req).await,
+        (Method::POST, p) if p.starts_with("/events/") && p.contains("/lines/") && p.ends_with("/arrive") => {
+            events::arrive(req).await
+        }
         (Method::POST, p) if p.starts_with("/events/") && p.matches('/').count() == 3 => events::step(req).await,
         (Method::GET, p) if p.starts_with("/readiness/runs/") => readiness::status(req).await,
         (Method::GET, "/imports") => imports::page(req).await,
