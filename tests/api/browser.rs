@@ -124,6 +124,12 @@ impl Steps {
         self.wait_for("today", "main h1").await;
     }
 
+    /// Scrolls the element into view (for a screenshot of a part below the fold).
+    pub(crate) async fn scroll_to(&self, css: &str) {
+        let r = self.c.execute("document.querySelector(arguments[0]).scrollIntoView();", vec![json!(css)]).await;
+        self.check(&format!("scroll-to-{css}"), r).await;
+    }
+
     pub(crate) async fn check<T, E: std::fmt::Debug>(&self, step: &str, r: Result<T, E>) -> T {
         match r {
             Ok(v) => v,

@@ -26,6 +26,16 @@ async fn fire_plan(app: &TestApp, admin: &str) -> i64 {
     id
 }
 
+/// A field drill of 满都拉图镇 today.
+fn drill_body(title: &str) -> Value {
+    json!({
+        "title": title, "form": "field", "scope": "comprehensive", "purpose": "test",
+        "objective": "检验响应", "region": MANDULATU, "organiser_unit": "满都拉图镇应急办",
+        "participating_units": ["满都拉图镇政府"], "place_name": "白音哈拉图嘎查",
+        "starts_at": "2026-11-27T08:00:00+08:00", "ends_at": "2026-11-27T18:00:00+08:00"
+    })
+}
+
 fn fire_event(drill: Option<i64>) -> Value {
     let mut v = json!({
         "hazard": "grassland_fire", "title": "满都拉图镇北部草原火灾", "occurred_at": "2026-11-27T07:30:00+08:00",
@@ -106,13 +116,9 @@ async fn the_event_board_runs_a_response_in_a_real_browser() {
     assert!(s.text("status", "#event-status").await.contains("终止"));
 
     // Drill mode: labelled 【演练】 everywhere.
-    let drill = json!({
-        "title": "草原火灾扑救演练", "form": "field", "scope": "comprehensive", "purpose": "test",
-        "objective": "检验响应", "region": MANDULATU, "organiser_unit": "满都拉图镇应急办",
-        "participating_units": ["满都拉图镇政府"], "place_name": "白音哈拉图嘎查",
-        "starts_at": "2026-11-27T08:00:00+08:00", "ends_at": "2026-11-27T18:00:00+08:00"
-    });
-    let drill_id = app.post(&admin, "/api/v1/drills", &drill).await.expect(201).json()["id"].as_i64().unwrap();
+    let drill_id = app.post(&admin, "/api/v1/drills", &drill_body("草原火灾扑救演练")).await.expect(201).json()["id"]
+        .as_i64()
+        .unwrap();
     let ex = app.post(&admin, "/api/v1/events", &fire_event(Some(drill_id))).await.expect(201).json()["event"]["id"]
         .as_i64()
         .unwrap();
@@ -205,6 +211,8 @@ async fn a_township_user_runs_a_snow_disaster_from_report_to_assessment_in_a_rea
     assert!(s.text("time-error-text", "#event-form-occurred_at-error").await.contains("发生时间不能晚于获知时间"));
     assert_eq!(s.value("kept-title", "#e-title").await, "满都拉图镇北部白灾");
     s.shot("event-new-error-1280").await;
+    s.scroll_to("#e-livestock").await;
+    s.shot("event-new-lower-1280").await;
     s.width(375, 812).await;
     s.shot("event-new-error-375").await;
     s.axe("event-new-375").await;
@@ -270,8 +278,10 @@ async fn a_township_user_runs_a_snow_disaster_from_report_to_assessment_in_a_rea
     s.wait_url("on-site-done", "done=arrive").await;
     let lines = s.text("lines-arrived", "#lines").await;
     assert!(lines.contains("已送达") && lines.contains("已到场"), "{lines}");
+    s.scroll_to("#lines").await;
     s.shot("event-arrived-1280").await;
     s.width(375, 812).await;
+    s.scroll_to("#lines").await;
     s.shot("event-arrived-375").await;
     s.width(1280, 900).await;
 
@@ -292,7 +302,12 @@ async fn a_township_user_runs_a_snow_disaster_from_report_to_assessment_in_a_rea
     s.fill("problem", "#problem", "初报迟报").await;
     s.fill("cause", "#cause", "夜间值班人员不足").await;
     s.click("revise", "#revise_plan").await;
+    s.scroll_to("#assess-form").await;
     s.shot("event-assess-1280").await;
+    s.width(375, 812).await;
+    s.scroll_to("#assess-form").await;
+    s.shot("event-assess-375").await;
+    s.width(1280, 900).await;
     s.click("assess", "#assess-form button[type=submit]").await;
     s.wait_url("assessed", "done=assess").await;
     assert!(s.text("assessed-text", "#assessment-done").await.contains("响应及时"));
@@ -304,13 +319,9 @@ async fn a_township_user_runs_a_snow_disaster_from_report_to_assessment_in_a_rea
     s.shot("event-assessment-report-1280").await;
 
     // Drill mode from the drill's page: 【演练】 everywhere and no stock moved.
-    let drill = json!({
-        "title": "白灾应急演练", "form": "field", "scope": "comprehensive", "purpose": "test",
-        "objective": "检验白灾响应", "region": MANDULATU, "organiser_unit": "满都拉图镇应急办",
-        "participating_units": ["满都拉图镇政府"], "place_name": "白音哈拉图嘎查",
-        "starts_at": "2026-11-27T08:00:00+08:00", "ends_at": "2026-11-27T18:00:00+08:00"
-    });
-    let drill_id = app.post(&w.admin, "/api/v1/drills", &drill).await.expect(201).json()["id"].as_i64().unwrap();
+    let drill_id = app.post(&w.admin, "/api/v1/drills", &drill_body("白灾应急演练")).await.expect(201).json()["id"]
+        .as_i64()
+        .unwrap();
     let (d1_stock, d2_stock) = (crate::events::balance(&app, w.d1).await, crate::events::balance(&app, w.d2).await);
     s.goto("drill", &format!("/drills/{drill_id}")).await;
     s.click("drill-event", "#drill-event").await;
@@ -321,6 +332,8 @@ async fn a_township_user_runs_a_snow_disaster_from_report_to_assessment_in_a_rea
     s.set("ex-occurred", "#e-occurred", "2026-11-27T07:50").await;
     s.width(375, 812).await;
     s.shot("event-new-drill-375").await;
+    s.scroll_to("#pick-map").await;
+    s.shot("event-new-drill-map-375").await;
     s.width(1280, 900).await;
     // No point given: the township's own point is used.
     s.click("ex-submit", "#event-submit").await;
@@ -348,8 +361,10 @@ async fn a_township_user_runs_a_snow_disaster_from_report_to_assessment_in_a_rea
     s.click("ex-arrive", &format!("#arrive-btn-{ex_d1}")).await;
     s.wait_url("ex-arrived", "done=arrive").await;
     assert!(s.text("ex-lines-after", "#lines").await.contains("【演练】已送达"));
+    s.scroll_to("#lines").await;
     s.shot("event-drill-arrived-1280").await;
     s.width(375, 812).await;
+    s.scroll_to("#lines").await;
     s.shot("event-drill-arrived-375").await;
     s.width(1280, 900).await;
     s.fill("ex-decision", "#decision", "演练结束").await;
