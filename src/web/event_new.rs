@@ -165,9 +165,12 @@ async fn body(req: &Req, s: &Session, field: &impl Fn(&str) -> String) -> Result
     let (lon, lat) = (field("lon"), field("lat"));
     let region = field("region_code");
     let point = if lon.is_empty() && lat.is_empty() {
-        region_point(req, s, &region)
-            .await?
-            .ok_or_else(|| ApiError::invalid("lon", "请在地图上点选事发地点或填写经纬度（所选区划没有登记坐标）"))
+        match region_point(req, s, &region).await {
+            Ok(Some(p)) => Ok(p),
+            Ok(None) => Err(ApiError::invalid("lon", "请在地图上点选事发地点或填写经纬度（所选区划没有登记坐标）")),
+            Err(WebError::Api(e @ ApiError::Validation { .. })) => Err(e),
+            Err(e) => return Err(e),
+        }
     } else {
         match (coordinate("lon", "经度", &lon), coordinate("lat", "纬度", &lat)) {
             (Ok(a), Ok(b)) => Ok((a, b)),
@@ -238,15 +241,16 @@ fn coordinate(field: &str, label: &str, v: &str) -> Result<f64, ApiError> {
         .ok_or_else(|| ApiError::invalid(field, format!("{label}“{v}”不是数字")))
 }
 
-/// The region's own point, read through the API as the user (None when it has none or the user
-/// may not see it: the API then refuses the event anyway).
+/// The region's own point, read through the API as the user (None when it has none). A region
+/// outside the user's jurisdiction is the API's 403, as the event itself would be.
 async fn region_point(req: &Req, s: &Session, code: &str) -> Result<Option<(f64, f64)>, WebError> {
+    let unknown = || WebError::Api(ApiError::invalid("region_code", format!("区划“{code}”不存在")));
     if code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(None);
+        return Err(unknown());
     }
     match api::get(req, s, &format!("/api/v1/regions/{code}"), "").await {
         Ok(r) => Ok(r["lon"].as_f64().zip(r["lat"].as_f64())),
-        Err(WebError::Api(ApiError::NotFound(_) | ApiError::Forbidden(_))) => Ok(None),
+        Err(WebError::Api(ApiError::NotFound(_))) => Err(unknown()),
         Err(e) => Err(e),
     }
 }

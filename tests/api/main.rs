@@ -12,6 +12,7 @@ mod browser_map_scale;
 mod browser_warnings;
 mod common;
 mod console;
+mod console_events;
 mod console_imports;
 mod contract;
 mod crash;
