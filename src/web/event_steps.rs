@@ -1,5 +1,5 @@
 //! The event board's steps (`POST /events/{id}/{step}` and
-//! `POST /events/{id}/lines/{line}/arrive`): each form becomes one call of the events API as the
+//! `POST /events/{id}/lines/{line}/arrive|return`): each form becomes one call of the events API as the
 //! logged-in user, then a 303 back to the board; a refused form comes back with its errors
 //! beside its fields ([`super::form::again`]).
 
@@ -90,9 +90,9 @@ pub async fn step(req: Req) -> WebResult {
     form::again(&form_id, &req.body, result, |form| render(&req, &s, id, form)).await
 }
 
-/// `POST /events/{id}/lines/{line}/arrive`: a dispatched supply line delivered, or a team that
-/// accepted its call-up on site, through `POST /api/v1/events/{id}/lines/{line}/arrive`.
-pub async fn arrive(req: Req) -> WebResult {
+/// `POST /events/{id}/lines/{line}/arrive|return`: a dispatched supply line delivered, a team
+/// that accepted its call-up on site, or a team returned, through the API route of the same name.
+pub async fn line_step(req: Req) -> WebResult {
     let id = super::path_id(&req.path)?;
     let line: i64 = req
         .path
@@ -103,8 +103,9 @@ pub async fn arrive(req: Req) -> WebResult {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(&req.body).into_owned().collect();
     let csrf = pairs.iter().find(|(n, _)| n == "csrf").map(|(_, v)| v.as_str()).unwrap_or("");
     let s = req.post_session(csrf).await?;
-    let result = api::post_empty(&req, &s, &format!("/api/v1/events/{id}/lines/{line}/arrive"))
+    let step = if req.path.ends_with("/return") { "return" } else { "arrive" };
+    let result = api::post_empty(&req, &s, &format!("/api/v1/events/{id}/lines/{line}/{step}"))
         .await
-        .map(|_| redirect(&format!("/events/{id}?done=arrive")));
-    form::again(&format!("arrive-{line}"), &req.body, result, |form| render(&req, &s, id, form)).await
+        .map(|_| redirect(&format!("/events/{id}?done={step}")));
+    form::again(&format!("{step}-{line}"), &req.body, result, |form| render(&req, &s, id, form)).await
 }

@@ -253,16 +253,17 @@ impl BoardPage {
     fn proposed(&self) -> Vec<&Line> {
         self.b.lines.iter().filter(|l| l.state == "proposed").collect()
     }
-    /// The arrival step a line offers now, if any: a dispatched supply line can be marked
-    /// delivered, a team that accepted its call-up on site.
-    fn arrival(&self, l: &Line) -> Option<&'static str> {
+    /// The steps a line offers now, as `(step, label)`: a dispatched supply line can be marked
+    /// delivered; a team that accepted its call-up on site or returned, a team on site returned.
+    fn line_steps(&self, l: &Line) -> Vec<(&'static str, &'static str)> {
         if !self.can_write || self.b.event.status != "responding" {
-            return None;
+            return vec![];
         }
         match (l.kind.as_str(), l.state.as_str()) {
-            ("supply", "dispatched") => Some("登记送达"),
-            ("force", "accepted") => Some("登记到场"),
-            _ => None,
+            ("supply", "dispatched") => vec![("arrive", "登记送达")],
+            ("force", "accepted") => vec![("arrive", "登记到场"), ("return", "登记返回")],
+            ("force", "on_site") => vec![("return", "登记返回")],
+            _ => vec![],
         }
     }
     /// Whether `l` is the level in force (the level form's default).
@@ -302,6 +303,7 @@ fn done_label(step: &str) -> Option<&'static str> {
         "terminate" => Some("响应已终止"),
         "created" => Some("事件已登记，请在时限内报送初报"),
         "arrive" => Some("已登记送达/到场"),
+        "return" => Some("已登记队伍返回，调用已结束"),
         "assess" => Some("调查评估已登记，可打开调查评估报告"),
         _ => None,
     }

@@ -278,8 +278,12 @@ async fn dispatch(req: Req) -> WebResult {
         (Method::GET, "/events/new") => event_new::page(req).await,
         (Method::POST, "/events/new") => event_new::create(req).await,
         (Method::GET, p) if p.starts_with("/events/") && p.matches('/').count() == 2 => events::board(req).await,
-        (Method::POST, p) if p.starts_with("/events/") && p.contains("/lines/") && p.ends_with("/arrive") => {
-            event_steps::arrive(req).await
+        (Method::POST, p)
+            if p.starts_with("/events/")
+                && p.contains("/lines/")
+                && (p.ends_with("/arrive") || p.ends_with("/return")) =>
+        {
+            event_steps::line_step(req).await
         }
         (Method::POST, p) if p.starts_with("/events/") && p.matches('/').count() == 3 => event_steps::step(req).await,
         (Method::GET, p) if p.starts_with("/readiness/runs/") => readiness::status(req).await,

@@ -178,7 +178,7 @@ async fn fill_new_event(s: &Steps, title: &str) {
 /// time shown beside its field first, the point picked on the map), sees the first report
 /// overdue, sends the 初报, activates the proposed plan's level 2, dispatches the proposed lines
 /// (stock out, teams called up), marks the quilts delivered and the team that accepted on site,
-/// raises to level 1, terminates, records the assessment and opens the assessment report. Then
+/// then returned, raises to level 1, terminates, records the assessment and opens the assessment report. Then
 /// the same in drill mode from the drill's page (【演练】 everywhere, no stock moved), and a
 /// viewer of the township sees the board without a single action.
 #[tokio::test]
@@ -278,6 +278,14 @@ async fn a_township_user_runs_a_snow_disaster_from_report_to_assessment_in_a_rea
     s.wait_url("on-site-done", "done=arrive").await;
     let lines = s.text("lines-arrived", "#lines").await;
     assert!(lines.contains("已送达") && lines.contains("已到场"), "{lines}");
+    s.scroll_to("#lines").await;
+    s.shot("event-on-site-1280").await;
+    // T1 stands down: its call-up closes.
+    s.click("return", &format!("#return-btn-{t1_line}")).await;
+    s.wait_url("returned", "done=return").await;
+    assert!(s.text("lines-returned", "#lines").await.contains("已返回"));
+    let c = app.get(&w.operator, &format!("/api/v1/callups/{}", callup.unwrap())).await.expect(200).json();
+    assert_eq!(c["status"], "closed");
     s.scroll_to("#lines").await;
     s.shot("event-arrived-1280").await;
     s.width(375, 812).await;

@@ -21,6 +21,7 @@ mod erasure;
 mod events;
 mod events_drill;
 mod events_nearby;
+mod events_return;
 mod events_watch;
 mod forces;
 mod forces_flows;
