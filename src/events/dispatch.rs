@@ -1,6 +1,6 @@
 //! Dispatch and call-up from the resource plan's chosen lines (supply lines become ledger
 //! `dispatch` movements, force lines call-ups; an exercise moves no stock and calls up for a
-//! drill), and arrival at the scene.
+//! drill), arrival at the scene, and a team's return before the response ends.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -15,8 +15,8 @@ use crate::audit::Actor;
 use crate::auth::Perm;
 use crate::db::Tx;
 use crate::error::{ApiError, ApiResult};
-use crate::forces::callups::{self, CallUpRow, NewCallUp, Purpose};
-use crate::forces::opt_text;
+use crate::forces::callups::{self, CallUpRow, CallUpStatus, Close, NewCallUp, Purpose};
+use crate::forces::{callup_store, opt_text};
 use crate::http::Ctx;
 use crate::http::ctx::json;
 use crate::supplies::MovementKind;
@@ -246,6 +246,40 @@ pub(super) async fn arrive(c: Ctx) -> ApiResult<Response> {
         entry(&mut tx, &ev, &actor, now, "arrive", &format!("{}队伍 {} 到达现场", ev.tag(), line.name)).await?;
     }
     audit_event(&mut tx, &actor, now, "arrive", Some(&ev), &ev, Some(serde_json::json!({"line_id": line.id}))).await?;
+    tx.commit().await?;
+    json(&board(&c, ev).await?)
+}
+
+/// `POST /api/v1/events/{id}/lines/{line}/return`: a team stands down before the response ends
+/// (its call-up closes: members back to available, hours recorded) and its line is `returned`.
+/// Supply lines are not returned this way (what is left over is received back at a depot).
+pub(super) async fn return_team(c: Ctx) -> ApiResult<Response> {
+    let (actor, now) = (c.actor()?, c.now());
+    let line_id = c.id_param("line")?;
+    let mut tx = c.app.db.begin().await?;
+    let ev = load_tx(&c, &mut tx, Perm::Write).await?;
+    let line = lines::of_event_tx(&mut tx, ev.id)
+        .await?
+        .into_iter()
+        .find(|l| l.id == line_id)
+        .ok_or_else(|| ApiError::NotFound(format!("本事件没有条目 {line_id}")))?;
+    let state = line.board_state().to_string();
+    if line.kind != "force" || !matches!(state.as_str(), "accepted" | "on_site") {
+        return Err(ApiError::StateConflict {
+            detail: format!("只有已接受调用或已到场的队伍可以登记返回（{} 当前为「{state}」）", line.name),
+            current: state,
+        });
+    }
+    // The line's transition decides a double return; the call-up closes in the same transaction.
+    transition!(&mut tx, LINE, line.id, from ["requested", "on_site"] => "returned", set { "updated_at" = now })?;
+    if let Some(cid) = line.callup_id
+        && let Some(row) = callup_store::get_tx(&mut tx, cid).await?
+        && matches!(row.status, CallUpStatus::Requested | CallUpStatus::Accepted)
+    {
+        callups::close(&mut tx, &c.app.cipher, &actor, now, row, &Close::default()).await?;
+    }
+    entry(&mut tx, &ev, &actor, now, "return", &format!("{}队伍 {} 撤离现场，返回驻地", ev.tag(), line.name)).await?;
+    audit_event(&mut tx, &actor, now, "return", Some(&ev), &ev, Some(serde_json::json!({"line_id": line.id}))).await?;
     tx.commit().await?;
     json(&board(&c, ev).await?)
 }

@@ -191,6 +191,18 @@ pub fn routes() -> Vec<Route> {
         .guard(Perm::Write, ON_EVENT),
         r!(
             POST,
+            "/api/v1/events/{id}/lines/{line}/return",
+            None,
+            Doc {
+                description: "登记队伍返回（响应终止前撤离）：结束该队伍的调用（队员恢复可调用，记录时长），条目为已返回。只适用于已接受调用或已到场的队伍条目。操作员及以上。",
+                response: Some(schema::<Board>()),
+                ..Doc::new(TAG, "登记队伍返回")
+            },
+            dispatch::return_team
+        )
+        .guard(Perm::Write, ON_EVENT),
+        r!(
+            POST,
             "/api/v1/events/{id}/terminate",
             Json,
             Doc {

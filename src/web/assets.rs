@@ -59,6 +59,11 @@ pub const ASSETS: &[Asset] = &[
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../../assets/web/imports.js"),
     },
+    Asset {
+        name: "event-pick.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/web/event-pick.js"),
+    },
 ];
 
 /// `(name, hash, asset)`: the first 16 hex digits of each file's SHA-256, computed once.

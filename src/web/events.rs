@@ -1,17 +1,21 @@
 //! 事件: the event list and the event board (事件看板): the timeline, the resource plan with its
 //! lines' states and the plan drawn on the map, the dispatch list, and the everyday actions
-//! (information report, activation and level change, dispatch of chosen lines, termination) as
-//! forms. Everything goes through the events API as the logged-in user ([`super::api`]); drill
-//! mode events carry 【演练】 everywhere.
+//! (information report with revised grade and figures, activation and level change, dispatch of
+//! chosen lines, arrival and on-site, termination, the assessment) as forms, each refused form
+//! shown again with its errors beside the fields ([`super::form`]). Everything goes through the
+//! events API as the logged-in user ([`super::api`]); drill mode events carry 【演练】
+//! everywhere. The steps' posts are [`super::event_steps`]; opening a new event is
+//! [`super::event_new`].
 
 use askama::Template;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::form::FormState;
 use super::layout::Layout;
-use super::{Req, WebError, WebResult, api, html, redirect, urlencode};
+use super::{Req, WebError, WebResult, api, html};
 use crate::auth::Perm;
-use crate::error::ApiError;
+use crate::auth::login::Session;
 use crate::events::Severity;
 use crate::plans::level_label;
 use crate::vocab::Hazard;
@@ -34,6 +38,27 @@ struct Ev {
     known_at: String,
     first_report_due: String,
     first_report_state: String,
+    #[serde(flatten)]
+    d: EvDetail,
+}
+
+/// The parts of an event only the board shows.
+#[derive(Deserialize)]
+struct EvDetail {
+    occurred_at: String,
+    description: String,
+    source: String,
+    reporter: String,
+    dead: i64,
+    injured: i64,
+    missing: i64,
+    trapped: i64,
+    affected_people: i64,
+    affected_households: i64,
+    affected_livestock: i64,
+    activated_at: Option<String>,
+    terminated_at: Option<String>,
+    termination_note: Option<String>,
 }
 
 impl Ev {
@@ -57,6 +82,7 @@ struct ListPage {
     layout: Layout,
     items: Vec<Ev>,
     total: i64,
+    can_write: bool,
 }
 
 /// Shows an API instant in Asia/Shanghai.
@@ -72,10 +98,12 @@ fn status_label(code: &str) -> &'static str {
 pub async fn list(req: Req) -> WebResult {
     let s = req.session().await?;
     let page: EvPage = api::decode(api::get(&req, &s, "/api/v1/events", "limit=200").await?)?;
-    let p =
-        ListPage {
-            layout: Layout::new(&req, &s, "突发事件", "events").await?, items: page.items, total: page.total
-        };
+    let p = ListPage {
+        layout: Layout::new(&req, &s, "突发事件", "events").await?,
+        items: page.items,
+        total: page.total,
+        can_write: s.principal.role.allows(Perm::Write),
+    };
     Ok(html(p.render()?))
 }
 
@@ -169,9 +197,18 @@ impl Line {
     }
 }
 
+/// The assessment, once made (what the board shows of it).
+#[derive(Deserialize)]
+struct Assessment {
+    assessed_by: String,
+    assessed_at: String,
+    summary: String,
+}
+
 #[derive(Deserialize)]
 struct Board {
     event: Ev,
+    assessment: Option<Assessment>,
     severity_label: String,
     status_label: String,
     first_report_overdue: bool,
@@ -198,6 +235,8 @@ struct BoardPage {
     map_json: String,
     can_write: bool,
     can_decide: bool,
+    severities: Vec<(&'static str, &'static str)>,
+    form: FormState,
 }
 
 impl BoardPage {
@@ -214,6 +253,40 @@ impl BoardPage {
     fn proposed(&self) -> Vec<&Line> {
         self.b.lines.iter().filter(|l| l.state == "proposed").collect()
     }
+    /// The steps a line offers now, as `(step, label)`: a dispatched supply line can be marked
+    /// delivered; a team that accepted its call-up on site or returned, a team on site returned.
+    fn line_steps(&self, l: &Line) -> Vec<(&'static str, &'static str)> {
+        if !self.can_write || self.b.event.status != "responding" {
+            return vec![];
+        }
+        match (l.kind.as_str(), l.state.as_str()) {
+            ("supply", "dispatched") => vec![("arrive", "登记送达")],
+            ("force", "accepted") => vec![("arrive", "登记到场"), ("return", "登记返回")],
+            ("force", "on_site") => vec![("return", "登记返回")],
+            _ => vec![],
+        }
+    }
+    /// Whether `l` is the level in force (the level form's default).
+    fn level_is(&self, l: &u8) -> bool {
+        self.b.event.level == Some(i64::from(*l))
+    }
+    /// The figures a report may revise: field, label, current value (the placeholder).
+    fn figure_fields(&self) -> Vec<(&'static str, &'static str, i64)> {
+        FIGURES.iter().zip(self.figures()).map(|(f, (l, v))| (*f, l, v)).collect()
+    }
+    /// The casualty and damage figures as `(label, value)`.
+    fn figures(&self) -> Vec<(&'static str, i64)> {
+        let d = &self.b.event.d;
+        vec![
+            ("死亡", d.dead),
+            ("受伤", d.injured),
+            ("失踪", d.missing),
+            ("被困", d.trapped),
+            ("受灾人口", d.affected_people),
+            ("受灾户数", d.affected_households),
+            ("受灾牲畜（头只）", d.affected_livestock),
+        ]
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -228,6 +301,10 @@ fn done_label(step: &str) -> Option<&'static str> {
         "level" => Some("响应级别已调整，资源方案已重新计算"),
         "dispatch" => Some("已调度所选条目"),
         "terminate" => Some("响应已终止"),
+        "created" => Some("事件已登记，请在时限内报送初报"),
+        "arrive" => Some("已登记送达/到场"),
+        "return" => Some("已登记队伍返回，调用已结束"),
+        "assess" => Some("调查评估已登记，可打开调查评估报告"),
         _ => None,
     }
 }
@@ -293,12 +370,17 @@ async fn map_json(req: &Req, b: &Board) -> Result<String, WebError> {
 pub async fn board(req: Req) -> WebResult {
     let s = req.session().await?;
     let id = super::path_id(&req.path)?;
-    let b: Board = api::decode(api::get(&req, &s, &format!("/api/v1/events/{id}"), "").await?)?;
+    render(&req, &s, id, FormState::none()).await
+}
+
+/// The board of event `id`, with `form` (a refused form shown again, or none).
+pub(super) async fn render(req: &Req, s: &Session, id: i64, form: FormState) -> WebResult {
+    let b: Board = api::decode(api::get(req, s, &format!("/api/v1/events/{id}"), "").await?)?;
     let role = s.principal.role;
     let can_decide = role.allows(Perm::Decide);
     let mut choices = Vec::new();
     if can_decide && b.event.status == "reported" {
-        let plans = api::get(&req, &s, &format!("/api/v1/events/{id}/plans"), "").await?;
+        let plans = api::get(req, s, &format!("/api/v1/events/{id}/plans"), "").await?;
         for p in plans["items"].as_array().into_iter().flatten() {
             for l in p["levels"].as_array().into_iter().flatten().filter_map(Value::as_u64) {
                 choices.push(Choice {
@@ -311,50 +393,20 @@ pub async fn board(req: Req) -> WebResult {
     let done: Done = req.query().unwrap_or_default();
     let title = format!("{}{}", b.event.tag(), b.event.title);
     let page = BoardPage {
-        layout: Layout::new(&req, &s, title, "events").await?,
-        map_json: map_json(&req, &b).await?,
+        layout: Layout::new(req, s, title, "events").await?,
+        map_json: map_json(req, &b).await?,
         b,
         done: done.done.as_deref().and_then(done_label),
         choices,
         levels: (1..=4).map(|l| (l, level_label(l))).collect(),
         can_write: role.allows(Perm::Write),
         can_decide,
+        severities: Severity::ALL.iter().map(|v| (v.code(), v.label())).collect(),
+        form,
     };
     Ok(html(page.render()?))
 }
 
-/// `POST /events/{id}/{step}`: one everyday action through the API's handler.
-pub async fn step(req: Req) -> WebResult {
-    let id = super::path_id(&req.path)?;
-    let step = req.path.rsplit('/').next().unwrap_or("").to_string();
-    // Repeated fields (the chosen lines) are read as pairs.
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(&req.body).into_owned().collect();
-    let field = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
-    let s = req.post_session(&field("csrf")).await?;
-    let bad = |f: &str, m: &str| WebError::Api(ApiError::invalid(f, m.to_string()));
-    let (path, body) = match step.as_str() {
-        "report" => ("reports", json!({"kind": field("kind"), "content": field("content")})),
-        "activate" => {
-            let choice = field("choice");
-            let (plan, level) = choice.split_once(':').ok_or_else(|| bad("choice", "请选择预案和响应级别"))?;
-            let plan: i64 = plan.parse().map_err(|_| bad("choice", "请选择预案和响应级别"))?;
-            let level: u8 = level.parse().map_err(|_| bad("choice", "请选择预案和响应级别"))?;
-            let reason = field("reason");
-            ("activate", json!({"plan_id": plan, "level": level, "reason": (!reason.is_empty()).then_some(reason)}))
-        }
-        "level" => {
-            let level: u8 = field("level").parse().map_err(|_| bad("level", "请选择响应级别"))?;
-            ("level", json!({"level": level, "reason": field("reason")}))
-        }
-        "dispatch" => {
-            let lines: Vec<i64> =
-                pairs.iter().filter(|(n, _)| n == "line").filter_map(|(_, v)| v.parse().ok()).collect();
-            let place = field("report_place");
-            ("dispatch", json!({"lines": lines, "report_place": (!place.is_empty()).then_some(place)}))
-        }
-        "terminate" => ("terminate", json!({"decision": field("decision")})),
-        _ => return Err(WebError::Api(ApiError::NotFound(format!("没有这个操作：{step}")))),
-    };
-    api::post(&req, &s, &format!("/api/v1/events/{id}/{path}"), &body).await?;
-    Ok(redirect(&format!("/events/{id}?done={}", urlencode(&step))))
-}
+/// Figures a follow-up report may revise.
+pub(super) const FIGURES: [&str; 7] =
+    ["dead", "injured", "missing", "trapped", "affected_people", "affected_households", "affected_livestock"];

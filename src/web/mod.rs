@@ -11,6 +11,8 @@ pub mod api;
 pub mod assets;
 pub mod drill;
 pub mod drills;
+pub mod event_new;
+pub mod event_steps;
 pub mod events;
 pub mod form;
 pub mod imports;
@@ -273,8 +275,17 @@ async fn dispatch(req: Req) -> WebResult {
         (Method::GET, "/readiness") => readiness::page(req).await,
         (Method::POST, "/readiness/run") => readiness::run(req).await,
         (Method::GET, "/events") => events::list(req).await,
+        (Method::GET, "/events/new") => event_new::page(req).await,
+        (Method::POST, "/events/new") => event_new::create(req).await,
         (Method::GET, p) if p.starts_with("/events/") && p.matches('/').count() == 2 => events::board(req).await,
-        (Method::POST, p) if p.starts_with("/events/") && p.matches('/').count() == 3 => events::step(req).await,
+        (Method::POST, p)
+            if p.starts_with("/events/")
+                && p.contains("/lines/")
+                && (p.ends_with("/arrive") || p.ends_with("/return")) =>
+        {
+            event_steps::line_step(req).await
+        }
+        (Method::POST, p) if p.starts_with("/events/") && p.matches('/').count() == 3 => event_steps::step(req).await,
         (Method::GET, p) if p.starts_with("/readiness/runs/") => readiness::status(req).await,
         (Method::GET, "/imports") => imports::page(req).await,
         (Method::POST, "/imports") => imports::preview(req).await,

@@ -113,6 +113,23 @@ impl Steps {
         }
     }
 
+    /// Logs in as `name` (with the console tests' password) from the login page and waits for
+    /// 今日, where a login without `next` leads.
+    pub(crate) async fn login(&self, name: &str) {
+        self.goto("open-login", "/login").await;
+        self.fill("login-name", "#name", name).await;
+        self.fill("login-password", "#password", PASSWORD).await;
+        self.click("login-submit", "button[type=submit]").await;
+        self.wait_url("logged-in", "/today").await;
+        self.wait_for("today", "main h1").await;
+    }
+
+    /// Scrolls the element into view (for a screenshot of a part below the fold).
+    pub(crate) async fn scroll_to(&self, css: &str) {
+        let r = self.c.execute("document.querySelector(arguments[0]).scrollIntoView();", vec![json!(css)]).await;
+        self.check(&format!("scroll-to-{css}"), r).await;
+    }
+
     pub(crate) async fn check<T, E: std::fmt::Debug>(&self, step: &str, r: Result<T, E>) -> T {
         match r {
             Ok(v) => v,
@@ -333,11 +350,7 @@ async fn plans_supplies_and_teams_are_listed_and_acted_on_in_a_real_browser() {
     new_team(&app, &admin, "T3", MANDULATU, north(5.0), json!([{"specialty": "medical", "grade": null}])).await;
     create_user(&app, "li", Role::Admin, BANNER).await;
     let s = Steps { c, dir, base: app.base.clone() };
-    s.goto("open", "/login").await;
-    s.fill("name", "#name", "li").await;
-    s.fill("password", "#password", PASSWORD).await;
-    s.click("submit", "button[type=submit]").await;
-    s.wait_for("today", "#score-h").await;
+    s.login("li").await;
 
     // 预案: the shipped plans are drafts; submit, approve and file one.
     s.goto("plans", "/plans?status=draft").await;
@@ -499,11 +512,7 @@ async fn a_readiness_run_shows_its_progress_bar_until_done_in_a_real_browser() {
     let app = TestApp::spawn().await;
     create_user(&app, "zhao", Role::Admin, BANNER).await;
     let s = Steps { c, dir, base: app.base.clone() };
-    s.goto("open", "/login").await;
-    s.fill("name", "#name", "zhao").await;
-    s.fill("password", "#password", PASSWORD).await;
-    s.click("submit", "button[type=submit]").await;
-    s.wait_for("today", "#score-h").await;
+    s.login("zhao").await;
 
     // A run under way, held at step 3 of 8.
     let (id, now) = yingji::readiness::engine::start(&app.state, "api").await.unwrap();

@@ -6,7 +6,7 @@ use yingji::auth::Role;
 
 use crate::browser::{Steps, browser};
 use crate::common::*;
-use crate::console::{PASSWORD, create_user};
+use crate::console::create_user;
 
 /// A local (Asia/Shanghai) `datetime-local` value `days` from today at `hour`.
 fn local_day(days: i64, hour: u32) -> String {
@@ -20,11 +20,7 @@ async fn drills_are_scheduled_postponed_completed_evaluated_and_subscribed_to_in
     let app = TestApp::spawn().await;
     create_user(&app, "wang", Role::Admin, BANNER).await;
     let s = Steps { c, dir, base: app.base.clone() };
-    s.goto("open", "/login").await;
-    s.fill("name", "#name", "wang").await;
-    s.fill("password", "#password", PASSWORD).await;
-    s.click("submit", "button[type=submit]").await;
-    s.wait_for("today", "#score-h").await;
+    s.login("wang").await;
 
     // Schedule from the calendar page: an end before the start is named beside the end, and
     // everything typed is still there.
@@ -138,11 +134,7 @@ async fn an_admin_manages_users_in_a_real_browser() {
     create_user(&app, "zhao", Role::Admin, BANNER).await;
     create_user(&app, "viewer1", Role::Viewer, MANDULATU).await;
     let s = Steps { c, dir, base: app.base.clone() };
-    s.goto("open", "/login").await;
-    s.fill("name", "#name", "zhao").await;
-    s.fill("password", "#password", PASSWORD).await;
-    s.click("submit", "button[type=submit]").await;
-    s.wait_for("today", "#score-h").await;
+    s.login("zhao").await;
     s.click("nav-users", "nav a[href='/users']").await;
     s.wait_for("users", "#user-create").await;
     s.axe("users").await;
@@ -193,11 +185,7 @@ async fn a_plan_draft_is_created_and_edited_in_a_real_browser() {
     let app = TestApp::spawn().await;
     create_user(&app, "sun", Role::Planner, BANNER).await;
     let s = Steps { c, dir, base: app.base.clone() };
-    s.goto("open", "/login").await;
-    s.fill("name", "#name", "sun").await;
-    s.fill("password", "#password", PASSWORD).await;
-    s.click("submit", "button[type=submit]").await;
-    s.wait_for("today", "#score-h").await;
+    s.login("sun").await;
     s.goto("plans", "/plans").await;
     s.click("new-plan", "#new-plan").await;
     s.wait_for("new-form", "#plan-new").await;

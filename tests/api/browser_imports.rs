@@ -8,7 +8,7 @@ use yingji::auth::Role;
 
 use crate::browser::{Steps, browser, seed};
 use crate::common::*;
-use crate::console::{PASSWORD, create_user};
+use crate::console::create_user;
 
 #[tokio::test]
 async fn a_depots_csv_is_previewed_with_its_errors_then_imported_and_exported() {
@@ -36,10 +36,8 @@ async fn a_depots_csv_is_previewed_with_its_errors_then_imported_and_exported() 
     .unwrap();
     let s = Steps { c, dir, base: app.base.clone() };
 
+    s.login("zhao").await;
     s.goto("open", "/imports").await;
-    s.fill("name", "#name", "zhao").await;
-    s.fill("password", "#password", PASSWORD).await;
-    s.click("submit", "button[type=submit]").await;
     s.wait_for("imports", "#import-form").await;
     // The progress script runs under the page's strict CSP (the upload then goes by XHR).
     s.wait_for("progress-script", "#import-form[data-progress=on]").await;

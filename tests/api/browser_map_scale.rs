@@ -11,7 +11,7 @@ use yingji::auth::Role;
 
 use crate::browser::{Steps, browser};
 use crate::common::*;
-use crate::console::{PASSWORD, create_user};
+use crate::console::create_user;
 
 const DEPOTS: usize = 20_000;
 
@@ -58,11 +58,7 @@ async fn browser_map_scale_20000_depots_are_drawn() {
     insert_depots(&app).await;
     create_user(&app, "zhang", Role::Admin, BANNER).await;
     let s = Steps { c, dir, base: app.base.clone() };
-    s.goto("open", "/login").await;
-    s.fill("name", "#name", "zhang").await;
-    s.fill("password", "#password", PASSWORD).await;
-    s.click("submit", "button[type=submit]").await;
-    s.wait_for("today", "#score-h").await;
+    s.login("zhang").await;
     let mut figures = Vec::new();
     for round in 0..5 {
         let started = Instant::now();

@@ -8,7 +8,7 @@ use yingji::auth::Role;
 
 use crate::browser::{Steps, browser, seed};
 use crate::common::*;
-use crate::console::{PASSWORD, create_user};
+use crate::console::create_user;
 use crate::warnings::warning_body;
 
 #[tokio::test]
@@ -25,10 +25,7 @@ async fn an_active_warning_is_shown_acknowledged_on_today_and_drawn_on_the_map()
     create_user(&app, "wang", Role::Operator, MANDULATU).await;
     let s = Steps { c, dir, base: app.base.clone() };
 
-    s.goto("open", "/today").await;
-    s.fill("name", "#name", "wang").await;
-    s.fill("password", "#password", PASSWORD).await;
-    s.click("submit", "button[type=submit]").await;
+    s.login("wang").await;
     s.wait_for("today", "#warnings-h").await;
 
     // 今日: the warning, its level in words, and the acknowledgement form.
