@@ -214,16 +214,23 @@ pub(super) async fn dispatch(c: Ctx) -> ApiResult<Response> {
     .await
 }
 
-pub(super) async fn arrive(c: Ctx) -> ApiResult<Response> {
-    let (actor, now) = (c.actor()?, c.now());
+/// The event of the path (the caller may write in its region) and its line `{line}`, read in
+/// `tx`.
+async fn event_line(c: &Ctx, tx: &mut Tx) -> ApiResult<(Event, Line)> {
     let line_id = c.id_param("line")?;
-    let mut tx = c.app.db.begin().await?;
-    let ev = load_tx(&c, &mut tx, Perm::Write).await?;
-    let line = lines::of_event_tx(&mut tx, ev.id)
+    let ev = load_tx(c, tx, Perm::Write).await?;
+    let line = lines::of_event_tx(tx, ev.id)
         .await?
         .into_iter()
         .find(|l| l.id == line_id)
         .ok_or_else(|| ApiError::NotFound(format!("本事件没有条目 {line_id}")))?;
+    Ok((ev, line))
+}
+
+pub(super) async fn arrive(c: Ctx) -> ApiResult<Response> {
+    let (actor, now) = (c.actor()?, c.now());
+    let mut tx = c.app.db.begin().await?;
+    let (ev, line) = event_line(&c, &mut tx).await?;
     if line.kind == "supply" {
         transition!(&mut tx, LINE, line.id, from ["dispatched"] => "arrived", set { "arrived_at" = now, "updated_at" = now })?;
         entry(
@@ -255,14 +262,8 @@ pub(super) async fn arrive(c: Ctx) -> ApiResult<Response> {
 /// Supply lines are not returned this way (what is left over is received back at a depot).
 pub(super) async fn return_team(c: Ctx) -> ApiResult<Response> {
     let (actor, now) = (c.actor()?, c.now());
-    let line_id = c.id_param("line")?;
     let mut tx = c.app.db.begin().await?;
-    let ev = load_tx(&c, &mut tx, Perm::Write).await?;
-    let line = lines::of_event_tx(&mut tx, ev.id)
-        .await?
-        .into_iter()
-        .find(|l| l.id == line_id)
-        .ok_or_else(|| ApiError::NotFound(format!("本事件没有条目 {line_id}")))?;
+    let (ev, line) = event_line(&c, &mut tx).await?;
     let state = line.board_state().to_string();
     if line.kind != "force" || !matches!(state.as_str(), "accepted" | "on_site") {
         return Err(ApiError::StateConflict {

@@ -62,6 +62,7 @@ pub async fn step(req: Req) -> WebResult {
                 ("dispatch", json!({"lines": lines, "report_place": (!place.is_empty()).then_some(place)}))
             }
             "terminate" => ("terminate", json!({"decision": field("decision")})),
+            "note" => ("notes", json!({"text": field("text")})),
             "assess" => {
                 let mut lessons = Vec::new();
                 let problem = field("problem");

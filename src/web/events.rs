@@ -304,6 +304,7 @@ fn done_label(step: &str) -> Option<&'static str> {
         "created" => Some("事件已登记，请在时限内报送初报"),
         "arrive" => Some("已登记送达/到场"),
         "return" => Some("已登记队伍返回，调用已结束"),
+        "note" => Some("已记入事件日志"),
         "assess" => Some("调查评估已登记，可打开调查评估报告"),
         _ => None,
     }

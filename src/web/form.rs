@@ -212,6 +212,7 @@ fn label(field: &str) -> Option<&'static str> {
         "decision" => "终止决定",
         "causes" => "事件原因",
         "summary" => "应对评估",
+        "text" => "内容",
         _ => return None,
     })
 }

@@ -244,6 +244,10 @@ async fn a_township_user_runs_a_snow_disaster_from_report_to_assessment_in_a_rea
     s.click("report-submit", "#report-form button[type=submit]").await;
     s.wait_url("reported", "done=report").await;
     assert!(s.text("first-report-done", "#first-report").await.contains("已报送"));
+    s.fill("note", "#note-text", "镇长赶赴现场").await;
+    s.click("note-submit", "#note-form button").await;
+    s.wait_url("noted", "done=note").await;
+    assert!(s.text("noted-timeline", "#timeline").await.contains("镇长赶赴现场"));
 
     // 启动响应: the proposed township plan, level 2.
     let choice = s.attr("choice", "#choice option:nth-child(3)", "value").await;
