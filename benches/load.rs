@@ -1,11 +1,16 @@
 //! Read throughput at many connections: `GET /api/v1/regions` and nearest supplies from 64
-//! keep-alive connections (hyper's client, in the same process as the service, so the two share
-//! the machine's cores), on the province of `src/bench/data.rs`.
+//! keep-alive connections on the province of `src/bench/data.rs`, driven by `wrk` (a separate
+//! process, Debian package `wrk`) and by hyper's client inside the bench process (sharing the
+//! service's runtime and cores); the table says which.
 //!
 //! ```sh
 //! cargo bench --bench load                                      # SQLite (temporary file)
 //! YINGJI_BENCH_DATABASE_URL=postgres://…/empty_db cargo bench --bench load
 //! YINGJI_BENCH_SCALE=0.1 YINGJI_BENCH_SECONDS=5 YINGJI_BENCH_CONNECTIONS=64 cargo bench --bench load
+//! YINGJI_BENCH_CLIENT=wrk|hyper|both (default: both when wrk is installed)
+//! YINGJI_BENCH_ONLY=regions,nearest (any of healthz, regions, regions1, nearest)
+//! YINGJI_BENCH_PERF=1   # `perf record` of the service during each request kind, into /tmp
+//! YINGJI_BENCH_READ_CACHES=0   # the service without its token and region-page caches
 //! ```
 
 use std::sync::Arc;
@@ -19,6 +24,7 @@ use hyper_util::rt::TokioExecutor;
 use yingji::app::{self, Config};
 use yingji::audit::Actor;
 use yingji::auth::Role;
+use yingji::bench::wrk;
 use yingji::clock::{SharedClock, SystemClock};
 use yingji::regions::RegionCode;
 use yingji::time::Timestamp;
@@ -87,6 +93,45 @@ async fn hammer(
     (all.len() as f64 / elapsed, pick(0.5), pick(0.99), errors)
 }
 
+/// `perf record` of this process (call graphs) until dropped.
+struct Perf(Option<std::process::Child>);
+
+impl Perf {
+    fn start(kind: &str) -> Perf {
+        let out = std::env::temp_dir().join(format!("yingji-perf-{kind}.data"));
+        let child = std::process::Command::new("perf")
+            .args(["record", "-F", "499", "--call-graph", "dwarf,16384", "-p"])
+            .arg(std::process::id().to_string())
+            .arg("-o")
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        match child {
+            Ok(c) => {
+                println!("(perf: {})", out.display());
+                // Let perf attach before the load starts.
+                std::thread::sleep(Duration::from_millis(500));
+                Perf(Some(c))
+            }
+            Err(e) => {
+                println!("(perf could not start: {e})");
+                Perf(None)
+            }
+        }
+    }
+}
+
+impl Drop for Perf {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            // SIGINT makes perf write its file and exit (the id is our own child's).
+            unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+            let _ = c.wait();
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // `cargo test --all-targets` runs bench binaries too (without `--bench`): measure only when
@@ -98,6 +143,19 @@ async fn main() -> anyhow::Result<()> {
     let seconds: f64 = env("YINGJI_BENCH_SECONDS", 10.0);
     let connections: usize = env("YINGJI_BENCH_CONNECTIONS", 64);
     let pool: u32 = env("YINGJI_BENCH_POOL", 8);
+    let only: String = env("YINGJI_BENCH_ONLY", String::new());
+    let perf = std::env::var("YINGJI_BENCH_PERF").is_ok_and(|v| !v.is_empty() && v != "0");
+    let has_wrk = wrk::available();
+    let clients: Vec<&str> = match env("YINGJI_BENCH_CLIENT", String::new()).as_str() {
+        "wrk" if has_wrk => vec!["wrk"],
+        "wrk" => anyhow::bail!("YINGJI_BENCH_CLIENT=wrk but wrk is not installed (apt-get install wrk)"),
+        "hyper" => vec!["hyper"],
+        _ if has_wrk => vec!["wrk", "hyper"],
+        _ => {
+            println!("\n!!! wrk is not installed (apt-get install wrk): measuring with the in-process client only");
+            vec!["hyper"]
+        }
+    };
     let tmp = std::env::temp_dir().join(format!("yingji-bench-load-{}.db", std::process::id()));
     let url = std::env::var("YINGJI_BENCH_DATABASE_URL").unwrap_or_else(|_| format!("sqlite://{}", tmp.display()));
     let mut config = Config::new(url.clone());
@@ -106,6 +164,7 @@ async fn main() -> anyhow::Result<()> {
     config.db.max_connections = pool;
     config.max_concurrent_requests = config.max_concurrent_requests.max(4 * connections);
     config.pii_key = Some(yingji::personal::Cipher::generate_hex());
+    config.read_caches = env("YINGJI_BENCH_READ_CACHES", 1) != 0;
     let clock: SharedClock = Arc::new(SystemClock);
     let server = app::start(config, clock.clone()).await?;
     let db = server.state.db.clone();
@@ -140,23 +199,43 @@ async fn main() -> anyhow::Result<()> {
     let base = format!("http://{}", server.addr);
     let load = |s: &str| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
     println!(
-        "\n{} at scale {scale} ({} regions, {} depots, {} batches); {connections} connections, pool {pool}, {seconds} s each",
+        "\n{} at scale {scale} ({} regions, {} depots, {} batches); {connections} connections, pool {pool}, {seconds} s each, read caches {}",
         if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" },
         counts.regions,
         counts.depots,
-        counts.batches
+        counts.batches,
+        if server.state.config.read_caches { "on" } else { "off" }
     );
-    println!("\n| request | requests/s | p50 | p99 | errors | load before |");
-    println!("|---|---|---|---|---|---|");
-    for (label, paths) in [
-        ("`GET /healthz` (no token)", vec!["/healthz".to_string()]),
-        ("`GET /api/v1/regions`", vec!["/api/v1/regions".to_string()]),
-        ("`GET /api/v1/regions?limit=1`", vec!["/api/v1/regions?limit=1".to_string()]),
-        ("nearest supplies (open radius)", supplies.clone()),
+    println!("\n| request | client | requests/s | p50 | p99 | errors | load before |");
+    println!("|---|---|---|---|---|---|---|");
+    for (kind, label, paths) in [
+        ("healthz", "`GET /healthz` (no token)", vec!["/healthz".to_string()]),
+        ("regions", "`GET /api/v1/regions`", vec!["/api/v1/regions".to_string()]),
+        ("regions1", "`GET /api/v1/regions?limit=1`", vec!["/api/v1/regions?limit=1".to_string()]),
+        ("nearest", "nearest supplies (open radius)", supplies.clone()),
     ] {
-        let before = load(&std::fs::read_to_string("/proc/loadavg").unwrap_or_default());
-        let (rps, p50, p99, errors) = hammer(&base, &token, Arc::new(paths), connections, seconds).await;
-        println!("| {label} | {rps:.0} | {p50:.2} ms | {p99:.2} ms | {errors} | {before} |");
+        if !only.is_empty() && !only.split(',').any(|o| o.trim() == kind) {
+            continue;
+        }
+        for client in &clients {
+            let before = load(&std::fs::read_to_string("/proc/loadavg").unwrap_or_default());
+            let recording = perf.then(|| Perf::start(&format!("{kind}-{client}")));
+            let (rps, p50, p99, errors) = if *client == "wrk" {
+                let (base, token, paths) = (base.clone(), token.clone(), paths.clone());
+                let secs = seconds.round().max(1.0) as u64;
+                // The service keeps serving on this runtime while wrk runs on a blocking thread.
+                let run = tokio::task::spawn_blocking(move || {
+                    let tok = (kind != "healthz").then_some(token.as_str());
+                    wrk::run(&base, tok, &paths, connections, 2, secs)
+                })
+                .await??;
+                (run.rps, run.p50_ms, run.p99_ms, run.errors as usize)
+            } else {
+                hammer(&base, &token, Arc::new(paths.clone()), connections, seconds).await
+            };
+            drop(recording);
+            println!("| {label} | {client} | {rps:.0} | {p50:.2} ms | {p99:.2} ms | {errors} | {before} |");
+        }
     }
     server.shutdown().await;
     for suffix in ["", "-wal", "-shm", ".migrate-lock"] {

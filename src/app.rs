@@ -61,6 +61,9 @@ pub struct Config {
     /// Answer nearest teams and nearest supplies from the in-process indexes when they reflect
     /// the committed state (default true; false: always from the database).
     pub nearest_index: bool,
+    /// Serve who a token stands for and region-list pages from the in-process caches of
+    /// `crate::freshness` (default true; false: every request reads the database).
+    pub read_caches: bool,
     /// Bearer token a monitoring system (Prometheus) uses to read `/metrics` and nothing else
     /// (`YINGJI_METRICS_TOKEN`). None: only API tokens of banner-level admins read the metrics.
     pub metrics_token: Option<String>,
@@ -92,6 +95,7 @@ impl Config {
             cap_issuer_code: Default::default(),
             tile_attribution: None,
             nearest_index: true,
+            read_caches: true,
             metrics_token: None,
         }
     }
@@ -129,6 +133,12 @@ pub struct AppState {
     pub team_index: crate::forces::team_index::TeamIndex,
     /// The nearest-supplies index (never stale: see `supplies::supply_index`).
     pub supply_index: crate::supplies::supply_index::SupplyIndex,
+    /// The one check of the read caches' change record per request (see `crate::freshness`).
+    pub freshness: Arc<crate::freshness::Freshness>,
+    /// Who the bearer tokens seen valid stand for, by token hash (never stale: `freshness`).
+    pub principals: crate::freshness::Cached<String, crate::auth::Principal>,
+    /// Pages of `GET /api/v1/regions` as sent (never stale: `freshness`).
+    pub region_pages: crate::freshness::Cached<crate::regions::routes::PageKey, bytes::Bytes>,
 }
 
 /// Opens the database, applies migrations, and loads the shipped data into an empty database.
@@ -198,6 +208,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Ser
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let max_concurrent = config.max_concurrent_requests.max(1);
     let nearest_index = config.nearest_index;
+    let read_caches = config.read_caches;
     let state = Arc::new(AppState {
         db,
         clock,
@@ -214,6 +225,9 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Ser
         in_flight: tokio::sync::Semaphore::new(max_concurrent),
         team_index: crate::forces::team_index::TeamIndex::new(nearest_index),
         supply_index: crate::supplies::supply_index::SupplyIndex::new(nearest_index),
+        freshness: Arc::new(crate::freshness::Freshness::new(read_caches)),
+        principals: crate::freshness::Cached::new(crate::freshness::Topic::Auth, 10_000),
+        region_pages: crate::freshness::Cached::new(crate::freshness::Topic::Regions, 1_000),
     });
     let filter = crate::web::filter(state.clone()).or(crate::http::filter(state.clone())).unify();
     let mut rx = shutdown_rx;

@@ -18,6 +18,7 @@ pub mod drills;
 pub mod error;
 pub mod events;
 pub mod forces;
+pub mod freshness;
 pub mod geodesy;
 pub mod http;
 /// The one import pipeline behind every bulk import.

@@ -9,6 +9,7 @@ use super::{Principal, Role, Scope};
 use crate::audit::{self, Actor, Change};
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::freshness::{Cached, Generations};
 use crate::regions::{Level, RegionCode};
 use crate::time::Timestamp;
 use crate::{with_db, with_tx};
@@ -24,7 +25,13 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
 }
 
 /// 64 random bits as 16 hex digits (request ids).
@@ -234,14 +241,43 @@ pub async fn authenticate(db: &Db, token: &str) -> Result<Option<Principal>, sql
     if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
         return Ok(None);
     }
+    by_hash(db, &hash_token(token)).await
+}
+
+/// [`authenticate`] through the instance's cache of tokens seen valid, under the generations
+/// checked for this request (`fresh`; None: straight from the database). A revoked token, a
+/// disabled user, a changed role or jurisdiction is never served from the cache once its
+/// transaction has committed (see `crate::freshness`). Unknown tokens are not cached.
+pub async fn authenticate_fresh(
+    db: &Db,
+    cache: &Cached<String, Principal>,
+    fresh: Option<Generations>,
+    token: &str,
+) -> Result<Option<Principal>, sqlx::Error> {
+    let Some(g) = fresh else { return authenticate(db, token).await };
+    if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
+        return Ok(None);
+    }
     let hash = hash_token(token);
+    if let Some(p) = cache.get(g, &hash) {
+        return Ok(Some(p));
+    }
+    let found = by_hash(db, &hash).await?;
+    if let Some(p) = &found {
+        cache.put(g, hash, p.clone());
+    }
+    Ok(found)
+}
+
+/// The caller behind a token hash (unrevoked).
+async fn by_hash(db: &Db, hash: &str) -> Result<Option<Principal>, sqlx::Error> {
     let row: Option<(i64, i64, String, String, String, String)> = with_db!(db, |p| {
         sqlx::query_as(
             "SELECT t.id, u.id, u.name, u.role, u.region_code, r.level
              FROM api_tokens t JOIN users u ON u.id = t.user_id JOIN regions r ON r.code = u.region_code
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
         )
-        .bind(&hash)
+        .bind(hash)
         .fetch_optional(p)
         .await
     })?;

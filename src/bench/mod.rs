@@ -11,3 +11,4 @@ pub mod readiness;
 pub mod rows;
 pub mod scratch;
 pub mod warnings;
+pub mod wrk;

@@ -44,6 +44,9 @@ pub struct Ctx {
     pub method: warp::http::Method,
     /// Path template of the matched route, e.g. `/api/v1/transfers/{id}/ship`.
     pub route: &'static str,
+    /// The read caches' generations checked after this request arrived (None: not checked,
+    /// e.g. a console page's in-process call; read from the database).
+    pub fresh: Option<crate::freshness::Generations>,
 }
 
 impl Ctx {
@@ -68,6 +71,15 @@ impl Ctx {
     /// The audit actor for this request.
     pub fn actor(&self) -> Result<Actor, ApiError> {
         Ok(Actor::user(self.principal()?, &self.request_id))
+    }
+
+    /// The read caches' generations for this request: those checked when it arrived, else a
+    /// check now (see `crate::freshness`); None when the check failed (read from the database).
+    pub async fn fresh(&self) -> Option<crate::freshness::Generations> {
+        match self.fresh {
+            Some(g) => Some(g),
+            None => self.app.freshness.check(&self.app.db).await,
+        }
     }
 
     /// The current time from the app's clock.
@@ -332,6 +344,13 @@ pub fn json_status<T: Serialize>(status: StatusCode, v: &T) -> Result<Response, 
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(r)
+}
+
+/// A 200 response with a JSON body already serialized (a cached page).
+pub fn json_bytes(body: Bytes) -> Response {
+    let mut r = Response::new(body.into());
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
 }
 
 /// A response with a body of the given media type.

@@ -175,6 +175,12 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
     B: Buf,
 {
+    // One check of the read caches' change record per request, made after it arrived (see
+    // `crate::freshness`): the token cache and the handler's caches use its generations.
+    let fresh = match route.access {
+        Access::Token | Access::Scrape => state.freshness.check(&state.db).await,
+        Access::Public | Access::FeedToken => None,
+    };
     let principal = match route.access {
         Access::Public => None,
         Access::Token => {
@@ -187,7 +193,7 @@ where
             };
             match reader {
                 Some(p) => Some(p),
-                None => Some(authenticate_headers(&state, &headers, &request_id).await?),
+                None => Some(authenticate_fresh(&state, &headers, &request_id, fresh).await?),
             }
         }
         Access::FeedToken => None,
@@ -195,7 +201,7 @@ where
         // reads the metrics and nothing else); any other bearer token goes through the guard.
         Access::Scrape => match scrape_token_matches(&state, &headers) {
             true => None,
-            false => Some(authenticate_headers(&state, &headers, &request_id).await?),
+            false => Some(authenticate_fresh(&state, &headers, &request_id, fresh).await?),
         },
     };
     let mut upload = None;
@@ -224,7 +230,7 @@ where
             read_body(&headers, body, state.config.max_body_bytes).await?
         }
     };
-    dispatch(state, route, principal, params, query, headers, body, upload, request_id).await
+    dispatch(state, route, principal, fresh, params, query, headers, body, upload, request_id).await
 }
 
 /// The one way a matched route's handler runs, for requests and for the console's in-process
@@ -234,6 +240,7 @@ async fn dispatch(
     state: Arc<AppState>,
     route: &router::Route,
     principal: Option<crate::auth::Principal>,
+    fresh: Option<crate::freshness::Generations>,
     params: Vec<(&'static str, String)>,
     query: String,
     headers: HeaderMap,
@@ -248,7 +255,7 @@ async fn dispatch(
         access::enforce(&state.db, guard, p, &params, &query, &body).await?;
     }
     let (method, path) = (route.method.clone(), route.path);
-    let ctx = Ctx { app: state, principal, params, query, headers, body, upload, request_id, method, route: path };
+    let ctx = Ctx { app: state, principal, params, query, headers, body, upload, request_id, method, route: path, fresh };
     let result = (route.handler)(ctx).await;
     if route.method == Method::GET {
         // A GET has no body: whatever it finds invalid is a query value (a range, a point outside
@@ -268,6 +275,17 @@ pub async fn authenticate_headers(
     headers: &HeaderMap,
     request_id: &str,
 ) -> Result<crate::auth::Principal, ApiError> {
+    let fresh = state.freshness.check(&state.db).await;
+    authenticate_fresh(state, headers, request_id, fresh).await
+}
+
+/// [`authenticate_headers`] under the generations already checked for this request.
+async fn authenticate_fresh(
+    state: &AppState,
+    headers: &HeaderMap,
+    request_id: &str,
+    fresh: Option<crate::freshness::Generations>,
+) -> Result<crate::auth::Principal, ApiError> {
     let fail = |reason: &'static str, msg: &str| {
         state.metrics.auth_failure(reason);
         tracing::warn!(request_id, reason, "authentication failed");
@@ -285,7 +303,7 @@ pub async fn authenticate_headers(
     let Some(token) = token else {
         return Err(fail("malformed", "Authorization 请求头格式应为 Bearer <令牌>"));
     };
-    match crate::auth::tokens::authenticate(&state.db, token).await? {
+    match crate::auth::tokens::authenticate_fresh(&state.db, &state.principals, fresh, token).await? {
         Some(p) => Ok(p),
         None => Err(fail("invalid", "令牌无效或已吊销")),
     }
@@ -362,7 +380,7 @@ pub async fn call_as(
     match state.router.find(&method, path) {
         Match::Found(route, params) if route.access == Access::Token => {
             let (query, request_id) = (query.to_string(), request_id.to_string());
-            dispatch(state.clone(), route, Some(principal), params, query, HeaderMap::new(), body, None, request_id)
+            dispatch(state.clone(), route, Some(principal), None, params, query, HeaderMap::new(), body, None, request_id)
                 .await
         }
         Match::Found(..) | Match::NotFound => Err(ApiError::NotFound(format!("没有这个接口：{path}"))),

@@ -1,5 +1,6 @@
 //! Region endpoints.
 
+use bytes::Bytes;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
@@ -13,7 +14,7 @@ use crate::auth::Perm;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Ctx;
 use crate::http::access::{self, Region as On};
-use crate::http::ctx::{Page, json, page};
+use crate::http::ctx::{Page, json, json_bytes, page};
 use crate::http::router::{Access, BodyKind, Doc, Route, route, schema};
 
 /// Filters of `GET /api/v1/regions`.
@@ -112,14 +113,31 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
+/// What one page of `GET /api/v1/regions` depends on: the caller's jurisdiction (its code
+/// bounds), the filters and the page.
+pub type PageKey = (String, String, Option<RegionCode>, Option<Level>, i64, i64);
+
+/// Served from the instance's page cache while no region has changed (see `crate::freshness`):
+/// a full page costs its rows, a count over the jurisdiction and their JSON otherwise.
 async fn list(c: Ctx) -> ApiResult<Response> {
     let p = c.caller()?;
     let q: RegionQuery = c.query()?;
     let (limit, offset) = page(q.limit, q.offset)?;
     let (lo, hi) = p.scope.bounds();
+    let fresh = c.fresh().await;
+    let key: PageKey = (lo.clone(), hi.clone(), q.parent.clone(), q.level, limit, offset);
+    if let Some(g) = fresh
+        && let Some(body) = c.app.region_pages.get(g, &key)
+    {
+        return Ok(json_bytes(body));
+    }
     let parent = q.parent.as_ref().map(RegionCode::as_str);
     let (items, total) = store::list(&c.app.db, (&lo, &hi), parent, q.level, limit, offset).await?;
-    json(&Page { items, total })
+    let body = Bytes::from(serde_json::to_vec(&Page { items, total }).map_err(anyhow::Error::from)?);
+    if let Some(g) = fresh {
+        c.app.region_pages.put(g, key, body.clone());
+    }
+    Ok(json_bytes(body))
 }
 
 /// Loads the region named in the path (the route's guard has checked access to it).

@@ -39,6 +39,7 @@ mod nearest_supplies_index;
 mod notify;
 mod plans;
 mod races;
+mod read_caches;
 mod readiness;
 mod readiness_progress;
 mod readiness_rules;
