@@ -389,6 +389,8 @@ impl Import for MemberImport {
                 }
             };
             if errors.is_empty() {
+                // The details now live in `details`: the row keeps only what the write needs.
+                let row = Row { skills: None, insurance: None, certificates: Vec::new(), ..row };
                 items.push((row, found, details, phone, status));
             }
         }

@@ -28,6 +28,7 @@ use crate::error::{ApiError, ApiResult, FieldError, MAX_ERRORS};
 use crate::time::Timestamp;
 
 pub mod bulk;
+pub mod short;
 pub mod upload;
 pub mod xlsx;
 

@@ -13,6 +13,7 @@ use crate::csvio::{self, Column, Record};
 use crate::db::{Db, Tx};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::Ctx;
+use crate::imports::short::Short;
 use crate::imports::{self, Errors, Import, ImportSummary, Lined, bulk};
 use crate::personal::{Cipher, Field};
 use crate::regions::{RegionCode, check_lon_lat};
@@ -385,10 +386,10 @@ pub struct StockImport {
 
 /// A stock row as parsed.
 pub struct StockLine {
-    depot: String,
-    item: String,
+    depot: Short,
+    item: Short,
     quantity: i64,
-    batch: String,
+    batch: Short,
     production_date: Option<NaiveDate>,
     expiry_date: Option<NaiveDate>,
     reserve_mode: ReserveMode,
@@ -398,7 +399,7 @@ pub struct StockLine {
 /// time as they are written (a second full copy of a large file would double its memory).
 pub struct StockPlan {
     rows: usize,
-    lines: Vec<StockLine>,
+    lines: Vec<Lined<StockLine>>,
     /// Depot id of each line.
     depot_ids: Vec<i64>,
     /// The catalogue (for the batch rules).
@@ -412,7 +413,7 @@ impl StockLine {
     /// identity, mode).
     fn new_batch(&self, item: &Item) -> Result<(String, ledger::BatchAttrs), batches::RuleError> {
         let new = NewBatch {
-            batch: self.batch.clone(),
+            batch: self.batch.to_string(),
             production_date: self.production_date,
             expiry_date: self.expiry_date,
             reserve_mode: Some(self.reserve_mode),
@@ -428,13 +429,13 @@ impl Import for StockImport {
     const COLUMNS: &'static [Column] = STOCK;
 
     fn parse(rec: &Record<'_>, _now: Timestamp, errors: &mut Vec<FieldError>) -> Option<StockLine> {
-        let depot = rec.need("depot_code", errors).map(str::to_string);
+        let depot = rec.need("depot_code", errors).map(Short::from);
         let item = rec.need("item_code", errors).and_then(|v| match ItemCode::parse(v) {
             Err(m) => {
                 errors.push(rec.err("item_code", m));
                 None
             }
-            Ok(i) => Some(i.as_str().to_string()),
+            Ok(i) => Some(Short::from(i.as_str())),
         });
         let quantity = rec.need("quantity", errors).and_then(|v| match v.parse::<i64>() {
             Ok(q) if (1..=crate::supplies::MAX_QUANTITY).contains(&q) => Some(q),
@@ -444,7 +445,7 @@ impl Import for StockImport {
             }
         });
         let batch = rec.need("batch", errors).and_then(|v| match batches::batch_id(v) {
-            Ok(b) => Some(b),
+            Ok(b) => Some(Short::from(b.as_str())),
             Err(e) => {
                 errors.push(rec.err(e.field, e.message));
                 None
@@ -490,17 +491,18 @@ impl Import for StockImport {
             }
         }
         drop(order);
-        let mut lines = Vec::with_capacity(rows.len());
+        // The rows stay where they are (the plan keeps them): only their depot ids are added.
         let mut depot_ids = Vec::with_capacity(rows.len());
         let mut regions = HashMap::new();
         let total = rows.len();
-        for (i, Lined { line, row }) in rows.into_iter().enumerate() {
+        for (i, Lined { line, row }) in rows.iter().enumerate() {
+            let line = *line;
             let n = errors.total();
-            let depot = depots.get(&row.depot);
+            let depot = depots.get(row.depot.as_str());
             if depot.is_none() {
                 errors.at(line, "depot_code", format!("储备库 {} 不存在或不在您的管辖范围内", row.depot));
             }
-            let item = items.get(&row.item);
+            let item = items.get(row.item.as_str());
             if item.is_none() {
                 errors.at(line, "item_code", format!("物资编码 {} 不在物资目录中", row.item));
             }
@@ -520,12 +522,12 @@ impl Import for StockImport {
             if errors.is_empty() {
                 regions.entry(*depot_id).or_insert_with(|| region.clone());
                 depot_ids.push(*depot_id);
-                lines.push(row);
-            } else if !lines.is_empty() {
+            } else if !depot_ids.is_empty() {
                 // Certain to fail: keep only errors from here on.
-                (lines, depot_ids) = (Vec::new(), Vec::new());
+                depot_ids = Vec::new();
             }
         }
+        let lines = if errors.is_empty() { rows } else { Vec::new() };
         Ok(StockPlan { rows: total, lines, depot_ids, items, regions })
     }
 
@@ -535,13 +537,15 @@ impl Import for StockImport {
         let per = bulk::chunk(13);
         for (lines, ids) in plan.lines.chunks(per).zip(plan.depot_ids.chunks(per)) {
             let mut chunk = Vec::with_capacity(lines.len());
-            for (l, depot_id) in lines.iter().zip(ids) {
-                let item =
-                    plan.items.get(&l.item).ok_or_else(|| ApiError::Internal(anyhow::anyhow!("item vanished")))?;
+            for (Lined { row: l, .. }, depot_id) in lines.iter().zip(ids) {
+                let item = plan
+                    .items
+                    .get(l.item.as_str())
+                    .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("item vanished")))?;
                 let (batch, attrs) = l.new_batch(item).map_err(|e| ApiError::invalid(e.field, e.message))?;
                 chunk.push(Receipt {
                     depot_id: *depot_id,
-                    item_code: l.item.clone(),
+                    item_code: l.item.to_string(),
                     batch,
                     quantity: l.quantity,
                     attrs,
