@@ -128,7 +128,8 @@ pub async fn execute(state: &Arc<AppState>, run_id: i64, now: Timestamp) -> anyh
         r = work => r,
         // The work notices at its next step and stops writing; the run is recorded now, while
         // the database is still open.
-        _ = shutdown.wait_for(|stop| *stop) => Err(anyhow::anyhow!(STOPPED)),
+        // (A dropped sender is not a stop: the service is gone without asking.)
+        Ok(_) = shutdown.wait_for(|stop| *stop) => Err(anyhow::anyhow!(STOPPED)),
     };
     drop(renewal);
     if result.as_ref().is_ok_and(|v| v["notified"].as_u64().unwrap_or(0) > 0) {

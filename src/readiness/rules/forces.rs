@@ -1,7 +1,7 @@
 //! Force rules: FORCE_SHORTFALL, INSURANCE_EXPIRING, INSURANCE_EXPIRED, CERTIFICATE_EXPIRED,
 //! TEAM_FILING_PENDING.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{Duration, NaiveDate};
 use serde_json::json;
@@ -71,6 +71,10 @@ pub async fn shortfall(db: &Db, ctx: &Context, plans: &[CurrentPlan], out: &mut 
         grids.entry(specialty).or_default().insert(lon, lat, people);
     }
     let mut cache: HashMap<(String, String, u64), i64> = HashMap::new();
+    // Distinct people within reach, counted with a stamp per person (the requirement's number)
+    // rather than a set built per requirement: a province has tens of thousands of requirements,
+    // each reaching thousands of people.
+    let mut counted = Distinct::new(person_ids.len());
     for plan in plans {
         let Some(at) = ctx.regions.get(&plan.region_code).and_then(|r| r.location) else { continue };
         for level in plan.response_levels() {
@@ -78,9 +82,7 @@ pub async fn shortfall(db: &Db, ctx: &Context, plans: &[CurrentPlan], out: &mut 
                 let key = (plan.region_code.clone(), need.specialty.code().to_string(), need.within_km.to_bits());
                 let available = *cache.entry(key).or_insert_with(|| {
                     let Some(g) = grids.get(need.specialty.code()) else { return 0 };
-                    let people: HashSet<u32> =
-                        g.within(at, need.within_km).into_iter().flat_map(|(p, _)| p.iter().copied()).collect();
-                    people.len() as i64
+                    counted.count(g.within(at, need.within_km).into_iter().flat_map(|(p, _)| p.iter().copied()))
                 });
                 let required = need.headcount as i64;
                 if available >= required {
@@ -114,6 +116,33 @@ pub async fn shortfall(db: &Db, ctx: &Context, plans: &[CurrentPlan], out: &mut 
         }
     }
     Ok(())
+}
+
+/// Counts distinct people (dense ids below a known bound) again and again without allocating:
+/// a person counts in the current round when their stamp is not yet the round's number.
+struct Distinct {
+    stamps: Vec<u32>,
+    round: u32,
+}
+
+impl Distinct {
+    fn new(people: usize) -> Distinct {
+        Distinct { stamps: vec![0; people], round: 0 }
+    }
+
+    /// How many distinct people `ids` names.
+    fn count(&mut self, ids: impl Iterator<Item = u32>) -> i64 {
+        self.round += 1;
+        let mut n = 0;
+        for id in ids {
+            let stamp = &mut self.stamps[id as usize];
+            if *stamp != self.round {
+                *stamp = self.round;
+                n += 1;
+            }
+        }
+        n
+    }
 }
 
 /// Members the member rules look at: not retired, not erased, of a team that is filed or being
