@@ -4,8 +4,8 @@
 //! Who a bearer token stands for and the pages of the region list change rarely but are read on
 //! every request. Each such table feeds a *topic* (migration 0023: `auth` for tokens, users and
 //! the level of a user's region; `regions` for the region tree). A trigger records every write to
-//! a topic's tables inside the writing transaction (a counter row on SQLite, the transaction id in
-//! `cache_changes` on PostgreSQL, as for the nearest-teams index of migration 0020), whatever code
+//! a topic's tables inside the writing transaction (a counter row in `read_cache_epochs` on SQLite, the transaction id
+//! in `read_cache_changes` on PostgreSQL, the pattern of the nearest-teams index of migration 0020), whatever code
 //! path writes, on whatever instance.
 //!
 //! A request asks [`Freshness::check`] once, before it uses any cache. The answer always comes
@@ -30,8 +30,7 @@ use tokio::sync::watch;
 use crate::db::Db;
 
 /// A topic's stamp older than this is renewed (its caches dropped) even without a change, so the
-/// PostgreSQL change log can be pruned of rows older than twice this (as for the nearest-teams
-/// index, whose pruning removes every topic's old rows).
+/// PostgreSQL change log can be pruned of rows older than twice this.
 const MAX_AGE: Duration = Duration::from_secs(30 * 60);
 
 /// What the caches of one instance hold, by the tables they are read from.
@@ -46,7 +45,7 @@ pub enum Topic {
 impl Topic {
     const ALL: [Topic; 2] = [Topic::Auth, Topic::Regions];
 
-    /// The name in `cache_epochs` / `cache_changes`.
+    /// The name in `read_cache_epochs` / `read_cache_changes`.
     fn name(self) -> &'static str {
         match self {
             Topic::Auth => "auth",
@@ -73,7 +72,7 @@ impl Generations {
 /// The committed state a topic's generation stands for.
 #[derive(Debug, Clone, PartialEq)]
 enum Stamp {
-    /// SQLite: the topic's counter in `cache_epochs`.
+    /// SQLite: the topic's counter in `read_cache_epochs`.
     Counter(i64),
     /// PostgreSQL: a snapshot (`pg_current_snapshot()` as text) in which every change to the
     /// topic that the generation reflects is visible, and when it was taken.
@@ -211,7 +210,7 @@ async fn current(db: &Db, stamps: &[Option<Stamp>; 2]) -> Result<[Option<Stamp>;
     match db {
         Db::Sqlite(p) => {
             let rows: Vec<(String, i64)> =
-                sqlx::query_as("SELECT name, epoch FROM cache_epochs WHERE name IN ('auth', 'regions')")
+                sqlx::query_as("SELECT name, epoch FROM read_cache_epochs WHERE name IN ('auth', 'regions')")
                     .fetch_all(p)
                     .await?;
             Ok(Topic::ALL.map(|t| {
@@ -234,10 +233,10 @@ async fn current(db: &Db, stamps: &[Option<Stamp>; 2]) -> Result<[Option<Stamp>;
             // that changed (everything committed before it is visible to the reads that follow).
             let (now, auth, regions): (String, bool, bool) = sqlx::query_as(
                 "SELECT CAST(pg_current_snapshot() AS TEXT),
-                        CASE WHEN $1 IS NULL THEN TRUE ELSE EXISTS (SELECT 1 FROM cache_changes WHERE name = 'auth'
+                        CASE WHEN $1 IS NULL THEN TRUE ELSE EXISTS (SELECT 1 FROM read_cache_changes WHERE name = 'auth'
                             AND xid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot))
                             AND NOT pg_visible_in_snapshot(xid, CAST($1 AS pg_snapshot))) END,
-                        CASE WHEN $2 IS NULL THEN TRUE ELSE EXISTS (SELECT 1 FROM cache_changes WHERE name = 'regions'
+                        CASE WHEN $2 IS NULL THEN TRUE ELSE EXISTS (SELECT 1 FROM read_cache_changes WHERE name = 'regions'
                             AND xid >= pg_snapshot_xmin(CAST($2 AS pg_snapshot))
                             AND NOT pg_visible_in_snapshot(xid, CAST($2 AS pg_snapshot))) END",
             )
@@ -248,7 +247,7 @@ async fn current(db: &Db, stamps: &[Option<Stamp>; 2]) -> Result<[Option<Stamp>;
             let aged = stamps.iter().any(|s| matches!(s, Some(Stamp::Snapshot(_, at)) if at.elapsed() >= MAX_AGE));
             if aged {
                 // Rows older than any stamp still in use.
-                sqlx::query("DELETE FROM cache_changes WHERE at < now() - make_interval(secs => $1)")
+                sqlx::query("DELETE FROM read_cache_changes WHERE at < now() - make_interval(secs => $1)")
                     .bind((2 * MAX_AGE).as_secs_f64())
                     .execute(p)
                     .await?;

@@ -5,9 +5,18 @@
 -- committed change is missing from that snapshot. One row per transaction and topic, no shared
 -- counter row: writers never wait on each other here.
 -- New tokens and new users need no record: the token cache holds only tokens it has seen valid.
+-- Its own table (not 0020's `cache_changes`), so it stands whatever becomes of that one.
+CREATE TABLE read_cache_changes (
+    name TEXT NOT NULL,
+    xid  xid8 NOT NULL,
+    at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (name, xid)
+);
+CREATE INDEX read_cache_changes_at ON read_cache_changes (at);
+
 CREATE FUNCTION record_read_cache_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO cache_changes (name, xid) VALUES (TG_ARGV[0], pg_current_xact_id()) ON CONFLICT DO NOTHING;
+    INSERT INTO read_cache_changes (name, xid) VALUES (TG_ARGV[0], pg_current_xact_id()) ON CONFLICT DO NOTHING;
     RETURN NULL;
 END
 $$;
