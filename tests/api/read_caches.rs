@@ -152,7 +152,7 @@ async fn without_the_change_record_the_region_page_would_be_stale() {
     let admin = a.admin().await;
     assert_eq!(listed_name(&a, &admin, MANDULATU).await, "满都拉图镇");
     let drop = match a.state.db.backend() {
-        yingji::db::Backend::Sqlite => "DROP TRIGGER regions_epoch_update",
+        yingji::db::Backend::Sqlite => "DROP TRIGGER regions_change_update",
         yingji::db::Backend::Postgres => "DROP TRIGGER regions_change ON regions",
     };
     yingji::with_db!(&a.state.db, |p| {
