@@ -31,7 +31,7 @@ use crate::geodesy::{BoundingBox, bounding_box, distance_km};
 use crate::with_tx;
 
 /// Re-read teams kept beside the base before a full rebuild is started.
-const REBUILD_AFTER: usize = 1_000;
+const REBUILD_AFTER: usize = 4_000;
 
 /// Where an answer came from (for the `X-Nearest-Source` header and tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
