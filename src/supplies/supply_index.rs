@@ -401,4 +401,80 @@ mod tests {
         // The old version still answers as before.
         assert_eq!(idx.search(&want(10, Some(100.0)), ALL, day).allocations[0].depot_id, 1);
     }
+
+    /// Every depot checked one by one: what the search must find, whichever list it walks.
+    fn brute_force(idx: &DepotStock, w: &Want<'_>, bounds: (&str, &str), day: NaiveDate) -> Nearest {
+        let mut last = (0.0, Vec::new(), Vec::new());
+        for radius in radii(w.max_km) {
+            let bb = bounding_box(w.point.0, w.point.1, radius);
+            let (mut physical, mut agreement) = (Vec::new(), Vec::new());
+            for d in &idx.base.depots {
+                let dist = distance_km(w.point, (d.lon, d.lat));
+                let inside = bb.contains(d.lon, d.lat) && dist <= radius;
+                if !inside || d.region_code.as_str() < bounds.0 || d.region_code.as_str() > bounds.1 {
+                    continue;
+                }
+                let Some(h) = d.stock.get(w.item) else { continue };
+                let (p, a) = (h.physical.on(day), h.agreement.on(day));
+                if p > 0 {
+                    physical.push((dist, p, d.place()));
+                }
+                if a > 0 {
+                    agreement.push((dist, a, d.place()));
+                }
+            }
+            let enough = physical.iter().map(|x| x.1).sum::<i64>() >= w.quantity;
+            last = (radius, physical, agreement);
+            if enough {
+                break;
+            }
+        }
+        answer(w, last.0, last.1, last.2)
+    }
+
+    #[test]
+    fn wide_and_narrow_jurisdictions_find_what_checking_every_depot_finds() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+        let mut seed = 12345u64;
+        let mut rand = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        // 6,000 depots over ~600 km in 30 townships: a province-wide jurisdiction holds more of
+        // an item than SLICE_SCAN (the band of latitudes is walked), a township far fewer.
+        let depots: Vec<Depot> = (0..6000)
+            .map(|i| {
+                let region = format!("1501{:02}{:03}000", rand(3), 100 + rand(10));
+                let (lon, lat) = (112.0 + rand(6000) as f64 / 1000.0, 42.0 + rand(5000) as f64 / 1000.0);
+                let expiry = [None, Some(day), Some(day.pred_opt().unwrap())][rand(3) as usize];
+                let mode = if rand(10) < 8 { "physical" } else { "agreement" };
+                depot(i, &region, lon, lat, &[("1010101", mode, expiry, 1 + rand(50) as i64)])
+            })
+            .collect();
+        let idx = DepotStock::from_depots(depots);
+        assert!(idx.base.items["1010101"].by_region.len() > SLICE_SCAN);
+        for k in 0..300 {
+            let point = (112.0 + rand(6000) as f64 / 1000.0, 42.0 + rand(5000) as f64 / 1000.0);
+            let max_km = [None, Some(10.0), Some(80.0)][k % 3];
+            let w = Want { item: "1010101", quantity: 1 + rand(3000) as i64, point, max_km };
+            let township = format!("1501{:02}{:03}000", rand(3), 100 + rand(10));
+            let banner = format!("1501{:02}000000", rand(3));
+            let bounds: [(String, String); 3] = [
+                ("000000000000".into(), "999999999999".into()),
+                (format!("{}000000", &banner[..6]), format!("{}999999", &banner[..6])),
+                (township.clone(), township),
+            ];
+            for (lo, hi) in &bounds {
+                let got = idx.search(&w, (lo, hi), day);
+                let want = brute_force(&idx, &w, (lo, hi), day);
+                assert_eq!(
+                    serde_json::to_value(&got).unwrap(),
+                    serde_json::to_value(&want).unwrap(),
+                    "{w:?} {lo}..{hi}"
+                );
+            }
+        }
+    }
 }
