@@ -255,7 +255,8 @@ async fn dispatch(
         access::enforce(&state.db, guard, p, &params, &query, &body).await?;
     }
     let (method, path) = (route.method.clone(), route.path);
-    let ctx = Ctx { app: state, principal, params, query, headers, body, upload, request_id, method, route: path, fresh };
+    let ctx =
+        Ctx { app: state, principal, params, query, headers, body, upload, request_id, method, route: path, fresh };
     let result = (route.handler)(ctx).await;
     if route.method == Method::GET {
         // A GET has no body: whatever it finds invalid is a query value (a range, a point outside
@@ -380,8 +381,19 @@ pub async fn call_as(
     match state.router.find(&method, path) {
         Match::Found(route, params) if route.access == Access::Token => {
             let (query, request_id) = (query.to_string(), request_id.to_string());
-            dispatch(state.clone(), route, Some(principal), None, params, query, HeaderMap::new(), body, None, request_id)
-                .await
+            dispatch(
+                state.clone(),
+                route,
+                Some(principal),
+                None,
+                params,
+                query,
+                HeaderMap::new(),
+                body,
+                None,
+                request_id,
+            )
+            .await
         }
         Match::Found(..) | Match::NotFound => Err(ApiError::NotFound(format!("没有这个接口：{path}"))),
         Match::WrongMethod(_, allowed) => Err(ApiError::MethodNotAllowed(allowed)),
