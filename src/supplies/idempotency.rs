@@ -157,11 +157,14 @@ where
     json_status(status, &value)
 }
 
-/// The `idempotency_purge` job: deletes the keys that expired by `now`; returns the count.
+/// The `idempotency_purge` job: deletes the keys that expired by `now`, and the change log's rows
+/// no in-process index can still need (`crate::change_feed::prune`: indexes prune it when they
+/// build, this keeps it bounded on an instance that never builds one); returns the counts.
 pub async fn purge_expired(state: &crate::app::AppState, now: Timestamp) -> Result<Value, sqlx::Error> {
     let before = Timestamp(now.0 - chrono::Duration::hours(state.config.idempotency_ttl_hours));
     let deleted = purge(&state.db, before).await?;
-    Ok(serde_json::json!({ "keys_purged": deleted }))
+    let pruned = crate::change_feed::prune(&state.db).await?;
+    Ok(serde_json::json!({ "keys_purged": deleted, "change_log_pruned": pruned }))
 }
 
 /// Deletes keys older than `before` (housekeeping; keys are only needed while clients retry).
