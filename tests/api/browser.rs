@@ -196,9 +196,24 @@ impl Steps {
         self.check(step, r).await
     }
 
+    /// Waits up to 20 s for an element. A lookup cut short because the page navigated (a script
+    /// that uploads and then loads the result, a form post) is tried again on the new page.
     pub(crate) async fn wait_for(&self, step: &str, css: &str) {
-        let r = self.c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await;
-        self.check(step, r).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = self.c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await;
+            match r {
+                Err(e)
+                    if format!("{e:?}").contains("aborted by navigation") && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                r => {
+                    self.check(step, r).await;
+                    return;
+                }
+            }
+        }
     }
 
     /// Waits until the address contains `needle` (the page after a form post).
