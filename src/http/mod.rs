@@ -9,8 +9,8 @@ pub mod router;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Buf, Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
+use bytes::{Buf, Bytes};
+use futures_util::Stream;
 use warp::Filter;
 use warp::http::{HeaderMap, HeaderValue, Method, header};
 use warp::reply::Response;
@@ -336,34 +336,7 @@ fn check_content_type(headers: &HeaderMap, expected: &'static str) -> Result<(),
     if ok { Ok(()) } else { Err(ApiError::UnsupportedMediaType(format!("{expected}; charset=utf-8"))) }
 }
 
-/// Reads a request body up to `limit` bytes (413 beyond it; the declared length is checked first).
-pub async fn read_body<S, B>(headers: &HeaderMap, mut body: S, limit: u64) -> Result<Bytes, ApiError>
-where
-    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
-    B: Buf,
-{
-    if let Some(len) =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
-        && len > limit
-    {
-        return Err(ApiError::PayloadTooLarge(limit));
-    }
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk
-            .map_err(|e| ApiError::BadRequest { detail: format!("读取请求体失败：{e}"), errors: vec![] })?;
-        if buf.len() as u64 + chunk.remaining() as u64 > limit {
-            return Err(ApiError::PayloadTooLarge(limit));
-        }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            let n = part.len();
-            buf.extend_from_slice(part);
-            chunk.advance(n);
-        }
-    }
-    Ok(buf.freeze())
-}
+pub use crate::imports::upload::read_body;
 
 /// Runs the API route for `method path` as `principal`, exactly as a request with that
 /// principal's token would: the console's list pages and action forms use it, so a page and the

@@ -77,7 +77,31 @@ impl<T: Read + Seek> ReadSeek for T {}
 
 /// Reads a request body of at most `limit` bytes (413 beyond it, before anything is stored when
 /// the declared length already says so) into an [`Upload`].
-pub async fn receive<S, B>(headers: &HeaderMap, mut body: S, limit: u64) -> Result<Upload, ApiError>
+pub async fn receive<S, B>(headers: &HeaderMap, body: S, limit: u64) -> Result<Upload, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
+    B: Buf,
+{
+    read(headers, body, limit, IN_MEMORY).await
+}
+
+/// Reads a request body of at most `limit` bytes into memory (413 beyond it): every body that is
+/// not an import file.
+pub async fn read_body<S, B>(headers: &HeaderMap, body: S, limit: u64) -> Result<Bytes, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
+    B: Buf,
+{
+    match read(headers, body, limit, usize::MAX).await? {
+        Upload::Memory(b) => Ok(b),
+        // Never: nothing is spooled below `usize::MAX` bytes.
+        Upload::File(_) => Err(ApiError::Internal(anyhow::anyhow!("a body was spooled unasked"))),
+    }
+}
+
+/// The one body reader: counts the body against `limit`, keeps up to `in_memory` bytes in memory
+/// and spools a larger body to a temporary file.
+async fn read<S, B>(headers: &HeaderMap, mut body: S, limit: u64, in_memory: usize) -> Result<Upload, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
     B: Buf,
@@ -104,7 +128,7 @@ where
             buf.extend_from_slice(part);
             chunk.advance(n);
         }
-        if buf.len() >= IN_MEMORY {
+        if buf.len() >= in_memory {
             let f = match file.as_mut() {
                 Some(f) => f,
                 None => file.insert(tokio::fs::File::from_std(temp_file().map_err(internal)?)),

@@ -1,0 +1,115 @@
+//! Tests of the change feed: catch-up of changed keys and the fallback to the database.
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicUsize;
+
+use super::*;
+use crate::db::DbOptions;
+use crate::with_db;
+
+#[test]
+fn changes_are_distinct_and_capped() {
+    assert_eq!(Changes::from_keys(vec![], 3), Changes::None);
+    assert_eq!(Changes::from_keys(vec![5, 2, 5], 3), Changes::Keys(vec![2, 5]));
+    assert_eq!(Changes::from_keys(vec![1, 2, 3, 4], 3), Changes::Many);
+    assert_eq!(Changes::from_keys(vec![7, ALL_KEYS], 3), Changes::Many);
+}
+
+/// Keys re-read by every [`Values::reload`] of the test (one test per process uses it).
+static RELOADED: AtomicUsize = AtomicUsize::new(0);
+
+/// A test index: `t (id, v)` as a map.
+struct Values(BTreeMap<i64, i64>);
+
+impl Indexed for Values {
+    const TOPIC: &'static str = "test";
+    const WHAT: &'static str = "test values";
+
+    async fn build(snap: &mut Snapshot) -> Result<Values, sqlx::Error> {
+        let rows: Vec<(i64, i64)> =
+            crate::with_tx!(snap.tx(), |c| sqlx::query_as("SELECT id, v FROM t").fetch_all(c).await)?;
+        Ok(Values(rows.into_iter().collect()))
+    }
+
+    async fn reload(&self, snap: &mut Snapshot, keys: &[i64]) -> Result<Values, sqlx::Error> {
+        let mut next = self.0.clone();
+        for k in keys {
+            let v: Option<i64> = crate::with_tx!(snap.tx(), |c| sqlx::query_scalar("SELECT v FROM t WHERE id = $1")
+                .bind(k)
+                .fetch_optional(c)
+                .await)?;
+            match v {
+                Some(v) => next.insert(*k, v),
+                None => next.remove(k),
+            };
+        }
+        RELOADED.fetch_add(keys.len(), Ordering::Relaxed);
+        Ok(Values(next))
+    }
+}
+
+async fn truth(db: &Db) -> BTreeMap<i64, i64> {
+    let rows: Vec<(i64, i64)> = with_db!(db, |p| sqlx::query_as("SELECT id, v FROM t").fetch_all(p).await).unwrap();
+    rows.into_iter().collect()
+}
+
+async fn exec(db: &Db, sql: &str) {
+    with_db!(db, |p| sqlx::query(sql).execute(p).await.map(|_| ())).unwrap();
+}
+
+/// A feed answers from its index after a few keyed changes (re-reading only those), falls back
+/// while more than [`SYNC_LIMIT`] keys changed, and is current again after the background
+/// rebuild; its answers always equal the table.
+#[tokio::test]
+async fn a_feed_catches_up_by_key_and_rebuilds_after_a_burst() {
+    let dir = std::env::temp_dir().join(format!("yingji-feed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("f.db").display());
+    let db = Db::connect(&DbOptions { url, max_connections: 4 }).await.unwrap();
+    db.migrate().await.unwrap();
+    exec(&db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)").await;
+    for op in ["INSERT", "UPDATE", "DELETE"] {
+        let row = if op == "DELETE" { "OLD" } else { "NEW" };
+        exec(
+            &db,
+            &format!(
+                "CREATE TRIGGER t_log_{op} AFTER {op} ON t BEGIN
+                   DELETE FROM change_log WHERE name = 'test' AND key = {row}.id;
+                   INSERT INTO change_log (name, key) VALUES ('test', {row}.id); END"
+            ),
+        )
+        .await;
+    }
+    exec(&db, "INSERT INTO t (id, v) VALUES (1, 10), (2, 20), (3, 30)").await;
+    let feed: Feed<Values> = Feed::new(true);
+    assert!(feed.fresh(&db).await.unwrap().is_none(), "not built yet");
+    feed.rebuild(&db).await.unwrap();
+    assert_eq!(feed.fresh(&db).await.unwrap().unwrap().0, truth(&db).await);
+
+    // A few changes: re-read by key, answered at once.
+    exec(&db, "UPDATE t SET v = 11 WHERE id = 1").await;
+    exec(&db, "DELETE FROM t WHERE id = 2").await;
+    exec(&db, "INSERT INTO t (id, v) VALUES (4, 40)").await;
+    let got = feed.fresh(&db).await.unwrap().expect("caught up");
+    assert_eq!(got.0, truth(&db).await);
+    assert_eq!(RELOADED.load(Ordering::Relaxed), 3);
+
+    // A burst: the database answers until the background rebuild is installed.
+    exec(
+        &db,
+        "WITH RECURSIVE s (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 300)
+         INSERT INTO t (id, v) SELECT n + 100, n FROM s",
+    )
+    .await;
+    assert!(feed.fresh(&db).await.unwrap().is_none(), "more than SYNC_LIMIT keys changed");
+    let mut current = None;
+    for _ in 0..200 {
+        if let Some(v) = feed.fresh(&db).await.unwrap() {
+            current = Some(v);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(current.expect("rebuilt").0, truth(&db).await);
+    db.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
