@@ -139,6 +139,8 @@ pub struct AppState {
     pub principals: crate::freshness::Cached<String, crate::auth::Principal>,
     /// Pages of `GET /api/v1/regions` as sent (never stale: `freshness`).
     pub region_pages: crate::freshness::Cached<crate::regions::routes::PageKey, bytes::Bytes>,
+    /// Supply items by code, as the catalogue holds them (never stale: `freshness`).
+    pub items: crate::freshness::Cached<String, crate::supplies::catalogue::Item>,
 }
 
 /// Opens the database, applies migrations, and loads the shipped data into an empty database.
@@ -228,6 +230,7 @@ pub async fn start(mut config: Config, clock: SharedClock) -> anyhow::Result<Ser
         freshness: Arc::new(crate::freshness::Freshness::new(read_caches)),
         principals: crate::freshness::Cached::new(crate::freshness::Topic::Auth, 10_000),
         region_pages: crate::freshness::Cached::new(crate::freshness::Topic::Regions, 1_000),
+        items: crate::freshness::Cached::new(crate::freshness::Topic::Catalogue, 10_000),
     });
     let filter = crate::web::filter(state.clone()).or(crate::http::filter(state.clone())).unify();
     let mut rx = shutdown_rx;

@@ -1,18 +1,20 @@
-//! Exact in-process caches of rarely written tables, checked with one read shared by every
-//! request in flight.
+//! Exact in-process caches of rarely written tables, and the in-process nearest indexes, checked
+//! with one read shared by every request in flight.
 //!
-//! Who a bearer token stands for and the pages of the region list change rarely but are read on
-//! every request. Each such table feeds a *topic* (migration 0023: `auth` for tokens, users and
-//! the level of a user's region; `regions` for the region tree). A trigger records every write to
-//! a topic's tables inside the writing transaction, in the keyed change log of migration 0021 that
-//! the nearest indexes use (`crate::change_feed`; key 0: one row per topic whose `seq` moves on
-//! SQLite, the writing transaction's id on PostgreSQL), whatever code path writes, on whatever
+//! Each table a cache or index is read from feeds a *topic* of the keyed change log
+//! (`crate::change_feed::Topic`: `auth` for tokens, users and the level of a user's region;
+//! `regions` for the region tree; `catalogue` for supply items; `supplies` for depots and stock;
+//! `forces` for teams and their members). A trigger records every write to a topic's tables inside
+//! the writing transaction (migrations 0021–0023, 0026), whatever code path writes, on whatever
 //! instance.
 //!
-//! A request asks [`Freshness::check`] once, before it uses any cache. The answer always comes
-//! from a read of the change record that *started after the request arrived*, so every write
-//! committed before the request (here or on another instance) is seen: a topic whose record moved
-//! gets a new generation, and caches drop whatever they held for an older generation. Requests
+//! A request asks [`Freshness::check`] once, before it uses any cache or index. The answer comes
+//! from one read of the change log that *started after the request arrived*: it names every topic
+//! logged since the previous read (SQLite: rows after the last `seq` seen; PostgreSQL: rows of
+//! transactions the previous read's snapshot did not see), so every write committed before the
+//! request (here or on another instance) is seen, and a topic that moved gets a new generation.
+//! Caches drop whatever they held for an older generation; a nearest index that was current for a
+//! generation answers without reading the log again (`crate::change_feed::Feed::fresh`). Requests
 //! arriving while a read is in flight wait for the next one together (one read at a time, however
 //! many requests), which is what makes the check cheap under load; an idle instance pays one
 //! indexed read per request. A cache entry is stored only under the generation its request
@@ -30,39 +32,16 @@ use tokio::sync::watch;
 
 use crate::db::Db;
 
-/// A topic's stamp older than this is renewed (its caches dropped) even without a change, so the
-/// PostgreSQL change log can be pruned of rows older than twice this (as for the nearest-teams
-/// index, whose pruning removes every topic's old rows).
+pub use crate::change_feed::Topic;
+
+/// A stamp older than this is renewed with every topic's generation (their caches dropped), so
+/// the change log can be pruned of rows older than twice this (as for the indexes of
+/// `crate::change_feed`, whose pruning removes every topic's old rows).
 const MAX_AGE: Duration = Duration::from_secs(30 * 60);
-
-/// What the caches of one instance hold, by the tables they are read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Topic {
-    /// Who a bearer token stands for (`api_tokens`, `users`, a user's region level).
-    Auth,
-    /// The region tree (`regions`).
-    Regions,
-}
-
-impl Topic {
-    const ALL: [Topic; 2] = [Topic::Auth, Topic::Regions];
-
-    /// The topic's name in `change_log`.
-    fn name(self) -> &'static str {
-        match self {
-            Topic::Auth => "auth",
-            Topic::Regions => "regions",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
 
 /// The generation of each topic as of one check: caches keyed by an older generation are stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Generations([u64; 2]);
+pub struct Generations([u64; Topic::COUNT]);
 
 impl Generations {
     /// The generation of `topic`.
@@ -71,20 +50,21 @@ impl Generations {
     }
 }
 
-/// The committed state a topic's generation stands for.
+/// The committed state the last read of the change log saw, and when it was read.
 #[derive(Debug, Clone, PartialEq)]
 enum Stamp {
-    /// SQLite: the `seq` of the topic's row in `change_log` (0: none).
-    Counter(i64),
-    /// PostgreSQL: a snapshot (`pg_current_snapshot()` as text) in which every change to the
-    /// topic that the generation reflects is visible, and when it was taken.
+    /// SQLite: the last `change_log.seq` handed out (`sqlite_sequence`).
+    Counter(i64, Instant),
+    /// PostgreSQL: the read's snapshot (`pg_current_snapshot()` as text).
     Snapshot(String, Instant),
 }
 
-#[derive(Debug, Default)]
-struct TopicState {
-    generation: u64,
-    stamp: Option<Stamp>,
+impl Stamp {
+    fn at(&self) -> Instant {
+        match self {
+            Stamp::Counter(_, at) | Stamp::Snapshot(_, at) => *at,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -95,7 +75,9 @@ struct State {
     started: u64,
     /// The highest read number some caller waits for.
     wanted: u64,
-    topics: [TopicState; 2],
+    /// What the last successful read saw (None before it, or after a failed read).
+    stamp: Option<Stamp>,
+    generations: [u64; Topic::COUNT],
 }
 
 /// The outcome of one read: its number and the generations (None when the read failed).
@@ -156,33 +138,50 @@ impl Freshness {
     async fn run(self: Arc<Self>, db: Db) {
         let mut guard = Unfinished(Some(self.clone()));
         loop {
-            let (read, stamps) = {
+            let (read, stamp) = {
                 let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                (s.started, s.topics.each_ref().map(|t| t.stamp.clone()))
+                // A stamp too old to trust counts as none: every topic moves on.
+                (s.started, s.stamp.clone().filter(|st| st.at().elapsed() < MAX_AGE))
             };
-            let result = current(&db, &stamps).await;
-            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            let generations = match result {
-                Ok(fresh) => {
-                    for (topic, new) in s.topics.iter_mut().zip(fresh) {
-                        if let Some(stamp) = new {
-                            topic.generation += 1;
-                            topic.stamp = Some(stamp);
+            let aged = stamp.is_none();
+            let result = changed(&db, stamp.as_ref()).await;
+            let ok = result.is_ok();
+            let finished = {
+                let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let generations = match result {
+                    Ok((now, moved)) => {
+                        for (g, moved) in s.generations.iter_mut().zip(moved) {
+                            if moved {
+                                *g += 1;
+                            }
                         }
+                        s.stamp = Some(now);
+                        Some(Generations(s.generations))
                     }
-                    Some(Generations(s.topics.each_ref().map(|t| t.generation)))
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading the cache change record failed; the database answers");
-                    None
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the cache change record failed; the database answers");
+                        s.stamp = None;
+                        None
+                    }
+                };
+                self.done.send_replace(Outcome { read, generations });
+                if s.wanted > read {
+                    s.started = read + 1;
+                    false
+                } else {
+                    s.running = false;
+                    guard.0 = None;
+                    true
                 }
             };
-            self.done.send_replace(Outcome { read, generations });
-            if s.wanted > read {
-                s.started = read + 1;
-            } else {
-                s.running = false;
-                guard.0 = None;
+            if finished {
+                if aged && ok {
+                    // Rows older than any stamp still in use (every topic's: the one pruning of
+                    // the change feed), now and then.
+                    if let Err(e) = crate::change_feed::prune(&db).await {
+                        tracing::warn!(error = %e, "pruning the change log failed");
+                    }
+                }
                 return;
             }
         }
@@ -200,61 +199,65 @@ impl Drop for Unfinished {
             let mut s = f.state.lock().unwrap_or_else(|e| e.into_inner());
             // Everyone waiting is answered, and later reads are numbered after them.
             s.running = false;
+            s.stamp = None;
             s.started = s.started.max(s.wanted);
             f.done.send_replace(Outcome { read: s.started, generations: None });
         }
     }
 }
 
-/// For each topic, a new stamp when something changed since `stamps` (or the stamp is missing or
-/// too old), else None.
-async fn current(db: &Db, stamps: &[Option<Stamp>; 2]) -> Result<[Option<Stamp>; 2], sqlx::Error> {
+/// SQLite: the last `seq` handed out and the topics logged after `$1`, in one statement (one read
+/// snapshot). Writers are serialised, so `seq` is commit order; rows are found by `seq` (the
+/// primary key), so the read costs what was logged since the last one.
+const SQLITE_CHANGED: &str = "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'change_log'), 0),
+    EXISTS (SELECT 1 FROM change_log WHERE seq > $1 AND name = 'auth'),
+    EXISTS (SELECT 1 FROM change_log WHERE seq > $1 AND name = 'regions'),
+    EXISTS (SELECT 1 FROM change_log WHERE seq > $1 AND name = 'catalogue'),
+    EXISTS (SELECT 1 FROM change_log WHERE seq > $1 AND name = 'supplies'),
+    EXISTS (SELECT 1 FROM change_log WHERE seq > $1 AND name = 'forces')";
+
+/// PostgreSQL: the statement's snapshot and, per topic, whether a transaction that the snapshot
+/// `$1` did not see has logged it (its row is visible now). One statement, one snapshot: a change
+/// committed after this snapshot was taken is not visible in it, so the next read finds it. Rows
+/// are found through the primary key `(name, xid, key)` from the old snapshot's `xmin` on.
+const PG_CHANGED: &str = "SELECT CAST(pg_current_snapshot() AS TEXT),
+    EXISTS (SELECT 1 FROM change_log WHERE name = 'auth' AND xid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot))
+        AND NOT pg_visible_in_snapshot(xid, CAST($1 AS pg_snapshot))),
+    EXISTS (SELECT 1 FROM change_log WHERE name = 'regions' AND xid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot))
+        AND NOT pg_visible_in_snapshot(xid, CAST($1 AS pg_snapshot))),
+    EXISTS (SELECT 1 FROM change_log WHERE name = 'catalogue' AND xid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot))
+        AND NOT pg_visible_in_snapshot(xid, CAST($1 AS pg_snapshot))),
+    EXISTS (SELECT 1 FROM change_log WHERE name = 'supplies' AND xid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot))
+        AND NOT pg_visible_in_snapshot(xid, CAST($1 AS pg_snapshot))),
+    EXISTS (SELECT 1 FROM change_log WHERE name = 'forces' AND xid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot))
+        AND NOT pg_visible_in_snapshot(xid, CAST($1 AS pg_snapshot)))";
+
+/// The new stamp and, per topic (in [`Topic::ALL`] order), whether something changed since
+/// `stamp` (everything, without one).
+async fn changed(db: &Db, stamp: Option<&Stamp>) -> Result<(Stamp, [bool; Topic::COUNT]), sqlx::Error> {
+    let taken = Instant::now();
     match db {
         Db::Sqlite(p) => {
-            // Each topic keeps one row (key 0) whose `seq` moves with every change; no row yet
-            // (or pruned) reads as 0, which differs from any stamp taken while a row existed.
-            let rows: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT name, MAX(seq) FROM change_log WHERE name IN ('auth', 'regions') AND key = 0 GROUP BY name",
-            )
-            .fetch_all(p)
-            .await?;
-            Ok(Topic::ALL.map(|t| {
-                let now = rows.iter().find(|(n, _)| n == t.name()).map_or(0, |(_, e)| *e);
-                match &stamps[t.index()] {
-                    Some(Stamp::Counter(was)) if now == *was => None,
-                    _ => Some(Stamp::Counter(now)),
-                }
-            }))
-        }
-        Db::Postgres(p) => {
-            let snapshot = |t: Topic| match &stamps[t.index()] {
-                Some(Stamp::Snapshot(s, at)) if at.elapsed() < MAX_AGE => Some(s.clone()),
+            let since = match stamp {
+                Some(Stamp::Counter(seq, _)) => Some(*seq),
                 _ => None,
             };
-            // One statement, one snapshot: a change committed after the stamp's snapshot was taken
-            // is not visible in it; the snapshot returned here becomes the new stamp of a topic
-            // that changed (everything committed before it is visible to the reads that follow).
-            let (now, auth, regions): (String, bool, bool) = sqlx::query_as(
-                "SELECT CAST(pg_current_snapshot() AS TEXT),
-                        CASE WHEN $1 IS NULL THEN TRUE ELSE EXISTS (SELECT 1 FROM change_log WHERE name = 'auth'
-                            AND xid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot))
-                            AND NOT pg_visible_in_snapshot(xid, CAST($1 AS pg_snapshot))) END,
-                        CASE WHEN $2 IS NULL THEN TRUE ELSE EXISTS (SELECT 1 FROM change_log WHERE name = 'regions'
-                            AND xid >= pg_snapshot_xmin(CAST($2 AS pg_snapshot))
-                            AND NOT pg_visible_in_snapshot(xid, CAST($2 AS pg_snapshot))) END",
-            )
-            .bind(snapshot(Topic::Auth))
-            .bind(snapshot(Topic::Regions))
-            .fetch_one(p)
-            .await?;
-            let aged = stamps.iter().any(|s| matches!(s, Some(Stamp::Snapshot(_, at)) if at.elapsed() >= MAX_AGE));
-            if aged {
-                // Rows older than any stamp still in use (every topic's: the one pruning of the
-                // change feed).
-                crate::change_feed::prune(db).await?;
-            }
-            let taken = Instant::now();
-            Ok([auth, regions].map(|changed| changed.then(|| Stamp::Snapshot(now.clone(), taken))))
+            let (now, a, r, c, s, f): (i64, bool, bool, bool, bool, bool) =
+                sqlx::query_as(SQLITE_CHANGED).bind(since.unwrap_or(i64::MAX)).fetch_one(p).await?;
+            let moved = if since.is_some() { [a, r, c, s, f] } else { [true; Topic::COUNT] };
+            Ok((Stamp::Counter(now, taken), moved))
+        }
+        Db::Postgres(p) => {
+            let since = match stamp {
+                Some(Stamp::Snapshot(s, _)) => Some(s.clone()),
+                _ => None,
+            };
+            let known = since.is_some();
+            let (now, a, r, c, s, f): (String, bool, bool, bool, bool, bool) =
+                sqlx::query_as(PG_CHANGED).bind(since).fetch_one(p).await?;
+            // Without an old snapshot everything counts as changed.
+            let moved = if known { [a, r, c, s, f] } else { [true; Topic::COUNT] };
+            Ok((Stamp::Snapshot(now, taken), moved))
         }
     }
 }

@@ -34,7 +34,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,66 @@ const BUILD_CATCH_UP_LIMIT: usize = 5_000;
 
 /// The key that stands for every key of a topic (logged on PostgreSQL for `TRUNCATE`).
 pub const ALL_KEYS: i64 = -1;
+
+/// The topics of the change log (`change_log.name`): what a trigger records a write under, and
+/// what an in-process index or read cache is kept by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    /// Who a bearer token stands for (`api_tokens`, `users`, a user's region level; key 0).
+    Auth,
+    /// The region tree (`regions`; key 0).
+    Regions,
+    /// The supply catalogue (`supply_items`; key 0).
+    Catalogue,
+    /// Depots and their stock (key: depot id; `crate::supplies::supply_index`).
+    Supplies,
+    /// Approved teams, their members, skills and insurance (key: team id;
+    /// `crate::forces::team_index`).
+    Forces,
+}
+
+impl Topic {
+    /// How many topics there are.
+    pub const COUNT: usize = 5;
+    /// Every topic, in the order of [`Topic::index`].
+    pub const ALL: [Topic; Topic::COUNT] =
+        [Topic::Auth, Topic::Regions, Topic::Catalogue, Topic::Supplies, Topic::Forces];
+
+    /// The topic's name in `change_log`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Topic::Auth => "auth",
+            Topic::Regions => "regions",
+            Topic::Catalogue => "catalogue",
+            Topic::Supplies => "supplies",
+            Topic::Forces => "forces",
+        }
+    }
+
+    /// The topic's position in [`Topic::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Where an answer came from (for the `X-Nearest-Source` header and tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The in-process index (current, after re-reading any unit changed since it was built).
+    Index,
+    /// The database (the index is off, not built yet, or too far behind).
+    Database,
+}
+
+impl Source {
+    /// `index` or `database`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Index => "index",
+            Source::Database => "database",
+        }
+    }
+}
 
 /// The committed state a snapshot saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,8 +252,8 @@ pub async fn prune(db: &Db) -> Result<u64, sqlx::Error> {
 
 /// An in-process index kept by a [`Feed`].
 pub trait Indexed: Sized + Send + Sync + 'static {
-    /// The `change_log.name` its triggers log under.
-    const TOPIC: &'static str;
+    /// The topic its triggers log under.
+    const TOPIC: Topic;
     /// A short name for logs.
     const WHAT: &'static str;
 
@@ -217,6 +277,15 @@ struct Entry<T> {
     stamp: Stamp,
     /// When the stamp's snapshot was opened.
     at: Instant,
+    /// The highest generation of the topic (`crate::freshness`) that this entry is known to be
+    /// current for (0: none): it reflects every change the read that returned it had seen.
+    current_for: AtomicU64,
+}
+
+impl<T> Entry<T> {
+    fn new(index: Arc<T>, stamp: Stamp, at: Instant, current_for: u64) -> Entry<T> {
+        Entry { index, stamp, at, current_for: AtomicU64::new(current_for) }
+    }
 }
 
 struct Inner<T> {
@@ -261,7 +330,14 @@ impl<T: Indexed> Feed<T> {
     /// The index as of a committed state no older than this call, or `None` when the caller must
     /// ask the database (off, not built yet, too old, or too many changes: a full rebuild then
     /// starts in the background).
-    pub async fn fresh(&self, db: &Db) -> Result<Option<Arc<T>>, sqlx::Error> {
+    ///
+    /// `seen` is the topic's generation from this request's freshness check
+    /// (`crate::freshness::Freshness::check`, a read of the change log that started after the
+    /// request arrived), when it made one. An entry already found current for that generation
+    /// answers without asking the database again: the check saw no change of the topic since a
+    /// read that the entry reflects. Otherwise the feed asks which keys changed since the entry's
+    /// stamp (one indexed read), and the entry found current is marked current for `seen`.
+    pub async fn fresh(&self, db: &Db, seen: Option<u64>) -> Result<Option<Arc<T>>, sqlx::Error> {
         if self.disabled {
             return Ok(None);
         }
@@ -273,10 +349,22 @@ impl<T: Indexed> Feed<T> {
             self.rebuild_in_background(db);
             return Ok(None);
         }
-        match changes_since(db, T::TOPIC, &entry.stamp, SYNC_LIMIT).await? {
+        if let Some(g) = seen
+            && g > 0
+            && entry.current_for.load(Ordering::Acquire) >= g
+        {
+            return Ok(Some(entry.index.clone()));
+        }
+        match changes_since(db, T::TOPIC.name(), &entry.stamp, SYNC_LIMIT).await? {
             // A quiet index's stamp is renewed now and then, so that it never grows too old.
-            Changes::None if entry.at.elapsed() < MAX_AGE / 2 => Ok(Some(entry.index.clone())),
-            Changes::None | Changes::Keys(_) => self.catch_up(db).await,
+            Changes::None if entry.at.elapsed() < MAX_AGE / 2 => {
+                // The read above started after the check that returned `seen`.
+                if let Some(g) = seen {
+                    entry.current_for.fetch_max(g, Ordering::AcqRel);
+                }
+                Ok(Some(entry.index.clone()))
+            }
+            Changes::None | Changes::Keys(_) => self.catch_up(db, seen).await,
             Changes::Many => {
                 self.rebuild_in_background(db);
                 Ok(None)
@@ -306,11 +394,13 @@ impl<T: Indexed> Feed<T> {
     }
 
     /// Brings the installed index up to the committed state, one request at a time.
-    async fn catch_up(&self, db: &Db) -> Result<Option<Arc<T>>, sqlx::Error> {
+    /// `seen`: as for [`Feed::fresh`]; the new entry's snapshot is opened after the check that
+    /// returned it.
+    async fn catch_up(&self, db: &Db, seen: Option<u64>) -> Result<Option<Arc<T>>, sqlx::Error> {
         let _turn = self.inner.catching_up.lock().await;
         // The index may have moved on while this request waited: start from the newest.
         let Some(entry) = self.entry() else { return Ok(None) };
-        match advance(db, &entry, SYNC_LIMIT).await? {
+        match advance(db, &entry, SYNC_LIMIT, seen.unwrap_or(0)).await? {
             Some(next) => {
                 let index = next.index.clone();
                 self.store(next);
@@ -346,7 +436,7 @@ impl<T: Indexed> Feed<T> {
                     tracing::debug!(what = T::WHAT, ms = t.elapsed().as_millis() as u64, "index built");
                     // Writes committed during the build are re-read before it is installed, so
                     // the installed index does not fall behind the one it replaces.
-                    match advance(&db, &entry, BUILD_CATCH_UP_LIMIT).await {
+                    match advance(&db, &entry, BUILD_CATCH_UP_LIMIT, 0).await {
                         Ok(Some(next)) => feed.store(next),
                         Ok(None) => feed.store(entry),
                         Err(e) => tracing::warn!(what = T::WHAT, error = %e, "catching up a new index failed"),
@@ -372,15 +462,21 @@ async fn build<T: Indexed>(db: &Db) -> Result<Entry<T>, sqlx::Error> {
     if let Err(e) = prune(db).await {
         tracing::warn!(error = %e, "pruning the change log failed");
     }
-    Ok(Entry { index: Arc::new(index), stamp, at })
+    Ok(Entry::new(Arc::new(index), stamp, at, 0))
 }
 
 /// `entry` brought to the committed state in a new snapshot: the keys changed since its stamp
-/// re-read (up to `limit`; more, and `None`).
-async fn advance<T: Indexed>(db: &Db, entry: &Entry<T>, limit: usize) -> Result<Option<Entry<T>>, sqlx::Error> {
+/// re-read (up to `limit`; more, and `None`). The new entry is current for the generation
+/// `current_for` (0: none), which the caller saw before this call.
+async fn advance<T: Indexed>(
+    db: &Db,
+    entry: &Entry<T>,
+    limit: usize,
+    current_for: u64,
+) -> Result<Option<Entry<T>>, sqlx::Error> {
     let at = Instant::now();
     let mut snap = Snapshot::open(db).await?;
-    let index = match snap.changes_since(T::TOPIC, &entry.stamp, limit).await? {
+    let index = match snap.changes_since(T::TOPIC.name(), &entry.stamp, limit).await? {
         Changes::None => entry.index.clone(),
         Changes::Many => {
             snap.close().await?;
@@ -395,7 +491,7 @@ async fn advance<T: Indexed>(db: &Db, entry: &Entry<T>, limit: usize) -> Result<
     };
     let stamp = snap.stamp().clone();
     snap.close().await?;
-    Ok(Some(Entry { index, stamp, at }))
+    Ok(Some(Entry::new(index, stamp, at, current_for)))
 }
 
 #[cfg(test)]

@@ -370,7 +370,7 @@ async fn nearest_teams(c: Ctx) -> ApiResult<Response> {
         at: q.at.unwrap_or(c.now()),
     };
     let (lo, hi) = p.scope.bounds();
-    let (found, source) = c.app.team_index.near(&c.app.db, (&lo, &hi), &s).await?;
+    let (found, source) = c.app.team_index.near(&c.app.db, c.fresh().await, (&lo, &hi), &s).await?;
     let mut r =
         json(&NearestAnswer { total: found.teams.len() as i64, qualified_people: found.people, items: found.teams })?;
     r.headers_mut().insert("x-nearest-source", warp::http::HeaderValue::from_static(source.as_str()));

@@ -25,32 +25,14 @@ use chrono::NaiveDate;
 
 use super::members::local_day;
 use super::nearest::{NearTeam, Nearby, Search, qualified_teams_near};
-use crate::change_feed::{Feed, Indexed, Snapshot};
+use crate::change_feed::{Feed, Indexed, Snapshot, Source, Topic};
 use crate::db::Db;
+use crate::freshness::Generations;
 use crate::geodesy::{BoundingBox, bounding_box, distance_km};
 use crate::with_tx;
 
 /// Re-read teams kept beside the base before a full rebuild is started.
 const REBUILD_AFTER: usize = 4_000;
-
-/// Where an answer came from (for the `X-Nearest-Source` header and tests).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// The in-process index (current, after re-reading any team changed since it was built).
-    Index,
-    /// The database (the index is off, not built yet, or too far behind).
-    Database,
-}
-
-impl Source {
-    /// `index` or `database`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Index => "index",
-            Source::Database => "database",
-        }
-    }
-}
 
 /// One approved team.
 #[derive(Debug)]
@@ -89,10 +71,19 @@ struct TeamState {
 #[derive(Debug, Default)]
 struct Base {
     teams: Vec<Team>,
-    /// Team positions sorted by latitude (the search walks the box's band of latitudes).
+    /// Specialty code → the teams holding it.
+    skills: HashMap<String, SkillTeams>,
+}
+
+/// The teams holding one specialty, with their qualified members, in the two orders a search
+/// reads them in: a jurisdiction is one slice by region code, a search box one band of latitudes;
+/// a search walks whichever of the two is shorter.
+#[derive(Debug, Default)]
+struct SkillTeams {
+    /// (team position, its members holding the specialty), sorted by the team's region code.
+    by_region: Vec<(u32, TeamSkill)>,
+    /// Positions in `by_region`, sorted by the team's latitude.
     by_lat: Vec<u32>,
-    /// Specialty code → team position → its qualified members.
-    skills: HashMap<String, HashMap<u32, TeamSkill>>,
 }
 
 /// The indexed teams as of one committed state.
@@ -123,9 +114,16 @@ impl TeamIndex {
     }
 
     /// [`qualified_teams_near`], from the index when it can be brought to the committed state
-    /// cheaply, and where the answer came from.
-    pub async fn near(&self, db: &Db, bounds: (&str, &str), s: &Search) -> Result<(Nearby, Source), sqlx::Error> {
-        if let Some(set) = self.feed.fresh(db).await? {
+    /// cheaply, and where the answer came from. `fresh`: the request's freshness check, when it
+    /// made one (see [`Feed::fresh`]).
+    pub async fn near(
+        &self,
+        db: &Db,
+        fresh: Option<Generations>,
+        bounds: (&str, &str),
+        s: &Search,
+    ) -> Result<(Nearby, Source), sqlx::Error> {
+        if let Some(set) = self.feed.fresh(db, fresh.map(|g| g.of(Topic::Forces))).await? {
             return Ok((set.search(bounds, s), Source::Index));
         }
         Ok((qualified_teams_near(db, bounds, s).await?, Source::Database))
@@ -135,7 +133,7 @@ impl TeamIndex {
     /// or `None` (the caller asks the database; a rebuild starts in the background when needed).
     /// For callers that ask many questions at once (an event's resource plan).
     pub async fn current(&self, db: &Db) -> Result<Option<Current>, sqlx::Error> {
-        Ok(self.feed.fresh(db).await?.map(Current))
+        Ok(self.feed.fresh(db, None).await?.map(Current))
     }
 
     /// Builds the index now and waits for it (benchmarks and tests; the service builds it in the
@@ -220,7 +218,7 @@ async fn load(snap: &mut Snapshot, keys: Option<&[i64]>) -> Result<Vec<TeamState
 }
 
 impl Indexed for TeamSet {
-    const TOPIC: &'static str = "forces";
+    const TOPIC: Topic = Topic::Forces;
     const WHAT: &'static str = "nearest teams";
 
     async fn build(snap: &mut Snapshot) -> Result<TeamSet, sqlx::Error> {
@@ -229,11 +227,17 @@ impl Indexed for TeamSet {
         for (i, state) in states.into_iter().enumerate() {
             base.teams.push(state.team);
             for (specialty, skill) in state.skills {
-                base.skills.entry(specialty).or_default().insert(i as u32, skill);
+                base.skills.entry(specialty).or_default().by_region.push((i as u32, skill));
             }
         }
-        base.by_lat = (0..base.teams.len() as u32).collect();
-        base.by_lat.sort_by(|a, b| base.teams[*a as usize].lat.total_cmp(&base.teams[*b as usize].lat));
+        let teams = &base.teams;
+        for st in base.skills.values_mut() {
+            st.by_region.sort_by(|a, b| teams[a.0 as usize].region_code.cmp(&teams[b.0 as usize].region_code));
+            let lat = |p: &u32| teams[st.by_region[*p as usize].0 as usize].lat;
+            let mut by_lat: Vec<u32> = (0..st.by_region.len() as u32).collect();
+            by_lat.sort_by(|a, b| lat(a).total_cmp(&lat(b)));
+            st.by_lat = by_lat;
+        }
         Ok(TeamSet { base: Arc::new(base), changed: Arc::default() })
     }
 
@@ -336,21 +340,26 @@ impl TeamSet {
         };
         let mut found = Vec::new();
         let base = &self.base;
-        if let Some(by_team) = base.skills.get(code) {
-            let first = base.by_lat.partition_point(|&i| base.teams[i as usize].lat < bb.lat_min);
-            for &i in &base.by_lat[first..] {
-                let t = &base.teams[i as usize];
-                if t.lat > bb.lat_max {
-                    break;
-                }
+        if let Some(st) = base.skills.get(code) {
+            let team = |e: &(u32, TeamSkill)| &base.teams[e.0 as usize];
+            let from = st.by_region.partition_point(|e| team(e).region_code.as_str() < bounds.0);
+            let to = st.by_region.partition_point(|e| team(e).region_code.as_str() <= bounds.1).max(from);
+            let lat = |p: &u32| team(&st.by_region[*p as usize]).lat;
+            let band_from = st.by_lat.partition_point(|p| lat(p) < bb.lat_min);
+            let band_to = st.by_lat.partition_point(|p| lat(p) <= bb.lat_max).max(band_from);
+            let mut visit = |e: &'s (u32, TeamSkill)| {
+                let t = team(e);
                 if !self.changed.is_empty() && self.changed.contains_key(&t.id) {
-                    continue;
+                    return;
                 }
-                if let Some(skill) = by_team.get(&i)
-                    && let Some(hit) = ask.judge(t, skill)
-                {
+                if let Some(hit) = ask.judge(t, &e.1) {
                     found.push(hit);
                 }
+            };
+            if to - from <= band_to - band_from {
+                st.by_region[from..to].iter().for_each(&mut visit);
+            } else {
+                st.by_lat[band_from..band_to].iter().for_each(|p| visit(&st.by_region[*p as usize]));
             }
         }
         for state in self.changed.values().flatten() {

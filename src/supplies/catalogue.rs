@@ -114,6 +114,26 @@ pub async fn need(db: &Db, field: &str, code: &ItemCode) -> Result<Item, ApiErro
     get(db, code.as_str()).await?.ok_or_else(|| ApiError::invalid(field, format!("物资编码 {code} 不在物资目录中")))
 }
 
+/// [`need`], served from the instance's item cache while the catalogue has not changed since the
+/// request's freshness check `fresh` (see `crate::freshness`; None: from the database).
+pub async fn need_fresh(
+    app: &crate::app::AppState,
+    fresh: Option<crate::freshness::Generations>,
+    field: &str,
+    code: &ItemCode,
+) -> Result<Item, ApiError> {
+    if let Some(g) = fresh
+        && let Some(item) = app.items.get(g, &code.as_str().to_string())
+    {
+        return Ok(item);
+    }
+    let item = need(&app.db, field, code).await?;
+    if let Some(g) = fresh {
+        app.items.put(g, item.code.clone(), item.clone());
+    }
+    Ok(item)
+}
+
 /// Every item, by code.
 pub async fn all(db: &Db) -> Result<Vec<Item>, sqlx::Error> {
     let sql = format!("{SELECT} ORDER BY code");

@@ -249,9 +249,10 @@ async fn nearest(c: Ctx) -> ApiResult<Response> {
         return Err(ApiError::invalid("max_km", "max_km 应为正数"));
     }
     let (lo, hi) = depots::narrowed_bounds(p, q.region.as_ref())?;
-    let item = super::catalogue::need(&c.app.db, "item", &q.item).await?;
+    let fresh = c.fresh().await;
+    let item = super::catalogue::need_fresh(&c.app, fresh, "item", &q.item).await?;
     let want = Want { item: &item.code, quantity: q.quantity, point: (q.lon, q.lat), max_km: q.max_km };
-    let (mut found, source) = c.app.supply_index.near(&c.app.db, &want, (&lo, &hi), today(c.now())).await?;
+    let (mut found, source) = c.app.supply_index.near(&c.app.db, fresh, &want, (&lo, &hi), today(c.now())).await?;
     found.item_name = item.name;
     found.unit = item.unit;
     let mut r = json(&found)?;

@@ -25,9 +25,9 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 
 use super::nearest::{Nearest, Place, Want, answer, radii, search};
-use crate::change_feed::{Feed, Indexed, Snapshot};
+use crate::change_feed::{Feed, Indexed, Snapshot, Source, Topic};
 use crate::db::{Db, Tx};
-use crate::forces::team_index::Source;
+use crate::freshness::Generations;
 use crate::geodesy::{bounding_box, distance_km};
 use crate::with_tx;
 
@@ -51,15 +51,17 @@ impl SupplyIndex {
     }
 
     /// [`search`], from the index when it can be brought to the committed state cheaply (the
-    /// depots changed since it was built re-read), and where the answer came from.
+    /// depots changed since it was built re-read), and where the answer came from. `fresh`: the
+    /// request's freshness check, when it made one (see [`Feed::fresh`]).
     pub async fn near(
         &self,
         db: &Db,
+        fresh: Option<Generations>,
         w: &Want<'_>,
         bounds: (&str, &str),
         day: NaiveDate,
     ) -> Result<(Nearest, Source), sqlx::Error> {
-        if let Some(stock) = self.feed.fresh(db).await? {
+        if let Some(stock) = self.feed.fresh(db, fresh.map(|g| g.of(Topic::Supplies))).await? {
             return Ok((stock.search(w, bounds, day), Source::Index));
         }
         Ok((search(db, w, bounds, day).await?, Source::Database))
@@ -73,7 +75,7 @@ impl SupplyIndex {
 }
 
 impl Indexed for DepotStock {
-    const TOPIC: &'static str = "supplies";
+    const TOPIC: Topic = Topic::Supplies;
     const WHAT: &'static str = "nearest supplies";
 
     async fn build(snap: &mut Snapshot) -> Result<DepotStock, sqlx::Error> {

@@ -209,3 +209,40 @@ async fn region_pages_equal_the_database_with_and_without_the_caches() {
         }
     }
 }
+
+/// The item cache of nearest supplies (topic `catalogue`, migration 0026) is never stale: an
+/// item renamed through one instance, or straight in the database, is named so by the very next
+/// answer of another instance that had it cached.
+#[tokio::test]
+async fn a_renamed_item_is_named_at_once_by_nearest_supplies_on_every_instance() {
+    let a = TestApp::spawn().await;
+    let b = other(&a).await;
+    let admin = a.admin().await;
+    let q = "/api/v1/supplies/nearest?item=1999905&quantity=1&lon=113.6&lat=43.85";
+    let name = |v: Value| v["item_name"].clone();
+    // B caches the (shipped) item (twice: the second from its cache).
+    let shipped = a.get(&admin, "/api/v1/items/1999905").await.expect(200).json()["name"].clone();
+    assert_eq!(name(b.get(&admin, q).await.expect(200).json()), shipped);
+    assert_eq!(name(b.get(&admin, q).await.expect(200).json()), shipped);
+
+    a.patch(&admin, "/api/v1/items/1999905", &json!({"name": "棉被（加厚）"})).await.expect(200);
+    assert_eq!(name(b.get(&admin, q).await.expect(200).json()), "棉被（加厚）");
+
+    yingji::with_db!(&a.state.db, |p| sqlx::query("UPDATE supply_items SET unit = '条' WHERE code = '1999905'")
+        .execute(p)
+        .await
+        .map(|_| ())
+        .unwrap());
+    assert_eq!(b.get(&admin, q).await.expect(200).json()["unit"], "条");
+
+    // Proof that the answers came from the cache: without the trigger, B keeps the old unit.
+    let drop = match a.state.db.backend() {
+        yingji::db::Backend::Sqlite => "DROP TRIGGER catalogue_change_update",
+        yingji::db::Backend::Postgres => "DROP TRIGGER catalogue_change ON supply_items",
+    };
+    yingji::with_db!(&a.state.db, |p| {
+        sqlx::query(drop).execute(p).await.unwrap();
+        sqlx::query("UPDATE supply_items SET unit = '件' WHERE code = '1999905'").execute(p).await.map(|_| ()).unwrap()
+    });
+    assert_eq!(b.get(&admin, q).await.expect(200).json()["unit"], "条", "served from the cache");
+}
