@@ -8,6 +8,7 @@ mod browser;
 mod browser_desk;
 mod browser_events;
 mod browser_imports;
+mod browser_lists;
 mod browser_map_scale;
 mod browser_warnings;
 mod common;
