@@ -219,18 +219,23 @@ const SQLITE_CHANGED: &str = "SELECT COALESCE((SELECT seq FROM sqlite_sequence W
 /// PostgreSQL: the statement's snapshot and, per topic, whether a transaction that the snapshot
 /// `$1` did not see has logged it (its row is visible now). One statement, one snapshot: a change
 /// committed after this snapshot was taken is not visible in it, so the next read finds it. Rows
-/// are found through the primary key `(name, xid, key)` from the old snapshot's `xmin` on.
+/// are read through the primary key `(name, xid, key)` from the old snapshot's `xmin` on, newest
+/// first. Written as "the newest such xid is not null" rather than `EXISTS`: the plan of a
+/// prepared statement is generic, and for `EXISTS` over a topic with many rows (`forces` logs
+/// one row per team) PostgreSQL picks a sequential scan of the whole log (2.4 ms for 29,000 rows
+/// against 0.014 ms through the index, measured with `EXPLAIN ANALYZE EXECUTE`), while an
+/// ordered `LIMIT 1` keeps the index.
 const PG_CHANGED: &str = "SELECT CAST(pg_current_snapshot() AS TEXT),
-    EXISTS (SELECT 1 FROM change_log WHERE name = 'auth' AND xid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot))
-        AND NOT pg_visible_in_snapshot(xid, CAST($1 AS pg_snapshot))),
-    EXISTS (SELECT 1 FROM change_log WHERE name = 'regions' AND xid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot))
-        AND NOT pg_visible_in_snapshot(xid, CAST($1 AS pg_snapshot))),
-    EXISTS (SELECT 1 FROM change_log WHERE name = 'catalogue' AND xid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot))
-        AND NOT pg_visible_in_snapshot(xid, CAST($1 AS pg_snapshot))),
-    EXISTS (SELECT 1 FROM change_log WHERE name = 'supplies' AND xid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot))
-        AND NOT pg_visible_in_snapshot(xid, CAST($1 AS pg_snapshot))),
-    EXISTS (SELECT 1 FROM change_log WHERE name = 'forces' AND xid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot))
-        AND NOT pg_visible_in_snapshot(xid, CAST($1 AS pg_snapshot)))";
+    (SELECT xid FROM change_log WHERE name = 'auth' AND xid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot))
+        AND NOT pg_visible_in_snapshot(xid, CAST($1 AS pg_snapshot)) ORDER BY xid DESC LIMIT 1) IS NOT NULL,
+    (SELECT xid FROM change_log WHERE name = 'regions' AND xid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot))
+        AND NOT pg_visible_in_snapshot(xid, CAST($1 AS pg_snapshot)) ORDER BY xid DESC LIMIT 1) IS NOT NULL,
+    (SELECT xid FROM change_log WHERE name = 'catalogue' AND xid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot))
+        AND NOT pg_visible_in_snapshot(xid, CAST($1 AS pg_snapshot)) ORDER BY xid DESC LIMIT 1) IS NOT NULL,
+    (SELECT xid FROM change_log WHERE name = 'supplies' AND xid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot))
+        AND NOT pg_visible_in_snapshot(xid, CAST($1 AS pg_snapshot)) ORDER BY xid DESC LIMIT 1) IS NOT NULL,
+    (SELECT xid FROM change_log WHERE name = 'forces' AND xid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot))
+        AND NOT pg_visible_in_snapshot(xid, CAST($1 AS pg_snapshot)) ORDER BY xid DESC LIMIT 1) IS NOT NULL";
 
 /// The new stamp and, per topic (in [`Topic::ALL`] order), whether something changed since
 /// `stamp` (everything, without one).

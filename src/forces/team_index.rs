@@ -222,7 +222,27 @@ impl Indexed for TeamSet {
     const WHAT: &'static str = "nearest teams";
 
     async fn build(snap: &mut Snapshot) -> Result<TeamSet, sqlx::Error> {
-        let states = load(snap, None).await?;
+        Ok(TeamSet::from_states(load(snap, None).await?))
+    }
+
+    async fn reload(&self, snap: &mut Snapshot, keys: &[i64]) -> Result<TeamSet, sqlx::Error> {
+        let mut fresh: HashMap<i64, TeamState> =
+            load(snap, Some(keys)).await?.into_iter().map(|s| (s.team.id, s)).collect();
+        let mut changed = (*self.changed).clone();
+        for k in keys {
+            changed.insert(*k, fresh.remove(k).map(Arc::new));
+        }
+        Ok(TeamSet { base: self.base.clone(), changed: Arc::new(changed) })
+    }
+
+    fn wants_rebuild(&self) -> bool {
+        self.changed.len() > REBUILD_AFTER
+    }
+}
+
+impl TeamSet {
+    /// A full build from the approved teams' states.
+    fn from_states(states: Vec<TeamState>) -> TeamSet {
         let mut base = Base { teams: Vec::with_capacity(states.len()), ..Base::default() };
         for (i, state) in states.into_iter().enumerate() {
             base.teams.push(state.team);
@@ -238,21 +258,7 @@ impl Indexed for TeamSet {
             by_lat.sort_by(|a, b| lat(a).total_cmp(&lat(b)));
             st.by_lat = by_lat;
         }
-        Ok(TeamSet { base: Arc::new(base), changed: Arc::default() })
-    }
-
-    async fn reload(&self, snap: &mut Snapshot, keys: &[i64]) -> Result<TeamSet, sqlx::Error> {
-        let mut fresh: HashMap<i64, TeamState> =
-            load(snap, Some(keys)).await?.into_iter().map(|s| (s.team.id, s)).collect();
-        let mut changed = (*self.changed).clone();
-        for k in keys {
-            changed.insert(*k, fresh.remove(k).map(Arc::new));
-        }
-        Ok(TeamSet { base: self.base.clone(), changed: Arc::new(changed) })
-    }
-
-    fn wants_rebuild(&self) -> bool {
-        self.changed.len() > REBUILD_AFTER
+        TeamSet { base: Arc::new(base), changed: Arc::default() }
     }
 }
 
@@ -373,5 +379,116 @@ impl TeamSet {
             a.1.distance_km.total_cmp(&b.1.distance_km).then_with(|| a.1.team_code.cmp(&b.1.team_code))
         });
         found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Timestamp;
+    use crate::vocab::Specialty;
+
+    /// Every team checked one by one: what the search must find, whichever list it walks.
+    fn brute_force(states: &[TeamState], bounds: (&str, &str), s: &Search) -> Vec<(String, i64)> {
+        let (lon, lat) = s.point;
+        let ask = Ask {
+            bounds,
+            point: s.point,
+            bb: bounding_box(lon, lat, s.max_km),
+            max_km: s.max_km,
+            day: local_day(s.at),
+            min: s.min_members.max(1) as usize,
+        };
+        let mut found: Vec<(f64, NearTeam)> = states
+            .iter()
+            .filter_map(|st| st.skills.get(s.specialty.code()).and_then(|k| ask.judge(&st.team, k)))
+            .map(|(d, t, _)| (d, t))
+            .collect();
+        found.sort_by(|a, b| {
+            a.1.distance_km.total_cmp(&b.1.distance_km).then_with(|| a.1.team_code.cmp(&b.1.team_code))
+        });
+        found.into_iter().map(|(_, t)| (t.team_code, t.qualified_members)).collect()
+    }
+
+    #[test]
+    fn wide_and_narrow_jurisdictions_find_what_checking_every_team_finds() {
+        let mut seed = 987654321u64;
+        let mut rand = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let day = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+        let specialties = [Specialty::ALL[0], Specialty::ALL[1], Specialty::ALL[2]];
+        // 4,000 teams over ~600 km in 30 townships of 3 banners, members insured or not.
+        let make = |rand: &mut dyn FnMut(u64) -> u64| -> Vec<TeamState> {
+            (0..4000)
+                .map(|i| {
+                    let region = format!("1501{:02}{:03}000", rand(3), 100 + rand(10));
+                    let (lon, lat) = (112.0 + rand(6000) as f64 / 1000.0, 42.0 + rand(5000) as f64 / 1000.0);
+                    let mut skills = HashMap::new();
+                    for sp in specialties {
+                        if rand(3) == 0 {
+                            continue;
+                        }
+                        let members = (0..rand(5))
+                            .map(|m| {
+                                let from = day - chrono::Days::new(rand(400));
+                                let to = from + chrono::Days::new(rand(400));
+                                Qualified {
+                                    person: Arc::from(format!("p{}", (i * 7 + m) % 9000)),
+                                    cover: vec![(from, to)],
+                                }
+                            })
+                            .collect();
+                        skills.insert(sp.code().to_string(), TeamSkill { grade: Some(1), members });
+                    }
+                    let team = Team {
+                        id: i as i64,
+                        code: format!("T{i:05}"),
+                        name: format!("队{i}"),
+                        region_code: region,
+                        lon,
+                        lat,
+                    };
+                    TeamState { team, skills }
+                })
+                .collect()
+        };
+        let states = make(&mut rand);
+        let copy = make(&mut {
+            let mut seed = 987654321u64;
+            move |n: u64| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed % n
+            }
+        });
+        let set = TeamSet::from_states(copy);
+        let at = Timestamp(chrono::DateTime::parse_from_rfc3339("2026-11-27T04:00:00Z").unwrap().to_utc());
+        for k in 0..120 {
+            let point = (112.0 + rand(6000) as f64 / 1000.0, 42.0 + rand(5000) as f64 / 1000.0);
+            let s = Search {
+                specialty: specialties[k % 3],
+                min_members: 1 + rand(3) as i64,
+                point,
+                max_km: [10.0, 50.0, 300.0][k % 3],
+                at,
+            };
+            let township = format!("1501{:02}{:03}000", rand(3), 100 + rand(10));
+            let banner = format!("1501{:02}000000", rand(3));
+            let bounds: [(String, String); 3] = [
+                ("000000000000".into(), "999999999999".into()),
+                (format!("{}000000", &banner[..6]), format!("{}999999", &banner[..6])),
+                (township.clone(), township),
+            ];
+            for (lo, hi) in &bounds {
+                let got: Vec<(String, i64)> =
+                    set.search((lo, hi), &s).teams.into_iter().map(|t| (t.team_code, t.qualified_members)).collect();
+                assert_eq!(got, brute_force(&states, (lo, hi), &s), "{:?} {lo}..{hi}", s.point);
+            }
+        }
     }
 }
