@@ -149,10 +149,43 @@ impl Changes {
     }
 }
 
-const SQLITE_SINCE: &str = "SELECT key FROM change_log WHERE seq > $1 AND name = $2 LIMIT $3";
-const PG_SINCE: &str = "SELECT DISTINCT key FROM change_log WHERE name = $1
-    AND xid >= pg_snapshot_xmin(CAST($2 AS pg_snapshot)) AND NOT pg_visible_in_snapshot(xid, CAST($2 AS pg_snapshot))
-    LIMIT $3";
+/// SQLite: the keys logged after `seq` `$1` (a key is logged once: its newer change replaces the
+/// row), read by the primary key from `$1` on (`+name`: never by walking every row of the topic
+/// through the `(name, key)` index).
+const SQLITE_SINCE: &str = "SELECT key FROM change_log WHERE seq > $1 AND +name = $2 LIMIT $3";
+/// PostgreSQL: the keys logged by transactions the snapshot `$2` did not see, as raw rows (a key
+/// logged by several transactions comes several times), at most `$3` rows from each of two parts:
+/// transactions from the snapshot's `xmax` on (part 0), and those it saw running (part 1, its
+/// `xip` list). Not seen ⟺ `xid >= xmax` or `xid` in `xip`, so rows below `xmax` that the snapshot
+/// saw committed are never read, however far a long transaction elsewhere holds `xmin` back (a
+/// filter `xid >= xmin AND NOT pg_visible_in_snapshot(…)` reads every row since that `xmin`:
+/// milliseconds per request while a five-minute transaction ran on the server). Each part is an
+/// ordered scan of the primary key `(name, xid, key)` with a `LIMIT`, which the generic plan of a
+/// prepared statement keeps whatever the table's statistics (an equality on `xid` alone was
+/// planned as a sequential scan when a few large transactions wrote most rows).
+const PG_SINCE: &str = "SELECT 0, key FROM (SELECT key FROM change_log
+        WHERE name = $1 AND xid >= pg_snapshot_xmax(CAST($2 AS pg_snapshot)) ORDER BY xid, key LIMIT $3) AS fresh
+    UNION ALL
+    SELECT 1, key FROM (SELECT l.key FROM pg_snapshot_xip(CAST($2 AS pg_snapshot)) AS x (id)
+        CROSS JOIN LATERAL (SELECT c.key FROM change_log c WHERE c.name = $1 AND c.xid >= x.id AND c.xid <= x.id
+            ORDER BY c.xid, c.key LIMIT $3) AS l LIMIT $3) AS running";
+
+/// Raw rows read per part on PostgreSQL for a limit of `limit` distinct keys (a key changed by
+/// several transactions is logged once per transaction); a part that fills it counts as
+/// [`Changes::Many`].
+fn pg_rows(limit: usize) -> i64 {
+    (limit as i64 + 1) * 16
+}
+
+/// [`Changes`] from the rows of [`PG_SINCE`].
+fn pg_changes(rows: Vec<(i32, i64)>, limit: usize) -> Changes {
+    let cap = pg_rows(limit) as usize;
+    let full = |part: i32| rows.iter().filter(|(p, _)| *p == part).count() >= cap;
+    if full(0) || full(1) {
+        return Changes::Many;
+    }
+    Changes::from_keys(rows.into_iter().map(|(_, k)| k).collect(), limit)
+}
 
 /// Keys of `topic` changed since `stamp`, as committed now (one indexed read).
 pub async fn changes_since(db: &Db, topic: &str, stamp: &Stamp, limit: usize) -> Result<Changes, sqlx::Error> {
@@ -162,7 +195,8 @@ pub async fn changes_since(db: &Db, topic: &str, stamp: &Stamp, limit: usize) ->
             sqlx::query_scalar(SQLITE_SINCE).bind(s).bind(topic).bind(n).fetch_all(p).await?
         }
         (Db::Postgres(p), Stamp::Snapshot(s)) => {
-            sqlx::query_scalar(PG_SINCE).bind(topic).bind(s).bind(n).fetch_all(p).await?
+            let rows = sqlx::query_as(PG_SINCE).bind(topic).bind(s).bind(pg_rows(limit)).fetch_all(p).await?;
+            return Ok(pg_changes(rows, limit));
         }
         // A stamp of the other backend: everything changed.
         _ => vec![ALL_KEYS],
@@ -219,7 +253,9 @@ impl Snapshot {
                 sqlx::query_scalar(SQLITE_SINCE).bind(s).bind(topic).bind(n).fetch_all(&mut **t).await?
             }
             (Tx::Postgres(t), Stamp::Snapshot(s)) => {
-                sqlx::query_scalar(PG_SINCE).bind(topic).bind(s).bind(n).fetch_all(&mut **t).await?
+                let rows =
+                    sqlx::query_as(PG_SINCE).bind(topic).bind(s).bind(pg_rows(limit)).fetch_all(&mut **t).await?;
+                return Ok(pg_changes(rows, limit));
             }
             _ => vec![ALL_KEYS],
         };

@@ -14,6 +14,18 @@ fn changes_are_distinct_and_capped() {
     assert_eq!(Changes::from_keys(vec![7, ALL_KEYS], 3), Changes::Many);
 }
 
+#[test]
+fn postgres_rows_count_as_many_when_a_part_is_full() {
+    let cap = pg_rows(3) as usize;
+    assert_eq!(pg_changes(vec![(0, 5), (1, 5), (1, 2)], 3), Changes::Keys(vec![2, 5]));
+    // A key changed by many transactions is one key ...
+    assert_eq!(pg_changes(vec![(0, 7); cap - 1], 3), Changes::Keys(vec![7]));
+    // ... but a part that filled its rows may have left keys unread.
+    assert_eq!(pg_changes(vec![(0, 7); cap], 3), Changes::Many);
+    assert_eq!(pg_changes(vec![(1, 7); cap], 3), Changes::Many);
+    assert_eq!(pg_changes(vec![], 3), Changes::None);
+}
+
 thread_local! {
     /// Keys re-read by [`Values::reload`] on this thread (each test runs on its own thread, on a
     /// current-thread runtime).
