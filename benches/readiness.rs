@@ -72,5 +72,21 @@ async fn main() -> anyhow::Result<()> {
             println!("| {} | {} | {run} | {phases} |", f.backend, f.scale);
         }
     }
+    // The probes' slowest answer in each phase of the run: what the API waited behind.
+    println!();
+    println!("| backend | scale | run | probe | slowest ms per phase (requests) |");
+    println!("|---|---|---|---|---|");
+    for f in &figures {
+        for (run, probe, p) in [
+            ("first", "reads", &f.reads),
+            ("first", "writes", &f.writes),
+            ("repeat", "reads", &f.reads_again),
+            ("repeat", "writes", &f.writes_again),
+        ] {
+            let phases: Vec<String> =
+                p.by_phase.iter().map(|(name, n, max)| format!("{name} {max:.1} ({n})")).collect();
+            println!("| {} | {} | {run} | {probe} | {} |", f.backend, f.scale, phases.join(", "));
+        }
+    }
     Ok(())
 }
