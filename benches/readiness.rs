@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let postgres = std::env::var("YINGJI_BENCH_DATABASE_URL").ok().filter(|u| u.starts_with("postgres"));
     let figures = yingji::bench::readiness::run(&std::env::temp_dir(), postgres.as_deref(), &scales).await?;
     println!(
-        "| backend | scale | regions | plans | depots | batches | teams | members | findings | first run (rules) | repeat run (rules) | reads p99 / max, first / repeat | writes p99 / max, first / repeat |"
+        "| backend | scale | regions | plans | depots | batches | teams | members | findings | first run (rules) | repeat run (rules) | reads p99 / max, first / repeat (no run) | writes p99 / max, first / repeat (no run) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let probes = |p: &yingji::bench::readiness::Probes| {
@@ -41,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
     for f in &figures {
         let c = &f.counts;
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s ({:.1} s) | {:.1} s ({:.1} s) | {}; {} | {}; {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s ({:.1} s) | {:.1} s ({:.1} s) | {}; {} ({}) | {}; {} ({}) |",
             f.backend,
             f.scale,
             c.regions,
@@ -57,8 +57,10 @@ async fn main() -> anyhow::Result<()> {
             rules_s(&f.second_phases),
             probes(&f.reads),
             probes(&f.reads_again),
+            probes(&f.idle_reads),
             probes(&f.writes),
             probes(&f.writes_again),
+            probes(&f.idle_writes),
         );
     }
     // Where the time went: ms from the start of the run at the end of each phase.

@@ -30,6 +30,10 @@ pub struct Figures {
     pub second_run_s: f64,
     /// Findings open after the run.
     pub findings: i64,
+    /// Reads with no run under way (the machine's own latency, for comparison).
+    pub idle_reads: Probes,
+    /// Writes with no run under way.
+    pub idle_writes: Probes,
     /// Reads during the first run.
     pub reads: Probes,
     /// Writes during the first run.
@@ -87,6 +91,9 @@ impl Probes {
         Probes { count: lat.len(), failed, p99_ms: p99, max_ms: lat.last().map(|l| l.1).unwrap_or(0.0), by_phase }
     }
 }
+
+/// How long the probes run with no run under way, for comparison.
+const IDLE_PROBING: Duration = Duration::from_secs(10);
 
 /// The banner whose users probe the API (the first generated one), and a village in it.
 const BANNER: &str = "150101000000";
@@ -183,6 +190,14 @@ pub async fn run(dir: &std::path::Path, postgres: Option<&str>, scales: &[f64]) 
             );
             (reads, writes)
         };
+        // The same probes with no run under way first: what the API answers in on this machine
+        // at this moment (the load of other work included).
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (reads, writes) = probed(Instant::now(), stop_rx);
+        tokio::time::sleep(IDLE_PROBING).await;
+        let _ = stop_tx.send(true);
+        let (idle_reads, idle_read_failed) = reads.await?;
+        let (idle_writes, idle_write_failed) = writes.await?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let t = Instant::now();
         let (reads, writes) = probed(t, stop_rx);
@@ -209,6 +224,8 @@ pub async fn run(dir: &std::path::Path, postgres: Option<&str>, scales: &[f64]) 
             first_gather_s: summary["gather_ms"].as_f64().unwrap_or(0.0) / 1000.0,
             second_run_s,
             findings: summary["open"].as_i64().unwrap_or(0),
+            idle_reads: Probes::from(idle_reads, idle_read_failed, &serde_json::Value::Null),
+            idle_writes: Probes::from(idle_writes, idle_write_failed, &serde_json::Value::Null),
             reads: Probes::from(read_lat, read_failed, &summary["phases_ms"]),
             writes: Probes::from(write_lat, write_failed, &summary["phases_ms"]),
             reads_again: Probes::from(read_lat2, read_failed2, &again["phases_ms"]),

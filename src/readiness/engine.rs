@@ -85,9 +85,9 @@ impl Progress {
     }
 }
 
-/// Runs the readiness check now and waits for it. `trigger` is `schedule` or `api`. The rules'
-/// CPU work runs on a blocking-pool thread ([`crate::blocking::off_runtime`]), not on the request
-/// workers. Refused with [`store::StartError::Running`] while another run is under way.
+/// Runs the readiness check now and waits for it. `trigger` is `schedule` or `api`. The run
+/// works on a lower-priority thread of its own ([`crate::blocking::background`]), not on the
+/// request workers. Refused with [`store::StartError::Running`] while another run is under way.
 pub async fn run(state: &Arc<AppState>, trigger: &str) -> anyhow::Result<Value> {
     let (run_id, now) = start(state, trigger).await?;
     execute(state, run_id, now).await
@@ -132,7 +132,7 @@ pub async fn execute(state: &Arc<AppState>, run_id: i64, now: Timestamp) -> anyh
         lease: (token.clone(), crate::scheduler::lease::length(state)),
         shutdown: state.shutdown.clone(),
     };
-    let work = crate::blocking::off_runtime(async move { run_inner(&env, run_id, now).await });
+    let work = crate::blocking::background("readiness", async move { run_inner(&env, run_id, now).await });
     let mut shutdown = state.shutdown.clone();
     let result = tokio::select! {
         r = work => r,
