@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let postgres = std::env::var("YINGJI_BENCH_DATABASE_URL").ok().filter(|u| u.starts_with("postgres"));
     let figures = yingji::bench::readiness::run(&std::env::temp_dir(), postgres.as_deref(), &scales).await?;
     println!(
-        "| backend | scale | regions | plans | depots | batches | teams | members | findings | first run (rules) | repeat run (rules) | reads p99 / max, first / repeat | writes p99 / max, first / repeat |"
+        "| backend | scale | regions | plans | depots | batches | teams | members | findings | first run (rules) | repeat run (rules) | reads p99 / max, first / repeat (no run) | writes p99 / max, first / repeat (no run) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let probes = |p: &yingji::bench::readiness::Probes| {
@@ -41,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
     for f in &figures {
         let c = &f.counts;
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s ({:.1} s) | {:.1} s ({:.1} s) | {}; {} | {}; {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s ({:.1} s) | {:.1} s ({:.1} s) | {}; {} ({}) | {}; {} ({}) |",
             f.backend,
             f.scale,
             c.regions,
@@ -57,8 +57,10 @@ async fn main() -> anyhow::Result<()> {
             rules_s(&f.second_phases),
             probes(&f.reads),
             probes(&f.reads_again),
+            probes(&f.idle_reads),
             probes(&f.writes),
             probes(&f.writes_again),
+            probes(&f.idle_writes),
         );
     }
     // Where the time went: ms from the start of the run at the end of each phase.
@@ -70,6 +72,22 @@ async fn main() -> anyhow::Result<()> {
     for f in &figures {
         for (run, phases) in [("first", &f.first_phases), ("repeat", &f.second_phases)] {
             println!("| {} | {} | {run} | {phases} |", f.backend, f.scale);
+        }
+    }
+    // The probes' slowest answer in each phase of the run: what the API waited behind.
+    println!();
+    println!("| backend | scale | run | probe | slowest ms per phase (requests) |");
+    println!("|---|---|---|---|---|");
+    for f in &figures {
+        for (run, probe, p) in [
+            ("first", "reads", &f.reads),
+            ("first", "writes", &f.writes),
+            ("repeat", "reads", &f.reads_again),
+            ("repeat", "writes", &f.writes_again),
+        ] {
+            let phases: Vec<String> =
+                p.by_phase.iter().map(|(name, n, max)| format!("{name} {max:.1} ({n})")).collect();
+            println!("| {} | {} | {run} | {probe} | {} |", f.backend, f.scale, phases.join(", "));
         }
     }
     Ok(())

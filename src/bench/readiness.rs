@@ -30,6 +30,10 @@ pub struct Figures {
     pub second_run_s: f64,
     /// Findings open after the run.
     pub findings: i64,
+    /// Reads with no run under way (the machine's own latency, for comparison).
+    pub idle_reads: Probes,
+    /// Writes with no run under way.
+    pub idle_writes: Probes,
     /// Reads during the first run.
     pub reads: Probes,
     /// Writes during the first run.
@@ -55,25 +59,53 @@ pub struct Probes {
     pub p99_ms: f64,
     /// Slowest, ms.
     pub max_ms: f64,
+    /// Per phase of the run (rules, reading the open findings, writing, resolving, notifying,
+    /// scoring): (phase, requests sent during it, slowest ms), so a slow probe can be traced to
+    /// what the run was doing.
+    pub by_phase: Vec<(&'static str, usize, f64)>,
 }
 
+/// The phases of a run in `phases_ms` order: (name, key of the ms at its end).
+const PHASES: [(&str, &str); 6] = [
+    ("rules", "gathered"),
+    ("read", "loaded"),
+    ("write", "written"),
+    ("resolve", "resolved"),
+    ("notify", "notified"),
+    ("scores", "total"),
+];
+
 impl Probes {
-    fn from(mut lat: Vec<f64>, failed: usize) -> Probes {
-        lat.sort_by(|a, b| a.total_cmp(b));
-        let p99 = lat.get(((lat.len() as f64) * 0.99) as usize).or(lat.last()).copied().unwrap_or(0.0);
-        Probes { count: lat.len(), failed, p99_ms: p99, max_ms: lat.last().copied().unwrap_or(0.0) }
+    /// From (ms after the run started when sent, latency ms) and the run's `phases_ms`.
+    fn from(mut lat: Vec<(f64, f64)>, failed: usize, phases: &serde_json::Value) -> Probes {
+        let mut by_phase = Vec::new();
+        let mut from = f64::NEG_INFINITY;
+        for (name, key) in PHASES {
+            let end = phases[key].as_f64().unwrap_or(f64::INFINITY);
+            let during: Vec<f64> = lat.iter().filter(|(at, _)| *at >= from && *at < end).map(|l| l.1).collect();
+            by_phase.push((name, during.len(), during.iter().copied().fold(0.0, f64::max)));
+            from = end;
+        }
+        lat.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let p99 = lat.get(((lat.len() as f64) * 0.99) as usize).or(lat.last()).map(|l| l.1).unwrap_or(0.0);
+        Probes { count: lat.len(), failed, p99_ms: p99, max_ms: lat.last().map(|l| l.1).unwrap_or(0.0), by_phase }
     }
 }
+
+/// How long the probes run with no run under way, for comparison.
+const IDLE_PROBING: Duration = Duration::from_secs(10);
 
 /// The banner whose users probe the API (the first generated one), and a village in it.
 const BANNER: &str = "150101000000";
 const VILLAGE: &str = "150101100200";
 
-/// Sends one request every 50 ms until told to stop; returns the latencies (ms) and failures.
+/// Sends one request every 50 ms until told to stop; returns (ms after `base` when sent,
+/// latency ms) of each answered request, and the failures.
 fn probe(
+    base: Instant,
     make: impl Fn() -> reqwest::RequestBuilder + Send + 'static,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<(Vec<f64>, usize)> {
+) -> tokio::task::JoinHandle<(Vec<(f64, f64)>, usize)> {
     tokio::spawn(async move {
         let (mut lat, mut failed) = (Vec::new(), 0);
         while !*stop.borrow() {
@@ -81,7 +113,7 @@ fn probe(
             match make().send().await {
                 Ok(r) if r.status().is_success() => {
                     let _ = r.bytes().await;
-                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                    lat.push((t.duration_since(base).as_secs_f64() * 1000.0, t.elapsed().as_secs_f64() * 1000.0));
                 }
                 _ => failed += 1,
             }
@@ -144,30 +176,39 @@ pub async fn run(dir: &std::path::Path, postgres: Option<&str>, scales: &[f64]) 
         let client = reqwest::Client::new();
         let addr = server.addr;
         // Reads and writes from a second client every 50 ms each while a run goes on.
-        let probed = |stop: tokio::sync::watch::Receiver<bool>| {
+        let probed = |base: Instant, stop: tokio::sync::watch::Receiver<bool>| {
             let (c, url, viewer) = (client.clone(), format!("http://{addr}/api/v1/regions?limit=10"), viewer.clone());
-            let reads = probe(move || c.get(&url).bearer_auth(&viewer), stop.clone());
+            let reads = probe(base, move || c.get(&url).bearer_auth(&viewer), stop.clone());
             // A write that takes the write lock and audits, without changing what the check
             // reads: the village's location set to what it is (none: it inherits its township's).
             let (c, url, operator) =
                 (client.clone(), format!("http://{addr}/api/v1/regions/{VILLAGE}"), operator.clone());
             let writes = probe(
+                base,
                 move || c.patch(&url).bearer_auth(&operator).json(&serde_json::json!({"lon": null, "lat": null})),
                 stop,
             );
             (reads, writes)
         };
+        // The same probes with no run under way first: what the API answers in on this machine
+        // at this moment (the load of other work included).
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let (reads, writes) = probed(stop_rx);
+        let (reads, writes) = probed(Instant::now(), stop_rx);
+        tokio::time::sleep(IDLE_PROBING).await;
+        let _ = stop_tx.send(true);
+        let (idle_reads, idle_read_failed) = reads.await?;
+        let (idle_writes, idle_write_failed) = writes.await?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let t = Instant::now();
+        let (reads, writes) = probed(t, stop_rx);
         let summary = crate::readiness::engine::run(&state, "bench").await?;
         let first_run_s = t.elapsed().as_secs_f64();
         let _ = stop_tx.send(true);
         let (read_lat, read_failed) = reads.await?;
         let (write_lat, write_failed) = writes.await?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let (reads, writes) = probed(stop_rx);
         let t = Instant::now();
+        let (reads, writes) = probed(t, stop_rx);
         let again = crate::readiness::engine::run(&state, "bench").await?;
         let second_run_s = t.elapsed().as_secs_f64();
         let _ = stop_tx.send(true);
@@ -183,10 +224,12 @@ pub async fn run(dir: &std::path::Path, postgres: Option<&str>, scales: &[f64]) 
             first_gather_s: summary["gather_ms"].as_f64().unwrap_or(0.0) / 1000.0,
             second_run_s,
             findings: summary["open"].as_i64().unwrap_or(0),
-            reads: Probes::from(read_lat, read_failed),
-            writes: Probes::from(write_lat, write_failed),
-            reads_again: Probes::from(read_lat2, read_failed2),
-            writes_again: Probes::from(write_lat2, write_failed2),
+            idle_reads: Probes::from(idle_reads, idle_read_failed, &serde_json::Value::Null),
+            idle_writes: Probes::from(idle_writes, idle_write_failed, &serde_json::Value::Null),
+            reads: Probes::from(read_lat, read_failed, &summary["phases_ms"]),
+            writes: Probes::from(write_lat, write_failed, &summary["phases_ms"]),
+            reads_again: Probes::from(read_lat2, read_failed2, &again["phases_ms"]),
+            writes_again: Probes::from(write_lat2, write_failed2, &again["phases_ms"]),
             first_phases: json_phases(&summary),
             second_phases: json_phases(&again),
         };

@@ -12,9 +12,19 @@ use crate::app::AppState;
 use crate::scheduler::lease::Lease;
 use crate::time::Timestamp;
 
-/// Writes per transaction, so a run never holds the (SQLite) write lock for long and the API
-/// keeps answering during it.
-const BATCH: usize = 500;
+/// Findings written per transaction. On SQLite every writer waits for the one write lock, so a
+/// run writes in short transactions and an API write waits behind one of them at most. On
+/// PostgreSQL writers of different rows do not wait for each other (the run's transaction locks
+/// only its own run row), so a transaction takes a whole chunk in one statement.
+fn batch(db: &crate::db::Db) -> usize {
+    match db.backend() {
+        crate::db::Backend::Sqlite => 500,
+        crate::db::Backend::Postgres => 10_000,
+    }
+}
+
+/// Scores written per transaction (SQLite: short, like findings).
+const SCORES_PER_TX: usize = 100;
 
 /// What a run needs from the application state (owned, so the run can leave the async workers).
 struct Env {
@@ -75,9 +85,9 @@ impl Progress {
     }
 }
 
-/// Runs the readiness check now and waits for it. `trigger` is `schedule` or `api`. The rules'
-/// CPU work runs on a blocking-pool thread ([`crate::blocking::off_runtime`]), not on the request
-/// workers. Refused with [`store::StartError::Running`] while another run is under way.
+/// Runs the readiness check now and waits for it. `trigger` is `schedule` or `api`. The run
+/// works on a lower-priority thread of its own ([`crate::blocking::background`]), not on the
+/// request workers. Refused with [`store::StartError::Running`] while another run is under way.
 pub async fn run(state: &Arc<AppState>, trigger: &str) -> anyhow::Result<Value> {
     let (run_id, now) = start(state, trigger).await?;
     execute(state, run_id, now).await
@@ -122,7 +132,7 @@ pub async fn execute(state: &Arc<AppState>, run_id: i64, now: Timestamp) -> anyh
         lease: (token.clone(), crate::scheduler::lease::length(state)),
         shutdown: state.shutdown.clone(),
     };
-    let work = crate::blocking::off_runtime(async move { run_inner(&env, run_id, now).await });
+    let work = crate::blocking::background("readiness", async move { run_inner(&env, run_id, now).await });
     let mut shutdown = state.shutdown.clone();
     let result = tokio::select! {
         r = work => r,
@@ -240,12 +250,13 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
             None => fresh.push((f, severity)),
         }
     }
-    for chunk in changed.chunks(BATCH) {
+    let batch = batch(&state.db);
+    for chunk in changed.chunks(batch) {
         let mut tx = state.begin(run_id).await?;
         store::touch_many(&mut tx, chunk, run_id, now).await?;
         tx.commit().await?;
     }
-    for chunk in fresh.chunks(BATCH) {
+    for chunk in fresh.chunks(batch) {
         let mut tx = state.begin(run_id).await?;
         // Inserted ids by identity (one another run opened first is not returned, and not ours
         // to notify).
@@ -260,7 +271,7 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
     let written_ms = started.elapsed().as_millis();
     progress.step("核销已解决的问题").await;
     let gone: Vec<store::OpenRow> = open_by_identity.into_values().collect();
-    for chunk in gone.chunks(BATCH) {
+    for chunk in gone.chunks(batch) {
         let mut tx = state.begin(run_id).await?;
         for row in chunk {
             let last_seen = match previous {
@@ -344,7 +355,7 @@ async fn write_scores(state: &Env, ctx: &Context, run_id: i64) -> anyhow::Result
         })
         .collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
-    for chunk in rows.chunks(BATCH / 5) {
+    for chunk in rows.chunks(SCORES_PER_TX) {
         let mut tx = state.begin(run_id).await?;
         store::insert_scores(&mut tx, run_id, chunk).await?;
         tx.commit().await?;
