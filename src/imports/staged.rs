@@ -38,6 +38,9 @@ const CHUNK: usize = 2_000;
 /// Chunks in flight between the reading thread and the staging task (bounds the memory).
 const IN_FLIGHT: usize = 4;
 
+/// Page cache of the import's own SQLite connection, in KiB.
+const WRITE_CACHE_KIB: u32 = 64 * 1024;
+
 /// One kind of staged import (see the module documentation).
 pub trait Staged: Send + Sync + 'static {
     /// What the check of one row needs of stored data and of the caller (jurisdiction, clock).
@@ -97,6 +100,13 @@ async fn run_inner<S: Staged>(imp: &S, db: &Db, body: Upload, dry_run: bool) -> 
     let started = Instant::now();
     let lookup = Arc::new(imp.lookup(db).await?);
     let mut conn = db.hold().await?;
+    if let Held::Sqlite(c) = &mut conn {
+        // The write inserts a whole file into tables with several indexes, some in random key
+        // order (a batch's depot, item and number): with SQLite's default 2 MiB page cache it
+        // spills and re-reads pages over and over. The connection is closed after the import,
+        // so the larger cache goes with it.
+        sqlx::query(&format!("PRAGMA cache_size = -{}", WRITE_CACHE_KIB)).execute(&mut **c).await?;
+    }
     S::create(&mut conn).await?;
     let (send, mut chunks) = tokio::sync::mpsc::channel::<Vec<S::Row>>(IN_FLIGHT);
     let reader = tokio::task::spawn_blocking({
