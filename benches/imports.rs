@@ -26,6 +26,10 @@ async fn main() -> anyhow::Result<()> {
     if !std::env::args().any(|a| a == "--bench") {
         return Ok(());
     }
+    // The import pipeline logs each import's phases (read and stage, check, wait for the write
+    // lock, write): shown on stderr (`RUST_LOG` to change).
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "yingji::imports=info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let sizes = yingji::bench::imports::Sizes {
         depots: env("YINGJI_BENCH_DEPOTS", 100_000),
         stock: env("YINGJI_BENCH_STOCK", 100_000),

@@ -205,6 +205,81 @@ impl Tx {
     }
 }
 
+/// A connection taken from the pool and held by one task for a while: an import stages its
+/// checked rows in a `TEMP` table on it (outside any transaction, so on SQLite without the
+/// database's write lock) and then writes them in one transaction on the same connection
+/// ([`Held::begin`]). It is closed when dropped instead of going back to the pool, so nothing it
+/// created (temporary tables, a larger page cache) outlives it, whether the import succeeded,
+/// failed or was cancelled.
+pub enum Held {
+    /// SQLite connection.
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    /// PostgreSQL connection.
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+/// Runs `$body` with `$c` bound to a [`Held`] connection (`&mut SqliteConnection` or
+/// `&mut PgConnection`).
+#[macro_export]
+macro_rules! with_held {
+    ($held:expr, |$c:ident| $body:expr) => {
+        match $held {
+            $crate::db::Held::Sqlite(h) => {
+                let $c = &mut **h;
+                $body
+            }
+            $crate::db::Held::Postgres(h) => {
+                let $c = &mut **h;
+                $body
+            }
+        }
+    };
+}
+
+impl Db {
+    /// Takes a connection out of the pool for a while (see [`Held`]).
+    pub async fn hold(&self) -> Result<Held, sqlx::Error> {
+        Ok(match self {
+            Db::Sqlite(p) => {
+                let mut c = p.acquire().await?;
+                c.close_on_drop();
+                Held::Sqlite(c)
+            }
+            Db::Postgres(p) => {
+                let mut c = p.acquire().await?;
+                c.close_on_drop();
+                Held::Postgres(c)
+            }
+        })
+    }
+}
+
+impl Held {
+    /// Which backend the connection talks to.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Held::Sqlite(_) => Backend::Sqlite,
+            Held::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Starts a transaction on this connection exactly as [`Db::begin`] starts one on a pooled
+    /// connection (on SQLite: this process's turn at the write lock, then `BEGIN IMMEDIATE`).
+    /// `db` is the pool the connection came from.
+    pub async fn begin(self, db: &Db) -> Result<Tx, sqlx::Error> {
+        Ok(match (self, db) {
+            (Held::Sqlite(c), Db::Sqlite(p)) => {
+                let turn = write_turn(p).await?;
+                Tx::Sqlite(sqlx::Transaction::begin(c, Some("BEGIN IMMEDIATE".into())).await?, turn)
+            }
+            (Held::Postgres(c), _) => Tx::Postgres(sqlx::Transaction::begin(c, None).await?),
+            (Held::Sqlite(_), Db::Postgres(_)) => {
+                return Err(sqlx::Error::Configuration("a SQLite connection with a PostgreSQL pool".into()));
+            }
+        })
+    }
+}
+
 /// A writer's turn at one SQLite database's write lock, within this process.
 pub type WriteTurn = tokio::sync::OwnedMutexGuard<()>;
 

@@ -29,6 +29,7 @@ use crate::time::Timestamp;
 
 pub mod bulk;
 pub mod short;
+pub mod staged;
 pub mod upload;
 pub mod xlsx;
 
@@ -96,11 +97,24 @@ impl Errors {
         Errors { kept: Vec::new(), total: 0, header: None }
     }
 
-    /// Records an error.
+    /// Records an error. The [`MAX_ERRORS`] with the lowest lines are kept, whatever order they
+    /// arrive in (a staged import finds duplicates only after the whole file is read).
     pub fn push(&mut self, e: FieldError) {
         self.total += 1;
         if self.kept.len() < MAX_ERRORS {
             self.kept.push(e);
+            return;
+        }
+        // Errors mostly arrive in line order: compare with the highest kept line first.
+        let (at, highest) = self
+            .kept
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, k)| (k.line, *i))
+            .map(|(i, k)| (i, k.line))
+            .unwrap_or((0, None));
+        if e.line < highest {
+            self.kept[at] = e;
         }
     }
 
@@ -216,25 +230,34 @@ fn read<I: Import>(upload: &Upload, now: Timestamp) -> Result<Parsed<I::Row>, Ap
             }
         }
     };
-    let io = |e: std::io::Error| ApiError::Internal(anyhow::anyhow!("reading an upload: {e}"));
-    let header = if xlsx::is_xlsx(&upload.head(4).map_err(io)?) {
-        xlsx::read(upload.reader().map_err(io)?, I::COLUMNS, &mut each)?
-    } else {
-        // Two passes over the file, neither holding it: check the text, then parse the rows.
-        let bom = upload::check_text(&mut upload.reader().map_err(io)?)?;
-        let mut input = upload.reader().map_err(io)?;
-        if bom {
-            input.seek(std::io::SeekFrom::Start(3)).map_err(io)?;
-        }
-        csvio::read_csv_from(input, I::COLUMNS, &mut each).map_err(|header_errors| {
-            let mut e = Errors::new();
-            header_errors.into_iter().for_each(|x| e.push(x));
-            e.into_error()
-        })?
-    };
+    let header = records(upload, I::COLUMNS, &mut each)?;
     errors.header = Some(header);
     rows.shrink_to_fit();
     Ok(Parsed { read, rows, errors, preview })
+}
+
+/// Reads an uploaded file (CSV, or the first sheet of an `.xlsx` workbook) record by record
+/// against the column list, handing each to `each`; returns the file's header.
+fn records(
+    upload: &Upload,
+    columns: &'static [Column],
+    each: &mut dyn FnMut(Result<Record<'_>, FieldError>),
+) -> Result<Header, ApiError> {
+    let io = |e: std::io::Error| ApiError::Internal(anyhow::anyhow!("reading an upload: {e}"));
+    if xlsx::is_xlsx(&upload.head(4).map_err(io)?) {
+        return xlsx::read(upload.reader().map_err(io)?, columns, each);
+    }
+    // Two passes over the file, neither holding it: check the text, then parse the rows.
+    let bom = upload::check_text(&mut upload.reader().map_err(io)?)?;
+    let mut input = upload.reader().map_err(io)?;
+    if bom {
+        input.seek(std::io::SeekFrom::Start(3)).map_err(io)?;
+    }
+    csvio::read_csv_from(input, columns, each).map_err(|header_errors| {
+        let mut e = Errors::new();
+        header_errors.into_iter().for_each(|x| e.push(x));
+        e.into_error()
+    })
 }
 
 /// Runs an import for a request: the body is the file, `?dry_run=true` asks for a preview.
@@ -245,7 +268,7 @@ pub async fn respond<I: Import>(c: &crate::http::Ctx, imp: &I) -> ApiResult<warp
 }
 
 /// Files from this size on hand their memory back to the system when the import ends.
-const TRIM_FROM_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const TRIM_FROM_BYTES: usize = 4 * 1024 * 1024;
 
 /// Runs an import of `body` (see the module documentation): all or nothing.
 pub async fn run<I: Import>(imp: &I, db: &Db, body: Upload, now: Timestamp, dry_run: bool) -> ApiResult<Outcome> {
@@ -259,7 +282,7 @@ pub async fn run<I: Import>(imp: &I, db: &Db, body: Upload, now: Timestamp, dry_
 
 /// Returns freed heap memory to the system. glibc keeps the memory a large import freed in its
 /// arenas (a 1,000,000-row file would leave hundreds of MiB resident); `malloc_trim` releases it.
-fn give_back_memory() {
+pub(crate) fn give_back_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks glibc's own heap structures under their locks; it has no
     // preconditions and is safe to call from any thread at any time.

@@ -38,7 +38,9 @@ fn text(cell: &Data) -> String {
 }
 
 /// Reads the first sheet of a workbook row by row against the column list, handing each row to
-/// `each` (see [`csvio::read_csv`]). Line numbers are sheet rows.
+/// `each` (see [`csvio::read_csv`]). Line numbers are sheet rows. The sheet is streamed cell by
+/// cell (calamine's cell reader), never loaded whole: only one row's cells are in memory (besides
+/// the workbook's shared-strings table, which calamine reads first).
 pub fn read(
     body: impl std::io::Read + std::io::Seek,
     columns: &'static [Column],
@@ -49,50 +51,99 @@ pub fn read(
         errors: vec![FieldError::line(1, None, detail)],
     };
     let mut book: Xlsx<_> = Xlsx::new(body).map_err(|e| bad(format!("无法读取 Excel 文件（.xlsx）：{e}")))?;
-    let sheet = book.sheet_names().first().cloned().unwrap_or_default();
-    let range = match book.worksheet_range_at(0) {
-        None => return Err(bad("Excel 文件中没有工作表".into())),
-        Some(Err(e)) => return Err(bad(format!("无法读取工作表「{sheet}」：{e}"))),
-        Some(Ok(r)) => r,
+    let Some(sheet) = book.sheet_names().first().cloned() else {
+        return Err(bad("Excel 文件中没有工作表".into()));
     };
-    let (first_row, first_col) = range.start().unwrap_or((0, 0));
-    let mut rows = range.rows();
-    let header_line = first_row as u64 + 1;
-    let Some(head) = rows.next() else {
-        return Err(bad(format!("工作表「{sheet}」为空：第 1 行应为表头")));
-    };
-    let names: Vec<String> = head.iter().map(text).collect();
-    // Trailing empty header cells (a formatted but empty column) are not columns.
-    let used = names.iter().rposition(|n| !n.trim().is_empty()).map_or(0, |i| i + 1);
-    let header = csvio::header(names[..used].iter().map(String::as_str), columns)
-        .map_err(|errors| {
-            let errors: Vec<FieldError> = errors
-                .into_iter()
-                .map(|mut e| {
-                    e.line = Some(header_line);
-                    e.message = format!(
-                        "工作表「{sheet}」{}",
-                        e.message.replacen("第 1 行", &format!("第 {header_line} 行"), 1)
-                    );
-                    e
-                })
-                .collect();
-            let detail = errors.first().map(|e| e.message.clone()).unwrap_or_default();
-            ApiError::invalid_many(detail, errors)
-        })?
-        .on_sheet(&sheet, first_col as usize);
-    let mut cells = csv::StringRecord::new();
-    for (i, row) in rows.enumerate() {
-        cells.clear();
-        for c in row.iter().take(used) {
-            cells.push_field(&text(c));
+    let mut cells = book.worksheet_cells_reader(&sheet).map_err(|e| bad(format!("无法读取工作表「{sheet}」：{e}")))?;
+    let mut rows = SheetRows { sheet: &sheet, header: None, record: csv::StringRecord::new() };
+    // The non-empty cells of the row being read (sheet row, then (column, text) left to right).
+    let mut row: Option<(u32, Vec<(u32, String)>)> = None;
+    loop {
+        let cell = cells.next_cell().map_err(|e| bad(format!("无法读取工作表「{sheet}」：{e}")))?;
+        let Some(cell) = cell else { break };
+        let (r, c) = cell.get_position();
+        if row.as_ref().is_some_and(|(at, _)| *at != r)
+            && let Some((at, done)) = row.take()
+        {
+            rows.row(at, &done, columns, each)?;
         }
-        for _ in row.len()..used {
-            cells.push_field("");
+        let text = text(&Data::from(cell.get_value().clone()));
+        if !text.is_empty() {
+            row.get_or_insert_with(|| (r, Vec::new())).1.push((c, text));
         }
-        csvio::each_record(&header, header_line + 1 + i as u64, &cells, each);
     }
-    Ok(header)
+    if let Some((at, done)) = row.take() {
+        rows.row(at, &done, columns, each)?;
+    }
+    match rows.header {
+        Some((header, ..)) => Ok(header),
+        None => Err(bad(format!("工作表「{sheet}」为空：第 1 行应为表头"))),
+    }
+}
+
+/// The rows of a sheet as they are streamed: the first non-empty row is the header.
+struct SheetRows<'s> {
+    sheet: &'s str,
+    /// The header, its first column and its width.
+    header: Option<(Header, u32, usize)>,
+    record: csv::StringRecord,
+}
+
+impl SheetRows<'_> {
+    fn row(
+        &mut self,
+        at: u32,
+        cells: &[(u32, String)],
+        columns: &'static [Column],
+        each: &mut dyn FnMut(Result<Record<'_>, FieldError>),
+    ) -> Result<(), ApiError> {
+        let line = at as u64 + 1;
+        let Some((header, first, used)) = &self.header else {
+            let Some(first) = cells.first().map(|(c, _)| *c) else { return Ok(()) };
+            let used = cells.last().map_or(0, |(c, _)| (c - first) as usize + 1);
+            let mut names = vec![""; used];
+            for (c, t) in cells {
+                names[(c - first) as usize] = t;
+            }
+            let sheet = self.sheet;
+            let header = csvio::header(names.iter().copied(), columns)
+                .map_err(|errors| {
+                    let errors: Vec<FieldError> = errors
+                        .into_iter()
+                        .map(|mut e| {
+                            e.line = Some(line);
+                            e.message = format!(
+                                "工作表「{sheet}」{}",
+                                e.message.replacen("第 1 行", &format!("第 {line} 行"), 1)
+                            );
+                            e
+                        })
+                        .collect();
+                    let detail = errors.first().map(|e| e.message.clone()).unwrap_or_default();
+                    ApiError::invalid_many(detail, errors)
+                })?
+                .on_sheet(sheet, first as usize);
+            self.header = Some((header, first, used));
+            return Ok(());
+        };
+        if cells.iter().any(|(c, _)| c < first) {
+            each(Err(FieldError::line(line, None, format!("工作表「{}」第 {line} 行在表头左侧有数据", self.sheet))));
+            return Ok(());
+        }
+        self.record.clear();
+        let mut next = cells.iter().peekable();
+        for i in 0..*used {
+            match next.peek() {
+                Some((c, t)) if (c - first) as usize == i => {
+                    self.record.push_field(t);
+                    next.next();
+                }
+                _ => self.record.push_field(""),
+            }
+        }
+        csvio::each_record(header, line, &self.record, each);
+        Ok(())
+    }
 }
 
 /// Writes an export as a one-sheet workbook: every cell as text (codes keep their leading

@@ -2,8 +2,8 @@
 //! movements. [`apply`] is the only code that changes `stock_batches.quantity`; it does so in the
 //! caller's transaction, together with the movement insert, with a conditional update that never
 //! lets a balance go below zero (the table's CHECK is the last line of defence). Imports open
-//! new batches in bulk with [`receive_new`], which writes each batch with the balance of its one
-//! receive movement in the same transaction.
+//! new batches in bulk with [`receive_staged`], which writes each batch with the balance of its
+//! one receive movement in the same transaction.
 
 use chrono::NaiveDate;
 use schemars::JsonSchema;
@@ -305,117 +305,66 @@ pub async fn apply(
     })
 }
 
-/// Stock arriving in a new batch, for [`receive_new`].
-#[derive(Debug, Clone)]
-pub struct Receipt {
-    /// Depot id.
-    pub depot_id: i64,
-    /// Item code.
-    pub item_code: String,
-    /// Batch identifier.
-    pub batch: String,
-    /// Units received (positive).
-    pub quantity: i64,
-    /// Attributes of the new batch.
-    pub attrs: BatchAttrs,
-}
+/// The staged receipts [`receive_staged`] reads: a `TEMP` table on the writing connection (see
+/// [`crate::imports::staged`]), one row per receipt of new stock into a batch of its own, with
+/// at least these columns (types per backend): `line` (order of the receipts, unique),
+/// `depot_id`, `item_code`, `batch`, `quantity` (positive), `production_date`, `expiry_date`,
+/// `reserve_mode`, and `existing` (0; set here to 1 for receipts whose batch already exists).
+pub const STAGED_RECEIPTS: &str = "import_stock";
 
-/// Receives stock into new batches, many at a time (imports): each batch is created with the
-/// balance of its one `receive` movement, both written here with multi-row statements in the
-/// caller's transaction, so a batch's balance is still the sum of its movements. A receipt whose
-/// batch already exists (created since the caller looked) is skipped and its batch untouched.
-/// Call with at most [`crate::imports::bulk::chunk`]`(13)` receipts. Returns the movements.
-pub async fn receive_new(
-    tx: &mut Tx,
-    receipts: &[Receipt],
-    d: &Details,
-    at: Timestamp,
-    actor: &str,
-) -> ApiResult<Vec<Movement>> {
-    use std::collections::HashMap;
-    if receipts.is_empty() {
-        return Ok(Vec::new());
+/// Receives staged stock (imports) into new batches with set-based statements in the caller's
+/// transaction: each new batch is created with the balance of its one `receive` movement (so a
+/// batch's balance is still the sum of its movements), in the order of `line`. A receipt whose
+/// batch already exists is skipped and its batch untouched (marked `existing = 1` in the stage).
+/// If another transaction creates one of the batches meanwhile (PostgreSQL), the conditional
+/// insert sees fewer rows than it should and the whole receipt is a 409: nothing is written.
+/// Returns (batches created, receipts skipped).
+pub async fn receive_staged(tx: &mut Tx, d: &Details, at: Timestamp, actor: &str) -> ApiResult<(u64, u64)> {
+    let stage = STAGED_RECEIPTS;
+    let key = "b.depot_id = s.depot_id AND b.item_code = s.item_code AND b.batch = s.batch";
+    let mark = format!("UPDATE {stage} AS s SET existing = 1 WHERE EXISTS (SELECT 1 FROM stock_batches b WHERE {key})");
+    let skipped = with_tx!(&mut *tx, |c| sqlx::query(&mark).execute(c).await.map(|r| r.rows_affected()))?;
+    let expected: i64 =
+        with_tx!(&mut *tx, |c| sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {stage} WHERE existing = 0"))
+            .fetch_one(c)
+            .await)?;
+    // `WHERE` before `ON CONFLICT` also keeps SQLite's parser from reading `ON` as a join's.
+    let batches = format!(
+        "INSERT INTO stock_batches (depot_id, item_code, batch, quantity, production_date, expiry_date, reserve_mode, contract_no, contract_end, owner, funding, created_at, updated_at)
+         SELECT s.depot_id, s.item_code, s.batch, s.quantity, s.production_date, s.expiry_date, s.reserve_mode, NULL, NULL, NULL, NULL, $1, $1
+         FROM {stage} s WHERE s.existing = 0 ORDER BY s.line
+         ON CONFLICT (depot_id, item_code, batch) DO NOTHING"
+    );
+    let created = with_tx!(&mut *tx, |c| sqlx::query(&batches).bind(at).execute(c).await.map(|r| r.rows_affected()))?;
+    if created != expected as u64 {
+        return Err(ApiError::Conflict(format!(
+            "导入期间另有 {} 个相同的批次被新建，未写入任何数据；请重新导入",
+            expected as u64 - created
+        )));
     }
-    if let Some(r) = receipts.iter().find(|r| r.quantity <= 0) {
-        super::positive("quantity", r.quantity)?;
+    let movements = format!(
+        "INSERT INTO stock_movements (batch_id, depot_id, item_code, kind, quantity, reason, destination, reference, transfer_id, requisition_id, note, at, actor)
+         SELECT b.id, s.depot_id, s.item_code, $1, s.quantity, $2, $3, $4, $5, $6, $7, $8, $9
+         FROM {stage} s JOIN stock_batches b ON {key}
+         WHERE s.existing = 0 ORDER BY s.line"
+    );
+    let moved = with_tx!(&mut *tx, |c| sqlx::query(&movements)
+        .bind(MovementKind::Receive.as_str())
+        .bind(d.reason.map(AdjustReason::as_str))
+        .bind(&d.destination)
+        .bind(&d.reference)
+        .bind(d.transfer_id)
+        .bind(d.requisition_id)
+        .bind(&d.note)
+        .bind(at)
+        .bind(actor)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if moved != created {
+        return Err(ApiError::Internal(anyhow::anyhow!("{created} batches received but {moved} movements written")));
     }
-    let created: Vec<(i64, i64, String, String)> = with_tx!(&mut *tx, |c| {
-        let mut q = sqlx::QueryBuilder::new(
-            "INSERT INTO stock_batches (depot_id, item_code, batch, quantity, production_date, expiry_date, reserve_mode, contract_no, contract_end, owner, funding, created_at, updated_at) ",
-        );
-        q.push_values(receipts, |mut b, r| {
-            b.push_bind(r.depot_id)
-                .push_bind(&r.item_code)
-                .push_bind(&r.batch)
-                .push_bind(r.quantity)
-                .push_bind(r.attrs.production_date)
-                .push_bind(r.attrs.expiry_date)
-                .push_bind(r.attrs.reserve_mode.as_str())
-                .push_bind(&r.attrs.contract_no)
-                .push_bind(r.attrs.contract_end)
-                .push_bind(&r.attrs.owner)
-                .push_bind(&r.attrs.funding)
-                .push_bind(at)
-                .push_bind(at);
-        });
-        q.push(" ON CONFLICT (depot_id, item_code, batch) DO NOTHING RETURNING id, depot_id, item_code, batch");
-        q.build_query_as().fetch_all(c).await
-    })?;
-    let ids: HashMap<(i64, &str, &str), i64> =
-        created.iter().map(|(id, depot, item, batch)| ((*depot, item.as_str(), batch.as_str()), *id)).collect();
-    let new: Vec<(i64, &Receipt)> = receipts
-        .iter()
-        .filter_map(|r| ids.get(&(r.depot_id, r.item_code.as_str(), r.batch.as_str())).map(|id| (*id, r)))
-        .collect();
-    if new.is_empty() {
-        return Ok(Vec::new());
-    }
-    let kind = MovementKind::Receive;
-    let reason = d.reason.map(AdjustReason::as_str);
-    let movement_ids: Vec<(i64, i64)> = with_tx!(&mut *tx, |c| {
-        let mut q = sqlx::QueryBuilder::new(
-            "INSERT INTO stock_movements (batch_id, depot_id, item_code, kind, quantity, reason, destination, reference, transfer_id, requisition_id, note, at, actor) ",
-        );
-        q.push_values(&new, |mut b, (batch_id, r)| {
-            b.push_bind(*batch_id)
-                .push_bind(r.depot_id)
-                .push_bind(&r.item_code)
-                .push_bind(kind.as_str())
-                .push_bind(r.quantity)
-                .push_bind(reason)
-                .push_bind(&d.destination)
-                .push_bind(&d.reference)
-                .push_bind(d.transfer_id)
-                .push_bind(d.requisition_id)
-                .push_bind(&d.note)
-                .push_bind(at)
-                .push_bind(actor);
-        });
-        q.push(" RETURNING id, batch_id");
-        q.build_query_as().fetch_all(c).await
-    })?;
-    // One movement per new batch, so the batch id names its movement.
-    let by_batch: HashMap<i64, i64> = movement_ids.into_iter().map(|(id, batch)| (batch, id)).collect();
-    Ok(new
-        .into_iter()
-        .map(|(batch_id, r)| Movement {
-            id: by_batch.get(&batch_id).copied().unwrap_or_default(),
-            batch_id,
-            batch: r.batch.clone(),
-            depot_id: r.depot_id,
-            item_code: r.item_code.clone(),
-            kind,
-            quantity: r.quantity,
-            reason: reason.map(str::to_string),
-            destination: d.destination.clone(),
-            reference: d.reference.clone(),
-            transfer_id: d.transfer_id,
-            requisition_id: d.requisition_id,
-            note: d.note.clone(),
-            at,
-            actor: actor.to_string(),
-        })
-        .collect())
+    Ok((created, skipped))
 }
 
 /// Takes `quantity` units of an item out of a depot: from the named batch, or (batch None) first

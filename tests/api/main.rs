@@ -31,6 +31,7 @@ mod hardening;
 mod idempotency;
 mod imports;
 mod imports_bulk;
+mod imports_staged;
 mod keys;
 mod keys_legacy;
 mod migrations;

@@ -10,21 +10,22 @@ use super::{CATALOGUE, DEPOTS, STOCK, date};
 use crate::audit::{self, Actor, Change};
 use crate::auth::Scope;
 use crate::csvio::{self, Column, Record};
-use crate::db::{Db, Tx};
+use crate::db::{Backend, Db, Held, Tx};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::Ctx;
 use crate::imports::short::Short;
+use crate::imports::staged::Staged;
 use crate::imports::{self, Errors, Import, ImportSummary, Lined, bulk};
 use crate::personal::{Cipher, Field};
 use crate::regions::{RegionCode, check_lon_lat};
 use crate::supplies::batches::{self, NewBatch};
 use crate::supplies::catalogue::{self, Item, check_shelf_life};
 use crate::supplies::depots::{self, DepotRow, check_phone};
-use crate::supplies::ledger::{self, Details, Receipt};
+use crate::supplies::ledger::{self, Details};
 use crate::supplies::{DepotKind, ReserveMode, to_audit};
 use crate::time::Timestamp;
 use crate::vocab::ItemCode;
-use crate::with_db;
+use crate::{with_db, with_held, with_tx};
 
 /// `POST /api/v1/import/catalogue`.
 pub(super) async fn import_catalogue(c: Ctx) -> ApiResult<Response> {
@@ -36,13 +37,13 @@ pub(super) async fn import_catalogue(c: Ctx) -> ApiResult<Response> {
 pub(super) async fn import_depots(c: Ctx) -> ApiResult<Response> {
     let imp =
         DepotImport { scope: c.caller()?.scope.clone(), actor: c.actor()?, now: c.now(), cipher: c.app.cipher.clone() };
-    imports::respond(&c, &imp).await
+    imports::staged::respond(&c, &imp).await
 }
 
 /// `POST /api/v1/import/stock`.
 pub(super) async fn import_stock(c: Ctx) -> ApiResult<Response> {
     let imp = StockImport { scope: c.caller()?.scope.clone(), actor: c.actor()?, now: c.now() };
-    imports::respond(&c, &imp).await
+    imports::staged::respond(&c, &imp).await
 }
 
 /// The supplies catalogue, matched by item code.
@@ -179,38 +180,43 @@ pub struct DepotLine {
     phone: Option<Option<String>>,
 }
 
-/// What a depot import writes.
-pub struct DepotPlan {
-    rows: usize,
-    unchanged: usize,
-    changes: Vec<DepotChange>,
+/// What a depot row is checked against: the caller's jurisdiction, the depots in it (by code),
+/// every region, every depot code of the banner, and what the audit states need.
+pub struct DepotLookup {
+    scope: Scope,
+    existing: HashMap<String, DepotRow>,
+    regions: HashSet<String>,
+    taken: HashSet<String>,
+    cipher: Cipher,
+    now: Timestamp,
 }
 
-/// One depot to write, with its audit states prepared before the transaction (phones decrypted
-/// and masked, JSON built), so the write lock is held only for the statements.
-pub struct DepotChange {
+/// A checked depot row, as staged: the row to write, with its audit states prepared before the
+/// transaction (phones decrypted and masked, JSON built), so the write lock is held only for the
+/// set-based statements. Every readable row is staged (for the duplicate check); only changed
+/// ones are written.
+pub struct StagedDepot {
+    line: u64,
+    /// Whether the row changes anything (a new depot, or a stored one that differs).
+    change: bool,
     row: DepotRow,
-    /// The stored state as JSON text (None: a new depot). Text, not `Value`: a large file keeps
-    /// one per row, and a `Value` tree is ten times the size.
+    /// The stored state as JSON text (None: a new depot).
     before: Option<String>,
-    /// The new state as JSON text (a new depot's `id` is filled in once inserted).
-    after: String,
+    /// The new state as JSON text (a new depot's `id` is filled in by the insert).
+    after: Option<String>,
 }
 
-fn audit_text(view: &crate::supplies::depots::Depot) -> ApiResult<String> {
-    serde_json::to_string(view).map_err(|e| crate::error::ApiError::Internal(e.into()))
+/// The staging table of the depots import.
+const DEPOT_STAGE: &str = "import_depots";
+
+/// An audit state as JSON text, keys in the order the audit log writes them (serde's sorted map).
+fn audit_text(view: &crate::supplies::depots::Depot) -> Option<String> {
+    serde_json::to_value(view).ok().map(|v| v.to_string())
 }
 
-fn audit_value(text: &str) -> ApiResult<serde_json::Value> {
-    serde_json::from_str(text).map_err(|e| crate::error::ApiError::Internal(e.into()))
-}
-
-impl Import for DepotImport {
-    type Row = DepotLine;
-    type Plan = DepotPlan;
-    const COLUMNS: &'static [Column] = DEPOTS;
-
-    fn parse(rec: &Record<'_>, _now: Timestamp, errors: &mut Vec<FieldError>) -> Option<DepotLine> {
+impl DepotLine {
+    /// Parses a depot row.
+    fn parse(rec: &Record<'_>, errors: &mut Vec<FieldError>) -> Option<DepotLine> {
         let code = rec.need("code", errors).map(str::to_string);
         let name = rec.need("name", errors).map(str::to_string);
         let region = rec
@@ -257,127 +263,228 @@ impl Import for DepotImport {
             phone,
         })
     }
+}
 
-    async fn check(&self, db: &Db, rows: Vec<Lined<DepotLine>>, errors: &mut Errors) -> ApiResult<DepotPlan> {
+impl Staged for DepotImport {
+    type Lookup = DepotLookup;
+    type Row = StagedDepot;
+    const COLUMNS: &'static [Column] = DEPOTS;
+
+    async fn lookup(&self, db: &Db) -> ApiResult<DepotLookup> {
         let (lo, hi) = self.scope.bounds();
-        let existing: HashMap<String, DepotRow> =
-            depots::all_in(db, (&lo, &hi)).await?.into_iter().map(|d| (d.code.clone(), d)).collect();
-        let regions: HashSet<String> = crate::regions::store::all(db).await?.into_iter().map(|r| r.code).collect();
+        let existing = depots::all_in(db, (&lo, &hi)).await?.into_iter().map(|d| (d.code.clone(), d)).collect();
+        let regions = crate::regions::store::all(db).await?.into_iter().map(|r| r.code).collect();
         // Codes are unique across the banner: one query for all of them, not one per row.
-        let taken: HashSet<String> =
-            with_db!(db, |p| sqlx::query_scalar::<_, String>("SELECT code FROM depots").fetch_all(p).await)?
-                .into_iter()
-                .collect();
-        let mut plan = DepotPlan { rows: rows.len(), unchanged: 0, changes: Vec::new() };
-        let mut seen: HashMap<String, u64> = HashMap::new();
-        let cipher = &self.cipher;
-        for Lined { line, row } in rows {
-            if !self.scope.contains(&row.region) {
-                errors.at(line, "region_code", format!("区划 {} 不在您的管辖范围内", row.region));
-            } else if !regions.contains(&row.region) {
-                errors.at(line, "region_code", format!("区划 {} 不存在", row.region));
-            }
-            if let Some(prev) = seen.insert(row.code.clone(), line) {
-                errors.at(line, "code", format!("储备库编码 {} 与第 {prev} 行重复", row.code));
-            }
-            let before = existing.get(&row.code);
-            if before.is_none() && taken.contains(&row.code) {
-                errors.at(line, "code", format!("储备库编码 {} 已被辖区外的储备库使用", row.code));
-            }
-            if let Some(old) = before
-                && old.region_code != row.region
-            {
-                errors.at(
-                    line,
-                    "region_code",
-                    format!("储备库 {} 属于区划 {}，所属区划不能通过导入修改", row.code, old.region_code),
-                );
-            }
-            if !errors.is_empty() {
-                // Once the file is certain to fail, only errors are of interest.
-                continue;
-            }
-            let old_phone = before.and_then(|b| b.phone(cipher));
-            let new_phone = row.phone.unwrap_or_else(|| old_phone.clone());
-            let mut d = DepotRow {
-                id: 0,
-                code: row.code,
-                name: row.name,
-                region_code: row.region,
-                kind: row.kind,
-                lon: row.lon,
-                lat: row.lat,
-                address: row.address,
-                manager: row.manager,
-                phone_enc: None,
-                notes: None,
-                created_at: self.now,
-                updated_at: self.now,
-            };
-            match before {
-                Some(b)
-                    if b.name == d.name
-                        && b.kind == d.kind
-                        && b.lon == d.lon
-                        && b.lat == d.lat
-                        && b.address == d.address
-                        && b.manager == d.manager
-                        && old_phone == new_phone =>
-                {
-                    plan.unchanged += 1;
-                }
-                Some(b) => {
-                    d.phone_enc = if old_phone == new_phone {
-                        b.phone_enc.clone()
-                    } else {
-                        new_phone.as_deref().map(|p| cipher.encrypt(Field::DEPOT_PHONE, p))
-                    };
-                    (d.id, d.notes, d.created_at) = (b.id, b.notes.clone(), b.created_at);
-                    let before = Some(audit_text(&b.view(cipher, false))?);
-                    plan.changes.push(DepotChange { after: audit_text(&d.view(cipher, false))?, row: d, before });
-                }
-                None => {
-                    d.phone_enc = new_phone.as_deref().map(|p| cipher.encrypt(Field::DEPOT_PHONE, p));
-                    plan.changes.push(DepotChange { after: audit_text(&d.view(cipher, false))?, row: d, before: None });
-                }
-            }
-        }
-        Ok(plan)
+        let taken = with_db!(db, |p| sqlx::query_scalar::<_, String>("SELECT code FROM depots").fetch_all(p).await)?
+            .into_iter()
+            .collect();
+        Ok(DepotLookup {
+            scope: self.scope.clone(),
+            existing,
+            regions,
+            taken,
+            cipher: self.cipher.clone(),
+            now: self.now,
+        })
     }
 
-    async fn write(&self, tx: &mut Tx, plan: DepotPlan) -> ApiResult<ImportSummary> {
-        let mut summary = ImportSummary { rows: plan.rows, unchanged: plan.unchanged, ..Default::default() };
-        for chunk in plan.changes.chunks(bulk::chunk(12)) {
-            let new: Vec<DepotRow> = chunk.iter().filter(|c| c.before.is_none()).map(|c| c.row.clone()).collect();
-            let old: Vec<DepotRow> = chunk.iter().filter(|c| c.before.is_some()).map(|c| c.row.clone()).collect();
-            let ids: HashMap<String, i64> =
-                depots::insert_many(tx, &new).await?.into_iter().map(|(id, code)| (code, id)).collect();
-            depots::update_many(tx, &old).await?;
-            summary.created += new.len();
-            summary.updated += old.len();
-            let entity_ids: Vec<i64> =
-                chunk.iter().map(|c| ids.get(&c.row.code).copied().unwrap_or(c.row.id)).collect();
-            let names: Vec<String> = entity_ids.iter().map(i64::to_string).collect();
-            let mut changes = Vec::with_capacity(chunk.len());
-            for ((c, id), name) in chunk.iter().zip(&entity_ids).zip(&names) {
-                let mut after = audit_value(&c.after)?;
-                after["id"] = (*id).into();
-                changes.push(Change {
-                    action: "import",
-                    entity_type: "depot",
-                    entity_id: name,
-                    region_code: Some(&c.row.region_code),
-                    before: c.before.as_deref().map(audit_value).transpose()?,
-                    after: Some(after),
-                });
-            }
-            audit::record_many(tx, &self.actor, self.now, changes).await?;
+    fn check(lookup: &DepotLookup, rec: &Record<'_>, errors: &mut Vec<FieldError>) -> Option<StagedDepot> {
+        let row = DepotLine::parse(rec, errors)?;
+        if !errors.is_empty() {
+            return None;
         }
-        Ok(summary)
+        if !lookup.scope.contains(&row.region) {
+            errors.push(rec.err("region_code", format!("区划 {} 不在您的管辖范围内", row.region)));
+        } else if !lookup.regions.contains(&row.region) {
+            errors.push(rec.err("region_code", format!("区划 {} 不存在", row.region)));
+        }
+        let before = lookup.existing.get(&row.code);
+        if before.is_none() && lookup.taken.contains(&row.code) {
+            errors.push(rec.err("code", format!("储备库编码 {} 已被辖区外的储备库使用", row.code)));
+        }
+        if let Some(old) = before
+            && old.region_code != row.region
+        {
+            errors.push(rec.err(
+                "region_code",
+                format!("储备库 {} 属于区划 {}，所属区划不能通过导入修改", row.code, old.region_code),
+            ));
+        }
+        let cipher = &lookup.cipher;
+        let mut d = DepotRow {
+            id: 0,
+            code: row.code,
+            name: row.name,
+            region_code: row.region,
+            kind: row.kind,
+            lon: row.lon,
+            lat: row.lat,
+            address: row.address,
+            manager: row.manager,
+            phone_enc: None,
+            notes: None,
+            created_at: lookup.now,
+            updated_at: lookup.now,
+        };
+        if !errors.is_empty() {
+            // Staged for the duplicate check only: the file will not be written.
+            return Some(StagedDepot { line: rec.line, change: false, row: d, before: None, after: None });
+        }
+        let old_phone = before.and_then(|b| b.phone(cipher));
+        let new_phone = row.phone.unwrap_or_else(|| old_phone.clone());
+        let staged = match before {
+            Some(b)
+                if b.name == d.name
+                    && b.kind == d.kind
+                    && b.lon == d.lon
+                    && b.lat == d.lat
+                    && b.address == d.address
+                    && b.manager == d.manager
+                    && old_phone == new_phone =>
+            {
+                StagedDepot { line: rec.line, change: false, row: d, before: None, after: None }
+            }
+            Some(b) => {
+                d.phone_enc = if old_phone == new_phone {
+                    b.phone_enc.clone()
+                } else {
+                    new_phone.as_deref().map(|p| cipher.encrypt(Field::DEPOT_PHONE, p))
+                };
+                (d.id, d.notes, d.created_at) = (b.id, b.notes.clone(), b.created_at);
+                let before = audit_text(&b.view(cipher, false));
+                StagedDepot { line: rec.line, change: true, after: audit_text(&d.view(cipher, false)), row: d, before }
+            }
+            None => {
+                d.phone_enc = new_phone.as_deref().map(|p| cipher.encrypt(Field::DEPOT_PHONE, p));
+                StagedDepot {
+                    line: rec.line,
+                    change: true,
+                    after: audit_text(&d.view(cipher, false)),
+                    row: d,
+                    before: None,
+                }
+            }
+        };
+        Some(staged)
+    }
+
+    async fn create(conn: &mut Held) -> Result<(), sqlx::Error> {
+        let (int, real, time) = match conn.backend() {
+            Backend::Sqlite => ("INTEGER", "REAL", "TEXT"),
+            Backend::Postgres => ("BIGINT", "DOUBLE PRECISION", "TIMESTAMPTZ"),
+        };
+        let sql = format!(
+            "CREATE TEMP TABLE {DEPOT_STAGE} (line {int} PRIMARY KEY, change {int} NOT NULL, id {int}, code TEXT NOT NULL, name TEXT NOT NULL, region_code TEXT NOT NULL, kind TEXT NOT NULL, lon {real} NOT NULL, lat {real} NOT NULL, address TEXT, manager TEXT, phone_enc TEXT, notes TEXT, created_at {time} NOT NULL, updated_at {time} NOT NULL, before_state TEXT, after_state TEXT)"
+        );
+        with_held!(conn, |c| sqlx::query(&sql).execute(c).await.map(|_| ()))
+    }
+
+    async fn stage(conn: &mut Held, rows: &[StagedDepot]) -> Result<(), sqlx::Error> {
+        for rows in rows.chunks(bulk::chunk(17)) {
+            with_held!(&mut *conn, |c| {
+                let mut q = sqlx::QueryBuilder::new(format!(
+                    "INSERT INTO {DEPOT_STAGE} (line, change, id, code, name, region_code, kind, lon, lat, address, manager, phone_enc, notes, created_at, updated_at, before_state, after_state) "
+                ));
+                q.push_values(rows, |mut b, s| {
+                    let d = &s.row;
+                    b.push_bind(s.line as i64)
+                        .push_bind(i64::from(s.change))
+                        .push_bind((d.id != 0).then_some(d.id))
+                        .push_bind(&d.code)
+                        .push_bind(&d.name)
+                        .push_bind(&d.region_code)
+                        .push_bind(d.kind.as_str())
+                        .push_bind(d.lon)
+                        .push_bind(d.lat)
+                        .push_bind(&d.address)
+                        .push_bind(&d.manager)
+                        .push_bind(&d.phone_enc)
+                        .push_bind(&d.notes)
+                        .push_bind(d.created_at)
+                        .push_bind(d.updated_at)
+                        .push_bind(&s.before)
+                        .push_bind(&s.after);
+                });
+                q.build().execute(c).await.map(|_| ())
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn check_staged(&self, conn: &mut Held, errors: &mut Errors) -> ApiResult<()> {
+        use futures_util::TryStreamExt;
+        // A code twice in the file: each later line names the first.
+        let sql = format!(
+            "SELECT line, code, first FROM (
+               SELECT line, code, MIN(line) OVER (PARTITION BY code) AS first FROM {DEPOT_STAGE}) AS d
+             WHERE line > first ORDER BY line"
+        );
+        with_held!(conn, |c| {
+            let mut dups = sqlx::query_as::<_, (i64, String, i64)>(&sql).fetch(c);
+            while let Some((line, code, first)) = dups.try_next().await? {
+                errors.at(line as u64, "code", format!("储备库编码 {code} 与第 {first} 行重复"));
+            }
+            Ok::<_, sqlx::Error>(())
+        })?;
+        Ok(())
+    }
+
+    async fn write(&self, tx: &mut Tx, rows: usize) -> ApiResult<ImportSummary> {
+        let counts = format!(
+            "SELECT COALESCE(SUM(CASE WHEN id IS NULL THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN id IS NULL THEN 0 ELSE 1 END), 0) FROM {DEPOT_STAGE} WHERE change = 1"
+        );
+        let (new, old): (i64, i64) = with_tx!(&mut *tx, |c| sqlx::query_as(&counts).fetch_one(c).await)?;
+        let insert = format!(
+            "INSERT INTO depots (code, name, region_code, kind, lon, lat, address, manager, phone_enc, notes, created_at, updated_at)
+             SELECT code, name, region_code, kind, lon, lat, address, manager, phone_enc, notes, created_at, updated_at
+             FROM {DEPOT_STAGE} WHERE change = 1 AND id IS NULL ORDER BY line"
+        );
+        let created = with_tx!(&mut *tx, |c| sqlx::query(&insert).execute(c).await.map(|r| r.rows_affected()))?;
+        let update = format!(
+            "UPDATE depots SET name = s.name, kind = s.kind, lon = s.lon, lat = s.lat, address = s.address, manager = s.manager, phone_enc = s.phone_enc, notes = s.notes, updated_at = s.updated_at
+             FROM {DEPOT_STAGE} AS s WHERE s.change = 1 AND depots.id = s.id AND depots.code = s.code"
+        );
+        let updated = with_tx!(&mut *tx, |c| sqlx::query(&update).execute(c).await.map(|r| r.rows_affected()))?;
+        if created != new as u64 || updated != old as u64 {
+            return Err(ApiError::Conflict(format!(
+                "导入期间储备库被其他请求修改或删除（应新增 {new}、更新 {old}，实际 {created}、{updated}），未写入任何数据；请重新导入"
+            )));
+        }
+        // The audit rows `audit::record_many` would write: the new state with the depot's id.
+        let (before, after) = match tx.backend() {
+            Backend::Sqlite => ("s.before_state", "json_set(s.after_state, '$.id', d.id)"),
+            Backend::Postgres => {
+                ("CAST(s.before_state AS JSONB)", "jsonb_set(CAST(s.after_state AS JSONB), '{id}', to_jsonb(d.id))")
+            }
+        };
+        let audit = format!(
+            "INSERT INTO audit_log (at, actor, actor_role, action, entity_type, entity_id, region_code, before_state, after_state, request_id)
+             SELECT $1, $2, $3, 'import', 'depot', CAST(d.id AS TEXT), s.region_code, {before}, {after}, $4
+             FROM {DEPOT_STAGE} s JOIN depots d ON d.code = s.code
+             WHERE s.change = 1 ORDER BY s.line"
+        );
+        let audited = with_tx!(&mut *tx, |c| sqlx::query(&audit)
+            .bind(self.now)
+            .bind(&self.actor.name)
+            .bind(&self.actor.role)
+            .bind(&self.actor.request_id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if audited != created + updated {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "{} depots written but {audited} audit rows",
+                created + updated
+            )));
+        }
+        let changed = (created + updated) as usize;
+        Ok(ImportSummary { rows, created: created as usize, updated: updated as usize, unchanged: rows - changed })
     }
 }
 
-/// Stock: one received batch per row, within the caller's jurisdiction.
+/// Stock: one received batch per row, within the caller's jurisdiction. A staged import
+/// ([`imports::staged`]): rows are checked and staged as they are read, then received with
+/// set-based statements ([`ledger::receive_staged`]) and audited the same way.
 pub struct StockImport {
     scope: Scope,
     actor: Actor,
@@ -395,40 +502,9 @@ pub struct StockLine {
     reserve_mode: ReserveMode,
 }
 
-/// What a stock import writes: the checked rows themselves, turned into receipts a chunk at a
-/// time as they are written (a second full copy of a large file would double its memory).
-pub struct StockPlan {
-    rows: usize,
-    lines: Vec<Lined<StockLine>>,
-    /// Depot id of each line.
-    depot_ids: Vec<i64>,
-    /// The catalogue (for the batch rules).
-    items: HashMap<String, Item>,
-    /// Region of each depot (for the audit rows).
-    regions: HashMap<i64, String>,
-}
-
 impl StockLine {
-    /// The batch this line opens (the same rules as a receive movement: shelf-life expiry,
-    /// identity, mode).
-    fn new_batch(&self, item: &Item) -> Result<(String, ledger::BatchAttrs), batches::RuleError> {
-        let new = NewBatch {
-            batch: self.batch.to_string(),
-            production_date: self.production_date,
-            expiry_date: self.expiry_date,
-            reserve_mode: Some(self.reserve_mode),
-            ..NewBatch::default()
-        };
-        batches::new_batch(item, new)
-    }
-}
-
-impl Import for StockImport {
-    type Row = StockLine;
-    type Plan = StockPlan;
-    const COLUMNS: &'static [Column] = STOCK;
-
-    fn parse(rec: &Record<'_>, _now: Timestamp, errors: &mut Vec<FieldError>) -> Option<StockLine> {
+    /// Parses a stock row.
+    fn parse(rec: &Record<'_>, errors: &mut Vec<FieldError>) -> Option<StockLine> {
         let depot = rec.need("depot_code", errors).map(Short::from);
         let item = rec.need("item_code", errors).and_then(|v| match ItemCode::parse(v) {
             Err(m) => {
@@ -471,104 +547,175 @@ impl Import for StockImport {
         })
     }
 
-    async fn check(&self, db: &Db, rows: Vec<Lined<StockLine>>, errors: &mut Errors) -> ApiResult<StockPlan> {
-        let (lo, hi) = self.scope.bounds();
-        let depots: HashMap<String, (i64, String)> =
-            depots::all_in(db, (&lo, &hi)).await?.into_iter().map(|d| (d.code, (d.id, d.region_code))).collect();
-        let items: HashMap<String, Item> = catalogue::all(db).await?.into_iter().map(|i| (i.code.clone(), i)).collect();
-        // Duplicates within the file: sort line indices by identity (no copy of the keys).
-        let mut order: Vec<u32> = (0..rows.len() as u32).collect();
-        let key = |i: u32| {
-            let r = &rows[i as usize].row;
-            (r.depot.as_str(), r.item.as_str(), r.batch.as_str())
+    /// The batch this line opens (the same rules as a receive movement: shelf-life expiry,
+    /// identity, mode).
+    fn new_batch(&self, item: &Item) -> Result<(String, ledger::BatchAttrs), batches::RuleError> {
+        let new = NewBatch {
+            batch: self.batch.to_string(),
+            production_date: self.production_date,
+            expiry_date: self.expiry_date,
+            reserve_mode: Some(self.reserve_mode),
+            ..NewBatch::default()
         };
-        order.sort_unstable_by(|a, b| key(*a).cmp(&key(*b)).then(a.cmp(b)));
-        let mut dup: HashMap<u32, u64> = HashMap::new();
-        for w in order.windows(2) {
-            if key(w[0]) == key(w[1]) {
-                let first = dup.get(&w[0]).copied().unwrap_or(rows[w[0] as usize].line);
-                dup.insert(w[1], first);
-            }
-        }
-        drop(order);
-        // The rows stay where they are (the plan keeps them): only their depot ids are added.
-        let mut depot_ids = Vec::with_capacity(rows.len());
-        let mut regions = HashMap::new();
-        let total = rows.len();
-        for (i, Lined { line, row }) in rows.iter().enumerate() {
-            let line = *line;
-            let n = errors.total();
-            let depot = depots.get(row.depot.as_str());
-            if depot.is_none() {
-                errors.at(line, "depot_code", format!("储备库 {} 不存在或不在您的管辖范围内", row.depot));
-            }
-            let item = items.get(row.item.as_str());
-            if item.is_none() {
-                errors.at(line, "item_code", format!("物资编码 {} 不在物资目录中", row.item));
-            }
-            if let Some(prev) = dup.get(&(i as u32)) {
-                errors.row(
-                    line,
-                    format!("储备库 {}、物资 {}、批次 {} 与第 {prev} 行重复", row.depot, row.item, row.batch),
-                );
-            }
-            let (Some((depot_id, region)), Some(item)) = (depot, item) else { continue };
-            if errors.total() != n {
-                continue;
-            }
-            if let Err(e) = row.new_batch(item) {
-                errors.at(line, e.field, e.message);
-            }
-            if errors.is_empty() {
-                regions.entry(*depot_id).or_insert_with(|| region.clone());
-                depot_ids.push(*depot_id);
-            } else if !depot_ids.is_empty() {
-                // Certain to fail: keep only errors from here on.
-                depot_ids = Vec::new();
-            }
-        }
-        let lines = if errors.is_empty() { rows } else { Vec::new() };
-        Ok(StockPlan { rows: total, lines, depot_ids, items, regions })
+        batches::new_batch(item, new)
+    }
+}
+
+/// What a stock row is checked against: the depots of the caller's jurisdiction (code → id) and
+/// the catalogue.
+pub struct StockLookup {
+    depots: HashMap<String, i64>,
+    items: HashMap<String, Item>,
+}
+
+/// A checked stock row, as staged (see [`ledger::STAGED_RECEIPTS`]). A row whose depot or item
+/// is unknown is staged too (depot None), for the duplicate check; such a file is never written.
+pub struct StagedStock {
+    line: u64,
+    depot: Short,
+    depot_id: Option<i64>,
+    item: Short,
+    batch: Short,
+    quantity: i64,
+    production_date: Option<NaiveDate>,
+    expiry_date: Option<NaiveDate>,
+    reserve_mode: ReserveMode,
+}
+
+impl Staged for StockImport {
+    type Lookup = StockLookup;
+    type Row = StagedStock;
+    const COLUMNS: &'static [Column] = STOCK;
+
+    async fn lookup(&self, db: &Db) -> ApiResult<StockLookup> {
+        let (lo, hi) = self.scope.bounds();
+        let depots = depots::all_in(db, (&lo, &hi)).await?.into_iter().map(|d| (d.code, d.id)).collect();
+        let items = catalogue::all(db).await?.into_iter().map(|i| (i.code.clone(), i)).collect();
+        Ok(StockLookup { depots, items })
     }
 
-    async fn write(&self, tx: &mut Tx, plan: StockPlan) -> ApiResult<ImportSummary> {
-        let mut summary = ImportSummary { rows: plan.rows, ..Default::default() };
-        let details = Details { reference: Some("CSV 导入".into()), ..Details::default() };
-        let per = bulk::chunk(13);
-        for (lines, ids) in plan.lines.chunks(per).zip(plan.depot_ids.chunks(per)) {
-            let mut chunk = Vec::with_capacity(lines.len());
-            for (Lined { row: l, .. }, depot_id) in lines.iter().zip(ids) {
-                let item = plan
-                    .items
-                    .get(l.item.as_str())
-                    .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("item vanished")))?;
-                let (batch, attrs) = l.new_batch(item).map_err(|e| ApiError::invalid(e.field, e.message))?;
-                chunk.push(Receipt {
-                    depot_id: *depot_id,
-                    item_code: l.item.to_string(),
-                    batch,
-                    quantity: l.quantity,
-                    attrs,
-                });
-            }
-            let chunk = &chunk[..];
-            let moved = ledger::receive_new(tx, chunk, &details, self.now, &self.actor.name).await?;
-            summary.created += moved.len();
-            summary.unchanged += chunk.len() - moved.len();
-            let ids: Vec<String> = moved.iter().map(|m| m.id.to_string()).collect();
-            let mut changes = Vec::with_capacity(moved.len());
-            for (m, id) in moved.iter().zip(&ids) {
-                changes.push(Change {
-                    action: "import",
-                    entity_type: "stock_movement",
-                    entity_id: id,
-                    region_code: plan.regions.get(&m.depot_id).map(String::as_str),
-                    before: None,
-                    after: Some(to_audit(m)?),
-                });
-            }
-            audit::record_many(tx, &self.actor, self.now, changes).await?;
+    fn check(lookup: &StockLookup, rec: &Record<'_>, errors: &mut Vec<FieldError>) -> Option<StagedStock> {
+        let l = StockLine::parse(rec, errors)?;
+        if !errors.is_empty() {
+            return None;
         }
-        Ok(summary)
+        let depot_id = lookup.depots.get(l.depot.as_str()).copied();
+        if depot_id.is_none() {
+            errors.push(rec.err("depot_code", format!("储备库 {} 不存在或不在您的管辖范围内", l.depot)));
+        }
+        let item = lookup.items.get(l.item.as_str());
+        if item.is_none() {
+            errors.push(rec.err("item_code", format!("物资编码 {} 不在物资目录中", l.item)));
+        }
+        let mut expiry_date = l.expiry_date;
+        if let (Some(_), Some(item)) = (depot_id, item) {
+            match l.new_batch(item) {
+                Ok((_, attrs)) => expiry_date = attrs.expiry_date,
+                Err(e) => errors.push(rec.err(e.field, e.message)),
+            }
+        }
+        Some(StagedStock {
+            line: rec.line,
+            depot: l.depot,
+            depot_id,
+            item: l.item,
+            batch: l.batch,
+            quantity: l.quantity,
+            production_date: l.production_date,
+            expiry_date,
+            reserve_mode: l.reserve_mode,
+        })
+    }
+
+    async fn create(conn: &mut Held) -> Result<(), sqlx::Error> {
+        let (int, date) = match conn.backend() {
+            Backend::Sqlite => ("INTEGER", "TEXT"),
+            Backend::Postgres => ("BIGINT", "DATE"),
+        };
+        let sql = format!(
+            "CREATE TEMP TABLE {} (line {int} PRIMARY KEY, depot_code TEXT NOT NULL, depot_id {int}, item_code TEXT NOT NULL, batch TEXT NOT NULL, quantity {int} NOT NULL, production_date {date}, expiry_date {date}, reserve_mode TEXT NOT NULL, existing {int} NOT NULL DEFAULT 0)",
+            ledger::STAGED_RECEIPTS
+        );
+        with_held!(conn, |c| sqlx::query(&sql).execute(c).await.map(|_| ()))
+    }
+
+    async fn stage(conn: &mut Held, rows: &[StagedStock]) -> Result<(), sqlx::Error> {
+        with_held!(conn, |c| {
+            let mut q = sqlx::QueryBuilder::new(format!(
+                "INSERT INTO {} (line, depot_code, depot_id, item_code, batch, quantity, production_date, expiry_date, reserve_mode) ",
+                ledger::STAGED_RECEIPTS
+            ));
+            q.push_values(rows, |mut b, r| {
+                b.push_bind(r.line as i64)
+                    .push_bind(r.depot.as_str())
+                    .push_bind(r.depot_id)
+                    .push_bind(r.item.as_str())
+                    .push_bind(r.batch.as_str())
+                    .push_bind(r.quantity)
+                    .push_bind(r.production_date)
+                    .push_bind(r.expiry_date)
+                    .push_bind(r.reserve_mode.as_str());
+            });
+            q.build().execute(c).await.map(|_| ())
+        })
+    }
+
+    async fn check_staged(&self, conn: &mut Held, errors: &mut Errors) -> ApiResult<()> {
+        use futures_util::TryStreamExt;
+        // Duplicates within the file: each later line names the first line with its identity.
+        let sql = format!(
+            "SELECT line, depot_code, item_code, batch, first FROM (
+               SELECT line, depot_code, item_code, batch, MIN(line) OVER (PARTITION BY depot_code, item_code, batch) AS first
+               FROM {}) AS d
+             WHERE line > first ORDER BY line",
+            ledger::STAGED_RECEIPTS
+        );
+        with_held!(conn, |c| {
+            let mut dups = sqlx::query_as::<_, (i64, String, String, String, i64)>(&sql).fetch(c);
+            while let Some((line, depot, item, batch, first)) = dups.try_next().await? {
+                errors.row(line as u64, format!("储备库 {depot}、物资 {item}、批次 {batch} 与第 {first} 行重复"));
+            }
+            Ok::<_, sqlx::Error>(())
+        })?;
+        Ok(())
+    }
+
+    async fn write(&self, tx: &mut Tx, rows: usize) -> ApiResult<ImportSummary> {
+        let details = Details { reference: Some("CSV 导入".into()), ..Details::default() };
+        let (created, unchanged) = ledger::receive_staged(tx, &details, self.now, &self.actor.name).await?;
+        // One audit row per movement, as `audit::record_many` writes it for a `Movement`: the
+        // JSON keys in serde's (sorted) order, the time as the request shows it.
+        let at = imports::staged::json_text(&self.now)?;
+        let after = match tx.backend() {
+            Backend::Sqlite => {
+                "json_object('actor', $2, 'at', $4, 'batch', s.batch, 'batch_id', m.batch_id, 'depot_id', m.depot_id, 'destination', m.destination, 'id', m.id, 'item_code', m.item_code, 'kind', m.kind, 'note', m.note, 'quantity', m.quantity, 'reason', m.reason, 'reference', m.reference, 'requisition_id', m.requisition_id, 'transfer_id', m.transfer_id)"
+            }
+            Backend::Postgres => {
+                "jsonb_build_object('actor', CAST($2 AS TEXT), 'at', CAST($4 AS TEXT), 'batch', s.batch, 'batch_id', m.batch_id, 'depot_id', m.depot_id, 'destination', m.destination, 'id', m.id, 'item_code', m.item_code, 'kind', m.kind, 'note', m.note, 'quantity', m.quantity, 'reason', m.reason, 'reference', m.reference, 'requisition_id', m.requisition_id, 'transfer_id', m.transfer_id)"
+            }
+        };
+        let sql = format!(
+            "INSERT INTO audit_log (at, actor, actor_role, action, entity_type, entity_id, region_code, before_state, after_state, request_id)
+             SELECT $1, $2, $3, 'import', 'stock_movement', CAST(m.id AS TEXT), d.region_code, NULL, {after}, $5
+             FROM {} s
+             JOIN stock_batches b ON b.depot_id = s.depot_id AND b.item_code = s.item_code AND b.batch = s.batch
+             JOIN stock_movements m ON m.batch_id = b.id
+             JOIN depots d ON d.id = s.depot_id
+             WHERE s.existing = 0 ORDER BY s.line",
+            ledger::STAGED_RECEIPTS
+        );
+        let audited = with_tx!(&mut *tx, |c| sqlx::query(&sql)
+            .bind(self.now)
+            .bind(&self.actor.name)
+            .bind(&self.actor.role)
+            .bind(&at)
+            .bind(&self.actor.request_id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if audited != created {
+            return Err(ApiError::Internal(anyhow::anyhow!("{created} movements but {audited} audit rows")));
+        }
+        Ok(ImportSummary { rows, created: created as usize, updated: 0, unchanged: unchanged as usize })
     }
 }
