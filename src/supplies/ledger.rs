@@ -328,6 +328,41 @@ pub async fn receive_staged(tx: &mut Tx, d: &Details, at: Timestamp, actor: &str
         with_tx!(&mut *tx, |c| sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {stage} WHERE existing = 0"))
             .fetch_one(c)
             .await)?;
+    if tx.backend() == Backend::Postgres {
+        // One statement: each inserted batch hands its id straight to its movement. (As two
+        // statements joined back on the batch key, PostgreSQL planned the join of the fresh,
+        // unanalysed tables as a nested loop: 46 s for 30,000 receipts.)
+        let both = format!(
+            "WITH created AS (
+                 INSERT INTO stock_batches (depot_id, item_code, batch, quantity, production_date, expiry_date, reserve_mode, contract_no, contract_end, owner, funding, created_at, updated_at)
+                 SELECT s.depot_id, s.item_code, s.batch, s.quantity, s.production_date, s.expiry_date, s.reserve_mode, NULL, NULL, NULL, NULL, $8, $8
+                 FROM {stage} s WHERE s.existing = 0 ORDER BY s.line
+                 ON CONFLICT (depot_id, item_code, batch) DO NOTHING
+                 RETURNING id, depot_id, item_code, quantity)
+             INSERT INTO stock_movements (batch_id, depot_id, item_code, kind, quantity, reason, destination, reference, transfer_id, requisition_id, note, at, actor)
+             SELECT id, depot_id, item_code, $1, quantity, $2, $3, $4, $5, $6, $7, $8, $9 FROM created ORDER BY id"
+        );
+        let created = with_tx!(&mut *tx, |c| sqlx::query(&both)
+            .bind(MovementKind::Receive.as_str())
+            .bind(d.reason.map(AdjustReason::as_str))
+            .bind(&d.destination)
+            .bind(&d.reference)
+            .bind(d.transfer_id)
+            .bind(d.requisition_id)
+            .bind(&d.note)
+            .bind(at)
+            .bind(actor)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if created != expected as u64 {
+            return Err(ApiError::Conflict(format!(
+                "导入期间另有 {} 个相同的批次被新建，未写入任何数据；请重新导入",
+                expected as u64 - created
+            )));
+        }
+        return Ok((created, skipped));
+    }
     // `WHERE` before `ON CONFLICT` also keeps SQLite's parser from reading `ON` as a join's.
     let batches = format!(
         "INSERT INTO stock_batches (depot_id, item_code, batch, quantity, production_date, expiry_date, reserve_mode, contract_no, contract_end, owner, funding, created_at, updated_at)
