@@ -330,3 +330,17 @@ pub async fn person_keys(
     }
     Ok(keys)
 }
+
+/// Stores the person keys of just-inserted members (`(member id, encrypted key)`), in bulk.
+pub async fn insert_person_keys(tx: &mut Tx, keys: &[(i64, &str)]) -> Result<(), sqlx::Error> {
+    for chunk in keys.chunks(bulk::chunk(2)) {
+        with_tx!(&mut *tx, |c| {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO person_keys (member_id, key_enc) ");
+            q.push_values(chunk, |mut b, (id, enc)| {
+                b.push_bind(*id).push_bind(*enc);
+            });
+            q.build().execute(c).await.map(|_| ())
+        })?;
+    }
+    Ok(())
+}
