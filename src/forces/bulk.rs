@@ -319,15 +319,7 @@ pub async fn person_keys(
         keys.insert(id, key);
         fresh.push((id, enc));
     }
-    for chunk in fresh.chunks(bulk::chunk(2)) {
-        with_tx!(&mut *tx, |c| {
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO person_keys (member_id, key_enc) ");
-            q.push_values(chunk, |mut b, (id, enc)| {
-                b.push_bind(*id).push_bind(enc);
-            });
-            q.build().execute(c).await.map(|_| ())
-        })?;
-    }
+    insert_person_keys(tx, &fresh.iter().map(|(id, enc)| (*id, enc.as_str())).collect::<Vec<_>>()).await?;
     Ok(keys)
 }
 

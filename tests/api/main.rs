@@ -30,6 +30,7 @@ mod hardening;
 mod idempotency;
 mod imports;
 mod imports_bulk;
+mod imports_members;
 mod keys;
 mod keys_legacy;
 mod migrations;
