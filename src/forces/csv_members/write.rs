@@ -92,13 +92,10 @@ impl MemberImport {
         let moves: Vec<(&MemberRow, _)> =
             p.changed.iter().filter_map(|c| Some((&c.row, plan.existing(c.resolved)?.row.status))).collect();
         bulk::update_members(tx, &moves).await?;
-        let details: Vec<(i64, &Details)> = p
-            .new
-            .iter()
-            .map(|n| (n.row.id, &n.details))
-            .chain(p.changed.iter().map(|c| (c.row.id, &c.details)))
-            .collect();
-        bulk::set_member_details(tx, &details).await?;
+        let fresh: Vec<(i64, &Details)> = p.new.iter().map(|n| (n.row.id, &n.details)).collect();
+        bulk::set_member_details(tx, &fresh, true).await?;
+        let edited: Vec<(i64, &Details)> = p.changed.iter().map(|c| (c.row.id, &c.details)).collect();
+        bulk::set_member_details(tx, &edited, false).await?;
         bulk::insert_person_keys(tx, &p.new.iter().map(|n| (n.row.id, n.key_enc.as_str())).collect::<Vec<_>>()).await?;
         let keys =
             bulk::person_keys(tx, &self.cipher, &p.changed.iter().map(|c| c.row.id).collect::<Vec<_>>(), false).await?;
