@@ -122,9 +122,12 @@ fn conflict(noun: &str, expected: &str) -> ApiError {
 }
 
 /// Replaces the specialties of the given teams (delete, then one multi-row insert per chunk).
-pub async fn set_specialties(tx: &mut Tx, teams: &[(i64, &[SpecialtyGrade])]) -> Result<(), sqlx::Error> {
-    let ids: Vec<i64> = teams.iter().map(|(id, _)| *id).collect();
-    delete_in(tx, "team_specialties", "team_id", &ids).await?;
+/// `fresh`: the teams were just inserted, so there is nothing to delete.
+pub async fn set_specialties(tx: &mut Tx, teams: &[(i64, &[SpecialtyGrade])], fresh: bool) -> Result<(), sqlx::Error> {
+    if !fresh {
+        let ids: Vec<i64> = teams.iter().map(|(id, _)| *id).collect();
+        delete_in(tx, "team_specialties", "team_id", &ids).await?;
+    }
     let rows: Vec<(i64, &SpecialtyGrade, i64)> =
         teams.iter().flat_map(|(id, list)| list.iter().enumerate().map(move |(i, s)| (*id, s, i as i64))).collect();
     for chunk in rows.chunks(bulk::chunk(4)) {
@@ -241,11 +244,14 @@ pub async fn update_members(tx: &mut Tx, rows: &[(&MemberRow, MemberStatus)]) ->
 }
 
 /// Writes members' skills and insurance (replaced) and certificates (added, or corrected in place
-/// by number; never removed), as [`member_store::set_details`] does for one member.
-pub async fn set_member_details(tx: &mut Tx, members: &[(i64, &Details)]) -> Result<(), sqlx::Error> {
-    let ids: Vec<i64> = members.iter().map(|(id, _)| *id).collect();
-    delete_in(tx, "member_skills", "member_id", &ids).await?;
-    delete_in(tx, "member_insurance", "member_id", &ids).await?;
+/// by number; never removed), as [`member_store::set_details`] does for one member. `fresh`:
+/// the members were just inserted, so there is nothing to replace.
+pub async fn set_member_details(tx: &mut Tx, members: &[(i64, &Details)], fresh: bool) -> Result<(), sqlx::Error> {
+    if !fresh {
+        let ids: Vec<i64> = members.iter().map(|(id, _)| *id).collect();
+        delete_in(tx, "member_skills", "member_id", &ids).await?;
+        delete_in(tx, "member_insurance", "member_id", &ids).await?;
+    }
     let skills: Vec<(i64, &str)> =
         members.iter().flat_map(|(id, d)| d.skills.iter().map(move |s| (*id, s.code()))).collect();
     for chunk in skills.chunks(bulk::chunk(2)) {
@@ -319,14 +325,20 @@ pub async fn person_keys(
         keys.insert(id, key);
         fresh.push((id, enc));
     }
-    for chunk in fresh.chunks(bulk::chunk(2)) {
+    insert_person_keys(tx, &fresh.iter().map(|(id, enc)| (*id, enc.as_str())).collect::<Vec<_>>()).await?;
+    Ok(keys)
+}
+
+/// Stores the person keys of just-inserted members (`(member id, encrypted key)`), in bulk.
+pub async fn insert_person_keys(tx: &mut Tx, keys: &[(i64, &str)]) -> Result<(), sqlx::Error> {
+    for chunk in keys.chunks(bulk::chunk(2)) {
         with_tx!(&mut *tx, |c| {
             let mut q = sqlx::QueryBuilder::new("INSERT INTO person_keys (member_id, key_enc) ");
             q.push_values(chunk, |mut b, (id, enc)| {
-                b.push_bind(*id).push_bind(enc);
+                b.push_bind(*id).push_bind(*enc);
             });
             q.build().execute(c).await.map(|_| ())
         })?;
     }
-    Ok(keys)
+    Ok(())
 }

@@ -335,9 +335,10 @@ impl Import for TeamImport {
             let moves: Vec<(&TeamRow, FilingStatus)> =
                 changed.iter().map(|(t, (old, _), _)| (t, old.filing_status)).collect();
             bulk::update_teams(tx, &moves).await?;
-            let specs: Vec<(i64, &[SpecialtyGrade])> =
-                new.iter().map(|(t, sp)| (t.id, *sp)).chain(changed.iter().map(|(t, _, sp)| (t.id, *sp))).collect();
-            bulk::set_specialties(tx, &specs).await?;
+            let fresh: Vec<(i64, &[SpecialtyGrade])> = new.iter().map(|(t, sp)| (t.id, *sp)).collect();
+            bulk::set_specialties(tx, &fresh, true).await?;
+            let edited: Vec<(i64, &[SpecialtyGrade])> = changed.iter().map(|(t, _, sp)| (t.id, *sp)).collect();
+            bulk::set_specialties(tx, &edited, false).await?;
             let mut audit = Vec::with_capacity(new.len() + changed.len());
             for (t, sp) in &new {
                 audit.push((t, None, Some(self.view(t, sp)?)));

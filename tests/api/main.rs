@@ -32,6 +32,7 @@ mod idempotency;
 mod imports;
 mod imports_bulk;
 mod imports_staged;
+mod imports_members;
 mod keys;
 mod keys_legacy;
 mod migrations;
