@@ -35,7 +35,7 @@ use crate::with_tx;
 const REBUILD_AFTER: usize = 4_000;
 
 /// One approved team.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Team {
     id: i64,
     code: String,
@@ -47,21 +47,21 @@ struct Team {
 
 /// An available member holding a specialty: the person (ID-number blind index, else the member
 /// id, as the SQL path counts them) and the periods of their policies.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Qualified {
     person: Arc<str>,
     cover: Vec<(NaiveDate, NaiveDate)>,
 }
 
 /// A team's members holding one specialty, and its grade in it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct TeamSkill {
     grade: Option<u8>,
     members: Vec<Qualified>,
 }
 
 /// One approved team with its qualified members per specialty.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct TeamState {
     team: Team,
     skills: HashMap<String, TeamSkill>,
@@ -457,16 +457,7 @@ mod tests {
                 .collect()
         };
         let states = make(&mut rand);
-        let copy = make(&mut {
-            let mut seed = 987654321u64;
-            move |n: u64| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed % n
-            }
-        });
-        let set = TeamSet::from_states(copy);
+        let set = TeamSet::from_states(states.clone());
         let at = Timestamp(chrono::DateTime::parse_from_rfc3339("2026-11-27T04:00:00Z").unwrap().to_utc());
         for k in 0..120 {
             let point = (112.0 + rand(6000) as f64 / 1000.0, 42.0 + rand(5000) as f64 / 1000.0);

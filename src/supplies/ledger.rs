@@ -342,25 +342,8 @@ pub async fn receive_staged(tx: &mut Tx, d: &Details, at: Timestamp, actor: &str
              INSERT INTO stock_movements (batch_id, depot_id, item_code, kind, quantity, reason, destination, reference, transfer_id, requisition_id, note, at, actor)
              SELECT id, depot_id, item_code, $1, quantity, $2, $3, $4, $5, $6, $7, $8, $9 FROM created ORDER BY id"
         );
-        let created = with_tx!(&mut *tx, |c| sqlx::query(&both)
-            .bind(MovementKind::Receive.as_str())
-            .bind(d.reason.map(AdjustReason::as_str))
-            .bind(&d.destination)
-            .bind(&d.reference)
-            .bind(d.transfer_id)
-            .bind(d.requisition_id)
-            .bind(&d.note)
-            .bind(at)
-            .bind(actor)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
-        if created != expected as u64 {
-            return Err(ApiError::Conflict(format!(
-                "导入期间另有 {} 个相同的批次被新建，未写入任何数据；请重新导入",
-                expected as u64 - created
-            )));
-        }
+        let created = receive_movements(tx, &both, d, at, actor).await?;
+        created_all(expected, created)?;
         return Ok((created, skipped));
     }
     // `WHERE` before `ON CONFLICT` also keeps SQLite's parser from reading `ON` as a join's.
@@ -371,19 +354,24 @@ pub async fn receive_staged(tx: &mut Tx, d: &Details, at: Timestamp, actor: &str
          ON CONFLICT (depot_id, item_code, batch) DO NOTHING"
     );
     let created = with_tx!(&mut *tx, |c| sqlx::query(&batches).bind(at).execute(c).await.map(|r| r.rows_affected()))?;
-    if created != expected as u64 {
-        return Err(ApiError::Conflict(format!(
-            "导入期间另有 {} 个相同的批次被新建，未写入任何数据；请重新导入",
-            expected as u64 - created
-        )));
-    }
+    created_all(expected, created)?;
     let movements = format!(
         "INSERT INTO stock_movements (batch_id, depot_id, item_code, kind, quantity, reason, destination, reference, transfer_id, requisition_id, note, at, actor)
          SELECT b.id, s.depot_id, s.item_code, $1, s.quantity, $2, $3, $4, $5, $6, $7, $8, $9
          FROM {stage} s JOIN stock_batches b ON {key}
          WHERE s.existing = 0 ORDER BY s.line"
     );
-    let moved = with_tx!(&mut *tx, |c| sqlx::query(&movements)
+    let moved = receive_movements(tx, &movements, d, at, actor).await?;
+    if moved != created {
+        return Err(ApiError::Internal(anyhow::anyhow!("{created} batches received but {moved} movements written")));
+    }
+    Ok((created, skipped))
+}
+
+/// Runs `sql`, a statement writing one `receive` movement per new batch with the movement's
+/// fields bound as `$1` (kind) to `$9` (actor); returns the movements written.
+async fn receive_movements(tx: &mut Tx, sql: &str, d: &Details, at: Timestamp, actor: &str) -> ApiResult<u64> {
+    Ok(with_tx!(&mut *tx, |c| sqlx::query(sql)
         .bind(MovementKind::Receive.as_str())
         .bind(d.reason.map(AdjustReason::as_str))
         .bind(&d.destination)
@@ -395,11 +383,19 @@ pub async fn receive_staged(tx: &mut Tx, d: &Details, at: Timestamp, actor: &str
         .bind(actor)
         .execute(c)
         .await
-        .map(|r| r.rows_affected()))?;
-    if moved != created {
-        return Err(ApiError::Internal(anyhow::anyhow!("{created} batches received but {moved} movements written")));
+        .map(|r| r.rows_affected()))?)
+}
+
+/// 409 when another transaction created some of the `expected` batches meanwhile (the
+/// conditional insert created fewer): the caller's transaction then writes nothing.
+fn created_all(expected: i64, created: u64) -> ApiResult<()> {
+    if created == expected as u64 {
+        return Ok(());
     }
-    Ok((created, skipped))
+    Err(ApiError::Conflict(format!(
+        "导入期间另有 {} 个相同的批次被新建，未写入任何数据；请重新导入",
+        expected as u64 - created
+    )))
 }
 
 /// Takes `quantity` units of an item out of a depot: from the named batch, or (batch None) first
