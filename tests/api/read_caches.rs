@@ -246,3 +246,25 @@ async fn a_renamed_item_is_named_at_once_by_nearest_supplies_on_every_instance()
     });
     assert_eq!(b.get(&admin, q).await.expect(200).json()["unit"], "条", "served from the cache");
 }
+
+/// A write committed by a transaction that was still running when an instance last read the
+/// change log (on PostgreSQL: in that read's snapshot's `xip` list, below its `xmax`) is seen by
+/// the instance's next request.
+#[tokio::test]
+async fn a_write_running_during_the_last_check_is_seen_once_committed() {
+    let a = TestApp::spawn().await;
+    let b = other(&a).await;
+    let admin = a.admin().await;
+    let q = "/api/v1/supplies/nearest?item=1999905&quantity=1&lon=113.6&lat=43.85";
+    b.get(&admin, q).await.expect(200);
+    let unit = |v: Value| v["unit"].clone();
+    let yingji::db::Db::Postgres(pool) = &a.state.db else { return };
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("UPDATE supply_items SET unit = '包' WHERE code = '1999905'").execute(&mut *tx).await.unwrap();
+    // B checks while the writer runs (and caches the item as it was).
+    let before = unit(b.get(&admin, q).await.expect(200).json());
+    assert_ne!(before, "包");
+    assert_eq!(unit(b.get(&admin, q).await.expect(200).json()), before);
+    tx.commit().await.unwrap();
+    assert_eq!(unit(b.get(&admin, q).await.expect(200).json()), "包");
+}
