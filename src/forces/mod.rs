@@ -13,6 +13,7 @@ pub mod callups;
 pub mod compensation;
 pub mod csv;
 pub mod csv_members;
+pub mod csv_teams;
 pub mod filing;
 pub mod geojson;
 pub mod idnumber;
