@@ -33,6 +33,7 @@ mod imports;
 mod imports_bulk;
 mod imports_members;
 mod imports_staged;
+mod imports_teams;
 mod keys;
 mod keys_legacy;
 mod migrations;

@@ -91,10 +91,11 @@ pub(super) async fn write(tx: &mut Tx, actor: &Actor, now: Timestamp, rows: usiz
 /// The 409 of a changed team that another request moved to another filing state or deleted since
 /// the check, naming one of them.
 async fn moved_meanwhile(tx: &mut Tx) -> ApiError {
-    // The teams the update wrote carry its `updated_at`; any other one was not written.
+    // A team the update wrote is in the state it started from (no filing change) or in the new
+    // one; a team another request moved to the very state the file asks for is not named.
     let sql = format!(
         "SELECT s.code, t.filing_status FROM {TEAMS} s LEFT JOIN teams t ON t.id = s.id
-         WHERE s.change = 1 AND s.id IS NOT NULL AND (t.id IS NULL OR t.filing_status <> s.old_status AND t.updated_at <> s.updated_at)
+         WHERE s.change = 1 AND s.id IS NOT NULL AND (t.id IS NULL OR t.filing_status <> s.old_status AND t.filing_status <> s.filing_status)
          ORDER BY s.line LIMIT 1"
     );
     let found: Result<Option<(String, Option<String>)>, sqlx::Error> =
@@ -105,7 +106,11 @@ async fn moved_meanwhile(tx: &mut Tx) -> ApiError {
             format!("队伍 {code} 的备案状态已变为「{label}」")
         }
         Ok(Some((code, None))) => format!("队伍 {code} 已被删除"),
-        _ => "有队伍的备案状态已变化".to_string(),
+        Ok(None) => "有队伍的备案状态已变化".to_string(),
+        Err(e) => {
+            tracing::warn!(error = %e, "finding the team an import conflicted on");
+            "有队伍的备案状态已变化".to_string()
+        }
     };
     ApiError::Conflict(format!("导入期间{which}（不再是导入检查时的状态）；未写入任何数据，请重新导入"))
 }
