@@ -178,7 +178,9 @@ pub fn check(lookup: &Lookup, rec: &Record<'_>, errors: &mut Vec<FieldError>) ->
     };
     let (key, key_enc) = cipher.new_person_key();
     match sealed(&m, &details, cipher, lookup.now, &key) {
-        Ok(after) => (s.after, s.key_enc) = (Some(after), Some(key_enc)),
+        // The write fills in the id where the view has `"id":0,` (see `write`).
+        Ok(after) if after.matches("\"id\":0,").count() == 1 => (s.after, s.key_enc) = (Some(after), Some(key_enc)),
+        Ok(_) => s.new_error = Some(("", "内部错误：审计视图的格式不符".into())),
         Err(e) => s.new_error = Some(("", problem_text(&e))),
     }
     Some(s)
@@ -197,7 +199,7 @@ pub async fn create(conn: &mut Held) -> Result<(), sqlx::Error> {
                phone_enc TEXT, phone_mask TEXT, skills {int}, status TEXT, status_to TEXT NOT NULL,
                new_error_column TEXT, new_error TEXT, key_enc TEXT, after_state TEXT,
                member_id {int}, dup {int} NOT NULL DEFAULT 0, action {int} NOT NULL DEFAULT 0,
-               from_status TEXT, before_state TEXT)"
+               from_status TEXT, before_state TEXT, seq {int})"
         ),
         format!("CREATE TEMP TABLE {SKILLS} (line {int} NOT NULL, specialty TEXT NOT NULL, PRIMARY KEY (line, specialty))"),
         format!(

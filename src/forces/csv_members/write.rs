@@ -65,13 +65,7 @@ impl MemberImport {
         }
 
         // New members, in file order; each staged row gets its member's id.
-        let created = match insert_new(tx, now).await {
-            Ok(n) => n,
-            Err(e) if crate::db::is_unique_violation(&e) => {
-                return Err(conflict("文件中的队员已被其他请求同时登记到同一队伍"));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let created = insert_new(tx, now).await?;
         if created != new as u64 {
             return Err(ApiError::Internal(anyhow::anyhow!("{new} members to insert, {created} inserted")));
         }
@@ -127,7 +121,12 @@ impl MemberImport {
         // One audit row per member written: the views sealed while staging, with the new
         // member's id filled in.
         let (before, after) = match tx.backend() {
-            Backend::Sqlite => ("s.before_state", "json_set(s.after_state, '$.id', s.member_id)"),
+            // The staged text is serde's rendering with `"id":0,` (keys sorted, `id` not last):
+            // only the id changes, so the row is byte for byte what `audit::record` writes.
+            Backend::Sqlite => (
+                "s.before_state",
+                "CASE WHEN s.action = 1 THEN replace(s.after_state, '\"id\":0,', '\"id\":' || s.member_id || ',') ELSE s.after_state END",
+            ),
             Backend::Postgres => (
                 "CAST(s.before_state AS JSONB)",
                 "jsonb_set(CAST(s.after_state AS JSONB), '{id}', to_jsonb(s.member_id))",
@@ -159,22 +158,55 @@ impl MemberImport {
 
 /// Inserts the new members (staged rows without a member) in file order and gives each staged
 /// row its new member's id (`action = 1`); the number inserted.
-async fn insert_new(tx: &mut Tx, now: crate::time::Timestamp) -> Result<u64, sqlx::Error> {
+///
+/// On SQLite the transaction holds the write lock and `members.id` is the rowid, so the rows of
+/// one `INSERT … SELECT … ORDER BY line` get consecutive ids after the largest one, in file order:
+/// each staged row's id is that largest id plus its rank among the new rows (`seq`, counted
+/// while checking), with no lookup per row while the lock is held. Both halves are verified (the
+/// ids taken, and every staged row's team and blind index on the member it was given); a
+/// mismatch is an internal error and the transaction writes nothing.
+async fn insert_new(tx: &mut Tx, now: crate::time::Timestamp) -> Result<u64, ApiError> {
     let insert = format!(
         "INSERT INTO members (team_id, name, id_number, id_index, phone, status, temp_callup_id, anonymised_at, created_at, updated_at)
          SELECT team_id, name, id_enc, id_index, phone_enc, status_to, NULL, NULL, $1, $1 FROM {STAGE} WHERE member_id IS NULL ORDER BY line"
     );
+    let inserted = |r: Result<u64, sqlx::Error>| match r {
+        Err(e) if crate::db::is_unique_violation(&e) => Err(conflict("文件中的队员已被其他请求同时登记到同一队伍")),
+        other => other.map_err(ApiError::from),
+    };
     match tx.backend() {
         Backend::Sqlite => {
-            let n = with_tx!(&mut *tx, |c| sqlx::query(&insert).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
-            run(
+            let base: i64 = with_tx!(&mut *tx, |c| sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM members")
+                .fetch_one(c)
+                .await)?;
+            let n = inserted(with_tx!(&mut *tx, |c| sqlx::query(&insert)
+                .bind(now)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())))?;
+            let taken: (i64, Option<i64>, Option<i64>) =
+                with_tx!(&mut *tx, |c| sqlx::query_as("SELECT COUNT(*), MIN(id), MAX(id) FROM members WHERE id > $1")
+                    .bind(base)
+                    .fetch_one(c)
+                    .await)?;
+            let given = run(
                 tx,
-                &format!(
-                    "UPDATE {STAGE} SET action = 1, member_id = (SELECT m.id FROM members m WHERE m.team_id = {STAGE}.team_id AND m.id_index = {STAGE}.id_index)
-                     WHERE member_id IS NULL"
-                ),
+                &format!("UPDATE {STAGE} SET action = 1, member_id = {base} + seq WHERE member_id IS NULL AND seq IS NOT NULL"),
             )
             .await?;
+            let matching: i64 = with_tx!(&mut *tx, |c| sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM {STAGE} s JOIN members m ON m.id = s.member_id
+                 WHERE s.action = 1 AND m.team_id = s.team_id AND m.id_index = s.id_index"
+            ))
+            .fetch_one(c)
+            .await)?;
+            let n_i = n as i64;
+            let expected = if n == 0 { (0, None, None) } else { (n_i, Some(base + 1), Some(base + n_i)) };
+            if taken != expected || given != n || matching != n_i {
+                return Err(ApiError::Internal(anyhow::anyhow!(
+                    "new members' ids: {n} inserted, ids {taken:?}, {given} given, {matching} matching"
+                )));
+            }
             Ok(n)
         }
         Backend::Postgres => {
@@ -184,7 +216,7 @@ async fn insert_new(tx: &mut Tx, now: crate::time::Timestamp) -> Result<u64, sql
                  UPDATE {STAGE} SET action = 1, member_id = ins.id FROM ins
                  WHERE {STAGE}.member_id IS NULL AND {STAGE}.team_id = ins.team_id AND {STAGE}.id_index = ins.id_index"
             );
-            with_tx!(&mut *tx, |c| sqlx::query(&sql).bind(now).execute(c).await.map(|r| r.rows_affected()))
+            inserted(with_tx!(&mut *tx, |c| sqlx::query(&sql).bind(now).execute(c).await.map(|r| r.rows_affected())))
         }
     }
 }
