@@ -68,10 +68,10 @@ pub async fn temporaries_tx(tx: &mut Tx, callup_id: i64) -> Result<Vec<MemberRow
     with_tx!(tx, |c| sqlx::query_as::<_, MemberRow>(&sql).bind(callup_id).fetch_all(c).await)
 }
 
-type CertRow = (i64, String, String, NaiveDate, Option<NaiveDate>, String, Option<String>, Option<String>);
-type InsRow = (i64, String, String, NaiveDate, NaiveDate);
+pub(super) type CertRow = (i64, String, String, NaiveDate, Option<NaiveDate>, String, Option<String>, Option<String>);
+pub(super) type InsRow = (i64, String, String, NaiveDate, NaiveDate);
 
-fn collect(skills: Vec<(i64, String)>, certs: Vec<CertRow>, ins: Vec<InsRow>) -> HashMap<i64, Details> {
+pub(super) fn collect(skills: Vec<(i64, String)>, certs: Vec<CertRow>, ins: Vec<InsRow>) -> HashMap<i64, Details> {
     let mut map: HashMap<i64, Details> = HashMap::new();
     for (m, s) in skills {
         if let Some(s) = Specialty::parse(&s) {

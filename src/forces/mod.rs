@@ -7,7 +7,6 @@
 //! encrypted, masked unless the caller holds [`crate::auth::Perm::RevealPersonal`] and asks for
 //! them (`?reveal=true`), and every unmasked read is audited (action `reveal`).
 
-pub mod bulk;
 pub mod callup_store;
 pub mod callups;
 pub mod compensation;

@@ -190,3 +190,34 @@ pub fn json_text<T: serde::Serialize>(v: &T) -> ApiResult<String> {
         other => Ok(other.to_string()),
     }
 }
+
+/// [`run`] for tests, with `meanwhile` awaited after the file is read, staged and checked and
+/// before the write transaction begins: what another request does between an import's check and
+/// its write (say, a call-up deploying a member the file changes). Nothing is previewed.
+#[cfg(feature = "bench")]
+pub async fn run_with_meanwhile<S: Staged>(
+    imp: &S,
+    db: &Db,
+    body: Upload,
+    meanwhile: impl Future<Output = ()>,
+) -> ApiResult<ImportSummary> {
+    let lookup = Arc::new(imp.lookup(db).await?);
+    let mut conn = db.hold().await?;
+    S::create(&mut conn).await?;
+    let (send, mut chunks) = tokio::sync::mpsc::channel::<Vec<S::Row>>(IN_FLIGHT);
+    let reader = tokio::task::spawn_blocking(move || read::<S>(&body, &lookup, send));
+    while let Some(chunk) = chunks.recv().await {
+        S::stage(&mut conn, &chunk).await?;
+    }
+    let Read { rows, mut errors, .. } =
+        reader.await.map_err(|e| ApiError::Internal(anyhow::anyhow!("reading an import failed: {e}")))??;
+    imp.check_staged(&mut conn, &mut errors).await?;
+    if !errors.is_empty() {
+        return Err(errors.into_error());
+    }
+    meanwhile.await;
+    let mut tx = conn.begin(db).await?;
+    let summary = imp.write(&mut tx, rows).await?;
+    tx.commit().await?;
+    Ok(summary)
+}

@@ -7,27 +7,34 @@
 //! ID number matches the one existing member of the team with that name and mask (it can never
 //! create a member), and a masked phone means "unchanged". Empty cells never erase data.
 //!
-//! The import is the shared pipeline ([`crate::imports`]) with three parts here: [`row`] (a
-//! compact parsed row), [`resolve`] (the check against stored members) and [`write`] (the one
-//! transaction, with the personal-data crypto of the next chunk running beside it); [`export`]
-//! is the way back out.
+//! The import is a staged one ([`crate::imports::staged`]), in four parts here: [`row`] (a
+//! parsed row), [`stage`] (each row checked against its team, a new member's personal data
+//! encrypted and sealed, and the row written into `TEMP` tables as the file streams by),
+//! [`resolve`] (the checks across rows and against stored members, as SQL on the staged rows,
+//! and the changes to stored members prepared) and [`write`] (the one short transaction of
+//! set-based statements); [`export`] is the way back out.
 
 use warp::reply::Response;
 
 use crate::audit::Actor;
 use crate::auth::Principal;
 use crate::csvio::{Column, Record};
-use crate::db::{Db, Tx};
+use crate::db::{Db, Held, Tx};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::Ctx;
-use crate::imports::{Errors, Import, Lined};
-use crate::personal::Cipher;
+use crate::imports::Errors;
+use crate::imports::staged::Staged;
+use crate::personal::{Cipher, PersonKey};
 use crate::regions::import::ImportSummary;
 use crate::time::Timestamp;
+
+use super::members::{self, Details, Member, MemberRow};
+use super::personal::Disclosure;
 
 mod export;
 mod resolve;
 mod row;
+mod stage;
 mod write;
 
 pub use export::export;
@@ -65,25 +72,55 @@ pub struct MemberImport {
 pub async fn import(c: Ctx) -> ApiResult<Response> {
     let imp =
         MemberImport { principal: c.caller()?.clone(), actor: c.actor()?, now: c.now(), cipher: c.app.cipher.clone() };
-    crate::imports::respond(&c, &imp).await
+    crate::imports::staged::respond(&c, &imp).await
 }
 
-impl Import for MemberImport {
-    type Row = row::Row;
-    type Plan = resolve::Plan;
+#[cfg(feature = "bench")]
+impl MemberImport {
+    /// A members import by `principal` outside a request (tests: see
+    /// [`crate::imports::staged::run_with_meanwhile`]).
+    pub fn for_tests(principal: Principal, cipher: Cipher, now: Timestamp) -> MemberImport {
+        let actor =
+            Actor { name: principal.name.clone(), role: Some(principal.role.as_str().into()), request_id: None };
+        MemberImport { principal, actor, now, cipher }
+    }
+}
+
+impl Staged for MemberImport {
+    type Lookup = stage::Lookup;
+    type Row = stage::StagedMember;
     const COLUMNS: &'static [Column] = MEMBER_COLUMNS;
 
-    fn parse(rec: &Record<'_>, _now: Timestamp, errors: &mut Vec<FieldError>) -> Option<row::Row> {
-        row::parse(rec, errors)
+    async fn lookup(&self, db: &Db) -> ApiResult<stage::Lookup> {
+        self.lookup_teams(db).await
     }
 
-    async fn check(&self, db: &Db, rows: Vec<Lined<row::Row>>, errors: &mut Errors) -> ApiResult<resolve::Plan> {
-        self.resolve(db, rows, errors).await
+    fn check(lookup: &stage::Lookup, rec: &Record<'_>, errors: &mut Vec<FieldError>) -> Option<stage::StagedMember> {
+        stage::check(lookup, rec, errors)
     }
 
-    async fn write(&self, tx: &mut Tx, plan: resolve::Plan) -> ApiResult<ImportSummary> {
-        self.write_plan(tx, plan).await
+    async fn create(conn: &mut Held) -> Result<(), sqlx::Error> {
+        stage::create(conn).await
     }
+
+    async fn stage(conn: &mut Held, rows: &[stage::StagedMember]) -> Result<(), sqlx::Error> {
+        stage::stage(conn, rows).await
+    }
+
+    async fn check_staged(&self, conn: &mut Held, errors: &mut Errors) -> ApiResult<()> {
+        self.resolve(conn, errors).await
+    }
+
+    async fn write(&self, tx: &mut Tx, rows: usize) -> ApiResult<ImportSummary> {
+        self.write_staged(tx, rows).await
+    }
+}
+
+/// A member's audit view (masked) as JSON text, its personal fields sealed under the person's key:
+/// what [`members::audit_member`] writes.
+fn sealed(m: &MemberRow, d: &Details, cipher: &Cipher, now: Timestamp, key: &PersonKey) -> ApiResult<String> {
+    let view = Member::view(m, d.clone(), cipher, Disclosure::MASKED, now);
+    Ok(members::seal_personal(super::audit_json(&view)?, key).to_string())
 }
 
 fn problem_text(e: &ApiError) -> String {

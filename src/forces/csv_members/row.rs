@@ -72,11 +72,6 @@ pub struct Cert {
 }
 
 impl Cert {
-    /// The certificate number.
-    pub fn number(&self) -> &str {
-        &self.number
-    }
-
     /// The certificate as stored (active).
     pub fn certificate(&self) -> Certificate {
         Certificate::new(self.kind.to_string(), self.number.to_string(), self.issued, self.expires)
@@ -88,6 +83,16 @@ impl Cert {
 pub struct Skills(u32);
 
 impl Skills {
+    /// The set from its stored bits.
+    pub fn from_bits(bits: u32) -> Skills {
+        Skills(bits)
+    }
+
+    /// The bits, as staged.
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+
     fn insert(&mut self, s: Specialty) {
         if let Some(i) = Specialty::ALL.iter().position(|k| *k == s) {
             self.0 |= 1 << i;
@@ -132,28 +137,33 @@ impl Row {
             insurance: self.insurance.iter().map(Policy::insurance).collect(),
         }
     }
+}
 
-    /// The details of an existing member as this row changes them: skills replaced when given,
-    /// certificates added or corrected in place by number (never removed: they are a history),
-    /// the policy added or replacing the one with its number.
-    pub fn merged_details(&self, old: &Details) -> Details {
-        let mut details = old.clone();
-        if let Some(s) = self.skills {
-            details.skills = s.list();
-        }
-        for cert in self.certificates.iter() {
-            match details.certificates.iter_mut().find(|c| c.number == cert.number()) {
-                Some(c) => (c.kind, c.issued, c.expires) = (cert.kind.to_string(), cert.issued, cert.expires),
-                None => details.certificates.push(cert.certificate()),
-            }
-        }
-        if let Some(ins) = &self.insurance {
-            details.insurance.retain(|i| i.policy_number != *ins.policy_number);
-            details.insurance.push(ins.insurance());
-            details.insurance.sort_by(|a, b| (a.start, &a.policy_number).cmp(&(b.start, &b.policy_number)));
-        }
-        details
+/// The details of an existing member as a row changes them: skills replaced when given,
+/// certificates added or corrected in place by number (never removed: they are a history), the
+/// policy added or replacing the one with its number.
+pub fn merge_details(
+    old: &Details,
+    skills: Option<Skills>,
+    certs: &[Certificate],
+    policy: Option<Insurance>,
+) -> Details {
+    let mut details = old.clone();
+    if let Some(s) = skills {
+        details.skills = s.list();
     }
+    for cert in certs {
+        match details.certificates.iter_mut().find(|c| c.number == cert.number) {
+            Some(c) => (c.kind, c.issued, c.expires) = (cert.kind.clone(), cert.issued, cert.expires),
+            None => details.certificates.push(cert.clone()),
+        }
+    }
+    if let Some(ins) = policy {
+        details.insurance.retain(|i| i.policy_number != ins.policy_number);
+        details.insurance.push(ins);
+        details.insurance.sort_by(|a, b| (a.start, &a.policy_number).cmp(&(b.start, &b.policy_number)));
+    }
+    details
 }
 
 fn date(rec: &Record, col: &'static str, errors: &mut Vec<FieldError>) -> Option<NaiveDate> {

@@ -1,228 +1,222 @@
-//! Writing a checked members file in the import's one transaction: chunk after chunk, the
-//! personal-data work of the next chunk (AES-GCM of ID numbers and phones, blind indexes, person
-//! keys, the sealed audit views) runs on the blocking pool, split over both cores, while the
-//! current chunk's multi-row statements run, so the crypto does not lengthen the write lock.
+//! Writing a checked, staged members file in one short transaction, with set-based statements
+//! only: status changes through [`transition_many!`](crate::transition_many!) and the stored
+//! members' columns updated where their status is still the one checked (a member moved
+//! meanwhile, say deployed by a call-up, is a 409 and nothing is written), new members inserted
+//! (a person registered meanwhile in the same team is a 409), their skills, certificates,
+//! policies and person keys, and one audit row per member with the views sealed while staging.
 //! The stored rows are exactly those [`super::super::members::create`] and an edit write one by
 //! one.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 
-use super::super::members::{self, Details, Member, MemberRow};
-use super::super::personal::Disclosure;
-use super::super::{audit_json, bulk};
+use super::super::{MemberStatus, member_store};
 use super::MemberImport;
-use super::resolve::{Plan, Resolved};
-use super::row::Row;
-use crate::audit::Change;
-use crate::db::Tx;
+use super::stage::{CERTS, POLICIES, SKILLS, STAGE};
+use crate::db::{Backend, Tx};
 use crate::error::{ApiError, ApiResult};
-use crate::imports::Lined;
-use crate::personal::{Cipher, Field};
 use crate::regions::import::ImportSummary;
-use crate::time::Timestamp;
+use crate::with_tx;
 
-/// Rows per chunk: one multi-row statement per table (the members insert binds 10 values a row).
-const CHUNK: usize = 2_000;
-
-/// A new member ready to insert.
-struct NewOne {
-    row: MemberRow,
-    details: Details,
-    /// The person key, encrypted for `person_keys`.
-    key_enc: String,
-    /// The audit view, personal fields sealed under the person key; `id` set once inserted.
-    after: serde_json::Value,
+/// A staged statement's affected rows.
+async fn run(tx: &mut Tx, sql: &str) -> Result<u64, sqlx::Error> {
+    with_tx!(&mut *tx, |c| sqlx::query(sql).execute(c).await.map(|r| r.rows_affected()))
 }
 
-/// A changed member ready to update.
-struct ChangedOne {
-    row: MemberRow,
-    resolved: Resolved,
-    details: Details,
-}
-
-/// A chunk with its personal data encrypted.
-#[derive(Default)]
-struct Prepared {
-    new: Vec<NewOne>,
-    changed: Vec<ChangedOne>,
-    unchanged: usize,
-}
-
-type Chunk = Vec<(Lined<Row>, Resolved)>;
-
-/// What the preparing threads share.
-struct Shared {
-    plan: Plan,
-    cipher: Cipher,
-    now: Timestamp,
+fn conflict(what: &str) -> ApiError {
+    ApiError::Conflict(format!("导入期间{what}；未写入任何数据，请重新导入"))
 }
 
 impl MemberImport {
-    /// The write of [`crate::imports::Import::write`].
-    pub(super) async fn write_plan(&self, tx: &mut Tx, mut plan: Plan) -> ApiResult<ImportSummary> {
-        let mut s = ImportSummary { rows: plan.rows, ..Default::default() };
-        let items = std::mem::take(&mut plan.items);
-        let resolved = std::mem::take(&mut plan.resolved);
-        let shared = Arc::new(Shared { plan, cipher: self.cipher.clone(), now: self.now });
-        let mut rows = items.into_iter().zip(resolved);
-        let mut take = || -> Option<Chunk> {
-            let chunk: Chunk = rows.by_ref().take(CHUNK).collect();
-            (!chunk.is_empty()).then_some(chunk)
+    /// The write of [`crate::imports::staged::Staged::write`] (`rows`: data rows read).
+    pub(super) async fn write_staged(&self, tx: &mut Tx, rows: usize) -> ApiResult<ImportSummary> {
+        let now = self.now;
+        let counts = format!(
+            "SELECT COALESCE(SUM(CASE WHEN member_id IS NULL THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN action = 2 THEN 1 ELSE 0 END), 0) FROM {STAGE}"
+        );
+        let (new, changed): (i64, i64) = with_tx!(&mut *tx, |c| sqlx::query_as(&counts).fetch_one(c).await)?;
+
+        // Stored members: status changes first (the one way a status changes), then the columns,
+        // where the status is still the one the import checked.
+        let steps_sql = format!(
+            "SELECT member_id, from_status, status_to FROM {STAGE} WHERE action = 2 AND from_status <> status_to"
+        );
+        let moves: Vec<(i64, String, String)> = with_tx!(&mut *tx, |c| sqlx::query_as(&steps_sql).fetch_all(c).await)?;
+        let mut steps: HashMap<(MemberStatus, MemberStatus), Vec<i64>> = HashMap::new();
+        for (id, from, to) in moves {
+            let (Some(from), Some(to)) = (MemberStatus::parse(&from), MemberStatus::parse(&to)) else {
+                return Err(ApiError::Internal(anyhow::anyhow!("member {id}: staged status unknown")));
+            };
+            steps.entry((from, to)).or_default().push(id);
+        }
+        for ((from, to), ids) in steps {
+            let moved = crate::transition_many!(&mut *tx, member_store::MEMBER, &ids, from [from.as_str()] => to.as_str(), set { "updated_at" = now })?;
+            if moved.len() != ids.len() {
+                return Err(conflict(&format!("有队员被其他请求修改（不再是「{}」）", from.label())));
+            }
+        }
+        let update = format!(
+            "UPDATE members SET name = s.name, phone = s.phone_enc, updated_at = $1 FROM {STAGE} s
+             WHERE s.action = 2 AND members.id = s.member_id AND members.status = s.status_to"
+        );
+        let updated =
+            with_tx!(&mut *tx, |c| sqlx::query(&update).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+        if updated != changed as u64 {
+            return Err(conflict("有队员被其他请求修改（不再是导入检查时的状态）"));
+        }
+
+        // New members, in file order; each staged row gets its member's id.
+        let created = insert_new(tx, now).await?;
+        if created != new as u64 {
+            return Err(ApiError::Internal(anyhow::anyhow!("{new} members to insert, {created} inserted")));
+        }
+
+        // Details: skills and policies replaced for stored members, certificates added or
+        // corrected in place by number (never removed).
+        for table in ["member_skills", "member_insurance"] {
+            run(
+                tx,
+                &format!("DELETE FROM {table} WHERE member_id IN (SELECT member_id FROM {STAGE} WHERE action = 2)"),
+            )
+            .await?;
+        }
+        run(
+            tx,
+            &format!(
+                "INSERT INTO member_skills (member_id, specialty)
+                 SELECT s.member_id, k.specialty FROM {SKILLS} k JOIN {STAGE} s ON s.line = k.line WHERE s.action IN (1, 2) ORDER BY k.line, k.specialty"
+            ),
+        )
+        .await?;
+        run(
+            tx,
+            &format!(
+                "INSERT INTO member_certificates (member_id, kind, number, issued, expires)
+                 SELECT s.member_id, k.kind, k.number, k.issued, k.expires FROM {CERTS} k JOIN {STAGE} s ON s.line = k.line
+                 WHERE s.action IN (1, 2) ORDER BY k.line, k.pos
+                 ON CONFLICT (member_id, number) DO UPDATE SET kind = excluded.kind, issued = excluded.issued, expires = excluded.expires"
+            ),
+        )
+        .await?;
+        run(
+            tx,
+            &format!(
+                "INSERT INTO member_insurance (member_id, insurer, policy_number, start_date, end_date)
+                 SELECT s.member_id, p.insurer, p.policy_number, p.start_date, p.end_date FROM {POLICIES} p JOIN {STAGE} s ON s.line = p.line
+                 WHERE s.action IN (1, 2) ORDER BY p.line, p.pos"
+            ),
+        )
+        .await?;
+        // Person keys of new members, and of stored ones who had none yet.
+        let keys = format!(
+            "INSERT INTO person_keys (member_id, key_enc) SELECT member_id, key_enc FROM {STAGE} WHERE action IN (1, 2) AND key_enc IS NOT NULL ORDER BY line"
+        );
+        match run(tx, &keys).await {
+            Ok(_) => {}
+            Err(e) if crate::db::is_unique_violation(&e) => {
+                return Err(conflict("有队员被其他请求修改（个人数据密钥已创建）"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+
+        // One audit row per member written: the views sealed while staging, with the new
+        // member's id filled in.
+        let (before, after) = match tx.backend() {
+            // The staged text is serde's rendering with `"id":0,` (keys sorted, `id` not last):
+            // only the id changes, so the row is byte for byte what `audit::record` writes.
+            Backend::Sqlite => (
+                "s.before_state",
+                "CASE WHEN s.action = 1 THEN replace(s.after_state, '\"id\":0,', '\"id\":' || s.member_id || ',') ELSE s.after_state END",
+            ),
+            Backend::Postgres => (
+                "CAST(s.before_state AS JSONB)",
+                "jsonb_set(CAST(s.after_state AS JSONB), '{id}', to_jsonb(s.member_id))",
+            ),
         };
-        let mut next = take().map(|c| spawn_prepare(&shared, c));
-        while let Some(pending) = next {
-            let prepared = join(pending).await?;
-            // The next chunk's crypto runs while this one is written.
-            next = take().map(|c| spawn_prepare(&shared, c));
-            s.unchanged += prepared.unchanged;
-            s.created += prepared.new.len();
-            s.updated += prepared.changed.len();
-            self.write_chunk(tx, &shared.plan, prepared).await?;
+        let audit = format!(
+            "INSERT INTO audit_log (at, actor, actor_role, action, entity_type, entity_id, region_code, before_state, after_state, request_id)
+             SELECT $1, $2, $3, 'import', 'member', CAST(s.member_id AS TEXT), s.region_code, {before}, {after}, $4
+             FROM {STAGE} s WHERE s.action IN (1, 2) ORDER BY s.line"
+        );
+        let audited = with_tx!(&mut *tx, |c| sqlx::query(&audit)
+            .bind(now)
+            .bind(&self.actor.name)
+            .bind(&self.actor.role)
+            .bind(&self.actor.request_id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if audited != created + updated {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "{} members written, {audited} audit rows",
+                created + updated
+            )));
         }
-        Ok(s)
-    }
-
-    async fn write_chunk(&self, tx: &mut Tx, plan: &Plan, mut p: Prepared) -> ApiResult<()> {
-        let ids = bulk::insert_members(tx, &p.new.iter().map(|n| &n.row).collect::<Vec<_>>()).await?;
-        for (n, id) in p.new.iter_mut().zip(ids) {
-            n.row.id = id;
-            n.after["id"] = serde_json::json!(id);
-        }
-        let moves: Vec<(&MemberRow, _)> =
-            p.changed.iter().filter_map(|c| Some((&c.row, plan.existing(c.resolved)?.row.status))).collect();
-        bulk::update_members(tx, &moves).await?;
-        let fresh: Vec<(i64, &Details)> = p.new.iter().map(|n| (n.row.id, &n.details)).collect();
-        bulk::set_member_details(tx, &fresh, true).await?;
-        let edited: Vec<(i64, &Details)> = p.changed.iter().map(|c| (c.row.id, &c.details)).collect();
-        bulk::set_member_details(tx, &edited, false).await?;
-        bulk::insert_person_keys(tx, &p.new.iter().map(|n| (n.row.id, n.key_enc.as_str())).collect::<Vec<_>>()).await?;
-        let keys =
-            bulk::person_keys(tx, &self.cipher, &p.changed.iter().map(|c| c.row.id).collect::<Vec<_>>(), false).await?;
-        let mut audit = Vec::with_capacity(p.new.len() + p.changed.len());
-        for n in p.new.iter_mut() {
-            audit.push((&n.row, None, Some(std::mem::take(&mut n.after))));
-        }
-        for c in &p.changed {
-            let Some(e) = plan.existing(c.resolved) else { continue };
-            let key = keys
-                .get(&c.row.id)
-                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no person key for {}", c.row.id)))?;
-            let before = sealed(&e.row, &e.details, &self.cipher, self.now, key)?;
-            audit.push((&c.row, Some(before), Some(sealed(&c.row, &c.details, &self.cipher, self.now, key)?)));
-        }
-        let names: Vec<String> = audit.iter().map(|(m, ..)| m.id.to_string()).collect();
-        let mut changes = Vec::with_capacity(audit.len());
-        for ((m, before, after), name) in audit.into_iter().zip(&names) {
-            changes.push(Change {
-                action: "import",
-                entity_type: "member",
-                entity_id: name,
-                region_code: Some(&m.region_code),
-                before,
-                after,
-            });
-        }
-        crate::audit::record_many(tx, &self.actor, self.now, changes).await?;
-        Ok(())
+        let written = (created + updated) as usize;
+        Ok(ImportSummary { rows, created: created as usize, updated: updated as usize, unchanged: rows - written })
     }
 }
 
-/// Prepares a chunk on the blocking pool, in two halves (two cores).
-fn spawn_prepare(shared: &Arc<Shared>, mut chunk: Chunk) -> [tokio::task::JoinHandle<ApiResult<Prepared>>; 2] {
-    let second = chunk.split_off(chunk.len() / 2);
-    [chunk, second].map(|half| {
-        let shared = shared.clone();
-        tokio::task::spawn_blocking(move || prepare(&shared, half))
-    })
-}
-
-async fn join(pending: [tokio::task::JoinHandle<ApiResult<Prepared>>; 2]) -> ApiResult<Prepared> {
-    let mut out = Prepared::default();
-    for handle in pending {
-        let p = handle.await.map_err(|e| ApiError::Internal(anyhow::anyhow!("preparing members failed: {e}")))??;
-        out.new.extend(p.new);
-        out.changed.extend(p.changed);
-        out.unchanged += p.unchanged;
-    }
-    Ok(out)
-}
-
-/// Encrypts a chunk's personal data and builds its stored rows (CPU only).
-fn prepare(shared: &Shared, chunk: Chunk) -> ApiResult<Prepared> {
-    let Shared { plan, cipher, now } = shared;
-    let now = *now;
-    let mut out = Prepared::default();
-    for (Lined { row, .. }, r) in chunk {
-        let team = &plan.teams[r.team as usize].row;
-        let phone = plan.phone(&row, r);
-        match plan.existing(r) {
-            None => {
-                let Some(id) = row.id.full() else { continue };
-                let m = MemberRow {
-                    id: 0,
-                    team_id: team.id,
-                    team_code: team.code.clone(),
-                    region_code: team.region_code.clone(),
-                    name: row.name.to_string(),
-                    id_number: Some(cipher.encrypt(Field::MEMBER_ID_NUMBER, id)),
-                    id_index: Some(cipher.blind_index(id)),
-                    phone: phone.map(|ph| cipher.encrypt(Field::MEMBER_PHONE, ph)),
-                    status: r.status,
-                    temp_callup_id: None,
-                    anonymised_at: None,
-                    created_at: now,
-                    updated_at: now,
-                };
-                let details = row.new_details();
-                let (key, key_enc) = cipher.new_person_key();
-                let after = sealed(&m, &details, cipher, now, &key)?;
-                out.new.push(NewOne { row: m, details, key_enc, after });
+/// Inserts the new members (staged rows without a member) in file order and gives each staged
+/// row its new member's id (`action = 1`); the number inserted.
+///
+/// On SQLite the transaction holds the write lock and `members.id` is the rowid, so the rows of
+/// one `INSERT … SELECT … ORDER BY line` get consecutive ids after the largest one, in file order:
+/// each staged row's id is that largest id plus its rank among the new rows (`seq`, counted
+/// while checking), with no lookup per row while the lock is held. Both halves are verified (the
+/// ids taken, and every staged row's team and blind index on the member it was given); a
+/// mismatch is an internal error and the transaction writes nothing.
+async fn insert_new(tx: &mut Tx, now: crate::time::Timestamp) -> Result<u64, ApiError> {
+    let insert = format!(
+        "INSERT INTO members (team_id, name, id_number, id_index, phone, status, temp_callup_id, anonymised_at, created_at, updated_at)
+         SELECT team_id, name, id_enc, id_index, phone_enc, status_to, NULL, NULL, $1, $1 FROM {STAGE} WHERE member_id IS NULL ORDER BY line"
+    );
+    let inserted = |r: Result<u64, sqlx::Error>| match r {
+        Err(e) if crate::db::is_unique_violation(&e) => Err(conflict("文件中的队员已被其他请求同时登记到同一队伍")),
+        other => other.map_err(ApiError::from),
+    };
+    match tx.backend() {
+        Backend::Sqlite => {
+            let base: i64 = with_tx!(&mut *tx, |c| sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM members")
+                .fetch_one(c)
+                .await)?;
+            let n = inserted(with_tx!(&mut *tx, |c| sqlx::query(&insert)
+                .bind(now)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())))?;
+            let taken: (i64, Option<i64>, Option<i64>) =
+                with_tx!(&mut *tx, |c| sqlx::query_as("SELECT COUNT(*), MIN(id), MAX(id) FROM members WHERE id > $1")
+                    .bind(base)
+                    .fetch_one(c)
+                    .await)?;
+            let given = run(
+                tx,
+                &format!("UPDATE {STAGE} SET action = 1, member_id = {base} + seq WHERE member_id IS NULL AND seq IS NOT NULL"),
+            )
+            .await?;
+            let matching: i64 = with_tx!(&mut *tx, |c| sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM {STAGE} s JOIN members m ON m.id = s.member_id
+                 WHERE s.action = 1 AND m.team_id = s.team_id AND m.id_index = s.id_index"
+            ))
+            .fetch_one(c)
+            .await)?;
+            let n_i = n as i64;
+            let expected = if n == 0 { (0, None, None) } else { (n_i, Some(base + 1), Some(base + n_i)) };
+            if taken != expected || given != n || matching != n_i {
+                return Err(ApiError::Internal(anyhow::anyhow!(
+                    "new members' ids: {n} inserted, ids {taken:?}, {given} given, {matching} matching"
+                )));
             }
-            Some(e) => {
-                let details = row.merged_details(&e.details);
-                let mut old_skills = e.details.skills.clone();
-                old_skills.sort();
-                let mut new_skills = details.skills.clone();
-                new_skills.sort();
-                if *e.row.name == *row.name
-                    && e.plain_phone.as_deref() == phone
-                    && old_skills == new_skills
-                    && norm(&e.details.insurance) == norm(&details.insurance)
-                    && e.details.certificates == details.certificates
-                    && e.row.status == r.status
-                {
-                    out.unchanged += 1;
-                    continue;
-                }
-                let mut m = e.row.clone();
-                m.name = row.name.to_string();
-                if e.plain_phone.as_deref() != phone {
-                    m.phone = phone.map(|ph| cipher.encrypt(Field::MEMBER_PHONE, ph));
-                }
-                m.status = r.status;
-                m.updated_at = now;
-                out.changed.push(ChangedOne { row: m, resolved: r, details });
-            }
+            Ok(n)
+        }
+        Backend::Postgres => {
+            // Each new member's id straight from the insert (a data-modifying CTE).
+            let sql = format!(
+                "WITH ins AS ({insert} RETURNING id, team_id, id_index)
+                 UPDATE {STAGE} SET action = 1, member_id = ins.id FROM ins
+                 WHERE {STAGE}.member_id IS NULL AND {STAGE}.team_id = ins.team_id AND {STAGE}.id_index = ins.id_index"
+            );
+            inserted(with_tx!(&mut *tx, |c| sqlx::query(&sql).bind(now).execute(c).await.map(|r| r.rows_affected())))
         }
     }
-    Ok(out)
-}
-
-/// A member's audit view (masked), its personal fields sealed under the person's key.
-fn sealed(
-    m: &MemberRow,
-    d: &Details,
-    cipher: &Cipher,
-    now: Timestamp,
-    key: &crate::personal::PersonKey,
-) -> ApiResult<serde_json::Value> {
-    let view = Member::view(m, d.clone(), cipher, Disclosure::MASKED, now);
-    Ok(members::seal_personal(audit_json(&view)?, key))
-}
-
-fn norm(v: &[members::Insurance]) -> Vec<members::Insurance> {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| (a.start, &a.policy_number).cmp(&(b.start, &b.policy_number)));
-    v
 }
