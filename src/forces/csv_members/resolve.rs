@@ -13,7 +13,7 @@ use futures_util::TryStreamExt;
 use super::super::members::{self, Certificate, Details, Insurance, MemberRow};
 use super::super::{MemberStatus, member_store};
 use super::row::{Skills, merge_details};
-use super::stage::{CERTS, PHONE_MASKED, PHONE_SET, POLICIES, SKILLS, STAGE, stage_policies, stage_skills};
+use super::stage::{CERTS, DATA, PHONE_MASKED, PHONE_SET, POLICIES, SKILLS, STAGE, stage_policies, stage_skills};
 use super::{MemberImport, problem_text, sealed};
 use crate::db::{Backend, Held};
 use crate::error::{ApiError, ApiResult};
@@ -60,7 +60,7 @@ impl MemberImport {
         if backend == Backend::Postgres {
             // Temporary tables are never analysed by autovacuum: without statistics the planner
             // takes them for a few rows.
-            for t in [STAGE, SKILLS, CERTS, POLICIES] {
+            for t in [STAGE, DATA, SKILLS, CERTS, POLICIES] {
                 with_held!(&mut *conn, |c| sqlx::query(&format!("ANALYZE {t}")).execute(c).await.map(|_| ()))?;
             }
         }
@@ -199,11 +199,11 @@ impl MemberImport {
     /// errors, and stages the changes; the last line checked, or None when there are no more.
     async fn check_updates(&self, conn: &mut Held, after: i64, errors: &mut Errors) -> ApiResult<Option<i64>> {
         let sql = format!(
-            "SELECT s.line, s.name AS file_name, s.phone_kind, s.phone_enc AS file_phone, s.phone_mask, s.skills,
+            "SELECT s.line, s.name AS file_name, s.phone_kind, d.phone_enc AS file_phone, s.phone_mask, s.skills,
                     s.status AS file_status, pk.key_enc,
                     m.id, m.team_id, t.code AS team_code, t.region_code, m.name, m.id_number, m.id_index, m.phone,
                     m.status, m.temp_callup_id, m.anonymised_at, m.created_at, m.updated_at
-             FROM {STAGE} s JOIN members m ON m.id = s.member_id JOIN teams t ON t.id = m.team_id
+             FROM {STAGE} s JOIN {DATA} d ON d.line = s.line JOIN members m ON m.id = s.member_id JOIN teams t ON t.id = m.team_id
              LEFT JOIN person_keys pk ON pk.member_id = m.id
              WHERE s.member_id IS NOT NULL AND s.dup = 0 AND s.line > $1 ORDER BY s.line LIMIT {CHUNK}"
         );
@@ -375,23 +375,31 @@ impl MemberImport {
     /// skills and policies replaced by the member's whole new lists (certificates are written by
     /// number, so the file's own are enough).
     async fn stage_changes(&self, conn: &mut Held, after: i64, last: i64, changes: &[Change]) -> ApiResult<()> {
-        for chunk in changes.chunks(bulk::chunk(8)) {
+        for chunk in changes.chunks(bulk::chunk(4)) {
             with_held!(&mut *conn, |c| {
                 let mut q = sqlx::QueryBuilder::new(format!(
-                    "UPDATE {STAGE} SET action = 2, name = v.column2, phone_enc = v.column3, status_to = v.column4,
-                       from_status = v.column5, before_state = v.column6, after_state = v.column7, key_enc = v.column8 FROM ("
+                    "UPDATE {STAGE} SET action = 2, name = v.column2, status_to = v.column3, from_status = v.column4 FROM ("
+                ));
+                q.push_values(chunk, |mut b, ch| {
+                    b.push_bind(ch.line).push_bind(&ch.name).push_bind(ch.to.as_str()).push_bind(ch.from.as_str());
+                });
+                q.push(format!(") AS v WHERE {STAGE}.line = v.column1"));
+                q.build().execute(c).await.map(|_| ())
+            })?;
+        }
+        for chunk in changes.chunks(bulk::chunk(5)) {
+            with_held!(&mut *conn, |c| {
+                let mut q = sqlx::QueryBuilder::new(format!(
+                    "UPDATE {DATA} SET phone_enc = v.column2, before_state = v.column3, after_state = v.column4, key_enc = v.column5 FROM ("
                 ));
                 q.push_values(chunk, |mut b, ch| {
                     b.push_bind(ch.line)
-                        .push_bind(&ch.name)
                         .push_bind(&ch.phone)
-                        .push_bind(ch.to.as_str())
-                        .push_bind(ch.from.as_str())
                         .push_bind(&ch.before)
                         .push_bind(&ch.after)
                         .push_bind(&ch.key_enc);
                 });
-                q.push(format!(") AS v WHERE {STAGE}.line = v.column1"));
+                q.push(format!(") AS v WHERE {DATA}.line = v.column1"));
                 q.build().execute(c).await.map(|_| ())
             })?;
         }

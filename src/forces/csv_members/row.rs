@@ -1,6 +1,6 @@
-//! A members-file row as parsed: compact, because the import holds one per line of the file
-//! (short texts inline in [`Short`], the ID number as its 18 bytes, skills as a bit set), and
-//! the conversions to the types the one-by-one API stores.
+//! A members-file row as parsed (short texts inline in [`Short`], the ID number as its 18 bytes,
+//! skills as a bit set: a few chunks of rows are in flight while a file streams by), and the
+//! conversions to the types the one-by-one API stores.
 
 use chrono::NaiveDate;
 
@@ -309,7 +309,7 @@ mod tests {
 
     #[test]
     fn rows_stay_compact() {
-        // One per line of a file: 1,000,000 members must fit in a few hundred MiB with the rest.
+        // Rows are in flight a few chunks at a time: keep them small.
         assert!(std::mem::size_of::<Row>() <= 192, "{}", std::mem::size_of::<Row>());
     }
 

@@ -21,6 +21,10 @@ use crate::with_held;
 
 /// The staged rows: one per readable row whose team exists in the caller's jurisdiction.
 pub const STAGE: &str = "import_members";
+/// The wide part of each staged row (`line`, `id_enc`, `phone_enc`, `key_enc`, `before_state`,
+/// `after_state`): apart from [`STAGE`], so the checks that scan and update the staged rows
+/// read a few dozen bytes a row, not the sealed audit views.
+pub const DATA: &str = "import_member_data";
 /// The skills each staged row writes (`line`, `specialty`).
 pub const SKILLS: &str = "import_member_skills";
 /// The certificates each staged row writes (`line`, `pos`, …).
@@ -195,11 +199,14 @@ pub async fn create(conn: &mut Held) -> Result<(), sqlx::Error> {
     let sqls = [
         format!(
             "CREATE TEMP TABLE {STAGE} (line {int} PRIMARY KEY, team_id {int} NOT NULL, region_code TEXT NOT NULL,
-               name TEXT NOT NULL, id_index TEXT, masked_id TEXT, id_enc TEXT, phone_kind {int} NOT NULL,
-               phone_enc TEXT, phone_mask TEXT, skills {int}, status TEXT, status_to TEXT NOT NULL,
-               new_error_column TEXT, new_error TEXT, key_enc TEXT, after_state TEXT,
+               name TEXT NOT NULL, id_index TEXT, masked_id TEXT, phone_kind {int} NOT NULL,
+               phone_mask TEXT, skills {int}, status TEXT, status_to TEXT NOT NULL,
+               new_error_column TEXT, new_error TEXT,
                member_id {int}, dup {int} NOT NULL DEFAULT 0, action {int} NOT NULL DEFAULT 0,
-               from_status TEXT, before_state TEXT, seq {int})"
+               from_status TEXT, seq {int})"
+        ),
+        format!(
+            "CREATE TEMP TABLE {DATA} (line {int} PRIMARY KEY, id_enc TEXT, phone_enc TEXT, key_enc TEXT, before_state TEXT, after_state TEXT)"
         ),
         format!("CREATE TEMP TABLE {SKILLS} (line {int} NOT NULL, specialty TEXT NOT NULL, PRIMARY KEY (line, specialty))"),
         format!(
@@ -219,11 +226,11 @@ pub async fn create(conn: &mut Held) -> Result<(), sqlx::Error> {
 
 /// Stages a chunk of checked rows: multi-row inserts into the staging tables.
 pub async fn stage(conn: &mut Held, rows: &[StagedMember]) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(bulk::chunk(17)) {
+    for chunk in rows.chunks(bulk::chunk(13)) {
         with_held!(&mut *conn, |c| {
             let mut q = sqlx::QueryBuilder::new(format!(
-                "INSERT INTO {STAGE} (line, team_id, region_code, name, id_index, masked_id, id_enc, phone_kind, phone_enc,
-                   phone_mask, skills, status, status_to, new_error_column, new_error, key_enc, after_state) "
+                "INSERT INTO {STAGE} (line, team_id, region_code, name, id_index, masked_id, phone_kind,
+                   phone_mask, skills, status, status_to, new_error_column, new_error) "
             ));
             q.push_values(chunk, |mut b, s| {
                 b.push_bind(s.line as i64)
@@ -232,15 +239,25 @@ pub async fn stage(conn: &mut Held, rows: &[StagedMember]) -> Result<(), sqlx::E
                     .push_bind(&s.name)
                     .push_bind(&s.id_index)
                     .push_bind(&s.masked_id)
-                    .push_bind(&s.id_enc)
                     .push_bind(s.phone_kind)
-                    .push_bind(&s.phone_enc)
                     .push_bind(&s.phone_mask)
                     .push_bind(s.skills.map(|k| i64::from(k.bits())))
                     .push_bind(s.status.map(MemberStatus::as_str))
                     .push_bind(s.status_to.as_str())
                     .push_bind(s.new_error.as_ref().map(|e| e.0))
-                    .push_bind(s.new_error.as_ref().map(|e| e.1.as_str()))
+                    .push_bind(s.new_error.as_ref().map(|e| e.1.as_str()));
+            });
+            q.build().execute(c).await.map(|_| ())
+        })?;
+    }
+    for chunk in rows.chunks(bulk::chunk(5)) {
+        with_held!(&mut *conn, |c| {
+            let mut q =
+                sqlx::QueryBuilder::new(format!("INSERT INTO {DATA} (line, id_enc, phone_enc, key_enc, after_state) "));
+            q.push_values(chunk, |mut b, s| {
+                b.push_bind(s.line as i64)
+                    .push_bind(&s.id_enc)
+                    .push_bind(&s.phone_enc)
                     .push_bind(&s.key_enc)
                     .push_bind(&s.after);
             });

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use super::super::{MemberStatus, member_store};
 use super::MemberImport;
-use super::stage::{CERTS, POLICIES, SKILLS, STAGE};
+use super::stage::{CERTS, DATA, POLICIES, SKILLS, STAGE};
 use crate::db::{Backend, Tx};
 use crate::error::{ApiError, ApiResult};
 use crate::regions::import::ImportSummary;
@@ -30,6 +30,13 @@ impl MemberImport {
     /// The write of [`crate::imports::staged::Staged::write`] (`rows`: data rows read).
     pub(super) async fn write_staged(&self, tx: &mut Tx, rows: usize) -> ApiResult<ImportSummary> {
         let now = self.now;
+        // How long each statement group takes (logged: where the write lock goes).
+        let mut timings: Vec<(&'static str, u128)> = Vec::new();
+        let mut last = std::time::Instant::now();
+        let mut step = |name: &'static str| {
+            timings.push((name, last.elapsed().as_millis()));
+            last = std::time::Instant::now();
+        };
         let counts = format!(
             "SELECT COALESCE(SUM(CASE WHEN member_id IS NULL THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN action = 2 THEN 1 ELSE 0 END), 0) FROM {STAGE}"
         );
@@ -54,9 +61,11 @@ impl MemberImport {
                 return Err(conflict(&format!("有队员被其他请求修改（不再是「{}」）", from.label())));
             }
         }
+        step("transitions");
         let update = format!(
-            "UPDATE members SET name = s.name, phone = s.phone_enc, updated_at = $1 FROM {STAGE} s
-             WHERE s.action = 2 AND members.id = s.member_id AND members.status = s.status_to"
+            "UPDATE members SET name = s.name, phone = s.phone_enc, updated_at = $1
+             FROM (SELECT u.member_id, u.name, u.status_to, d.phone_enc FROM {STAGE} u JOIN {DATA} d ON d.line = u.line WHERE u.action = 2) AS s
+             WHERE members.id = s.member_id AND members.status = s.status_to"
         );
         let updated =
             with_tx!(&mut *tx, |c| sqlx::query(&update).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
@@ -64,15 +73,18 @@ impl MemberImport {
             return Err(conflict("有队员被其他请求修改（不再是导入检查时的状态）"));
         }
 
+        step("updates");
         // New members, in file order; each staged row gets its member's id.
         let created = insert_new(tx, now).await?;
         if created != new as u64 {
             return Err(ApiError::Internal(anyhow::anyhow!("{new} members to insert, {created} inserted")));
         }
 
+        step("inserts");
         // Details: skills and policies replaced for stored members, certificates added or
         // corrected in place by number (never removed).
         for table in ["member_skills", "member_insurance"] {
+            step("deletes");
             run(
                 tx,
                 &format!("DELETE FROM {table} WHERE member_id IN (SELECT member_id FROM {STAGE} WHERE action = 2)"),
@@ -87,6 +99,7 @@ impl MemberImport {
             ),
         )
         .await?;
+        step("skills");
         run(
             tx,
             &format!(
@@ -97,6 +110,7 @@ impl MemberImport {
             ),
         )
         .await?;
+        step("certificates");
         run(
             tx,
             &format!(
@@ -106,9 +120,11 @@ impl MemberImport {
             ),
         )
         .await?;
+        step("insurance");
         // Person keys of new members, and of stored ones who had none yet.
         let keys = format!(
-            "INSERT INTO person_keys (member_id, key_enc) SELECT member_id, key_enc FROM {STAGE} WHERE action IN (1, 2) AND key_enc IS NOT NULL ORDER BY line"
+            "INSERT INTO person_keys (member_id, key_enc) SELECT s.member_id, d.key_enc FROM {STAGE} s JOIN {DATA} d ON d.line = s.line
+             WHERE s.action IN (1, 2) AND d.key_enc IS NOT NULL ORDER BY s.line"
         );
         match run(tx, &keys).await {
             Ok(_) => {}
@@ -118,24 +134,25 @@ impl MemberImport {
             Err(e) => return Err(e.into()),
         }
 
+        step("person_keys");
         // One audit row per member written: the views sealed while staging, with the new
         // member's id filled in.
         let (before, after) = match tx.backend() {
             // The staged text is serde's rendering with `"id":0,` (keys sorted, `id` not last):
             // only the id changes, so the row is byte for byte what `audit::record` writes.
             Backend::Sqlite => (
-                "s.before_state",
-                "CASE WHEN s.action = 1 THEN replace(s.after_state, '\"id\":0,', '\"id\":' || s.member_id || ',') ELSE s.after_state END",
+                "d.before_state",
+                "CASE WHEN s.action = 1 THEN replace(d.after_state, '\"id\":0,', '\"id\":' || s.member_id || ',') ELSE d.after_state END",
             ),
             Backend::Postgres => (
-                "CAST(s.before_state AS JSONB)",
-                "jsonb_set(CAST(s.after_state AS JSONB), '{id}', to_jsonb(s.member_id))",
+                "CAST(d.before_state AS JSONB)",
+                "jsonb_set(CAST(d.after_state AS JSONB), '{id}', to_jsonb(s.member_id))",
             ),
         };
         let audit = format!(
             "INSERT INTO audit_log (at, actor, actor_role, action, entity_type, entity_id, region_code, before_state, after_state, request_id)
              SELECT $1, $2, $3, 'import', 'member', CAST(s.member_id AS TEXT), s.region_code, {before}, {after}, $4
-             FROM {STAGE} s WHERE s.action IN (1, 2) ORDER BY s.line"
+             FROM {STAGE} s JOIN {DATA} d ON d.line = s.line WHERE s.action IN (1, 2) ORDER BY s.line"
         );
         let audited = with_tx!(&mut *tx, |c| sqlx::query(&audit)
             .bind(now)
@@ -151,6 +168,8 @@ impl MemberImport {
                 created + updated
             )));
         }
+        step("audit");
+        tracing::info!(target: "yingji::imports", steps = ?timings, "members import write steps (ms)");
         let written = (created + updated) as usize;
         Ok(ImportSummary { rows, created: created as usize, updated: updated as usize, unchanged: rows - written })
     }
@@ -168,7 +187,8 @@ impl MemberImport {
 async fn insert_new(tx: &mut Tx, now: crate::time::Timestamp) -> Result<u64, ApiError> {
     let insert = format!(
         "INSERT INTO members (team_id, name, id_number, id_index, phone, status, temp_callup_id, anonymised_at, created_at, updated_at)
-         SELECT team_id, name, id_enc, id_index, phone_enc, status_to, NULL, NULL, $1, $1 FROM {STAGE} WHERE member_id IS NULL ORDER BY line"
+         SELECT s.team_id, s.name, d.id_enc, s.id_index, d.phone_enc, s.status_to, NULL, NULL, $1, $1
+         FROM {STAGE} s JOIN {DATA} d ON d.line = s.line WHERE s.member_id IS NULL ORDER BY s.line"
     );
     let inserted = |r: Result<u64, sqlx::Error>| match r {
         Err(e) if crate::db::is_unique_violation(&e) => Err(conflict("文件中的队员已被其他请求同时登记到同一队伍")),
