@@ -412,14 +412,13 @@ pub async fn receive_staged(tx: &mut Tx, d: &Details, at: Timestamp, actor: &Act
         written_all(created, moved, audited)?;
         return Ok((created as u64, skipped));
     }
-    let (batches, movements): (i64, i64) =
-        with_tx!(&mut *tx, |c| {
-            sqlx::query_as(
+    let (batches, movements): (i64, i64) = with_tx!(&mut *tx, |c| {
+        sqlx::query_as(
         "SELECT COALESCE((SELECT MAX(id) FROM stock_batches), 0), COALESCE((SELECT MAX(id) FROM stock_movements), 0)"
     )
     .fetch_one(c)
     .await
-        })?;
+    })?;
     let depots: i64 = if expected > BulkLog::KEYS {
         with_tx!(&mut *tx, |c| sqlx::query_scalar(&format!(
             "SELECT COUNT(*) FROM (SELECT DISTINCT depot_id FROM {stage} WHERE existing = 0)"

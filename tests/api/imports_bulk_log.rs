@@ -6,6 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::common::*;
+use crate::imports_staged::post;
 use crate::nearest_index::answer;
 use crate::supplies::{QUILT, count, depot, movement, receive};
 
@@ -15,19 +16,6 @@ const DEPOTS: usize = 5_200;
 
 fn probe(qty: i64) -> String {
     format!("/api/v1/supplies/nearest?item={QUILT}&quantity={qty}&lon={}&lat={}", SEAT.0, SEAT.1)
-}
-
-async fn post(app: &TestApp, token: &str, path: &str, csv: String) -> (u16, Value) {
-    let r = app
-        .client
-        .post(app.url(path))
-        .bearer_auth(token)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or_default())
 }
 
 /// The probe asked of `indexed` equals the database's answer (`truth`), whether it came from the
