@@ -10,7 +10,8 @@
 //! Cases: `YINGJI_BENCH_DEPOTS` (default 100,000) depot rows, `YINGJI_BENCH_STOCK` (100,000)
 //! stock rows, a file of `YINGJI_BENCH_ERRORS_MB` (60) MB with an error on every line,
 //! `YINGJI_BENCH_BIG` (1,000,000) stock rows, `YINGJI_BENCH_TEAMS` (100,000) teams and
-//! `YINGJI_BENCH_MEMBERS` (200,000) members spread over those teams. Each file is generated to a
+//! `YINGJI_BENCH_MEMBERS` (200,000) members spread over those teams, and `YINGJI_BENCH_XLSX` (0)
+//! stock rows as an `.xlsx` workbook. Each file is generated to a
 //! temporary file and streamed to the service. Each line of the table gives the time, rows per
 //! second, the movements that ran meanwhile (the longest is how long the import's write lock
 //! kept one waiting on SQLite; every one must succeed) and the process's peak memory.
@@ -37,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         big_stock: env("YINGJI_BENCH_BIG", 1_000_000),
         teams: env("YINGJI_BENCH_TEAMS", 100_000),
         members: env("YINGJI_BENCH_MEMBERS", 200_000),
+        xlsx_stock: env("YINGJI_BENCH_XLSX", 0),
     };
     let tmp = std::env::temp_dir().join(format!("yingji-bench-imports-{}.db", std::process::id()));
     let url = std::env::var("YINGJI_BENCH_DATABASE_URL").unwrap_or_else(|_| format!("sqlite://{}", tmp.display()));

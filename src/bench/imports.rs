@@ -65,6 +65,8 @@ pub struct Sizes {
     pub teams: usize,
     /// Member rows, spread over the teams (0 skips it; needs the teams case).
     pub members: usize,
+    /// Stock rows of an `.xlsx` workbook (0 skips it), spread over the depots of the depots case.
+    pub xlsx_stock: usize,
 }
 
 /// A depots file of `n` rows.
@@ -139,6 +141,30 @@ pub fn members_csv(n: usize, teams: usize, out: &mut dyn Write) -> std::io::Resu
             i % 100_000_000
         )?;
     }
+    Ok(n)
+}
+
+/// A stock workbook (`.xlsx`, written with rust_xlsxwriter) of `n` rows spread over depots
+/// `BD0…BD{depots-1}`, text cells in the shared-strings table as Excel writes them (every batch
+/// name a string of its own), written to `path`; returns its rows.
+pub fn stock_xlsx(n: usize, depots: usize, path: &std::path::Path) -> anyhow::Result<usize> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, name) in
+        ["depot_code", "item_code", "quantity", "batch", "production_date", "expiry_date"].iter().enumerate()
+    {
+        sheet.write_string(0, c as u16, *name)?;
+    }
+    for i in 0..n {
+        let r = i as u32 + 1;
+        sheet.write_string(r, 0, format!("BD{}", i % depots.max(1)))?;
+        sheet.write_string(r, 1, "1999902")?;
+        sheet.write_number(r, 2, (1 + i % 50) as f64)?;
+        sheet.write_string(r, 3, format!("X{i}"))?;
+        sheet.write_string(r, 4, "2025-01-01")?;
+        sheet.write_string(r, 5, "2030-12-31")?;
+    }
+    book.save(path)?;
     Ok(n)
 }
 
@@ -247,20 +273,31 @@ pub async fn run(url: &str, sizes: &Sizes) -> anyhow::Result<Vec<Figure>> {
         (format!("stock {}", sizes.big_stock), "stock", sizes.big_stock),
         (format!("teams {}", sizes.teams), "teams", sizes.teams),
         (format!("members {}", sizes.members), "members", sizes.members),
+        (format!("stock .xlsx {}", sizes.xlsx_stock), "stock", sizes.xlsx_stock),
     ];
     let addr = server.addr.to_string();
     for (i, (case, kind, size)) in cases.into_iter().enumerate() {
         if size == 0 {
             continue;
         }
-        let (file, bytes, rows) = generate(&i.to_string(), |w| match i {
-            0 => depots_csv(size, w),
-            1 => stock_csv(size, sizes.depots, "S", w),
-            2 => all_errors_csv(size, w),
-            3 => stock_csv(size, sizes.depots, "L", w),
-            4 => teams_csv(size, w),
-            _ => members_csv(size, sizes.teams, w),
-        })?;
+        let (file, bytes, rows) = if i == 6 {
+            // The workbook is built in memory by the writer: generated, then the heap handed
+            // back, before the peak is reset.
+            let path = std::env::temp_dir().join(format!("yingji-bench-{}-{i}.xlsx", std::process::id()));
+            let rows = stock_xlsx(size, sizes.depots, &path)?;
+            crate::imports::give_back_memory();
+            let bytes = std::fs::metadata(&path)?.len() as usize;
+            (path, bytes, rows)
+        } else {
+            generate(&i.to_string(), |w| match i {
+                0 => depots_csv(size, w),
+                1 => stock_csv(size, sizes.depots, "S", w),
+                2 => all_errors_csv(size, w),
+                3 => stock_csv(size, sizes.depots, "L", w),
+                4 => teams_csv(size, w),
+                _ => members_csv(size, sizes.teams, w),
+            })?
+        };
         let before_mib = status_kib("VmRSS:") / 1024.0;
         reset_peak();
         let done = Arc::new(AtomicBool::new(false));

@@ -136,6 +136,7 @@ async fn run_inner<S: Staged>(imp: &S, db: &Db, body: Upload, dry_run: bool) -> 
     let mut tx = conn.begin(db).await?;
     let locked = Instant::now();
     let summary = imp.write(&mut tx, rows).await?;
+    BulkLog::check_ended(&mut tx).await?;
     tx.commit().await?;
     let (wait_ms, write_ms) = ((locked - write_started).as_millis(), locked.elapsed().as_millis());
     tracing::info!(rows, staged, read_ms, check_ms, wait_ms, write_ms, "import written");
@@ -180,6 +181,68 @@ fn read<S: Staged>(
     }
     errors.header = Some(header);
     Ok(Read { rows, errors, preview })
+}
+
+/// A bulk write's change log (SQLite): a write of more than [`BulkLog::KEYS`] keys of a topic logs
+/// the key "every key" (-1, [`crate::change_feed::ALL_KEYS`]) once, and the row triggers log
+/// nothing more until [`BulkLog::end`] (migration 0029: they skip while the topic has a row in
+/// `change_log_bulk`). Readers see what they would have seen from the row triggers: the change
+/// feed reads more distinct keys than its largest limit (5,000) as `Changes::Many`, exactly as it
+/// reads -1, and the read caches only ask whether the topic changed. Begun and ended in the same
+/// transaction; [`run`] refuses to commit while a mark is left, so no other transaction ever
+/// sees one. On PostgreSQL the statement triggers do the same by themselves (migration 0029).
+pub struct BulkLog {
+    topic: Option<crate::change_feed::Topic>,
+}
+
+impl BulkLog {
+    /// More distinct keys than this are logged as every key: at least the change feed's largest
+    /// limit of keys it reloads (`BUILD_CATCH_UP_LIMIT`, 5,000), so readers cannot tell.
+    pub const KEYS: i64 = 5_000;
+
+    /// Begins a bulk write of `keys` distinct keys of `topic` in `tx` (nothing on PostgreSQL, or
+    /// for fewer keys: the triggers log each one).
+    pub async fn begin(tx: &mut Tx, topic: crate::change_feed::Topic, keys: i64) -> ApiResult<BulkLog> {
+        let Tx::Sqlite(c, _) = tx else { return Ok(BulkLog { topic: None }) };
+        if keys <= Self::KEYS {
+            return Ok(BulkLog { topic: None });
+        }
+        let name = topic.name();
+        sqlx::query("DELETE FROM change_log WHERE name = $1 AND key = $2")
+            .bind(name)
+            .bind(crate::change_feed::ALL_KEYS)
+            .execute(&mut **c)
+            .await?;
+        sqlx::query("INSERT INTO change_log (name, key) VALUES ($1, $2)")
+            .bind(name)
+            .bind(crate::change_feed::ALL_KEYS)
+            .execute(&mut **c)
+            .await?;
+        sqlx::query("INSERT INTO change_log_bulk (name) VALUES ($1)").bind(name).execute(&mut **c).await?;
+        Ok(BulkLog { topic: Some(topic) })
+    }
+
+    /// Ends the bulk write: the row triggers log each key again.
+    pub async fn end(self, tx: &mut Tx) -> ApiResult<()> {
+        let (Some(topic), Tx::Sqlite(c, _)) = (self.topic, tx) else { return Ok(()) };
+        let done =
+            sqlx::query("DELETE FROM change_log_bulk WHERE name = $1").bind(topic.name()).execute(&mut **c).await?;
+        if done.rows_affected() != 1 {
+            return Err(ApiError::Internal(anyhow::anyhow!("the bulk change log mark of {} was gone", topic.name())));
+        }
+        Ok(())
+    }
+
+    /// Fails (so the transaction rolls back) when a bulk write left its mark: committed, it
+    /// would keep the row triggers from logging other transactions' changes.
+    async fn check_ended(tx: &mut Tx) -> ApiResult<()> {
+        let Tx::Sqlite(c, _) = tx else { return Ok(()) };
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM change_log_bulk").fetch_one(&mut **c).await?;
+        if left != 0 {
+            return Err(ApiError::Internal(anyhow::anyhow!("a bulk change log mark was left before commit")));
+        }
+        Ok(())
+    }
 }
 
 /// A value's JSON text as it appears inside an audit row (a string without its quotes), for

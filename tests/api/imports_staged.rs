@@ -11,7 +11,7 @@ use crate::supplies::{QUILT, TENT, check_ledger, count, depot, movement};
 /// An item with a shelf life (a batch without an expiry date gets one from its production date).
 const SHELF: &str = "1999908";
 
-async fn post(app: &TestApp, token: &str, path: &str, csv: String) -> (u16, Value) {
+pub(crate) async fn post(app: &TestApp, token: &str, path: &str, csv: String) -> (u16, Value) {
     let r = app
         .client
         .post(app.url(path))

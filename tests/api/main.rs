@@ -31,6 +31,7 @@ mod hardening;
 mod idempotency;
 mod imports;
 mod imports_bulk;
+mod imports_bulk_log;
 mod imports_members;
 mod imports_staged;
 mod imports_teams;

@@ -285,6 +285,9 @@ impl Staged for DepotImport {
             "SELECT COALESCE(SUM(CASE WHEN id IS NULL THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN id IS NULL THEN 0 ELSE 1 END), 0) FROM {DEPOT_STAGE} WHERE change = 1"
         );
         let (new, old): (i64, i64) = with_tx!(&mut *tx, |c| sqlx::query_as(&counts).fetch_one(c).await)?;
+        // Each changed depot is one key of the change log: more than a few thousand are logged as
+        // one change of every depot.
+        let log = imports::staged::BulkLog::begin(tx, crate::change_feed::Topic::Supplies, new + old).await?;
         let insert = format!(
             "INSERT INTO depots (code, name, region_code, kind, lon, lat, address, manager, phone_enc, notes, created_at, updated_at)
              SELECT code, name, region_code, kind, lon, lat, address, manager, phone_enc, notes, created_at, updated_at
@@ -296,6 +299,7 @@ impl Staged for DepotImport {
              FROM {DEPOT_STAGE} AS s WHERE s.change = 1 AND depots.id = s.id AND depots.code = s.code"
         );
         let updated = with_tx!(&mut *tx, |c| sqlx::query(&update).execute(c).await.map(|r| r.rows_affected()))?;
+        log.end(tx).await?;
         if created != new as u64 || updated != old as u64 {
             return Err(ApiError::Conflict(format!(
                 "导入期间储备库被其他请求修改或删除（应新增 {new}、更新 {old}，实际 {created}、{updated}），未写入任何数据；请重新导入"

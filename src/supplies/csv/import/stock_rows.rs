@@ -87,10 +87,10 @@ impl StockLine {
     }
 }
 
-/// What a stock row is checked against: the depots of the caller's jurisdiction (code → id) and
-/// the catalogue.
+/// What a stock row is checked against: the depots of the caller's jurisdiction (code → id and
+/// region) and the catalogue.
 pub struct StockLookup {
-    depots: HashMap<String, i64>,
+    depots: HashMap<String, (i64, Short)>,
     items: HashMap<String, Item>,
 }
 
@@ -100,6 +100,8 @@ pub struct StagedStock {
     line: u64,
     depot: Short,
     depot_id: Option<i64>,
+    /// The depot's region (empty when the depot is unknown).
+    region: Short,
     item: Short,
     batch: Short,
     quantity: i64,
@@ -115,7 +117,11 @@ impl Staged for StockImport {
 
     async fn lookup(&self, db: &Db) -> ApiResult<StockLookup> {
         let (lo, hi) = self.scope.bounds();
-        let depots = depots::all_in(db, (&lo, &hi)).await?.into_iter().map(|d| (d.code, d.id)).collect();
+        let depots = depots::all_in(db, (&lo, &hi))
+            .await?
+            .into_iter()
+            .map(|d| (d.code, (d.id, Short::from(d.region_code.as_str()))))
+            .collect();
         let items = catalogue::all(db).await?.into_iter().map(|i| (i.code.clone(), i)).collect();
         Ok(StockLookup { depots, items })
     }
@@ -125,7 +131,8 @@ impl Staged for StockImport {
         if !errors.is_empty() {
             return None;
         }
-        let depot_id = lookup.depots.get(l.depot.as_str()).copied();
+        let depot = lookup.depots.get(l.depot.as_str());
+        let depot_id = depot.map(|d| d.0);
         if depot_id.is_none() {
             errors.push(rec.err("depot_code", format!("储备库 {} 不存在或不在您的管辖范围内", l.depot)));
         }
@@ -144,6 +151,7 @@ impl Staged for StockImport {
             line: rec.line,
             depot: l.depot,
             depot_id,
+            region: depot.map_or_else(|| Short::from(""), |d| d.1.clone()),
             item: l.item,
             batch: l.batch,
             quantity: l.quantity,
@@ -159,7 +167,7 @@ impl Staged for StockImport {
             Backend::Postgres => ("BIGINT", "DATE"),
         };
         let sql = format!(
-            "CREATE TEMP TABLE {} (line {int} PRIMARY KEY, depot_code TEXT NOT NULL, depot_id {int}, item_code TEXT NOT NULL, batch TEXT NOT NULL, quantity {int} NOT NULL, production_date {date}, expiry_date {date}, reserve_mode TEXT NOT NULL, existing {int} NOT NULL DEFAULT 0)",
+            "CREATE TEMP TABLE {} (line {int} PRIMARY KEY, depot_code TEXT NOT NULL, depot_id {int}, region_code TEXT NOT NULL, item_code TEXT NOT NULL, batch TEXT NOT NULL, quantity {int} NOT NULL, production_date {date}, expiry_date {date}, reserve_mode TEXT NOT NULL, existing {int} NOT NULL DEFAULT 0)",
             ledger::STAGED_RECEIPTS
         );
         with_held!(conn, |c| sqlx::query(&sql).execute(c).await.map(|_| ()))
@@ -168,13 +176,14 @@ impl Staged for StockImport {
     async fn stage(conn: &mut Held, rows: &[StagedStock]) -> Result<(), sqlx::Error> {
         with_held!(conn, |c| {
             let mut q = sqlx::QueryBuilder::new(format!(
-                "INSERT INTO {} (line, depot_code, depot_id, item_code, batch, quantity, production_date, expiry_date, reserve_mode) ",
+                "INSERT INTO {} (line, depot_code, depot_id, region_code, item_code, batch, quantity, production_date, expiry_date, reserve_mode) ",
                 ledger::STAGED_RECEIPTS
             ));
             q.push_values(rows, |mut b, r| {
                 b.push_bind(r.line as i64)
                     .push_bind(r.depot.as_str())
                     .push_bind(r.depot_id)
+                    .push_bind(r.region.as_str())
                     .push_bind(r.item.as_str())
                     .push_bind(r.batch.as_str())
                     .push_bind(r.quantity)
@@ -208,40 +217,7 @@ impl Staged for StockImport {
 
     async fn write(&self, tx: &mut Tx, rows: usize) -> ApiResult<ImportSummary> {
         let details = Details { reference: Some("CSV 导入".into()), ..Details::default() };
-        let (created, unchanged) = ledger::receive_staged(tx, &details, self.now, &self.actor.name).await?;
-        // One audit row per movement, as `audit::record_many` writes it for a `Movement`: the
-        // JSON keys in serde's (sorted) order, the time as the request shows it.
-        let at = imports::staged::json_text(&self.now)?;
-        let after = match tx.backend() {
-            Backend::Sqlite => {
-                "json_object('actor', $2, 'at', $4, 'batch', s.batch, 'batch_id', m.batch_id, 'depot_id', m.depot_id, 'destination', m.destination, 'id', m.id, 'item_code', m.item_code, 'kind', m.kind, 'note', m.note, 'quantity', m.quantity, 'reason', m.reason, 'reference', m.reference, 'requisition_id', m.requisition_id, 'transfer_id', m.transfer_id)"
-            }
-            Backend::Postgres => {
-                "jsonb_build_object('actor', CAST($2 AS TEXT), 'at', CAST($4 AS TEXT), 'batch', s.batch, 'batch_id', m.batch_id, 'depot_id', m.depot_id, 'destination', m.destination, 'id', m.id, 'item_code', m.item_code, 'kind', m.kind, 'note', m.note, 'quantity', m.quantity, 'reason', m.reason, 'reference', m.reference, 'requisition_id', m.requisition_id, 'transfer_id', m.transfer_id)"
-            }
-        };
-        let sql = format!(
-            "INSERT INTO audit_log (at, actor, actor_role, action, entity_type, entity_id, region_code, before_state, after_state, request_id)
-             SELECT $1, $2, $3, 'import', 'stock_movement', CAST(m.id AS TEXT), d.region_code, NULL, {after}, $5
-             FROM {} s
-             JOIN stock_batches b ON b.depot_id = s.depot_id AND b.item_code = s.item_code AND b.batch = s.batch
-             JOIN stock_movements m ON m.batch_id = b.id
-             JOIN depots d ON d.id = s.depot_id
-             WHERE s.existing = 0 ORDER BY s.line",
-            ledger::STAGED_RECEIPTS
-        );
-        let audited = with_tx!(&mut *tx, |c| sqlx::query(&sql)
-            .bind(self.now)
-            .bind(&self.actor.name)
-            .bind(&self.actor.role)
-            .bind(&at)
-            .bind(&self.actor.request_id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
-        if audited != created {
-            return Err(ApiError::Internal(anyhow::anyhow!("{created} movements but {audited} audit rows")));
-        }
+        let (created, unchanged) = ledger::receive_staged(tx, &details, self.now, &self.actor).await?;
         Ok(ImportSummary { rows, created: created as usize, updated: 0, unchanged: unchanged as usize })
     }
 }
