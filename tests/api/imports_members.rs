@@ -338,3 +338,66 @@ async fn the_nearest_teams_see_imported_members_at_once_from_the_index_as_from_t
     wait_for_index(&indexed, &admin).await;
     compare(&indexed, &truth, &admin).await;
 }
+
+/// Imports of more than 5,000 teams, and of members of more than 5,000 teams, log "every team"
+/// once instead of a change-log row per team, specialty, member, skill and policy (migration
+/// 0030, `imports::staged::BulkLog`): the nearest-teams index of another instance still answers
+/// what the database answers right after each import, no mark is left behind, and a later write is
+/// logged by its own team again.
+#[tokio::test]
+async fn imports_of_thousands_of_teams_and_members_log_every_team_once_and_the_index_sees_them() {
+    use crate::forces::SEAT;
+    use crate::nearest_index::{answer, compare, wait_for_index};
+    const TEAMS: u32 = 5_100;
+    let writer = TestApp::spawn().await;
+    let indexed = TestApp::spawn_with(None, &writer.db_url, |_| {}).await;
+    let truth = TestApp::spawn_with(None, &writer.db_url, |c| c.nearest_index = false).await;
+    let admin = writer.admin().await;
+    let probe =
+        format!("/api/v1/teams/nearest?specialty=medical&min_members=1&lon={}&lat={}&max_km=100", SEAT.0, SEAT.1);
+    wait_for_index(&indexed, &admin).await;
+    let before = answer(&indexed, &admin, &probe).await.0;
+
+    let mut csv = String::from("code,name,org_type,region_code,lon,lat,filing_status\n");
+    for t in 1..=TEAMS {
+        let (lon, lat) = (SEAT.0 + f64::from(t % 70) * 0.003, SEAT.1 + f64::from(t / 70) * 0.003);
+        csv.push_str(&format!("BT{t},救援队{t},volunteer_team,{MANDULATU},{lon:.4},{lat:.4},approved\n"));
+    }
+    let s = writer.post_csv(&admin, "/api/v1/import/teams", &csv).await.expect(200).json();
+    assert_eq!(s["created"], TEAMS, "{s}");
+    let mut csv = String::from("team_code,name,id_number,skills,insurer,policy_number,insurance_start,insurance_end\n");
+    for i in 0..TEAMS {
+        csv.push_str(&format!("BT{},队员{i},{},medical,人保,P{i},2025-01-01,2035-12-31\n", i + 1, person(i)));
+    }
+    let s = writer.post_csv(&admin, "/api/v1/import/members", &csv).await.expect(200).json();
+    assert_eq!(s["created"], TEAMS, "{s}");
+    let (after, _) = answer(&indexed, &admin, &probe).await;
+    assert_ne!(after, before, "the imported teams and members must show at once");
+    assert_eq!(after, answer(&truth, &admin, &probe).await.0);
+    // Logged as every team (SQLite keeps a row per key, PostgreSQL one per transaction and key),
+    // with no mark left behind.
+    let logged = count(&writer, "SELECT COUNT(*) FROM change_log WHERE name = 'forces'").await;
+    assert!(logged < 100, "{logged} change log rows for the imports");
+    assert!(count(&writer, "SELECT COUNT(*) FROM change_log WHERE name = 'forces' AND key = -1").await >= 1);
+    if writer.db_url.starts_with("sqlite") {
+        assert_eq!(count(&writer, "SELECT COUNT(*) FROM change_log_bulk").await, 0);
+    }
+    wait_for_index(&indexed, &admin).await;
+    compare(&indexed, &truth, &admin).await;
+
+    // A later import of one row is logged by its team, and shows at once.
+    let team = count(&writer, "SELECT id FROM teams WHERE code = 'BT1'").await;
+    let keyed = format!("SELECT COUNT(*) FROM change_log WHERE name = 'forces' AND key = {team}");
+    let before_one = count(&writer, &keyed).await;
+    let off = format!("team_code,name,id_number,status\nBT1,队员0,{},unavailable\n", person(0));
+    let s = writer.post_csv(&admin, "/api/v1/import/members", &off).await.expect(200).json();
+    assert_eq!(s["updated"], 1, "{s}");
+    if !writer.db_url.starts_with("sqlite") {
+        assert!(count(&writer, &keyed).await > before_one, "the team of the one member must be logged");
+    } else {
+        assert_eq!(count(&writer, &keyed).await, 1, "the team of the one member must be logged");
+    }
+    let (now, _) = answer(&indexed, &admin, &probe).await;
+    assert_eq!(now, answer(&truth, &admin, &probe).await.0);
+    assert_ne!(now, after, "the member made unavailable must count");
+}

@@ -14,6 +14,7 @@ use super::MemberImport;
 use super::stage::{CERTS, DATA, POLICIES, SKILLS, STAGE};
 use crate::db::{Backend, Tx};
 use crate::error::{ApiError, ApiResult};
+use crate::imports::staged::BulkLog;
 use crate::regions::import::ImportSummary;
 use crate::with_tx;
 
@@ -41,6 +42,16 @@ impl MemberImport {
             "SELECT COALESCE(SUM(CASE WHEN member_id IS NULL THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN action = 2 THEN 1 ELSE 0 END), 0) FROM {STAGE}"
         );
         let (new, changed): (i64, i64) = with_tx!(&mut *tx, |c| sqlx::query_as(&counts).fetch_one(c).await)?;
+        // Each team whose members change is one key of the change log: more than a few thousand
+        // are logged as one change of every team (migration 0030), not one trigger run per
+        // member, skill and policy row.
+        let teams: i64 = if new + changed > BulkLog::KEYS {
+            let sql = format!("SELECT COUNT(DISTINCT team_id) FROM {STAGE} WHERE member_id IS NULL OR action = 2");
+            with_tx!(&mut *tx, |c| sqlx::query_scalar(&sql).fetch_one(c).await)?
+        } else {
+            new + changed
+        };
+        let log = BulkLog::begin(tx, crate::change_feed::Topic::Forces, teams).await?;
 
         // Stored members: status changes first (the one way a status changes), then the columns,
         // where the status is still the one the import checked.
@@ -170,6 +181,7 @@ impl MemberImport {
         }
         step("audit");
         tracing::info!(target: "yingji::imports", steps = ?timings, "members import write steps (ms)");
+        log.end(tx).await?;
         let written = (created + updated) as usize;
         Ok(ImportSummary { rows, created: created as usize, updated: updated as usize, unchanged: rows - written })
     }

@@ -20,6 +20,9 @@ pub(super) async fn write(tx: &mut Tx, actor: &Actor, now: Timestamp, rows: usiz
          FROM {TEAMS} WHERE change = 1"
     );
     let (new, old): (i64, i64) = with_tx!(&mut *tx, |c| sqlx::query_as(&counts).fetch_one(c).await)?;
+    // Each changed team is one key of the change log: more than a few thousand are logged as one
+    // change of every team (migration 0030), not one trigger run per team, specialty and row.
+    let log = crate::imports::staged::BulkLog::begin(tx, crate::change_feed::Topic::Forces, new + old).await?;
     // In file order, so new teams get their ids in the order of the file's lines.
     let insert = format!(
         "INSERT INTO teams (code, name, org_type, region_code, lon, lat, filing_status, submitted_by, submitted_at,
@@ -86,6 +89,7 @@ pub(super) async fn write(tx: &mut Tx, actor: &Actor, now: Timestamp, rows: usiz
             created + updated
         )));
     }
+    log.end(tx).await?;
     let changed = (created + updated) as usize;
     Ok(ImportSummary { rows, created: created as usize, updated: updated as usize, unchanged: rows - changed })
 }
