@@ -1,5 +1,7 @@
-//! The one import pipeline behind every bulk import (regions, catalogue, depots, stock, teams,
-//! members).
+//! The import pipeline behind every bulk import (regions, catalogue, depots, stock, teams,
+//! members). Regions and the catalogue go through the collecting pipeline of this module;
+//! depots, stock, teams and members through its staged twin ([`staged`]), which never holds a
+//! file's rows and writes them from `TEMP` tables with set-based statements.
 //!
 //! 1. **Read** the body row by row (CSV, or the first sheet of an `.xlsx` workbook: [`xlsx`]) on
 //!    the blocking pool; each kind parses a row into its compact typed row ([`Import::parse`]).
