@@ -333,8 +333,8 @@ pub async fn apply(
 pub const STAGED_RECEIPTS: &str = "import_stock";
 
 /// The audit row of each receipt, as `audit::record_many` writes it for a [`Movement`]: the JSON
-/// keys in serde's (sorted) order, `$at` the time as the request shows it. `{m}` names the
-/// movement's columns, `{s}` the staged row.
+/// keys in serde's (sorted) order, `at` the time as the request shows it. The caller fills in
+/// `{m}` (what holds the movement's columns), `{batch_id}` and `{id}`.
 fn receipt_json(backend: Backend, at: &str, actor: &str) -> String {
     match backend {
         Backend::Sqlite => format!(
@@ -355,8 +355,8 @@ fn receipt_json(backend: Backend, at: &str, actor: &str) -> String {
 /// conditional insert sees fewer rows than it should and the whole receipt is a 409: nothing is
 /// written. Returns (batches created, receipts skipped).
 ///
-/// No statement joins the new rows back to the stage (a join of a million fresh rows is most of
-/// the cost, and PostgreSQL plans it blind): on PostgreSQL one statement inserts the batches,
+/// No statement joins the new rows back to the stage (on SQLite those joins were a fifth of the
+/// write's time; PostgreSQL plans them blind, the tables being fresh): on PostgreSQL one statement inserts the batches,
 /// their movements and the audit rows, each handing its ids to the next (a data-modifying CTE);
 /// on SQLite, which holds the write lock, the new rows take the ids after the largest (`line`
 /// added to it: the ids keep the file's order, with gaps) and each statement reads the stage
@@ -372,7 +372,7 @@ pub async fn receive_staged(tx: &mut Tx, d: &Details, at: Timestamp, actor: &Act
             .await)?;
     let at_text = crate::imports::staged::json_text(&at)?;
     let audit_columns = "INSERT INTO audit_log (at, actor, actor_role, action, entity_type, entity_id, region_code, before_state, after_state, request_id)";
-    if tx.backend() == Backend::Postgres {
+    if let Tx::Postgres(c) = &mut *tx {
         // One statement: each inserted batch hands its id straight to its movement, and each
         // movement to its audit row. (Joined back on the batch key, PostgreSQL planned the join
         // of the fresh, unanalysed tables as a nested loop: 46 s for 30,000 receipts.)
@@ -398,7 +398,6 @@ pub async fn receive_staged(tx: &mut Tx, d: &Details, at: Timestamp, actor: &Act
                  RETURNING 1)
              SELECT (SELECT COUNT(*) FROM created), (SELECT COUNT(*) FROM moved), (SELECT COUNT(*) FROM audited)"
         );
-        let Tx::Postgres(c) = &mut *tx else { unreachable!("checked above") };
         // The statement sorts up to a whole file's rows (the file's order, then the new ids):
         // in memory rather than in temporary files, for this transaction only.
         sqlx::query("SET LOCAL work_mem = '256MB'").execute(&mut **c).await?;
