@@ -82,7 +82,7 @@ pub async fn respond<S: Staged>(c: &crate::http::Ctx, imp: &S) -> ApiResult<warp
 /// Runs a staged import of `body`: all or nothing.
 pub async fn run<S: Staged>(imp: &S, db: &Db, body: Upload, dry_run: bool) -> ApiResult<Outcome> {
     let large = body.len() >= super::TRIM_FROM_BYTES as u64;
-    let outcome = run_inner(imp, db, body, dry_run).await;
+    let outcome = run_inner(imp, db, body, dry_run, std::future::ready(())).await;
     if large {
         super::give_back_memory();
     }
@@ -96,7 +96,15 @@ struct Read {
     preview: Vec<serde_json::Value>,
 }
 
-async fn run_inner<S: Staged>(imp: &S, db: &Db, body: Upload, dry_run: bool) -> ApiResult<Outcome> {
+/// The pipeline; `meanwhile` is awaited after the checks and before the write transaction begins
+/// (nothing but a test has anything to do there).
+async fn run_inner<S: Staged>(
+    imp: &S,
+    db: &Db,
+    body: Upload,
+    dry_run: bool,
+    meanwhile: impl Future<Output = ()>,
+) -> ApiResult<Outcome> {
     let started = Instant::now();
     let lookup = Arc::new(imp.lookup(db).await?);
     let mut conn = db.hold().await?;
@@ -132,6 +140,7 @@ async fn run_inner<S: Staged>(imp: &S, db: &Db, body: Upload, dry_run: bool) -> 
         tracing::info!(rows, staged, errors = errors.total(), read_ms, check_ms, "import rejected");
         return Err(errors.into_error());
     }
+    meanwhile.await;
     let write_started = Instant::now();
     let mut tx = conn.begin(db).await?;
     let locked = Instant::now();
@@ -256,7 +265,7 @@ pub fn json_text<T: serde::Serialize>(v: &T) -> ApiResult<String> {
 
 /// [`run`] for tests, with `meanwhile` awaited after the file is read, staged and checked and
 /// before the write transaction begins: what another request does between an import's check and
-/// its write (say, a call-up deploying a member the file changes). Nothing is previewed.
+/// its write (say, a call-up deploying a member the file changes).
 #[cfg(feature = "bench")]
 pub async fn run_with_meanwhile<S: Staged>(
     imp: &S,
@@ -264,23 +273,8 @@ pub async fn run_with_meanwhile<S: Staged>(
     body: Upload,
     meanwhile: impl Future<Output = ()>,
 ) -> ApiResult<ImportSummary> {
-    let lookup = Arc::new(imp.lookup(db).await?);
-    let mut conn = db.hold().await?;
-    S::create(&mut conn).await?;
-    let (send, mut chunks) = tokio::sync::mpsc::channel::<Vec<S::Row>>(IN_FLIGHT);
-    let reader = tokio::task::spawn_blocking(move || read::<S>(&body, &lookup, send));
-    while let Some(chunk) = chunks.recv().await {
-        S::stage(&mut conn, &chunk).await?;
+    match run_inner(imp, db, body, false, meanwhile).await? {
+        Outcome::Done(summary) => Ok(summary),
+        Outcome::Preview(_) => Err(ApiError::Internal(anyhow::anyhow!("an import that writes answered a preview"))),
     }
-    let Read { rows, mut errors, .. } =
-        reader.await.map_err(|e| ApiError::Internal(anyhow::anyhow!("reading an import failed: {e}")))??;
-    imp.check_staged(&mut conn, &mut errors).await?;
-    if !errors.is_empty() {
-        return Err(errors.into_error());
-    }
-    meanwhile.await;
-    let mut tx = conn.begin(db).await?;
-    let summary = imp.write(&mut tx, rows).await?;
-    tx.commit().await?;
-    Ok(summary)
 }
