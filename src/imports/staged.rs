@@ -278,3 +278,28 @@ pub async fn run_with_meanwhile<S: Staged>(
         Outcome::Preview(_) => Err(ApiError::Internal(anyhow::anyhow!("an import that writes answered a preview"))),
     }
 }
+
+/// Runs a staged write's audit statement (`INSERT INTO audit_log … SELECT` with `$1` the time,
+/// `$2` the actor's name, `$3` their role and `$4` the request id) and checks that it wrote one
+/// audit row for each of the `written` rows (`what`: the rows, in the error).
+pub async fn audit_staged(
+    tx: &mut Tx,
+    sql: &str,
+    now: crate::time::Timestamp,
+    actor: &crate::audit::Actor,
+    written: u64,
+    what: &str,
+) -> ApiResult<()> {
+    let audited = crate::with_tx!(&mut *tx, |c| sqlx::query(sql)
+        .bind(now)
+        .bind(&actor.name)
+        .bind(&actor.role)
+        .bind(&actor.request_id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if audited != written {
+        return Err(ApiError::Internal(anyhow::anyhow!("{written} {what} written but {audited} audit rows")));
+    }
+    Ok(())
+}

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 use crate::forces::{SEAT, new_team};
+use crate::imports_staged::post;
 use crate::nearest_index::{compare_on, member, questions, wait_for_index};
 use crate::supplies::count;
 
@@ -24,19 +25,6 @@ fn teams_csv(prefix: &str, n: usize, name: &str, status: &str) -> String {
         ));
     }
     csv
-}
-
-async fn post(app: &TestApp, token: &str, path: &str, csv: String) -> (u16, Value) {
-    let r = app
-        .client
-        .post(app.url(path))
-        .bearer_auth(token)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or_default())
 }
 
 #[tokio::test]

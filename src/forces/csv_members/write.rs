@@ -165,20 +165,7 @@ impl MemberImport {
              SELECT $1, $2, $3, 'import', 'member', CAST(s.member_id AS TEXT), s.region_code, {before}, {after}, $4
              FROM {STAGE} s JOIN {DATA} d ON d.line = s.line WHERE s.action IN (1, 2) ORDER BY s.line"
         );
-        let audited = with_tx!(&mut *tx, |c| sqlx::query(&audit)
-            .bind(now)
-            .bind(&self.actor.name)
-            .bind(&self.actor.role)
-            .bind(&self.actor.request_id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
-        if audited != created + updated {
-            return Err(ApiError::Internal(anyhow::anyhow!(
-                "{} members written, {audited} audit rows",
-                created + updated
-            )));
-        }
+        crate::imports::staged::audit_staged(tx, &audit, now, &self.actor, created + updated, "members").await?;
         step("audit");
         tracing::info!(target: "yingji::imports", steps = ?timings, "members import write steps (ms)");
         log.end(tx).await?;

@@ -75,20 +75,7 @@ pub(super) async fn write(tx: &mut Tx, actor: &Actor, now: Timestamp, rows: usiz
          SELECT $1, $2, $3, 'import', 'team', code, region_code, {before}, {after}, $4
          FROM {TEAMS} WHERE change = 1"
     );
-    let audited = with_tx!(&mut *tx, |c| sqlx::query(&audit)
-        .bind(now)
-        .bind(&actor.name)
-        .bind(&actor.role)
-        .bind(&actor.request_id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-    if audited != created + updated {
-        return Err(ApiError::Internal(anyhow::anyhow!(
-            "{} teams written but {audited} audit rows",
-            created + updated
-        )));
-    }
+    crate::imports::staged::audit_staged(tx, &audit, now, actor, created + updated, "teams").await?;
     log.end(tx).await?;
     let changed = (created + updated) as usize;
     Ok(ImportSummary { rows, created: created as usize, updated: updated as usize, unchanged: rows - changed })

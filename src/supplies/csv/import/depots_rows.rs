@@ -318,20 +318,7 @@ impl Staged for DepotImport {
              FROM {DEPOT_STAGE} s JOIN depots d ON d.code = s.code
              WHERE s.change = 1 ORDER BY s.line"
         );
-        let audited = with_tx!(&mut *tx, |c| sqlx::query(&audit)
-            .bind(self.now)
-            .bind(&self.actor.name)
-            .bind(&self.actor.role)
-            .bind(&self.actor.request_id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
-        if audited != created + updated {
-            return Err(ApiError::Internal(anyhow::anyhow!(
-                "{} depots written but {audited} audit rows",
-                created + updated
-            )));
-        }
+        imports::staged::audit_staged(tx, &audit, self.now, &self.actor, created + updated, "depots").await?;
         let changed = (created + updated) as usize;
         Ok(ImportSummary { rows, created: created as usize, updated: updated as usize, unchanged: rows - changed })
     }
