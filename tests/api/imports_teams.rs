@@ -113,6 +113,15 @@ async fn a_team_moved_or_created_by_another_request_meanwhile_is_a_409_and_nothi
     assert_eq!((s["created"].as_u64(), s["updated"].as_u64()), (Some(0), Some(n as u64 + 1)), "{s}");
     let t = app.get(&admin, "/api/v1/teams/MV5").await.expect(200).json();
     assert_eq!((t["name"].as_str(), t["filing_status"].as_str()), (Some("改名队5"), Some("suspended")));
+
+    // A file that suspends every team, while another request sends MV7 back to 'submitted'
+    // after the check saw it approved: its filing step finds MV7 no longer approved.
+    let suspend = teams_csv("MV", n, "改名队", "suspended");
+    let (status, p) =
+        import_while(&app, &admin, suspend, "UPDATE teams SET filing_status = 'submitted' WHERE code = 'MV7'").await;
+    assert_eq!(status, 409, "{p}");
+    assert!(p["detail"].as_str().unwrap_or("").contains("MV7"), "names the team: {p}");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM teams WHERE filing_status = 'suspended'").await, 1, "only MV5");
 }
 
 /// The audit rows of a team, oldest first: action, before and after state.

@@ -1,17 +1,20 @@
 //! The write of a staged teams file: one transaction of set-based statements from the staging
 //! tables (see [`super::stage`]).
 
+use std::collections::HashMap;
+
 use super::stage::{SPECIALTIES, TEAMS};
 use crate::audit::Actor;
 use crate::db::{Backend, Tx};
 use crate::error::{ApiError, ApiResult};
+use crate::forces::{FilingStatus, store};
 use crate::imports::ImportSummary;
 use crate::time::Timestamp;
 use crate::with_tx;
 
-/// Writes the staged teams: new ones inserted, changed ones updated where their filing state is
-/// still the one the check saw (the rule of [`transition_many!`](crate::transition_many!): a
-/// conditional update and an affected-row check in the transaction that writes the effects), their
+/// Writes the staged teams: new ones inserted; changed ones moved to their new filing state
+/// through [`transition_many!`](crate::transition_many!) (grouped by step, from the state the
+/// check saw), then their columns updated where the state is the one just written; their
 /// specialties replaced, and one audit row each with the states prepared by the check. A team
 /// created, moved or deleted by another request since the check is a 409 and nothing is written.
 pub(super) async fn write(tx: &mut Tx, actor: &Actor, now: Timestamp, rows: usize) -> ApiResult<ImportSummary> {
@@ -39,12 +42,32 @@ pub(super) async fn write(tx: &mut Tx, actor: &Actor, now: Timestamp, rows: usiz
         }
         Err(e) => return Err(e.into()),
     };
+    // Filing changes first, the one way a state changes: each step from the state the check saw.
+    let steps_sql = format!(
+        "SELECT id, old_status, filing_status FROM {TEAMS} WHERE change = 1 AND id IS NOT NULL AND filing_status <> old_status"
+    );
+    let moves: Vec<(i64, String, String)> = with_tx!(&mut *tx, |c| sqlx::query_as(&steps_sql).fetch_all(c).await)?;
+    let mut steps: HashMap<(FilingStatus, FilingStatus), Vec<i64>> = HashMap::new();
+    for (id, from, to) in moves {
+        let (Some(from), Some(to)) = (FilingStatus::parse(&from), FilingStatus::parse(&to)) else {
+            return Err(ApiError::Internal(anyhow::anyhow!("team {id}: staged filing state unknown")));
+        };
+        steps.entry((from, to)).or_default().push(id);
+    }
+    for ((from, to), ids) in steps {
+        let moved = crate::transition_many!(&mut *tx, store::TEAM, &ids, from [from.as_str()] => to.as_str(), set { "updated_at" = now })?;
+        if moved.len() != ids.len() {
+            return Err(moved_meanwhile(tx).await);
+        }
+    }
+    // Then the columns, where the state is the one the file leaves (a team another request moved
+    // meanwhile matches no row).
     let update = format!(
         "UPDATE teams SET name = s.name, org_type = s.org_type, region_code = s.region_code, lon = s.lon, lat = s.lat,
-            filing_status = s.filing_status, decided_by = s.decided_by, decided_at = s.decided_at,
+            decided_by = s.decided_by, decided_at = s.decided_at,
             approved_by = s.approved_by, approved_at = s.approved_at, updated_at = s.updated_at
          FROM {TEAMS} AS s
-         WHERE s.change = 1 AND s.id IS NOT NULL AND teams.id = s.id AND teams.filing_status = s.old_status"
+         WHERE s.change = 1 AND s.id IS NOT NULL AND teams.id = s.id AND teams.filing_status = s.filing_status"
     );
     let updated = with_tx!(&mut *tx, |c| sqlx::query(&update).execute(c).await.map(|r| r.rows_affected()))?;
     if created != new as u64 {
