@@ -22,6 +22,9 @@ async fn main() -> anyhow::Result<()> {
     if !std::env::args().any(|a| a == "--bench") {
         return Ok(());
     }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let scales: Vec<f64> = std::env::var("YINGJI_BENCH_SCALES")
         .unwrap_or_else(|_| "0.5,1.0".into())
         .split(',')

@@ -7,6 +7,8 @@
 //! inside the storage module that needs them, via [`Db::backend`].
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -102,6 +104,13 @@ impl Db {
             // Deleted and overwritten content is zeroed, not left in free space: erased
             // personal data must not survive in the file (see `forget_old_pages`).
             .pragma("secure_delete", "ON")
+            // Checkpoints run off the request path (see [`checkpoint_soon`]): SQLite's own
+            // automatic checkpoint runs inside the COMMIT of whichever connection crosses the
+            // threshold, with an fsync of the log and of the database file, so a request that
+            // commits right after a long job's batch would wait for the job's pages to reach
+            // the disk. After a checkpoint lets the log start over, it is cut back to 64 MiB.
+            .pragma("wal_autocheckpoint", "0")
+            .pragma("journal_size_limit", "67108864")
             .busy_timeout(Duration::from_secs(15));
         // The first connection creates the file and switches it to WAL, which needs an exclusive
         // lock that SQLite does not wait for: processes starting together take turns.
@@ -189,6 +198,11 @@ impl Tx {
         match self {
             Tx::Sqlite(t, turn) => {
                 let done = t.commit().await;
+                if let Some(turn) = &turn
+                    && done.is_ok()
+                {
+                    checkpoint_soon(&turn.file, &turn.pool);
+                }
                 drop(turn);
                 done
             }
@@ -281,7 +295,58 @@ impl Held {
 }
 
 /// A writer's turn at one SQLite database's write lock, within this process.
-pub type WriteTurn = tokio::sync::OwnedMutexGuard<()>;
+pub struct WriteTurn {
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+    file: Arc<SqliteFile>,
+    /// The pool the writer came from, for the checkpoint after its commit.
+    pool: SqlitePool,
+}
+
+/// What this process keeps per SQLite database file: the writers' queue and its checkpointer.
+#[derive(Default)]
+struct SqliteFile {
+    /// Writers of this process, in arrival order (see [`write_turn`]).
+    queue: Arc<tokio::sync::Mutex<()>>,
+    /// A checkpoint task is running or due.
+    checkpointing: AtomicBool,
+    /// Something was committed since the running checkpoint started.
+    dirty: AtomicBool,
+}
+
+/// How long the checkpointer waits after a commit before it starts, so that a job committing
+/// batch after batch gets one checkpoint per pause rather than one per batch.
+const CHECKPOINT_DELAY: Duration = Duration::from_millis(100);
+
+/// After a commit: copies the committed pages from the write-ahead log into the database file
+/// soon, in a task of its own on a pooled connection, instead of inside the next COMMIT that
+/// crosses SQLite's automatic threshold (`wal_autocheckpoint` is off, see [`Db::connect`]).
+/// One task per file at a time; commits while it runs make it go round again. The checkpoint is
+/// PASSIVE: it never waits for, nor blocks, readers or writers; what a long reader still needs
+/// is copied by a later one, and the log starts over once everything is copied. A crash loses
+/// nothing either way: committed transactions are in the log, and SQLite replays it on open.
+fn checkpoint_soon(file: &Arc<SqliteFile>, pool: &SqlitePool) {
+    file.dirty.store(true, Ordering::Release);
+    if file.checkpointing.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let (file, pool) = (file.clone(), pool.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(CHECKPOINT_DELAY).await;
+            file.dirty.store(false, Ordering::Release);
+            if !pool.is_closed()
+                && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await
+            {
+                tracing::warn!(error = %e, "WAL checkpoint failed; the next commit tries again");
+            }
+            file.checkpointing.store(false, Ordering::Release);
+            // A commit that came in meanwhile and found the task running left it to us.
+            if !file.dirty.load(Ordering::Acquire) || file.checkpointing.swap(true, Ordering::AcqRel) {
+                break;
+            }
+        }
+    });
+}
 
 /// How long a writer waits for its turn: as long as SQLite's own busy timeout.
 const WRITE_TURN_WAIT: Duration = Duration::from_secs(15);
@@ -298,18 +363,18 @@ const WRITE_TURN_WAIT: Duration = Duration::from_secs(15);
 async fn write_turn(pool: &SqlitePool) -> Result<Option<WriteTurn>, sqlx::Error> {
     use std::collections::HashMap;
     use std::path::PathBuf;
-    use std::sync::{Arc, Mutex, OnceLock};
-    static QUEUES: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
-    let file = pool.connect_options().get_filename().to_path_buf();
-    if file.as_os_str().is_empty() || file.to_string_lossy().contains(":memory:") {
+    use std::sync::{Mutex, OnceLock};
+    static FILES: OnceLock<Mutex<HashMap<PathBuf, Arc<SqliteFile>>>> = OnceLock::new();
+    let path = pool.connect_options().get_filename().to_path_buf();
+    if path.as_os_str().is_empty() || path.to_string_lossy().contains(":memory:") {
         return Ok(None);
     }
-    let queue = {
-        let mut all = QUEUES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-        all.entry(file).or_default().clone()
+    let file = {
+        let mut all = FILES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+        all.entry(path).or_default().clone()
     };
-    match tokio::time::timeout(WRITE_TURN_WAIT, queue.lock_owned()).await {
-        Ok(turn) => Ok(Some(turn)),
+    match tokio::time::timeout(WRITE_TURN_WAIT, file.queue.clone().lock_owned()).await {
+        Ok(turn) => Ok(Some(WriteTurn { _turn: turn, file, pool: pool.clone() })),
         Err(_) => Err(sqlx::Error::PoolTimedOut),
     }
 }
@@ -381,6 +446,58 @@ mod tests {
         let order: Vec<String> =
             with_db!(&db, |p| sqlx::query_scalar("SELECT who FROM q ORDER BY n").fetch_all(p).await.unwrap());
         assert_eq!(order, ["job 1", "request", "job 2"]);
+        db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Commits never checkpoint themselves (`wal_autocheckpoint` is off); the checkpointer copies
+    /// what they wrote into the database file shortly after, and the log then starts over
+    /// instead of growing: without it the file would stay empty and the log grow without end.
+    #[tokio::test]
+    async fn sqlite_commits_are_checkpointed_in_the_background() {
+        let dir = std::env::temp_dir().join(format!("yingji-ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.db");
+        let url = format!("sqlite://{}", file.display());
+        let db = Db::connect(&DbOptions { url, max_connections: 4 }).await.unwrap();
+        let autocheckpoint: i64 =
+            with_db!(&db, |p| sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(p).await.unwrap());
+        assert_eq!(autocheckpoint, 0, "SQLite's own checkpoint inside COMMIT is off");
+        with_db!(&db, |p| sqlx::query("CREATE TABLE c (n INTEGER PRIMARY KEY, pad TEXT)")
+            .execute(p)
+            .await
+            .map(|_| ())
+            .unwrap());
+        let wal = dir.join("c.db-wal");
+        let mut largest_wal = 0;
+        // 40 rounds of 2,000 rows of 100 bytes (about 8 MB), each committed at once.
+        for round in 0..40 {
+            let mut tx = db.begin().await.unwrap();
+            with_tx!(&mut tx, |c| sqlx::query(
+                "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 2000)
+                 INSERT INTO c (pad) SELECT printf('%0100d', i + $1) FROM s"
+            )
+            .bind(round)
+            .execute(c)
+            .await
+            .map(|_| ())
+            .unwrap());
+            tx.commit().await.unwrap();
+            largest_wal = largest_wal.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The rows reach the database file itself soon after the last commit.
+        let mut size = 0;
+        for _ in 0..100 {
+            size = std::fs::metadata(&file).unwrap().len();
+            if size > 7_000_000 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(size > 7_000_000, "database file is {size} bytes: the commits were not checkpointed");
+        // The log started over along the way rather than holding all 8 MB.
+        assert!(largest_wal < 6_000_000, "the log grew to {largest_wal} bytes");
         db.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }

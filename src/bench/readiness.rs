@@ -110,10 +110,16 @@ fn probe(
         let (mut lat, mut failed) = (Vec::new(), 0);
         while !*stop.borrow() {
             let t = Instant::now();
-            match make().send().await {
+            // Tagged with when it was sent, so the service's request log can be matched to it.
+            let tag = format!("probe-{:.0}", t.duration_since(base).as_secs_f64() * 1000.0);
+            match make().header("x-request-id", tag.clone()).send().await {
                 Ok(r) if r.status().is_success() => {
                     let _ = r.bytes().await;
-                    lat.push((t.duration_since(base).as_secs_f64() * 1000.0, t.elapsed().as_secs_f64() * 1000.0));
+                    let ms = t.elapsed().as_secs_f64() * 1000.0;
+                    if ms >= 20.0 {
+                        tracing::warn!(tag, ms, "probe answered in over 20 ms");
+                    }
+                    lat.push((t.duration_since(base).as_secs_f64() * 1000.0, ms));
                 }
                 _ => failed += 1,
             }

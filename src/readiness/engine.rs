@@ -237,12 +237,8 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
         match open_by_identity.remove(identity) {
             Some(row) => {
                 // The message counts too: some name today («2026-11-27 至 … 无保障») where
-                // the numbers do not change.
-                if row.facts.0 != f.facts
-                    || row.severity != severity.as_str()
-                    || row.message != f.message
-                    || row.action != f.action
-                {
+                // the numbers do not change. The digest covers severity, facts, message and action.
+                if row.digest.as_deref() != Some(f.digest(severity).as_str()) {
                     changed.push((row.id, f, severity));
                 }
                 seen_again += 1;

@@ -154,6 +154,25 @@ impl Found {
             self.requirement
         )
     }
+
+    /// A digest of what a run stores of this finding besides its identity (severity, facts,
+    /// message, action): two runs that find the same gap with the same numbers give the same
+    /// digest, so a run compares the stored digest instead of reading the facts back.
+    pub fn digest(&self, severity: Severity) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for part in [
+            severity.as_str().as_bytes(),
+            &serde_json::to_vec(&self.facts).unwrap_or_default(),
+            self.message.as_bytes(),
+            self.action.as_bytes(),
+        ] {
+            // Each part with its length first: no two different findings run together alike.
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        crate::personal::hex(&h.finalize()[..16])
+    }
 }
 
 /// Readiness configuration (editable by banner admins).

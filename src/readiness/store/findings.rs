@@ -13,21 +13,16 @@ use crate::{with_db, with_tx};
 pub const FINDING: crate::transition::Lifecycle =
     crate::transition::Lifecycle::new("readiness_findings", "准备情况问题");
 
-/// An open finding's stored state (for matching against a new run).
+/// An open finding as a run matches it: by identity, and by the digest of what was written
+/// (see [`Found::digest`]).
 #[derive(Debug, sqlx::FromRow)]
 pub struct OpenRow {
     /// Id.
     pub id: i64,
     /// Identity.
     pub identity: String,
-    /// Severity.
-    pub severity: String,
-    /// Facts.
-    pub facts: Json<Value>,
-    /// Message.
-    pub message: String,
-    /// Action.
-    pub action: String,
+    /// Digest of severity, facts, message and action (None: written before digests were kept).
+    pub digest: Option<String>,
     /// When a run last wrote it (see [`list`] for when it was last seen).
     pub last_seen: Timestamp,
     /// The run that last wrote it.
@@ -38,10 +33,10 @@ pub struct OpenRow {
 pub async fn open_findings(db: &Db) -> Result<Vec<OpenRow>, sqlx::Error> {
     with_db!(db, |p| {
         sqlx::query_as::<_, OpenRow>(
-        "SELECT id, identity, severity, facts, message, action, last_seen, last_run_id FROM readiness_findings WHERE status = 'open'"
-    )
-    .fetch_all(p)
-    .await
+            "SELECT id, identity, digest, last_seen, last_run_id FROM readiness_findings WHERE status = 'open'",
+        )
+        .fetch_all(p)
+        .await
     })
 }
 
@@ -93,7 +88,8 @@ async fn insert_unnest(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    let (mut requirement, mut facts, mut message, mut basis, mut action) = (
+    let (mut requirement, mut facts, mut message, mut basis, mut action, mut digest) = (
+        Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -112,15 +108,17 @@ async fn insert_unnest(
         message.push(f.message.as_str());
         basis.push(f.rule.basis());
         action.push(f.action.as_str());
+        digest.push(f.digest(*s));
     }
     sqlx::query_as(
         "INSERT INTO readiness_findings (identity, rule, severity, region_code, subject_type, subject_id, requirement, facts,
-                message, basis, action, status, first_seen, last_seen, first_run_id, last_run_id)
+                message, basis, action, digest, status, first_seen, last_seen, first_run_id, last_run_id)
          SELECT identity, rule, severity, region_code, subject_type, subject_id, requirement, facts, message, basis, action,
-                'open', $1, $1, $2, $2
+                digest, 'open', $1, $1, $2, $2
          FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[],
-                     $11::text[], $12::text[], $13::text[])
-              AS f (identity, rule, severity, region_code, subject_type, subject_id, requirement, facts, message, basis, action)
+                     $11::text[], $12::text[], $13::text[], $14::text[])
+              AS f (identity, rule, severity, region_code, subject_type, subject_id, requirement, facts, message, basis, action,
+                    digest)
          ON CONFLICT (identity) WHERE status = 'open' DO NOTHING RETURNING identity, id",
     )
     .bind(now)
@@ -136,6 +134,7 @@ async fn insert_unnest(
     .bind(message)
     .bind(basis)
     .bind(action)
+    .bind(digest)
     .fetch_all(conn)
     .await
 }
@@ -147,12 +146,12 @@ async fn insert_rows(
     run_id: i64,
     now: Timestamp,
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    const COLUMNS: usize = 11;
+    const COLUMNS: usize = 12;
     let mut out = Vec::with_capacity(found.len());
     for chunk in found.chunks(INSERT_ROWS) {
         let mut sql = String::from(
             "INSERT INTO readiness_findings (identity, rule, severity, region_code, subject_type, subject_id, requirement, facts, message,
-                 basis, action, status, first_seen, last_seen, first_run_id, last_run_id) VALUES ",
+                 basis, action, digest, status, first_seen, last_seen, first_run_id, last_run_id) VALUES ",
         );
         for i in 0..chunk.len() {
             let b = 3 + COLUMNS * i;
@@ -180,7 +179,8 @@ async fn insert_rows(
                     .bind(Json(&f.facts))
                     .bind(&f.message)
                     .bind(f.rule.basis())
-                    .bind(&f.action);
+                    .bind(&f.action)
+                    .bind(f.digest(*severity));
             }
             q.fetch_all(c).await
         })?;
@@ -211,10 +211,12 @@ pub async fn touch_many(
             let messages: Vec<&str> = changed.iter().map(|c| c.1.message.as_str()).collect();
             let actions: Vec<&str> = changed.iter().map(|c| c.1.action.as_str()).collect();
             let severities: Vec<&str> = changed.iter().map(|c| c.2.as_str()).collect();
+            let digests: Vec<String> = changed.iter().map(|c| c.1.digest(c.2)).collect();
             sqlx::query(
                 "UPDATE readiness_findings SET last_seen = $1, last_run_id = $2, facts = v.facts, message = v.message,
-                        action = v.action, severity = v.severity
-                 FROM UNNEST($3::bigint[], $4::jsonb[], $5::text[], $6::text[], $7::text[]) AS v (id, facts, message, action, severity)
+                        action = v.action, severity = v.severity, digest = v.digest
+                 FROM UNNEST($3::bigint[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::text[])
+                      AS v (id, facts, message, action, severity, digest)
                  WHERE readiness_findings.id = v.id",
             )
             .bind(now)
@@ -224,6 +226,7 @@ pub async fn touch_many(
             .bind(messages)
             .bind(actions)
             .bind(severities)
+            .bind(digests)
             .execute(&mut **t)
             .await
             .map(|_| ())
@@ -240,26 +243,32 @@ async fn touch_rows(
     run_id: i64,
     now: Timestamp,
 ) -> Result<(), sqlx::Error> {
-    const COLUMNS: usize = 5;
+    const COLUMNS: usize = 6;
     for chunk in changed.chunks(INSERT_ROWS) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
                 let b = 3 + COLUMNS * i;
-                format!("(${}, ${}, ${}, ${}, ${})", b, b + 1, b + 2, b + 3, b + 4)
+                format!("(${}, ${}, ${}, ${}, ${}, ${})", b, b + 1, b + 2, b + 3, b + 4, b + 5)
             })
             .collect();
         // `UPDATE … FROM` a list of values: the same text on both backends (SQLite ≥ 3.33).
         let sql = format!(
-            "WITH v (id, facts, message, action, severity) AS (VALUES {})
+            "WITH v (id, facts, message, action, severity, digest) AS (VALUES {})
              UPDATE readiness_findings SET last_seen = $1, last_run_id = $2, facts = v.facts, message = v.message,
-                    action = v.action, severity = v.severity
+                    action = v.action, severity = v.severity, digest = v.digest
              FROM v WHERE readiness_findings.id = v.id",
             values.join(", ")
         );
         with_tx!(tx, |c| {
             let mut q = sqlx::query(&sql).bind(now).bind(run_id);
             for (id, f, severity) in chunk {
-                q = q.bind(*id).bind(Json(&f.facts)).bind(&f.message).bind(&f.action).bind(severity.as_str());
+                q = q
+                    .bind(*id)
+                    .bind(Json(&f.facts))
+                    .bind(&f.message)
+                    .bind(&f.action)
+                    .bind(severity.as_str())
+                    .bind(f.digest(*severity));
             }
             q.execute(c).await.map(|_| ())
         })?;
