@@ -30,6 +30,7 @@ use crate::error::{ApiError, ApiResult, FieldError, MAX_ERRORS};
 use crate::time::Timestamp;
 
 pub mod bulk;
+pub mod copy;
 pub mod short;
 pub mod staged;
 pub mod upload;

@@ -19,6 +19,8 @@ use crate::personal::{Cipher, Field};
 use crate::time::Timestamp;
 use crate::with_held;
 
+mod pg;
+
 /// The staged rows: one per readable row whose team exists in the caller's jurisdiction.
 pub const STAGE: &str = "import_members";
 /// The wide part of each staged row (`line`, `id_enc`, `phone_enc`, `key_enc`, `before_state`,
@@ -221,11 +223,18 @@ pub async fn create(conn: &mut Held) -> Result<(), sqlx::Error> {
     for sql in sqls {
         with_held!(&mut *conn, |c| sqlx::query(&sql).execute(c).await.map(|_| ()))?;
     }
+    if let Held::Postgres(c) = conn {
+        pg::add_columns(c).await?;
+    }
     Ok(())
 }
 
-/// Stages a chunk of checked rows: multi-row inserts into the staging tables.
+/// Stages a chunk of checked rows: multi-row inserts into the staging tables (PostgreSQL: `COPY`,
+/// see [`pg`]).
 pub async fn stage(conn: &mut Held, rows: &[StagedMember]) -> Result<(), sqlx::Error> {
+    if let Held::Postgres(c) = conn {
+        return pg::stage(c, rows).await;
+    }
     for chunk in rows.chunks(bulk::chunk(13)) {
         with_held!(&mut *conn, |c| {
             let mut q = sqlx::QueryBuilder::new(format!(

@@ -18,6 +18,8 @@ use crate::imports::staged::BulkLog;
 use crate::regions::import::ImportSummary;
 use crate::with_tx;
 
+mod pg;
+
 /// A staged statement's affected rows.
 async fn run(tx: &mut Tx, sql: &str) -> Result<u64, sqlx::Error> {
     with_tx!(&mut *tx, |c| sqlx::query(sql).execute(c).await.map(|r| r.rows_affected()))
@@ -85,6 +87,18 @@ impl MemberImport {
         }
 
         step("updates");
+        if tx.backend() == Backend::Postgres {
+            let created = pg::write_new(tx, self, new, updated, &mut step).await?;
+            tracing::info!(target: "yingji::imports", steps = ?timings, "members import write steps (ms)");
+            log.end(tx).await?;
+            let written = (created + updated) as usize;
+            return Ok(ImportSummary {
+                rows,
+                created: created as usize,
+                updated: updated as usize,
+                unchanged: rows - written,
+            });
+        }
         // New members, in file order; each staged row gets its member's id.
         let created = insert_new(tx, now).await?;
         if created != new as u64 {
@@ -228,14 +242,9 @@ async fn insert_new(tx: &mut Tx, now: crate::time::Timestamp) -> Result<u64, Api
             }
             Ok(n)
         }
+        // PostgreSQL inserts new members with the ids drawn while staging (`write::pg`).
         Backend::Postgres => {
-            // Each new member's id straight from the insert (a data-modifying CTE).
-            let sql = format!(
-                "WITH ins AS ({insert} RETURNING id, team_id, id_index)
-                 UPDATE {STAGE} SET action = 1, member_id = ins.id FROM ins
-                 WHERE {STAGE}.member_id IS NULL AND {STAGE}.team_id = ins.team_id AND {STAGE}.id_index = ins.id_index"
-            );
-            inserted(with_tx!(&mut *tx, |c| sqlx::query(&sql).bind(now).execute(c).await.map(|r| r.rows_affected())))
+            Err(ApiError::Internal(anyhow::anyhow!("new members on PostgreSQL are written by write::pg")))
         }
     }
 }

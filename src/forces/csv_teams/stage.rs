@@ -7,6 +7,8 @@ use crate::error::ApiResult;
 use crate::imports::{Errors, bulk};
 use crate::with_held;
 
+mod pg;
+
 /// The staging table of the teams.
 pub(super) const TEAMS: &str = "import_teams";
 
@@ -31,11 +33,18 @@ pub(super) async fn create(conn: &mut Held) -> Result<(), sqlx::Error> {
     for sql in [teams, specs] {
         with_held!(&mut *conn, |c| sqlx::query(&sql).execute(c).await.map(|_| ()))?;
     }
+    if let Held::Postgres(c) = conn {
+        pg::json_columns(c).await?;
+    }
     Ok(())
 }
 
-/// Stages a chunk of checked rows: multi-row inserts into both tables.
+/// Stages a chunk of checked rows: multi-row inserts into both tables (PostgreSQL: `COPY`, see
+/// [`pg`]).
 pub(super) async fn stage(conn: &mut Held, rows: &[StagedTeam]) -> Result<(), sqlx::Error> {
+    if let Held::Postgres(c) = conn {
+        return pg::stage(c, rows).await;
+    }
     for rows in rows.chunks(bulk::chunk(22)) {
         with_held!(&mut *conn, |c| {
             let mut q = sqlx::QueryBuilder::new(format!(

@@ -137,3 +137,7 @@ pub fn routes() -> Vec<Route> {
     }
     routes
 }
+
+/// The stock import, for tests (see `imports::staged::run_with_meanwhile`).
+#[cfg(feature = "bench")]
+pub use import::StockImport;

@@ -54,9 +54,10 @@ fn receipt_json(backend: Backend, at: &str, actor: &str) -> String {
 /// batch's balance is still the sum of its movements), in the order of `line`, and each movement
 /// gets its audit row (the same row `audit::record_many` writes for it, by `actor`). A receipt
 /// whose batch already exists is skipped and its batch untouched (marked `existing = 1` in the
-/// stage). If another transaction creates one of the batches meanwhile (PostgreSQL), the
-/// conditional insert sees fewer rows than it should and the whole receipt is a 409: nothing is
-/// written. Returns (batches created, receipts skipped).
+/// stage). If another transaction creates one of the batches meanwhile, the whole receipt is a
+/// 409 and nothing is written (PostgreSQL: the insert's unique violation; SQLite, which holds the
+/// write lock, the conditional insert creating fewer rows). Returns (batches created, receipts
+/// skipped).
 ///
 /// No statement joins the new rows back to the stage (on SQLite those joins were a fifth of the
 /// write's time; PostgreSQL plans them blind, the tables being fresh): on PostgreSQL one statement inserts the batches,
@@ -88,7 +89,6 @@ pub async fn receive_staged(tx: &mut Tx, d: &Details, at: Timestamp, actor: &Act
                  INSERT INTO stock_batches (depot_id, item_code, batch, quantity, production_date, expiry_date, reserve_mode, contract_no, contract_end, owner, funding, created_at, updated_at)
                  SELECT s.depot_id, s.item_code, s.batch, s.quantity, s.production_date, s.expiry_date, s.reserve_mode, NULL, NULL, NULL, NULL, $8, $8
                  FROM {stage} s WHERE s.existing = 0 ORDER BY s.line
-                 ON CONFLICT (depot_id, item_code, batch) DO NOTHING
                  RETURNING id, depot_id, item_code, batch, quantity),
              moved AS (
                  INSERT INTO stock_movements (batch_id, depot_id, item_code, kind, quantity, reason, destination, reference, transfer_id, requisition_id, note, at, actor)
@@ -104,12 +104,21 @@ pub async fn receive_staged(tx: &mut Tx, d: &Details, at: Timestamp, actor: &Act
         // The statement sorts up to a whole file's rows (the file's order, then the new ids):
         // in memory rather than in temporary files, for this transaction only.
         sqlx::query("SET LOCAL work_mem = '256MB'").execute(&mut **c).await?;
-        let (created, moved, audited): (i64, i64, i64) = bind_receipt!(sqlx::query_as(&all), d, at, &actor.name)
+        // A plain insert: the batches were just marked, so a batch that exists now was created by
+        // another transaction meanwhile, a unique violation (no `ON CONFLICT` look-up per row).
+        let written: Result<(i64, i64, i64), sqlx::Error> = bind_receipt!(sqlx::query_as(&all), d, at, &actor.name)
             .bind(&actor.role)
             .bind(&at_text)
             .bind(&actor.request_id)
             .fetch_one(&mut **c)
-            .await?;
+            .await;
+        let (created, moved, audited) = match written {
+            Ok(counts) => counts,
+            Err(e) if crate::db::is_unique_violation(&e) => {
+                return Err(ApiError::Conflict("导入期间另有相同的批次被新建，未写入任何数据；请重新导入".into()));
+            }
+            Err(e) => return Err(e.into()),
+        };
         created_all(expected, created as u64)?;
         written_all(created, moved, audited)?;
         return Ok((created as u64, skipped));

@@ -2,6 +2,8 @@
 
 use super::*;
 
+mod pg;
+
 /// `POST /api/v1/import/depots`.
 pub(in crate::supplies::csv) async fn import_depots(c: Ctx) -> ApiResult<Response> {
     let imp =
@@ -227,10 +229,17 @@ impl Staged for DepotImport {
         let sql = format!(
             "CREATE TEMP TABLE {DEPOT_STAGE} (line {int} PRIMARY KEY, change {int} NOT NULL, id {int}, code TEXT NOT NULL, name TEXT NOT NULL, region_code TEXT NOT NULL, kind TEXT NOT NULL, lon {real} NOT NULL, lat {real} NOT NULL, address TEXT, manager TEXT, phone_enc TEXT, notes TEXT, created_at {time} NOT NULL, updated_at {time} NOT NULL, before_state TEXT, after_state TEXT)"
         );
-        with_held!(conn, |c| sqlx::query(&sql).execute(c).await.map(|_| ()))
+        with_held!(&mut *conn, |c| sqlx::query(&sql).execute(c).await.map(|_| ()))?;
+        if let Held::Postgres(c) = conn {
+            pg::json_columns(c).await?;
+        }
+        Ok(())
     }
 
     async fn stage(conn: &mut Held, rows: &[StagedDepot]) -> Result<(), sqlx::Error> {
+        if let Held::Postgres(c) = conn {
+            return pg::stage(c, rows).await;
+        }
         for rows in rows.chunks(bulk::chunk(17)) {
             with_held!(&mut *conn, |c| {
                 let mut q = sqlx::QueryBuilder::new(format!(

@@ -32,6 +32,9 @@ mod catalogue_rows;
 mod depots_rows;
 mod stock_rows;
 
+#[cfg(feature = "bench")]
+pub use stock_rows::StockImport;
+
 pub(super) use catalogue_rows::import_catalogue;
 pub(super) use depots_rows::import_depots;
 pub(super) use stock_rows::import_stock;

@@ -2,6 +2,8 @@
 
 use super::*;
 
+mod pg;
+
 /// `POST /api/v1/import/stock`.
 pub(in crate::supplies::csv) async fn import_stock(c: Ctx) -> ApiResult<Response> {
     let imp = StockImport { scope: c.caller()?.scope.clone(), actor: c.actor()?, now: c.now() };
@@ -15,6 +17,14 @@ pub struct StockImport {
     scope: Scope,
     actor: Actor,
     now: Timestamp,
+}
+
+#[cfg(feature = "bench")]
+impl StockImport {
+    /// A stock import outside a request (tests: see [`imports::staged::run_with_meanwhile`]).
+    pub fn for_tests(scope: Scope, actor: Actor, now: Timestamp) -> StockImport {
+        StockImport { scope, actor, now }
+    }
 }
 
 /// A stock row as parsed.
@@ -174,6 +184,9 @@ impl Staged for StockImport {
     }
 
     async fn stage(conn: &mut Held, rows: &[StagedStock]) -> Result<(), sqlx::Error> {
+        if let Held::Postgres(c) = conn {
+            return pg::stage(c, rows).await;
+        }
         with_held!(conn, |c| {
             let mut q = sqlx::QueryBuilder::new(format!(
                 "INSERT INTO {} (line, depot_code, depot_id, region_code, item_code, batch, quantity, production_date, expiry_date, reserve_mode) ",
