@@ -196,6 +196,50 @@ impl Tx {
         }
     }
 
+    /// Commits a bulk write made on a connection without automatic checkpoints (a staged import:
+    /// `PRAGMA wal_autocheckpoint = 0`), then copies the write-ahead log into the database
+    /// outside this process's write turn (SQLite; PostgreSQL just commits).
+    ///
+    /// SQLite runs the automatic checkpoint inside the committing `COMMIT`, after releasing its
+    /// own lock but before the commit returns, so the turn of [`Db::begin`]'s queue was held
+    /// through it: after a whole file, seconds of copying every page of the file into the
+    /// database and syncing it, which every queued writer waited for. Here a `PASSIVE` checkpoint
+    /// (no write lock: writers go on appending to the log) is started on a pooled connection
+    /// first, and the turn is handed on once it has begun: the next writer's commit then finds
+    /// the checkpoint running and skips its own automatic one instead of doing the same work
+    /// inside its turn. Best effort: should the next writer commit before the checkpoint has
+    /// taken SQLite's checkpoint lock, it checkpoints itself, as before.
+    pub async fn commit_bulk(self, db: &Db) -> Result<(), sqlx::Error> {
+        let (t, turn, pool) = match (self, db) {
+            (Tx::Sqlite(t, turn), Db::Sqlite(pool)) => (t, turn, pool),
+            (tx, _) => return tx.commit().await,
+        };
+        t.commit().await?;
+        let (began, begun) = tokio::sync::oneshot::channel();
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let done = async {
+                let mut c = pool.acquire().await?;
+                let _ = began.send(());
+                sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *c).await
+            };
+            match done.await {
+                Ok((busy, log, copied)) => {
+                    let ms = started.elapsed().as_millis() as u64;
+                    tracing::info!(target: "yingji::imports", busy, log, copied, ms, "checkpoint after a bulk write");
+                }
+                Err(e) => tracing::warn!(error = %e, "checkpoint after a bulk write failed"),
+            }
+        });
+        // The checkpoint's connection is taken and its statement on its way: a few milliseconds
+        // more of the turn let it take SQLite's checkpoint lock before the next writer commits.
+        let _ = tokio::time::timeout(Duration::from_secs(1), begun).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        drop(turn);
+        Ok(())
+    }
+
     /// Which backend this transaction runs on.
     pub fn backend(&self) -> Backend {
         match self {
