@@ -26,6 +26,9 @@ use crate::with_tx;
 /// in the order the file gave them).
 const KEY_ORDER_FROM: i64 = 5_000;
 
+/// Page cache of the temporary database while preparing, in KiB (the same as the write's).
+const PREPARE_CACHE_KIB: u32 = 64 * 1024;
+
 /// The new members in the order they are written: `seq` (1, 2, …) and the file line.
 const ORDER: &str = "import_new_order";
 /// The new members' columns, by `seq`.
@@ -48,6 +51,11 @@ impl MemberImport {
             .fetch_one(&mut **c)
             .await?;
         let order = if new > KEY_ORDER_FROM { "id_index, team_id, line" } else { "line" };
+        // The copies look staged rows up by line in rank order: with the temporary database's
+        // default 2 MiB page cache each lookup re-reads its page from the file. A larger cache
+        // while preparing (measured with `sqlite3`, 1,000,000 members: 32 → 24 s), given back
+        // before the write, whose own page cache then takes that memory.
+        sqlx::query(&format!("PRAGMA temp.cache_size = -{PREPARE_CACHE_KIB}")).execute(&mut **c).await?;
         let sqls = [
             format!("CREATE TEMP TABLE {ORDER} (seq INTEGER PRIMARY KEY, line INTEGER NOT NULL)"),
             // New members are the staged rows without a member (a file with errors never gets
@@ -95,6 +103,7 @@ impl MemberImport {
         for sql in sqls {
             sqlx::query(&sql).execute(&mut **c).await?;
         }
+        sqlx::query("PRAGMA temp.cache_size = -2000").execute(&mut **c).await?;
         let ms = started.elapsed().as_millis() as u64;
         tracing::info!(target: "yingji::imports", new, order, ms, "members import: new members prepared");
         Ok(())
