@@ -33,6 +33,7 @@ mod imports;
 mod imports_bulk;
 mod imports_bulk_log;
 mod imports_members;
+mod imports_members_order;
 mod imports_pg_races;
 mod imports_staged;
 mod imports_teams;

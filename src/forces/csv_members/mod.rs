@@ -11,8 +11,9 @@
 //! parsed row), [`stage`] (each row checked against its team, a new member's personal data
 //! encrypted and sealed, and the row written into `TEMP` tables as the file streams by),
 //! [`resolve`] (the checks across rows and against stored members, as SQL on the staged rows,
-//! and the changes to stored members prepared) and [`write`] (the one short transaction of
-//! set-based statements); [`export`] is the way back out.
+//! and the changes to stored members prepared), [`prepare`] (SQLite: the new members copied into
+//! the order the write inserts them in, outside any lock) and [`write`] (the one short
+//! transaction of set-based statements); [`export`] is the way back out.
 
 use warp::reply::Response;
 
@@ -32,6 +33,7 @@ use super::members::{self, Details, Member, MemberRow};
 use super::personal::Disclosure;
 
 mod export;
+mod prepare;
 mod resolve;
 mod row;
 mod stage;
@@ -113,6 +115,10 @@ impl Staged for MemberImport {
 
     async fn write(&self, tx: &mut Tx, rows: usize) -> ApiResult<ImportSummary> {
         self.write_staged(tx, rows).await
+    }
+
+    async fn prepare_write(&self, conn: &mut Held) -> ApiResult<()> {
+        self.prepare(conn).await
     }
 }
 

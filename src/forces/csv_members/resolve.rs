@@ -113,15 +113,6 @@ impl MemberImport {
             }
             Ok::<_, sqlx::Error>(())
         })?;
-        if backend == Backend::Sqlite && errors.is_empty() {
-            // The new members' order in the file: on SQLite the write hands them consecutive
-            // ids in that order (see `write::insert_new`).
-            let seq = format!(
-                "UPDATE {STAGE} SET seq = r.n FROM (SELECT line, ROW_NUMBER() OVER (ORDER BY line) AS n FROM {STAGE} WHERE member_id IS NULL) AS r
-                 WHERE {STAGE}.line = r.line"
-            );
-            with_held!(&mut *conn, |c| sqlx::query(&seq).execute(c).await.map(|_| ()))?;
-        }
         // Stored members: checked and their changes prepared, a chunk at a time.
         let mut after = 0i64;
         loop {

@@ -25,7 +25,7 @@ async fn run(tx: &mut Tx, sql: &str) -> Result<u64, sqlx::Error> {
     with_tx!(&mut *tx, |c| sqlx::query(sql).execute(c).await.map(|r| r.rows_affected()))
 }
 
-fn conflict(what: &str) -> ApiError {
+pub(super) fn conflict(what: &str) -> ApiError {
     ApiError::Conflict(format!("导入期间{what}；未写入任何数据，请重新导入"))
 }
 
@@ -99,8 +99,10 @@ impl MemberImport {
                 unchanged: rows - written,
             });
         }
-        // New members, in file order; each staged row gets its member's id.
-        let created = insert_new(tx, now).await?;
+        // SQLite: new members, with their details and audit rows, in the order prepared outside
+        // the lock (`prepare`); their staged rows keep `action = 0`, so the statements below
+        // write the stored members' details and audit rows only.
+        let created = super::prepare::write_new(tx, now, &self.actor, new).await?;
         if created != new as u64 {
             return Err(ApiError::Internal(anyhow::anyhow!("{new} members to insert, {created} inserted")));
         }
@@ -179,7 +181,8 @@ impl MemberImport {
              SELECT $1, $2, $3, 'import', 'member', CAST(s.member_id AS TEXT), s.region_code, {before}, {after}, $4
              FROM {STAGE} s JOIN {DATA} d ON d.line = s.line WHERE s.action IN (1, 2) ORDER BY s.line"
         );
-        crate::imports::staged::audit_staged(tx, &audit, now, &self.actor, created + updated, "members").await?;
+        let audited = if tx.backend() == Backend::Sqlite { updated } else { created + updated };
+        crate::imports::staged::audit_staged(tx, &audit, now, &self.actor, audited, "members").await?;
         step("audit");
         tracing::info!(target: "yingji::imports", steps = ?timings, "members import write steps (ms)");
         log.end(tx).await?;
@@ -188,63 +191,3 @@ impl MemberImport {
     }
 }
 
-/// Inserts the new members (staged rows without a member) in file order and gives each staged
-/// row its new member's id (`action = 1`); the number inserted.
-///
-/// On SQLite the transaction holds the write lock and `members.id` is the rowid, so the rows of
-/// one `INSERT … SELECT … ORDER BY line` get consecutive ids after the largest one, in file order:
-/// each staged row's id is that largest id plus its rank among the new rows (`seq`, counted
-/// while checking), with no lookup per row while the lock is held. Both halves are verified (the
-/// ids taken, and every staged row's team and blind index on the member it was given); a
-/// mismatch is an internal error and the transaction writes nothing.
-async fn insert_new(tx: &mut Tx, now: crate::time::Timestamp) -> Result<u64, ApiError> {
-    let insert = format!(
-        "INSERT INTO members (team_id, name, id_number, id_index, phone, status, temp_callup_id, anonymised_at, created_at, updated_at)
-         SELECT s.team_id, s.name, d.id_enc, s.id_index, d.phone_enc, s.status_to, NULL, NULL, $1, $1
-         FROM {STAGE} s JOIN {DATA} d ON d.line = s.line WHERE s.member_id IS NULL ORDER BY s.line"
-    );
-    let inserted = |r: Result<u64, sqlx::Error>| match r {
-        Err(e) if crate::db::is_unique_violation(&e) => Err(conflict("文件中的队员已被其他请求同时登记到同一队伍")),
-        other => other.map_err(ApiError::from),
-    };
-    match tx.backend() {
-        Backend::Sqlite => {
-            let base: i64 = with_tx!(&mut *tx, |c| sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM members")
-                .fetch_one(c)
-                .await)?;
-            let n = inserted(with_tx!(&mut *tx, |c| sqlx::query(&insert)
-                .bind(now)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected())))?;
-            let taken: (i64, Option<i64>, Option<i64>) =
-                with_tx!(&mut *tx, |c| sqlx::query_as("SELECT COUNT(*), MIN(id), MAX(id) FROM members WHERE id > $1")
-                    .bind(base)
-                    .fetch_one(c)
-                    .await)?;
-            let given = run(
-                tx,
-                &format!("UPDATE {STAGE} SET action = 1, member_id = {base} + seq WHERE member_id IS NULL AND seq IS NOT NULL"),
-            )
-            .await?;
-            let matching: i64 = with_tx!(&mut *tx, |c| sqlx::query_scalar(&format!(
-                "SELECT COUNT(*) FROM {STAGE} s JOIN members m ON m.id = s.member_id
-                 WHERE s.action = 1 AND m.team_id = s.team_id AND m.id_index = s.id_index"
-            ))
-            .fetch_one(c)
-            .await)?;
-            let n_i = n as i64;
-            let expected = if n == 0 { (0, None, None) } else { (n_i, Some(base + 1), Some(base + n_i)) };
-            if taken != expected || given != n || matching != n_i {
-                return Err(ApiError::Internal(anyhow::anyhow!(
-                    "new members' ids: {n} inserted, ids {taken:?}, {given} given, {matching} matching"
-                )));
-            }
-            Ok(n)
-        }
-        // PostgreSQL inserts new members with the ids drawn while staging (`write::pg`).
-        Backend::Postgres => {
-            Err(ApiError::Internal(anyhow::anyhow!("new members on PostgreSQL are written by write::pg")))
-        }
-    }
-}
