@@ -190,4 +190,3 @@ impl MemberImport {
         Ok(ImportSummary { rows, created: created as usize, updated: updated as usize, unchanged: rows - written })
     }
 }
-
