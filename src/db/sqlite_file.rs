@@ -48,10 +48,16 @@ pub(super) fn checkpoint_soon(file: &Arc<SqliteFile>, pool: &SqlitePool) {
         loop {
             tokio::time::sleep(CHECKPOINT_DELAY).await;
             file.dirty.store(false, Ordering::Release);
-            if !pool.is_closed()
-                && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await
-            {
-                tracing::warn!(error = %e, "WAL checkpoint failed; the next commit tries again");
+            if !pool.is_closed() {
+                let started = std::time::Instant::now();
+                // (busy, frames in the log, frames copied into the database file)
+                match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&pool).await {
+                    Ok((busy, log, copied)) => {
+                        let ms = started.elapsed().as_millis() as u64;
+                        tracing::debug!(busy, log, copied, ms, "WAL checkpoint");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; the next commit tries again"),
+                }
             }
             file.checkpointing.store(false, Ordering::Release);
             // A commit that came in meanwhile and found the task running left it to us.
