@@ -238,8 +238,9 @@ async fn run_inner(state: &Env, run_id: i64, now: Timestamp) -> anyhow::Result<V
             Some(row) => {
                 // The message counts too: some name today («2026-11-27 至 … 无保障») where
                 // the numbers do not change. The digest covers severity, facts, message and action.
-                if row.digest.as_deref() != Some(f.digest(severity).as_str()) {
-                    changed.push((row.id, f, severity));
+                let digest = f.digest(severity);
+                if row.digest.as_deref() != Some(digest.as_str()) {
+                    changed.push((row.id, f, severity, digest));
                 }
                 seen_again += 1;
             }

@@ -167,3 +167,40 @@ async fn runs_store_exactly_what_the_rules_find_first_again_and_a_day_later() {
         assert_eq!(got.get(identity), Some(w), "a day later: {identity}");
     }
 }
+
+/// Findings stored before digests were kept (migration 0033 leaves them NULL) count as changed
+/// once: the next run rewrites each with what the rules find and its digest, and the run after
+/// that writes nothing.
+#[tokio::test]
+async fn findings_stored_before_digests_are_rewritten_once_then_left_alone() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let now = Timestamp(app.clock.now_utc());
+    yingji::bench::data::generate(&app.state.db, yingji::bench::data::Size::province(0.005), now, 11).await.unwrap();
+    app.post(&admin, "/api/v1/readiness/run", &json!({})).await.expect(200).json();
+    let open = open_count(&app).await;
+    assert!(open > 100, "the generated banner has findings");
+    yingji::with_db!(&app.state.db, |p| sqlx::query("UPDATE readiness_findings SET digest = NULL")
+        .execute(p)
+        .await
+        .map(|_| ())
+        .unwrap());
+    app.clock.advance(Duration::minutes(5));
+    let again = app.post(&admin, "/api/v1/readiness/run", &json!({})).await.expect(200).json();
+    assert_eq!(
+        (again["opened"].as_i64(), again["changed"].as_i64(), again["resolved"].as_i64()),
+        (Some(0), Some(open), Some(0)),
+        "{again}"
+    );
+    let without: i64 = yingji::with_db!(&app.state.db, |p| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM readiness_findings WHERE status = 'open' AND digest IS NULL"
+    )
+    .fetch_one(p)
+    .await
+    .unwrap());
+    assert_eq!(without, 0, "every open finding has its digest again");
+    assert!(stored(&app).await == expected(&app).await);
+    app.clock.advance(Duration::minutes(5));
+    let third = app.post(&admin, "/api/v1/readiness/run", &json!({})).await.expect(200).json();
+    assert_eq!(third["changed"].as_i64(), Some(0), "{third}");
+}

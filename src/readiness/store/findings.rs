@@ -196,11 +196,11 @@ async fn insert_rows(
 const INSERT_ROWS: usize = 100;
 
 /// Findings seen again with different numbers (or severity, message, action): writes the new
-/// ones, many per statement (on PostgreSQL the whole chunk as arrays). Unchanged findings are
-/// not written at all.
+/// ones, many per statement (on PostgreSQL the whole chunk as arrays), each with the digest the
+/// run compared ([`Found::digest`]). Unchanged findings are not written at all.
 pub async fn touch_many(
     tx: &mut Tx,
-    changed: &[(i64, &Found, Severity)],
+    changed: &[(i64, &Found, Severity, String)],
     run_id: i64,
     now: Timestamp,
 ) -> Result<(), sqlx::Error> {
@@ -211,7 +211,7 @@ pub async fn touch_many(
             let messages: Vec<&str> = changed.iter().map(|c| c.1.message.as_str()).collect();
             let actions: Vec<&str> = changed.iter().map(|c| c.1.action.as_str()).collect();
             let severities: Vec<&str> = changed.iter().map(|c| c.2.as_str()).collect();
-            let digests: Vec<String> = changed.iter().map(|c| c.1.digest(c.2)).collect();
+            let digests: Vec<&str> = changed.iter().map(|c| c.3.as_str()).collect();
             sqlx::query(
                 "UPDATE readiness_findings SET last_seen = $1, last_run_id = $2, facts = v.facts, message = v.message,
                         action = v.action, severity = v.severity, digest = v.digest
@@ -239,7 +239,7 @@ pub async fn touch_many(
 /// SQLite: `UPDATE … FROM (VALUES …)` of [`INSERT_ROWS`] rows.
 async fn touch_rows(
     tx: &mut Tx,
-    changed: &[(i64, &Found, Severity)],
+    changed: &[(i64, &Found, Severity, String)],
     run_id: i64,
     now: Timestamp,
 ) -> Result<(), sqlx::Error> {
@@ -261,14 +261,14 @@ async fn touch_rows(
         );
         with_tx!(tx, |c| {
             let mut q = sqlx::query(&sql).bind(now).bind(run_id);
-            for (id, f, severity) in chunk {
+            for (id, f, severity, digest) in chunk {
                 q = q
                     .bind(*id)
                     .bind(Json(&f.facts))
                     .bind(&f.message)
                     .bind(&f.action)
                     .bind(severity.as_str())
-                    .bind(f.digest(*severity));
+                    .bind(digest);
             }
             q.execute(c).await.map(|_| ())
         })?;
