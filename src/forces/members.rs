@@ -352,7 +352,10 @@ pub(super) fn seal_personal(mut v: serde_json::Value, key: &PersonKey) -> serde_
         }
         obj.insert(
             "personal".into(),
-            serde_json::Value::String(key.encrypt(&serde_json::Value::Object(personal).to_string())),
+            // `to_string` straight into a buffer: `Display` goes through the formatter token by token.
+            serde_json::Value::String(
+                key.encrypt(&serde_json::to_string(&personal).expect("a JSON object always serialises")),
+            ),
         );
     }
     v

@@ -124,9 +124,10 @@ impl Staged for MemberImport {
 
 /// A member's audit view (masked) as JSON text, its personal fields sealed under the person's key:
 /// what [`members::audit_member`] writes.
-fn sealed(m: &MemberRow, d: &Details, cipher: &Cipher, now: Timestamp, key: &PersonKey) -> ApiResult<String> {
-    let view = Member::view(m, d.clone(), cipher, Disclosure::MASKED, now);
-    Ok(members::seal_personal(super::audit_json(&view)?, key).to_string())
+fn sealed(m: &MemberRow, d: Details, cipher: &Cipher, now: Timestamp, key: &PersonKey) -> ApiResult<String> {
+    let view = Member::view(m, d, cipher, Disclosure::MASKED, now);
+    let sealed = members::seal_personal(super::audit_json(&view)?, key);
+    serde_json::to_string(&sealed).map_err(|e| ApiError::Internal(e.into()))
 }
 
 fn problem_text(e: &ApiError) -> String {

@@ -347,8 +347,8 @@ impl MemberImport {
                 (key, Some(enc))
             }
         };
-        let before = sealed(e, old, cipher, self.now, &key)?;
-        let after = sealed(&m, &details, cipher, self.now, &key)?;
+        let before = sealed(e, old.clone(), cipher, self.now, &key)?;
+        let after = sealed(&m, details.clone(), cipher, self.now, &key)?;
         Ok(Some(Change {
             line: r.line,
             name: m.name,

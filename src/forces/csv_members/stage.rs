@@ -183,7 +183,7 @@ pub fn check(lookup: &Lookup, rec: &Record<'_>, errors: &mut Vec<FieldError>) ->
         updated_at: lookup.now,
     };
     let (key, key_enc) = cipher.new_person_key();
-    match sealed(&m, &details, cipher, lookup.now, &key) {
+    match sealed(&m, details, cipher, lookup.now, &key) {
         // The write fills in the id where the view has `"id":0,` (see `write`).
         Ok(after) if after.matches("\"id\":0,").count() == 1 => (s.after, s.key_enc) = (Some(after), Some(key_enc)),
         Ok(_) => s.new_error = Some(("", "内部错误：审计视图的格式不符".into())),
