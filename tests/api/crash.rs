@@ -68,6 +68,10 @@ async fn prepare(db: TestDb, n: usize, delay: StdDuration) -> (TestApp, Receiver
     let setup = TestApp::spawn_with(Some(db), &url, |_| {}).await;
     setup.clock.set(Utc::now());
     let admin = setup.admin().await;
+    // The schedules were set up at the preparing app's clock (2026-11-27 08:00 Beijing time) but
+    // the killed services run on the real clock: from the next morning on, the daily readiness
+    // check is overdue when they start, runs at once and sends its findings to this channel.
+    setup.patch(&admin, "/api/v1/jobs/readiness_check", &json!({"enabled": false})).await.expect(200);
     let rx = Receiver::start_holding(64, StdDuration::from_secs(2), delay).await;
     let ch = setup
         .post(
@@ -89,12 +93,28 @@ async fn prepare(db: TestDb, n: usize, delay: StdDuration) -> (TestApp, Receiver
     (setup, rx, expected)
 }
 
+/// The reminders' deliveries among everything the receiver got (should any other schedule the
+/// services run on the real clock send to the same channel, it is none of these tests' business).
+fn reminder_keys(rx: &Receiver) -> BTreeSet<String> {
+    rx.keys().into_iter().filter(|k| k.starts_with("drill:")).collect()
+}
+
+/// How many reminder requests arrived, repeats included.
+fn reminders_received(rx: &Receiver) -> usize {
+    rx.received().iter().filter(|r| r.key.starts_with("drill:")).count()
+}
+
+/// The reminders' outbox rows (webhook and in-app) in `status` (`<> 'delivered'` and so on).
+async fn reminder_deliveries(app: &TestApp, status: &str) -> i64 {
+    count(app, &format!("SELECT COUNT(*) FROM outbox WHERE idempotency_key LIKE 'drill:%' AND status {status}")).await
+}
+
 /// After every key arrived and the lease has run out: nothing is left claimed or undelivered.
 async fn assert_nothing_stranded(setup: &TestApp, n: usize) {
     tokio::time::sleep(StdDuration::from_secs(LEASE_SECONDS + 1)).await;
-    let sending = count(setup, "SELECT COUNT(*) FROM outbox WHERE status <> 'delivered'").await;
+    let sending = reminder_deliveries(setup, "<> 'delivered'").await;
     let claimed = count(setup, "SELECT COUNT(*) FROM drill_reminders WHERE status <> 'sent'").await;
-    let delivered = count(setup, "SELECT COUNT(*) FROM outbox WHERE status = 'delivered'").await;
+    let delivered = reminder_deliveries(setup, "= 'delivered'").await;
     assert_eq!((sending, claimed), (0, 0), "no stranded claim, nothing undelivered");
     assert_eq!(delivered, 2 * n as i64, "every reminder's webhook and in-app delivery");
 }
@@ -109,12 +129,12 @@ async fn a_service_killed_with_sigkill_mid_work_loses_nothing_after_restart() {
     // kill however busy the machine is.
     wait_for("the first deliveries", 60, || rx.arrived() > 0).await;
     first.kill();
-    let at_kill = rx.received().len();
-    let in_flight = count(&setup, "SELECT COUNT(*) FROM outbox WHERE status = 'sending'").await;
+    let at_kill = reminders_received(&rx);
+    let in_flight = reminder_deliveries(&setup, "= 'sending'").await;
     let reminders_claimed =
         count(&setup, "SELECT COUNT(*) FROM drill_reminders WHERE status = 'pending' AND lease IS NOT NULL").await;
     let reminders_left = count(&setup, "SELECT COUNT(*) FROM drill_reminders WHERE status = 'pending'").await;
-    let undelivered = count(&setup, "SELECT COUNT(*) FROM outbox WHERE status <> 'delivered'").await;
+    let undelivered = reminder_deliveries(&setup, "<> 'delivered'").await;
     eprintln!(
         "killed after {at_kill} requests: {in_flight} deliveries claimed and unfinished, {reminders_claimed} reminders \
          claimed and unfinished, {reminders_left} reminders not yet processed, {undelivered} deliveries outstanding"
@@ -124,9 +144,9 @@ async fn a_service_killed_with_sigkill_mid_work_loses_nothing_after_restart() {
     assert!(at_kill < n, "killed before the work was done");
 
     let _second = Service::start(&setup.db_url, "second");
-    wait_for("every reminder", 120, || rx.keys().len() >= n).await;
-    assert_eq!(rx.keys(), expected, "every reminder reached the webhook under its own key");
-    let repeats = rx.received().len() - n;
+    wait_for("every reminder", 120, || reminder_keys(&rx).len() >= n).await;
+    assert_eq!(reminder_keys(&rx), expected, "every reminder reached the webhook under its own key");
+    let repeats = reminders_received(&rx) - n;
     assert!(repeats as i64 <= in_flight, "only claims in flight at the kill may repeat ({repeats} > {in_flight})");
     assert_nothing_stranded(&setup, n).await;
 }
@@ -143,13 +163,13 @@ async fn two_instances_on_postgresql_with_one_killed_mid_batch_deliver_everythin
     let (setup, rx, expected) = prepare(fresh_db().await, n, StdDuration::from_millis(20)).await;
     let mut a = Service::start(&setup.db_url, "pg-a");
     let _b = Service::start(&setup.db_url, "pg-b");
-    wait_for("the first deliveries", 60, || rx.received().len() >= 300).await;
+    wait_for("the first deliveries", 60, || reminders_received(&rx) >= 300).await;
     a.kill();
-    let in_flight = count(&setup, "SELECT COUNT(*) FROM outbox WHERE status = 'sending'").await;
-    eprintln!("killed instance a after {} requests; {in_flight} deliveries claimed", rx.received().len());
-    wait_for("every reminder", 120, || rx.keys().len() >= n).await;
-    assert_eq!(rx.keys(), expected);
-    let repeats = rx.received().len() - n;
+    let in_flight = reminder_deliveries(&setup, "= 'sending'").await;
+    eprintln!("killed instance a after {} requests; {in_flight} deliveries claimed", reminders_received(&rx));
+    wait_for("every reminder", 120, || reminder_keys(&rx).len() >= n).await;
+    assert_eq!(reminder_keys(&rx), expected);
+    let repeats = reminders_received(&rx) - n;
     assert!(repeats as i64 <= in_flight, "repeats only from claims in flight at the kill ({repeats} > {in_flight})");
     assert_nothing_stranded(&setup, n).await;
 }
