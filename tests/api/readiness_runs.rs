@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use serde_json::{Value, json};
 use yingji::readiness::engine;
 use yingji::readiness::store::StartError;
@@ -85,9 +85,9 @@ async fn a_run_abandoned_by_its_instance_fails_once_its_lease_lapses_and_writes_
 #[tokio::test]
 async fn a_run_left_running_by_a_dead_instance_is_failed_when_the_service_starts() {
     let mut first = TestApp::spawn().await;
-    // The first instance's clock runs a day behind, so its run's lease has long lapsed when the
-    // second instance starts.
-    first.clock.set(Utc::now() - Duration::days(400));
+    // The first instance's clock runs a day behind the second's (both start at the test clock's
+    // fixed time, not the real one), so its run's lease has long lapsed when the second starts.
+    first.clock.set(first.clock.now_utc() - Duration::days(1));
     let (id, _) = engine::start(&first.state, "schedule").await.unwrap();
     first.stop().await;
     let second = TestApp::spawn_with(None, &first.db_url, |_| {}).await;
