@@ -8,9 +8,11 @@ use crate::browser::{Steps, browser};
 use crate::common::*;
 use crate::console::create_user;
 
-/// A local (Asia/Shanghai) `datetime-local` value `days` from today at `hour`.
-fn local_day(days: i64, hour: u32) -> String {
-    let d = chrono::Utc::now().with_timezone(&yingji::time::LOCAL_TZ).date_naive() + chrono::Duration::days(days);
+/// A local (Asia/Shanghai) `datetime-local` value `days` after `now` at `hour`. `now` is the
+/// service's (test) clock, not the real one, so the drills stay where the service's pages and
+/// calendar feed look for them however far the real date has moved on.
+fn local_day(now: chrono::DateTime<chrono::Utc>, days: i64, hour: u32) -> String {
+    let d = now.with_timezone(&yingji::time::LOCAL_TZ).date_naive() + chrono::Duration::days(days);
     format!("{}T{hour:02}:00", d.format("%Y-%m-%d"))
 }
 
@@ -32,8 +34,8 @@ async fn drills_are_scheduled_postponed_completed_evaluated_and_subscribed_to_in
     s.select("region", "#d-region", "152523202000").await;
     s.fill("organiser", "#d-organiser", "洪格尔苏木应急办").await;
     s.fill("place", "#d-place", "洪格尔苏木政府会议室").await;
-    s.set("start", "#d-start", &local_day(10, 9)).await;
-    s.set("end-before", "#d-end", &local_day(10, 8)).await;
+    s.set("start", "#d-start", &local_day(app.clock.now_utc(), 10, 9)).await;
+    s.set("end-before", "#d-end", &local_day(app.clock.now_utc(), 10, 8)).await;
     s.click("schedule-bad", "#drill-form button[type=submit]").await;
     s.wait_for("drill-refused", "#drill-form-ends_at-error").await;
     assert!(s.text("end-msg", "#drill-form-ends_at-error").await.contains("结束时间应晚于开始时间"));
@@ -44,7 +46,7 @@ async fn drills_are_scheduled_postponed_completed_evaluated_and_subscribed_to_in
     assert_eq!(s.attr("end-invalid", "#d-end", "aria-invalid").await, "true");
     s.axe("drills-refused").await;
     s.shot("drills-refused").await;
-    s.set("end", "#d-end", &local_day(10, 12)).await;
+    s.set("end", "#d-end", &local_day(app.clock.now_utc(), 10, 12)).await;
     s.click("schedule", "#drill-form button[type=submit]").await;
     s.wait_url("created", "done=created").await;
     assert_eq!(s.text("planned", "#drill-status").await, "计划中");
@@ -52,13 +54,13 @@ async fn drills_are_scheduled_postponed_completed_evaluated_and_subscribed_to_in
     s.shot("drill-desktop").await;
 
     // Postpone two days: the time changes and the original is kept.
-    s.set("p-start", "#p-start", &local_day(12, 9)).await;
-    s.set("p-end", "#p-end", &local_day(12, 12)).await;
+    s.set("p-start", "#p-start", &local_day(app.clock.now_utc(), 12, 9)).await;
+    s.set("p-end", "#p-end", &local_day(app.clock.now_utc(), 12, 12)).await;
     s.click("postpone", "#drill-postpone button").await;
     s.wait_url("postponed", "done=postpone").await;
     assert_eq!(s.text("postponed-status", "#drill-status").await, "已延期");
     let time = s.text("time", "#drill-time").await;
-    assert!(time.contains(&local_day(12, 9)[..10]) && time.contains("原定"), "{time}");
+    assert!(time.contains(&local_day(app.clock.now_utc(), 12, 9)[..10]) && time.contains("原定"), "{time}");
 
     // Complete with what happened.
     s.fill("count", "#a-count", "35").await;
@@ -103,7 +105,7 @@ async fn drills_are_scheduled_postponed_completed_evaluated_and_subscribed_to_in
 
     // The month's calendar links to the drill.
     s.width(1280, 900).await;
-    s.goto("month", &format!("/drills?month={}", &local_day(12, 9)[..7])).await;
+    s.goto("month", &format!("/drills?month={}", &local_day(app.clock.now_utc(), 12, 9)[..7])).await;
     assert!(s.text("calendar", "#calendar").await.contains(title));
 
     // Subscribe: the address is shown once with its QR code, and it serves the calendar.
