@@ -87,71 +87,89 @@ impl MemberImport {
         }
 
         step("updates");
-        if tx.backend() == Backend::Postgres {
-            let created = pg::write_new(tx, self, new, updated, &mut step).await?;
-            tracing::info!(target: "yingji::imports", steps = ?timings, "members import write steps (ms)");
-            log.end(tx).await?;
-            let written = (created + updated) as usize;
-            return Ok(ImportSummary {
-                rows,
-                created: created as usize,
-                updated: updated as usize,
-                unchanged: rows - written,
-            });
-        }
-        // SQLite: new members, with their details and audit rows, in the order prepared outside
-        // the lock (`prepare`); their staged rows keep `action = 0`, so the statements below
-        // write the stored members' details and audit rows only.
-        let created = super::prepare::write_new(tx, now, &self.actor, new).await?;
+        // New members: on PostgreSQL with the ids drawn while staging (`pg`); on SQLite in the
+        // order prepared outside the lock, with their own details, keys and audit rows
+        // (`prepare::write_new`; their staged rows keep `action = 0`).
+        let (created, written) = match tx.backend() {
+            Backend::Postgres => (pg::insert_new(tx, now).await?, Written::NEW_AND_CHANGED),
+            Backend::Sqlite => (super::prepare::write_new(tx, now, &self.actor, new).await?, Written::CHANGED),
+        };
         if created != new as u64 {
             return Err(ApiError::Internal(anyhow::anyhow!("{new} members to insert, {created} inserted")));
         }
-
         step("inserts");
-        // Details: skills and policies replaced for stored members, certificates added or
-        // corrected in place by number (never removed).
-        for table in ["member_skills", "member_insurance"] {
-            step("deletes");
+        self.write_details(tx, written, created, updated, &mut step).await?;
+        tracing::info!(target: "yingji::imports", steps = ?timings, "members import write steps (ms)");
+        log.end(tx).await?;
+        let unchanged = rows - (created + updated) as usize;
+        Ok(ImportSummary { rows, created: created as usize, updated: updated as usize, unchanged })
+    }
+
+    /// The details, person keys and audit rows of the members `written` (`created` new ones
+    /// among them when [`Written::new`], `updated` stored ones changed before): skills and
+    /// policies replaced for stored members, certificates added or corrected in place by number
+    /// (never removed), and one audit row each with the views sealed while staging.
+    async fn write_details(
+        &self,
+        tx: &mut Tx,
+        written: Written,
+        created: u64,
+        updated: u64,
+        step: &mut impl FnMut(&'static str),
+    ) -> ApiResult<()> {
+        let Written { rows, id, new } = written;
+        for table in ["member_skills", "member_insurance"].into_iter().filter(|_| updated > 0) {
             run(
                 tx,
                 &format!("DELETE FROM {table} WHERE member_id IN (SELECT member_id FROM {STAGE} WHERE action = 2)"),
             )
             .await?;
         }
+        step("deletes");
         run(
             tx,
             &format!(
                 "INSERT INTO member_skills (member_id, specialty)
-                 SELECT s.member_id, k.specialty FROM {SKILLS} k JOIN {STAGE} s ON s.line = k.line WHERE s.action IN (1, 2) ORDER BY k.line, k.specialty"
+                 SELECT {id}, k.specialty FROM {SKILLS} k JOIN {STAGE} s ON s.line = k.line WHERE {rows} ORDER BY k.line, k.specialty"
             ),
         )
         .await?;
         step("skills");
-        run(
-            tx,
-            &format!(
-                "INSERT INTO member_certificates (member_id, kind, number, issued, expires)
-                 SELECT s.member_id, k.kind, k.number, k.issued, k.expires FROM {CERTS} k JOIN {STAGE} s ON s.line = k.line
-                 WHERE s.action IN (1, 2) ORDER BY k.line, k.pos
-                 ON CONFLICT (member_id, number) DO UPDATE SET kind = excluded.kind, issued = excluded.issued, expires = excluded.expires"
-            ),
-        )
-        .await?;
+        // A new member has no certificate yet: a plain insert (no conflict to look for); a stored
+        // member's are corrected by number.
+        let certs = format!(
+            "INSERT INTO member_certificates (member_id, kind, number, issued, expires)
+             SELECT {id}, k.kind, k.number, k.issued, k.expires FROM {CERTS} k JOIN {STAGE} s ON s.line = k.line"
+        );
+        if new {
+            run(tx, &format!("{certs} WHERE s.member_id IS NULL ORDER BY k.line, k.pos")).await?;
+        }
+        if updated > 0 {
+            // `WHERE` before `ON CONFLICT` also keeps SQLite's parser from reading `ON` as a join's.
+            run(
+                tx,
+                &format!(
+                    "{certs} WHERE s.action = 2 ORDER BY k.line, k.pos
+                     ON CONFLICT (member_id, number) DO UPDATE SET kind = excluded.kind, issued = excluded.issued, expires = excluded.expires"
+                ),
+            )
+            .await?;
+        }
         step("certificates");
         run(
             tx,
             &format!(
                 "INSERT INTO member_insurance (member_id, insurer, policy_number, start_date, end_date)
-                 SELECT s.member_id, p.insurer, p.policy_number, p.start_date, p.end_date FROM {POLICIES} p JOIN {STAGE} s ON s.line = p.line
-                 WHERE s.action IN (1, 2) ORDER BY p.line, p.pos"
+                 SELECT {id}, p.insurer, p.policy_number, p.start_date, p.end_date FROM {POLICIES} p JOIN {STAGE} s ON s.line = p.line
+                 WHERE {rows} ORDER BY p.line, p.pos"
             ),
         )
         .await?;
         step("insurance");
         // Person keys of new members, and of stored ones who had none yet.
         let keys = format!(
-            "INSERT INTO person_keys (member_id, key_enc) SELECT s.member_id, d.key_enc FROM {STAGE} s JOIN {DATA} d ON d.line = s.line
-             WHERE s.action IN (1, 2) AND d.key_enc IS NOT NULL ORDER BY s.line"
+            "INSERT INTO person_keys (member_id, key_enc) SELECT {id}, d.key_enc FROM {STAGE} s JOIN {DATA} d ON d.line = s.line
+             WHERE {rows} AND d.key_enc IS NOT NULL ORDER BY s.line"
         );
         match run(tx, &keys).await {
             Ok(_) => {}
@@ -160,33 +178,45 @@ impl MemberImport {
             }
             Err(e) => return Err(e.into()),
         }
-
         step("person_keys");
-        // One audit row per member written: the views sealed while staging, with the new
-        // member's id filled in.
+        // One audit row per member written, with the views sealed while staging (on PostgreSQL a
+        // new member's complete view is staged as `JSONB` with its id; see `stage::pg`).
         let (before, after) = match tx.backend() {
-            // The staged text is serde's rendering with `"id":0,` (keys sorted, `id` not last):
-            // only the id changes, so the row is byte for byte what `audit::record` writes.
-            Backend::Sqlite => (
-                "d.before_state",
-                "CASE WHEN s.action = 1 THEN replace(d.after_state, '\"id\":0,', '\"id\":' || s.member_id || ',') ELSE d.after_state END",
-            ),
+            Backend::Sqlite => ("d.before_state", "d.after_state"),
             Backend::Postgres => (
                 "CAST(d.before_state AS JSONB)",
-                "jsonb_set(CAST(d.after_state AS JSONB), '{id}', to_jsonb(s.member_id))",
+                "CASE WHEN s.member_id IS NULL THEN d.after_json ELSE CAST(d.after_state AS JSONB) END",
             ),
         };
         let audit = format!(
             "INSERT INTO audit_log (at, actor, actor_role, action, entity_type, entity_id, region_code, before_state, after_state, request_id)
-             SELECT $1, $2, $3, 'import', 'member', CAST(s.member_id AS TEXT), s.region_code, {before}, {after}, $4
-             FROM {STAGE} s JOIN {DATA} d ON d.line = s.line WHERE s.action IN (1, 2) ORDER BY s.line"
+             SELECT $1, $2, $3, 'import', 'member', CAST({id} AS TEXT), s.region_code, {before}, {after}, $4
+             FROM {STAGE} s JOIN {DATA} d ON d.line = s.line WHERE {rows} ORDER BY s.line"
         );
-        let audited = if tx.backend() == Backend::Sqlite { updated } else { created + updated };
-        crate::imports::staged::audit_staged(tx, &audit, now, &self.actor, audited, "members").await?;
+        let audited = if new { created + updated } else { updated };
+        crate::imports::staged::audit_staged(tx, &audit, self.now, &self.actor, audited, "members").await?;
         step("audit");
-        tracing::info!(target: "yingji::imports", steps = ?timings, "members import write steps (ms)");
-        log.end(tx).await?;
-        let written = (created + updated) as usize;
-        Ok(ImportSummary { rows, created: created as usize, updated: updated as usize, unchanged: rows - written })
+        Ok(())
     }
+}
+
+/// Which staged rows [`MemberImport::write_details`] writes, and each one's member id.
+#[derive(Clone, Copy)]
+struct Written {
+    /// The condition on the stage `s`.
+    rows: &'static str,
+    /// The member id of a row.
+    id: &'static str,
+    /// New members are among them.
+    new: bool,
+}
+
+impl Written {
+    /// PostgreSQL: new members (no stored member matched; the id drawn while staging) and the
+    /// changed stored ones.
+    const NEW_AND_CHANGED: Written =
+        Written { rows: "(s.member_id IS NULL OR s.action = 2)", id: "COALESCE(s.member_id, s.new_id)", new: true };
+    /// SQLite: the changed stored members only (the new ones are written in key order by
+    /// `prepare::write_new`, details and all).
+    const CHANGED: Written = Written { rows: "s.action = 2", id: "s.member_id", new: false };
 }
